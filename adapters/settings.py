@@ -1,0 +1,94 @@
+"""One settings class for every process. Defaults are the embedded mode; live trading never is.
+
+Every field is read from the environment with the prefix TRADELEDGER_ (for example
+TRADELEDGER_DATABASE_URL) or from a `.env` file. docs/configuration.md lists them all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """TradeLedger configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="TRADELEDGER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path.home() / ".tradeledger",
+                           description="Where the embedded servers and generated secrets live.")
+    database_url: str | None = Field(default=None,
+                                     description="Postgres URL; unset = embedded Postgres.")
+    database_schema: str = Field(default="tradeledger", description="Postgres schema used.")
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset = embedded Tansu broker.")
+    kafka_topic: str = "tradeledger.events"
+    kafka_partitions: int = Field(default=6, ge=1, le=1024)
+    exchange: Literal["paper", "testnet", "live"] = Field(
+        default="paper", description="Which exchange the worker trades on.")
+    allow_live_trading: bool = Field(
+        default=False, description="Must be true as well as exchange=live to trade real money.")
+    paper_exchange_url: str | None = Field(
+        default=None, description="Base URL of a running paper exchange; unset = start one.")
+    paper_exchange_port: int = 0
+    master_keys: SecretStr | None = Field(
+        default=None,
+        description="Key ring for exchange secrets: 'id:base64key[,id:base64key...]', the first "
+        "is current. Unset in embedded mode = generated and kept in data_dir.")
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="JWT signing secret; required outside the embedded mode.")
+    jwt_issuer: str = "tradeledger"
+    jwt_audience: str = "tradeledger-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=1440)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    dashboard_port: int = 8050
+    api_url: str | None = Field(default=None, description="Where the dashboard finds the API.")
+    log_json: bool = False
+    log_level: str = "INFO"
+    order_rate_limit_per_second: float = Field(default=50.0, gt=0)
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.data_dir / "secrets.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Build the settings once per process."""
+    return Settings()
+
+
+def load_or_create_embedded_secrets(settings: Settings) -> dict[str, str]:
+    """Return the embedded mode's generated secrets, creating them (mode 0600) on first use."""
+    path = settings.secrets_file
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "master_keys": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "jwt_secret": secrets.token_urlsafe(48),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return data

@@ -1,0 +1,342 @@
+"""The write-side application: one handler per command, aggregates saved through eventsourcing.
+
+Concurrency: every save is optimistic (a version may be written once). PlaceOrder and
+RegisterAccount derive their aggregate ids deterministically, so a duplicate collides at
+version 1 and is answered with the existing aggregate. Exchange reports reload and retry
+when they lose a race with another writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from commands.messages import (
+    Command,
+    ConnectExchangeKeys,
+    PlaceOrder,
+    RecordAcceptance,
+    RecordCancellation,
+    RecordCancelRejection,
+    RecordExpiry,
+    RecordFill,
+    RecordRejection,
+    RecordSubmission,
+    ReencryptExchangeKeys,
+    RegisterAccount,
+    RequestCancel,
+    RevokeExchangeKeys,
+)
+from commands.ports import PasswordHasher, SecretCipher, SymbolCatalog
+from domain.account import Account, account_id_for, mask_api_key, normalize_email
+from domain.errors import (
+    AccountNotFound,
+    AuthenticationFailed,
+    ClientOrderIdReused,
+    ConcurrencyConflict,
+    EmailAlreadyRegistered,
+    ExchangeKeysMissing,
+    OrderNotFound,
+    UnknownSymbol,
+    ValidationFailed,
+)
+from domain.order import Order, order_id_for
+from domain.values import OrderType, Side, TimeInForce, parse_enum, to_decimal
+
+log = logging.getLogger(__name__)
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+MAX_CLIENT_ORDER_ID = 36
+RETRIES = 8
+A = TypeVar("A")
+
+
+@dataclass(frozen=True)
+class ExchangeCredentials:
+    """Decrypted keys, made just in time for one exchange call and never logged."""
+
+    api_key: str
+    secret_key: str
+    environment: str
+
+    def __repr__(self) -> str:
+        return f"ExchangeCredentials(api_key={mask_api_key(self.api_key)!r}, secret_key='***')"
+
+
+class TradingApplication(Application):
+    """Order and Account aggregates, and the command handlers that change them."""
+
+    name = "tradeledger"
+    snapshotting_intervals = {Order: 25, Account: 25}  # noqa: RUF012
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        symbols: SymbolCatalog,
+        hasher: PasswordHasher,
+        cipher: SecretCipher,
+    ) -> None:
+        super().__init__(env=env)
+        self.symbols = symbols
+        self.hasher = hasher
+        self.cipher = cipher
+        self._handlers: dict[type[Command], Callable[[Any], Any]] = {
+            RegisterAccount: self.register_account,
+            ConnectExchangeKeys: self.connect_exchange_keys,
+            RevokeExchangeKeys: self.revoke_exchange_keys,
+            ReencryptExchangeKeys: self.reencrypt_exchange_keys,
+            PlaceOrder: self.place_order,
+            RequestCancel: self.request_cancel,
+            RecordSubmission: self.record_submission,
+            RecordAcceptance: self.record_acceptance,
+            RecordFill: self.record_fill,
+            RecordRejection: self.record_rejection,
+            RecordCancelRejection: self.record_cancel_rejection,
+            RecordCancellation: self.record_cancellation,
+            RecordExpiry: self.record_expiry,
+        }
+
+    def handle(self, command: Command) -> Any:
+        """Dispatch a command to its one handler."""
+        return self._handlers[type(command)](command)
+
+    # ---- accounts ------------------------------------------------------------------
+    def register_account(self, cmd: RegisterAccount) -> UUID:
+        email = normalize_email(cmd.email)
+        if not MIN_PASSWORD_LENGTH <= len(cmd.password) <= MAX_PASSWORD_LENGTH:
+            raise ValidationFailed(
+                f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+                field="password",
+            )
+        account = Account(email=email, password_hash=self.hasher.hash(cmd.password))
+        try:
+            self.save(account)
+        except IntegrityError:
+            raise EmailAlreadyRegistered(f"{email} is already registered", field="email")
+        return account.id
+
+    def authenticate(self, email: str, password: str) -> UUID:
+        """Return the account id for good credentials; raise AuthenticationFailed otherwise."""
+        try:
+            account = self.get_account(account_id_for(email))
+        except (AccountNotFound, ValidationFailed):
+            # Spend the same time as a real check so timing does not reveal the email.
+            self.hasher.verify(self.hasher.hash("timing-equaliser"), password)
+            raise AuthenticationFailed("email or password is wrong") from None
+        if not self.hasher.verify(account.password_hash, password):
+            raise AuthenticationFailed("email or password is wrong")
+        return account.id
+
+    def get_account(self, account_id: UUID) -> Account:
+        try:
+            account = self.repository.get(account_id)
+        except AggregateNotFoundError:
+            raise AccountNotFound(f"account {account_id} not found") from None
+        if not isinstance(account, Account):
+            raise AccountNotFound(f"account {account_id} not found")
+        return account
+
+    def connect_exchange_keys(self, cmd: ConnectExchangeKeys) -> None:
+        api_key, secret = cmd.api_key.strip(), cmd.secret_key.strip()
+        if not api_key or not secret:
+            raise ValidationFailed("apiKey and secretKey are both required", field="apiKey")
+        if len(api_key) > 256 or len(secret) > 256:
+            raise ValidationFailed("apiKey and secretKey must be at most 256 characters")
+
+        def change(account: Account) -> None:
+            api_ct, key_id = self.cipher.encrypt(api_key, f"{account.id}:api_key")
+            secret_ct, _ = self.cipher.encrypt(secret, f"{account.id}:secret_key")
+            account.connect_exchange_keys(
+                api_ct, secret_ct, key_id, mask_api_key(api_key), cmd.environment
+            )
+
+        self._update(cmd.account_id, self.get_account, change)
+
+    def revoke_exchange_keys(self, cmd: RevokeExchangeKeys) -> None:
+        self._update(cmd.account_id, self.get_account, lambda a: a.revoke_exchange_keys())
+
+    def reencrypt_exchange_keys(self, cmd: ReencryptExchangeKeys) -> bool:
+        """Re-encrypt under the current master key; return whether anything changed."""
+        changed = False
+
+        def change(account: Account) -> None:
+            nonlocal changed
+            if not account.has_exchange_keys or account.key_id == self.cipher.current_key_id:
+                return
+            creds = self._decrypt(account)
+            api_ct, key_id = self.cipher.encrypt(creds.api_key, f"{account.id}:api_key")
+            secret_ct, _ = self.cipher.encrypt(creds.secret_key, f"{account.id}:secret_key")
+            account.reencrypt_exchange_keys(api_ct, secret_ct, key_id)
+            changed = True
+
+        self._update(cmd.account_id, self.get_account, change)
+        return changed
+
+    def exchange_credentials(self, account_id: UUID) -> ExchangeCredentials:
+        """Decrypt an account's exchange keys for immediate use."""
+        account = self.get_account(account_id)
+        if not account.has_exchange_keys:
+            raise ExchangeKeysMissing(f"account {account_id} has no exchange keys connected")
+        return self._decrypt(account)
+
+    def _decrypt(self, account: Account) -> ExchangeCredentials:
+        assert account.api_key_ciphertext and account.secret_ciphertext and account.key_id
+        return ExchangeCredentials(
+            api_key=self.cipher.decrypt(
+                account.api_key_ciphertext, account.key_id, f"{account.id}:api_key"
+            ),
+            secret_key=self.cipher.decrypt(
+                account.secret_ciphertext, account.key_id, f"{account.id}:secret_key"
+            ),
+            environment=account.exchange_environment or "paper",
+        )
+
+    # ---- orders --------------------------------------------------------------------
+    def place_order(self, cmd: PlaceOrder) -> UUID:
+        """Validate and place an order; the same (account, clientOrderId) yields the same id."""
+        client_order_id = cmd.client_order_id.strip()
+        if not client_order_id or len(client_order_id) > MAX_CLIENT_ORDER_ID:
+            raise ValidationFailed(
+                f"clientOrderId must be 1 to {MAX_CLIENT_ORDER_ID} characters",
+                field="clientOrderId",
+            )
+        if not all(c.isalnum() or c in "-_." for c in client_order_id):
+            raise ValidationFailed(
+                "clientOrderId may hold only letters, digits, '-', '_' and '.'",
+                field="clientOrderId",
+            )
+        symbol = str(cmd.symbol).strip().upper()
+        rules = self.symbols.rules(symbol)
+        if rules is None:
+            raise UnknownSymbol(f"unknown symbol {cmd.symbol!r}", field="symbol")
+        side = parse_enum(Side, cmd.side, "side")
+        order_type = parse_enum(OrderType, cmd.order_type, "type")
+        quantity = to_decimal(cmd.quantity, "quantity")
+        price = None if cmd.price is None else to_decimal(cmd.price, "price")
+        if order_type is OrderType.LIMIT:
+            tif = parse_enum(TimeInForce, cmd.time_in_force or "GTC", "timeInForce")
+        elif cmd.time_in_force is not None:
+            raise ValidationFailed("timeInForce applies to LIMIT orders only", field="timeInForce")
+        else:
+            tif = None
+        rules.check(order_type, quantity, price, self.symbols.reference_price(symbol))
+
+        order_id = order_id_for(cmd.account_id, client_order_id)
+        order = Order(
+            account_id=cmd.account_id,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side.value,
+            order_type=order_type.value,
+            quantity=quantity,
+            price=price,
+            time_in_force=tif.value if tif else None,
+            actor=cmd.actor if cmd.actor != "user" else f"user:{cmd.account_id}",
+        )
+        try:
+            self.save(order)
+        except IntegrityError:
+            existing = self.get_order(order_id)
+            same = (
+                existing.symbol == order.symbol
+                and existing.side == order.side
+                and existing.order_type == order.order_type
+                and existing.quantity == order.quantity
+                and existing.price == order.price
+            )
+            if not same:
+                raise ClientOrderIdReused(
+                    f"clientOrderId {client_order_id!r} already names a different order",
+                    field="clientOrderId",
+                    orderId=str(order_id),
+                ) from None
+        return order_id
+
+    def get_order(self, order_id: UUID, version: int | None = None) -> Order:
+        try:
+            order = self.repository.get(order_id, version=version)
+        except AggregateNotFoundError:
+            raise OrderNotFound(f"order {order_id} not found") from None
+        if not isinstance(order, Order):
+            raise OrderNotFound(f"order {order_id} not found")
+        return order
+
+    def get_order_for(self, account_id: UUID, order_id: UUID) -> Order:
+        """Load an order owned by `account_id`; another account's order is 'not found'."""
+        order = self.get_order(order_id)
+        if order.account_id != account_id:
+            raise OrderNotFound(f"order {order_id} not found")
+        return order
+
+    def request_cancel(self, cmd: RequestCancel) -> None:
+        def load(order_id: UUID) -> Order:
+            return self.get_order_for(cmd.account_id, order_id)
+
+        actor = cmd.actor if cmd.actor != "user" else f"user:{cmd.account_id}"
+        self._update(cmd.order_id, load, lambda o: o.request_cancel(actor))
+
+    def record_submission(self, cmd: RecordSubmission) -> None:
+        self._update(cmd.order_id, self.get_order, lambda o: o.submit(cmd.actor))
+
+    def record_acceptance(self, cmd: RecordAcceptance) -> None:
+        self._update(
+            cmd.order_id, self.get_order, lambda o: o.accept(cmd.exchange_order_id, cmd.actor)
+        )
+
+    def record_fill(self, cmd: RecordFill) -> None:
+        self._update(
+            cmd.order_id,
+            self.get_order,
+            lambda o: o.fill(
+                trade_id=cmd.trade_id,
+                price=Decimal(cmd.price),
+                quantity=Decimal(cmd.quantity),
+                commission=Decimal(cmd.commission),
+                commission_asset=cmd.commission_asset,
+                is_maker=cmd.is_maker,
+                actor=cmd.actor,
+            ),
+        )
+
+    def record_rejection(self, cmd: RecordRejection) -> None:
+        self._update(
+            cmd.order_id, self.get_order, lambda o: o.reject(cmd.code, cmd.message, cmd.actor)
+        )
+
+    def record_cancel_rejection(self, cmd: RecordCancelRejection) -> None:
+        self._update(
+            cmd.order_id,
+            self.get_order,
+            lambda o: o.reject_cancel(cmd.code, cmd.message, cmd.actor),
+        )
+
+    def record_cancellation(self, cmd: RecordCancellation) -> None:
+        self._update(cmd.order_id, self.get_order, lambda o: o.cancel(cmd.actor, cmd.reason))
+
+    def record_expiry(self, cmd: RecordExpiry) -> None:
+        self._update(cmd.order_id, self.get_order, lambda o: o.expire(cmd.actor, cmd.reason))
+
+    # ---- plumbing ------------------------------------------------------------------
+    def _update(self, aggregate_id: UUID, load: Callable[[UUID], A], change: Callable[[A], Any]) -> None:
+        """Load, change and save, retrying when another writer saved the aggregate first."""
+        for attempt in range(RETRIES):
+            aggregate = load(aggregate_id)
+            change(aggregate)
+            try:
+                self.save(aggregate)  # type: ignore[arg-type]
+                return
+            except IntegrityError:
+                log.debug("retrying %s after a concurrent write (attempt %d)", aggregate_id, attempt)
+        raise ConcurrencyConflict(
+            f"{aggregate_id} kept changing under this command; try again",
+            aggregateId=str(aggregate_id),
+        )

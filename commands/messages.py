@@ -1,0 +1,113 @@
+"""Commands: imperative, frozen, one handler each (commands/application.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base of every command; `actor` says who or what issued it, for the audit trail."""
+
+
+@dataclass(frozen=True)
+class RegisterAccount(Command):
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ConnectExchangeKeys(Command):
+    account_id: UUID
+    api_key: str
+    secret_key: str
+    environment: str = "paper"
+
+
+@dataclass(frozen=True)
+class RevokeExchangeKeys(Command):
+    account_id: UUID
+
+
+@dataclass(frozen=True)
+class ReencryptExchangeKeys(Command):
+    """Re-encrypt an account's keys under the cipher's current master key."""
+
+    account_id: UUID
+
+
+@dataclass(frozen=True)
+class PlaceOrder(Command):
+    account_id: UUID
+    client_order_id: str
+    symbol: str
+    side: str
+    order_type: str
+    quantity: object
+    price: object | None = None
+    time_in_force: str | None = None
+    actor: str = "user"
+
+
+@dataclass(frozen=True)
+class RequestCancel(Command):
+    account_id: UUID
+    order_id: UUID
+    actor: str = "user"
+
+
+@dataclass(frozen=True)
+class RecordSubmission(Command):
+    order_id: UUID
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordAcceptance(Command):
+    order_id: UUID
+    exchange_order_id: str
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordFill(Command):
+    order_id: UUID
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    commission: Decimal
+    commission_asset: str
+    is_maker: bool = False
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordRejection(Command):
+    order_id: UUID
+    code: str
+    message: str
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordCancelRejection(Command):
+    order_id: UUID
+    code: str
+    message: str
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordCancellation(Command):
+    order_id: UUID
+    reason: str = ""
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordExpiry(Command):
+    order_id: UUID
+    reason: str = ""
+    actor: str = "worker"

@@ -1,0 +1,109 @@
+"""Domain errors: one small hierarchy, each with a stable machine-readable code.
+
+The API maps the classes to HTTP status codes; the messages are written for traders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every business-rule failure."""
+
+    code: str = "domain_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+
+class ValidationFailed(DomainError):
+    """A command's input breaks a rule (HTTP 422)."""
+
+    code = "validation_failed"
+
+
+class UnknownSymbol(ValidationFailed):
+    """The symbol is not traded."""
+
+    code = "unknown_symbol"
+
+
+class InvalidQuantity(ValidationFailed):
+    """Quantity is not positive, off the step size or outside the lot limits."""
+
+    code = "invalid_quantity"
+
+
+class InvalidPrice(ValidationFailed):
+    """Price is missing, off the tick size or outside the price limits."""
+
+    code = "invalid_price"
+
+
+class NotionalTooSmall(ValidationFailed):
+    """Quantity times price is below the symbol's minimum notional."""
+
+    code = "notional_too_small"
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist for this caller (HTTP 404)."""
+
+    code = "not_found"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class AccountNotFound(NotFound):
+    code = "account_not_found"
+
+
+class Conflict(DomainError):
+    """The command contradicts the current state (HTTP 409)."""
+
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    """The order's lifecycle does not allow this move from its current status."""
+
+    code = "illegal_transition"
+
+
+class Overfill(Conflict):
+    """A fill would take the filled quantity above the order quantity."""
+
+    code = "overfill"
+
+
+class ClientOrderIdReused(Conflict):
+    """The clientOrderId already names a different order of this account."""
+
+    code = "client_order_id_reused"
+
+
+class EmailAlreadyRegistered(Conflict):
+    code = "email_already_registered"
+
+
+class ExchangeKeysMissing(Conflict):
+    """The account has no exchange keys connected."""
+
+    code = "exchange_keys_missing"
+
+
+class ConcurrencyConflict(Conflict):
+    """Another writer changed the aggregate first and retries ran out."""
+
+    code = "concurrency_conflict"
+
+
+class AuthenticationFailed(DomainError):
+    """Bad credentials (HTTP 401)."""
+
+    code = "authentication_failed"
