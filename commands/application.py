@@ -71,11 +71,11 @@ class ExchangeCredentials:
         return f"ExchangeCredentials(api_key={mask_api_key(self.api_key)!r}, secret_key='***')"
 
 
-class TradingApplication(Application):
+class TradingApplication(Application[UUID]):
     """Order and Account aggregates, and the command handlers that change them."""
 
     name = "tradeledger"
-    snapshotting_intervals = {Order: 25, Account: 25}  # noqa: RUF012
+    snapshotting_intervals = {Order: 25, Account: 25}
 
     def __init__(
         self,
@@ -121,7 +121,9 @@ class TradingApplication(Application):
         try:
             self.save(account)
         except IntegrityError:
-            raise EmailAlreadyRegistered(f"{email} is already registered", field="email")
+            raise EmailAlreadyRegistered(
+                f"{email} is already registered", field="email"
+            ) from None
         return account.id
 
     def authenticate(self, email: str, password: str) -> UUID:
@@ -138,7 +140,7 @@ class TradingApplication(Application):
 
     def get_account(self, account_id: UUID) -> Account:
         try:
-            account = self.repository.get(account_id)
+            account: object = self.repository.get(account_id)
         except AggregateNotFoundError:
             raise AccountNotFound(f"account {account_id} not found") from None
         if not isinstance(account, Account):
@@ -263,7 +265,7 @@ class TradingApplication(Application):
 
     def get_order(self, order_id: UUID, version: int | None = None) -> Order:
         try:
-            order = self.repository.get(order_id, version=version)
+            order: object = self.repository.get(order_id, version=version)
         except AggregateNotFoundError:
             raise OrderNotFound(f"order {order_id} not found") from None
         if not isinstance(order, Order):
@@ -326,7 +328,9 @@ class TradingApplication(Application):
         self._update(cmd.order_id, self.get_order, lambda o: o.expire(cmd.actor, cmd.reason))
 
     # ---- plumbing ------------------------------------------------------------------
-    def _update(self, aggregate_id: UUID, load: Callable[[UUID], A], change: Callable[[A], Any]) -> None:
+    def _update(
+        self, aggregate_id: UUID, load: Callable[[UUID], A], change: Callable[[A], Any]
+    ) -> None:
         """Load, change and save, retrying when another writer saved the aggregate first."""
         for attempt in range(RETRIES):
             aggregate = load(aggregate_id)
@@ -335,7 +339,7 @@ class TradingApplication(Application):
                 self.save(aggregate)  # type: ignore[arg-type]
                 return
             except IntegrityError:
-                log.debug("retrying %s after a concurrent write (attempt %d)", aggregate_id, attempt)
+                log.debug("retrying %s after a concurrent write (%d)", aggregate_id, attempt)
         raise ConcurrencyConflict(
             f"{aggregate_id} kept changing under this command; try again",
             aggregateId=str(aggregate_id),

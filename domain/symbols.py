@@ -1,4 +1,4 @@
-"""Symbol trading rules (Binance's LOT_SIZE, PRICE_FILTER and NOTIONAL filters) as a value object."""
+"""Symbol trading rules (Binance's LOT_SIZE, PRICE_FILTER, NOTIONAL filters) as a value object."""
 
 from __future__ import annotations
 

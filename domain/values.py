@@ -53,7 +53,9 @@ def to_decimal(value: object, field: str) -> Decimal:
     try:
         result = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationFailed(f"{field} must be a decimal number, got {value!r}", field=field)
+        raise ValidationFailed(
+            f"{field} must be a decimal number, got {value!r}", field=field
+        ) from None
     if not result.is_finite():
         raise ValidationFailed(f"{field} must be a finite number", field=field)
     return result
@@ -68,4 +70,6 @@ def parse_enum(enum_type: type[E], value: object, field: str) -> E:
         return enum_type(str(value).upper())
     except ValueError:
         allowed = ", ".join(member.value for member in enum_type)
-        raise ValidationFailed(f"{field} must be one of {allowed}, got {value!r}", field=field)
+        raise ValidationFailed(
+            f"{field} must be one of {allowed}, got {value!r}", field=field
+        ) from None
