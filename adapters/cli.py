@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # Each module exposes register(subparsers); a sub-command sets `func(args) -> int`.
 COMMAND_MODULES = (
     "adapters.core_cli",
+    "adapters.config_docs",
     "adapters.supervisor",
     "adapters.kafka.cli",
     "adapters.paper_exchange.cli",

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     api_port: int = 8000
     dashboard_port: int = 8050
     api_url: str | None = Field(default=None, description="Where the dashboard finds the API.")
+    instances: int = Field(default=1, ge=1, le=1024,
+                           description="Replicas of this consumer process (worker, projector).")
+    instance: int | None = Field(
+        default=None, ge=0,
+        description="This replica's index; unset = claim a free one with an advisory lock.")
+    cors_origins: str = Field(default="", description="Comma-separated origins the API allows.")
+    metrics_port: int | None = Field(
+        default=None, description="Serve Prometheus metrics of a non-API process on this port.")
     log_json: bool = False
     log_level: str = "INFO"
     order_rate_limit_per_second: float = Field(default=50.0, gt=0)

@@ -1,0 +1,60 @@
+"""docker-compose.yml, .env.example and the configuration reference match the settings class."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from adapters.config_docs import env_name, render
+from adapters.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+KNOWN = {env_name(name) for name in Settings.model_fields}
+
+
+def compose() -> str:
+    return (ROOT / "docker-compose.yml").read_text()
+
+
+def test_every_tradeledger_variable_in_compose_is_read_by_settings() -> None:
+    used = set(re.findall(r"\b(TRADELEDGER_[A-Z_]+)\s*:", compose()))
+    assert used, "compose sets no TRADELEDGER_ variables"
+    assert used <= KNOWN, f"compose sets variables nothing reads: {sorted(used - KNOWN)}"
+
+
+def test_env_example_names_only_real_settings() -> None:
+    names = set(re.findall(r"^(TRADELEDGER_[A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert names and names <= KNOWN
+
+
+@pytest.mark.parametrize("service", ["postgres", "kafka", "api", "relay", "worker", "projector",
+                                     "dashboard", "paper-exchange"])
+def test_compose_has_every_service(service: str) -> None:
+    assert re.search(rf"^  {re.escape(service)}:\s*$", compose(), re.M)
+
+
+def test_compose_uses_official_postgres_and_apache_kafka_in_kraft_mode() -> None:
+    text = compose()
+    assert re.search(r"image: postgres:\d+", text)
+    assert re.search(r"image: apache/kafka:[\d.]+", text)
+    assert "KAFKA_PROCESS_ROLES: broker,controller" in text
+
+
+def test_compose_service_commands_are_real_subcommands() -> None:
+    from adapters.cli import build_parser
+
+    parser = build_parser()
+    subcommands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    for command in re.findall(r'command: \["([a-z-]+)"', compose()):
+        assert command in subcommands, command
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    assert (ROOT / "docs" / "configuration.md").read_text() == render()
+
+
+def test_live_trading_is_never_the_default() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.exchange == "paper" and settings.allow_live_trading is False
