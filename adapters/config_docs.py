@@ -41,9 +41,9 @@ def render() -> str:
         meaning = (info.description or "").replace("|", "\\|")
         lines.append(f"| `{env_name(name)}` | `{shown}` | {EMBEDDED.get(name, 'default')} | "
                      f"{PRODUCTION.get(name, 'default')} | {meaning} |\n")
-    lines.append("\nSecrets (`MASTER_KEYS`, `JWT_SECRET`, `DATABASE_URL` with a password) are never "
-                 "logged; `MASTER_KEYS` is `id:base64(32 bytes)[,id:base64...]`, the first is "
-                 "current. Rotate: put a new key first, keep the old after it, run "
+    lines.append("\nSecrets (`MASTER_KEYS`, `JWT_SECRET`, `DATABASE_URL` with a password) are "
+                 "never logged; `MASTER_KEYS` is `id:base64(32 bytes)[,id:base64...]`, "
+                 "the first is current. Rotate: put a new key first, keep the old after it, run "
                  "`tradeledger keys rotate`, then drop the old key.\n")
     return "".join(lines)
 
