@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "adapters.api.cli",
     "adapters.projector_cli",
     "adapters.bench",
+    "adapters.demo",
     "dashboard.cli",
 )
 
