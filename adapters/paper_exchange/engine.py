@@ -1,0 +1,431 @@
+"""The paper exchange's matching engine: accounts, balances, orders and fills.
+
+Users trade only against the simulated market, never against each other. MARKET orders fill
+at once at the last price plus/minus a 1 bp half spread; LIMIT orders that cross on arrival
+fill at that price too (taker), the rest rests and fills at its limit price (maker) when the
+last price reaches it. Fills of 1,000 quote or more are split into three trades (50/30/20%).
+Commission is 0.1% of what the user receives: the base asset on a BUY, the quote on a SELL
+(Binance's default without BNB discounts), rounded up to 8 decimals.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from typing import Any
+
+from adapters.markets import Market
+from adapters.paper_exchange import errors as e
+from adapters.paper_exchange.formats import (
+    COMMISSION_RATE,
+    account_position,
+    execution_report,
+)
+from adapters.paper_exchange.market import MarketSimulator
+from adapters.paper_exchange.models import ZERO, Account, Balance, Order, Trade
+from adapters.paper_exchange.store import Store
+
+UserEventSink = Callable[[str, dict[str, Any]], None]
+EIGHT = Decimal("0.00000001")
+SPLIT_NOTIONAL = Decimal(1000)
+SPLIT_PARTS = (Decimal("0.5"), Decimal("0.3"))
+DEFAULT_BALANCES: dict[str, Decimal] = {
+    "USDT": Decimal(100_000), "BTC": Decimal(1), "ETH": Decimal(10), "BNB": Decimal(50),
+    "SOL": Decimal(100), "ADA": Decimal(20_000), "XRP": Decimal(20_000),
+    "DOGE": Decimal(100_000), "LINK": Decimal(500),
+}
+SIDES = ("BUY", "SELL")
+TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A parsed POST /api/v3/order."""
+
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str | None = None
+    quantity: Decimal | None = None
+    quote_order_qty: Decimal | None = None
+    price: Decimal | None = None
+    client_order_id: str | None = None
+
+
+class Engine:
+    """Accounts, orders and the matching of orders against the simulated prices."""
+
+    def __init__(self, store: Store, market: MarketSimulator, markets: dict[str, Market],
+                 clock: Callable[[], int]) -> None:
+        self._store = store
+        self.market = market
+        self.markets = markets
+        self._clock = clock
+        self.accounts = store.load_accounts()
+        self.orders: dict[int, Order] = {o.order_id: o for o in store.load_orders()}
+        self.open: dict[int, Order] = {i: o for i, o in self.orders.items() if o.is_open}
+        self.trades: list[Trade] = store.load_trades()
+        self._next_order_id = int(store.get_meta("next_order_id") or 1)
+        self._next_trade_id = int(store.get_meta("next_trade_id") or 1)
+        self.sinks: list[UserEventSink] = []
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def issue_keys(self, balances: dict[str, Decimal] | None = None) -> Account:
+        """Create an API key pair funded with `balances` (default: DEFAULT_BALANCES)."""
+        account = Account(secrets.token_hex(32), secrets.token_hex(32), self._clock())
+        for asset, amount in (DEFAULT_BALANCES if balances is None else balances).items():
+            account.balances[asset] = Balance(amount)
+        with self._store.transaction():
+            self._store.save_account(account)
+        self.accounts[account.api_key] = account
+        return account
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def place_order(self, account: Account, req: OrderRequest) -> tuple[Order, list[Trade]]:
+        """Validate, accept and execute an order; return it with the fills it got at once."""
+        market = self._market(req.symbol)
+        rules = market.rules
+        price, qty = self._validate(req, market)
+        client_id = req.client_order_id or "web_" + secrets.token_hex(11)
+        if any(o.client_order_id == client_id and o.api_key == account.api_key
+               for o in self.open.values()):
+            raise e.error(e.DUPLICATE_ORDER)
+        tif = req.time_in_force or "GTC"
+        if req.type == "LIMIT_MAKER" and self._marketable(req.side, price, req.symbol):
+            raise e.error(e.WOULD_TAKE)
+        # Funds: a resting order locks what it may spend; a MARKET order needs it free now.
+        if req.side == "BUY":
+            need = price * qty if req.type != "MARKET" else (
+                req.quote_order_qty or self.market.ask(req.symbol) * qty)
+            asset = rules.quote_asset
+        else:
+            need, asset = qty, rules.base_asset
+        if account.balance(asset).free < need:
+            raise e.error(e.INSUFFICIENT_BALANCE)
+        now = self._clock()
+        order = Order(
+            order_id=self._take_order_id(), api_key=account.api_key, symbol=req.symbol,
+            client_order_id=client_id, side=req.side, type=req.type, time_in_force=tif,
+            price=price if req.type != "MARKET" else ZERO, orig_qty=qty,
+            orig_quote_order_qty=req.quote_order_qty or ZERO, time=now, update_time=now,
+        )
+        fills: list[Trade] = []
+        with self._store.transaction():
+            self.orders[order.order_id] = order
+            if req.type != "MARKET":
+                order.locked = need
+                bal = account.balance(asset)
+                bal.free -= need
+                bal.locked += need
+            self._changed(order, "NEW", {asset} if req.type != "MARKET" else set())
+            if req.type == "MARKET":
+                fills = self._fill_market(order)
+            else:
+                fills = self._fill_on_arrival(order)
+        self._flush()
+        return order, fills
+
+    def _validate(self, req: OrderRequest, market: Market) -> tuple[Decimal, Decimal]:
+        rules = market.rules
+        if req.side not in SIDES:
+            raise e.error(e.INVALID_SIDE)
+        if req.type not in TYPES:
+            raise e.error(e.INVALID_ORDER_TYPE)
+        if req.type == "MARKET":
+            if req.price is not None:
+                raise e.not_required("price")
+            if req.time_in_force is not None:
+                raise e.not_required("timeInForce")
+            if req.quantity is None and req.quote_order_qty is None:
+                raise e.BinanceError(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, "
+                                     "but both were empty/null!")
+            if req.quantity is not None and req.quote_order_qty is not None:
+                raise e.BinanceError(-1128, "Combination of optional parameters invalid.")
+            ref = self.market.price(req.symbol)
+            if req.quote_order_qty is not None:
+                if req.quote_order_qty <= 0:
+                    raise e.illegal("quoteOrderQty", "greater than 0")
+                side_price = (self.market.ask if req.side == "BUY" else self.market.bid)(
+                    req.symbol)
+                qty = _floor(req.quote_order_qty / side_price, rules.step_size)
+            else:
+                assert req.quantity is not None
+                qty = req.quantity
+            self._check_lot(qty, market)
+            if qty * ref < rules.min_notional:
+                raise e.filter_failure("NOTIONAL")
+            return ref, qty
+        if req.type == "LIMIT":
+            if req.time_in_force is None:
+                raise e.mandatory("timeInForce")
+            if req.time_in_force not in TIME_IN_FORCE:
+                raise e.error(e.INVALID_TIF)
+        elif req.time_in_force is not None:
+            raise e.not_required("timeInForce")
+        if req.quote_order_qty is not None:
+            raise e.not_required("quoteOrderQty")
+        if req.quantity is None:
+            raise e.mandatory("quantity")
+        if req.price is None:
+            raise e.mandatory("price")
+        price, qty = req.price, req.quantity
+        if (price < rules.min_price or price > rules.max_price
+                or (price - rules.min_price) % rules.tick_size != 0):
+            raise e.filter_failure("PRICE_FILTER")
+        self._check_lot(qty, market)
+        if price * qty < rules.min_notional:
+            raise e.filter_failure("NOTIONAL")
+        return price, qty
+
+    @staticmethod
+    def _check_lot(qty: Decimal, market: Market) -> None:
+        r = market.rules
+        if qty < r.min_qty or qty > r.max_qty or (qty - r.min_qty) % r.step_size != 0:
+            raise e.filter_failure("LOT_SIZE")
+
+    def _market(self, symbol: str) -> Market:
+        market = self.markets.get(symbol)
+        if market is None:
+            raise e.error(e.INVALID_SYMBOL)
+        return market
+
+    def _marketable(self, side: str, price: Decimal, symbol: str) -> bool:
+        if side == "BUY":
+            return price >= self.market.ask(symbol)
+        return price <= self.market.bid(symbol)
+
+    def _fill_market(self, order: Order) -> list[Trade]:
+        price = (self.market.ask if order.side == "BUY" else self.market.bid)(order.symbol)
+        return [self._fill(order, qty, price, is_maker=False)
+                for qty in self._slices(order.orig_qty, price, order.symbol)]
+
+    def _fill_on_arrival(self, order: Order) -> list[Trade]:
+        fills: list[Trade] = []
+        if self._marketable(order.side, order.price, order.symbol):
+            taker_price = (self.market.ask if order.side == "BUY" else self.market.bid)(
+                order.symbol)
+            available = self._available(order)
+            if order.time_in_force == "FOK" and available < order.orig_qty:
+                return self._expire(order)
+            for qty in self._slices(available, taker_price, order.symbol):
+                fills.append(self._fill(order, qty, taker_price, is_maker=False))
+        if order.is_open and order.time_in_force in ("IOC", "FOK"):
+            self._expire(order)
+        return fills
+
+    def _available(self, order: Order) -> Decimal:
+        """Return how much of the order the market's (test-capped) liquidity can fill now."""
+        liquidity = self.market.symbols[order.symbol].liquidity
+        if liquidity is None:
+            return order.remaining
+        step = self.markets[order.symbol].rules.step_size
+        return min(order.remaining, _floor(liquidity, step))
+
+    def _slices(self, qty: Decimal, price: Decimal, symbol: str) -> list[Decimal]:
+        if qty <= 0:
+            return []
+        if qty * price < SPLIT_NOTIONAL:
+            return [qty]
+        step = self.markets[symbol].rules.step_size
+        parts = [_floor(qty * f, step) for f in SPLIT_PARTS]
+        parts = [p for p in parts if p > 0]
+        return [*parts, qty - sum(parts, ZERO)]
+
+    def _fill(self, order: Order, qty: Decimal, price: Decimal, is_maker: bool) -> Trade:
+        """Book one trade: move balances, update the order, store and announce it."""
+        rules = self.markets[order.symbol].rules
+        account = self.accounts[order.api_key]
+        base, quote = account.balance(rules.base_asset), account.balance(rules.quote_asset)
+        quote_qty = price * qty
+        now = self._clock()
+        if order.side == "BUY":
+            commission = (qty * COMMISSION_RATE).quantize(EIGHT, ROUND_UP)
+            commission_asset = rules.base_asset
+            base.free += qty - commission
+            if order.type == "MARKET":
+                quote.free -= quote_qty
+            else:
+                release = min(order.locked, order.price * qty)
+                order.locked -= release
+                quote.locked -= release
+                quote.free += release - quote_qty
+        else:
+            commission = (quote_qty * COMMISSION_RATE).quantize(EIGHT, ROUND_UP)
+            commission_asset = rules.quote_asset
+            quote.free += quote_qty - commission
+            if order.type == "MARKET":
+                base.free -= qty
+            else:
+                order.locked -= qty
+                base.locked -= qty
+        order.executed_qty += qty
+        order.cum_quote += quote_qty
+        order.status = "FILLED" if order.remaining == 0 else "PARTIALLY_FILLED"
+        order.update_time = now
+        liquidity = self.market.symbols[order.symbol].liquidity
+        if liquidity is not None and order.type != "MARKET":
+            self.market.symbols[order.symbol].liquidity = liquidity - qty
+        trade = Trade(
+            trade_id=self._next_trade_id, order_id=order.order_id, api_key=order.api_key,
+            symbol=order.symbol, side=order.side, price=price, qty=qty, quote_qty=quote_qty,
+            commission=commission, commission_asset=commission_asset, time=now,
+            is_maker=is_maker,
+        )
+        self._next_trade_id += 1
+        self._store.set_meta("next_trade_id", str(self._next_trade_id))
+        self._store.save_trade(trade)
+        self.trades.append(trade)
+        self.market.record_trade(order.symbol, qty, quote_qty)
+        if order.status == "FILLED":
+            self._release(order)
+        self._changed(order, "TRADE", {rules.base_asset, rules.quote_asset}, trade)
+        return trade
+
+    def _expire(self, order: Order) -> list[Trade]:
+        order.status = "EXPIRED"
+        order.update_time = self._clock()
+        assets = self._release(order)
+        self._changed(order, "EXPIRED", assets)
+        return []
+
+    def _release(self, order: Order) -> set[str]:
+        """Return whatever the order still has locked to the free balance."""
+        rules = self.markets[order.symbol].rules
+        asset = rules.quote_asset if order.side == "BUY" else rules.base_asset
+        if order.locked:
+            bal = self.accounts[order.api_key].balance(asset)
+            bal.locked -= order.locked
+            bal.free += order.locked
+            order.locked = ZERO
+        return {asset}
+
+    def cancel_order(self, account: Account, symbol: str, order_id: int | None,
+                     client_id: str | None, cancel_id: str | None) -> Order:
+        """Cancel an open order (-2011 if it is unknown or no longer open)."""
+        self._market(symbol)
+        order = self._find(account, symbol, order_id, client_id)
+        if order is None or not order.is_open:
+            raise e.error(e.UNKNOWN_ORDER)
+        with self._store.transaction():
+            order.status = "CANCELED"
+            order.update_time = self._clock()
+            assets = self._release(order)
+            self._changed(order, "CANCELED", assets,
+                          cancel_id=cancel_id or "web_" + secrets.token_hex(11))
+        self._flush()
+        return order
+
+    def get_order(self, account: Account, symbol: str, order_id: int | None,
+                  client_id: str | None) -> Order:
+        """Return one of the account's orders (-2013 if there is no such order)."""
+        self._market(symbol)
+        order = self._find(account, symbol, order_id, client_id)
+        if order is None:
+            raise e.error(e.NO_SUCH_ORDER)
+        return order
+
+    def _find(self, account: Account, symbol: str, order_id: int | None,
+              client_id: str | None) -> Order | None:
+        if order_id is not None:
+            order = self.orders.get(order_id)
+            if order and order.api_key == account.api_key and order.symbol == symbol:
+                return order
+            return None
+        # The newest order with that client id (ids are reusable once an order is closed).
+        for order in reversed(self.orders.values()):  # newest first: ids only grow
+            if (order.api_key == account.api_key and order.symbol == symbol
+                    and order.client_order_id == client_id):
+                return order
+        return None
+
+    def open_orders(self, account: Account, symbol: str | None) -> list[Order]:
+        """Return the account's open orders, on one symbol or all."""
+        if symbol is not None:
+            self._market(symbol)
+        return [o for o in self.open.values()
+                if o.api_key == account.api_key
+                and (symbol is None or o.symbol == symbol)]
+
+    def all_orders(self, account: Account, symbol: str, from_id: int | None,
+                   start: int | None, end: int | None, limit: int) -> list[Order]:
+        """Return the account's orders on a symbol, as /api/v3/allOrders filters them."""
+        self._market(symbol)
+        found = [o for o in self.orders.values()
+                 if o.api_key == account.api_key and o.symbol == symbol
+                 and (from_id is None or o.order_id >= from_id)
+                 and (start is None or o.time >= start) and (end is None or o.time <= end)]
+        found.sort(key=lambda o: o.order_id)
+        return found[:limit] if from_id is not None or start is not None else found[-limit:]
+
+    def my_trades(self, account: Account, symbol: str, order_id: int | None,
+                  from_id: int | None, start: int | None, end: int | None,
+                  limit: int) -> list[Trade]:
+        """Return the account's trades on a symbol, as /api/v3/myTrades filters them."""
+        self._market(symbol)
+        found = [t for t in self.trades
+                 if t.api_key == account.api_key and t.symbol == symbol
+                 and (order_id is None or t.order_id == order_id)
+                 and (from_id is None or t.trade_id >= from_id)
+                 and (start is None or t.time >= start) and (end is None or t.time <= end)]
+        return found[:limit] if from_id is not None or start is not None else found[-limit:]
+
+    # -- matching -------------------------------------------------------------------------
+
+    def match(self, symbol: str) -> None:
+        """Fill resting orders on `symbol` that the last price has reached."""
+        last = self.market.price(symbol)
+        resting = sorted(
+            (o for o in self.open.values() if o.symbol == symbol),
+            key=lambda o: o.order_id,
+        )
+        crossed = [o for o in resting
+                   if (o.side == "BUY" and last <= o.price)
+                   or (o.side == "SELL" and last >= o.price)]
+        if not crossed:
+            return
+        with self._store.transaction():
+            for order in crossed:
+                for qty in self._slices(self._available(order), order.price, symbol):
+                    self._fill(order, qty, order.price, is_maker=True)
+        self._flush()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _take_order_id(self) -> int:
+        order_id = self._next_order_id
+        self._next_order_id += 1
+        self._store.set_meta("next_order_id", str(self._next_order_id))
+        return order_id
+
+    def _changed(self, order: Order, execution: str, assets: set[str],
+                 trade: Trade | None = None, cancel_id: str | None = None) -> None:
+        """Persist the order and balances, then tell the user-data subscribers."""
+        account = self.accounts[order.api_key]
+        if order.is_open:
+            self.open[order.order_id] = order
+        else:
+            self.open.pop(order.order_id, None)
+        self._store.save_order(order)
+        self._store.save_balances(account, assets)
+        now = self._clock()
+        self._pending.append((order.api_key, execution_report(
+            order, execution, now, trade, cancel_id)))
+        if assets:
+            self._pending.append((order.api_key, account_position(account, assets, now)))
+
+    def _flush(self) -> None:
+        """Send the events of a committed change to the user-data subscribers."""
+        pending, self._pending = self._pending, []
+        for api_key, event in pending:
+            for sink in self.sinks:
+                sink(api_key, event)
+
+
+def _floor(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).to_integral_value(ROUND_DOWN) * step

@@ -1,0 +1,119 @@
+"""The paper exchange's records: accounts, orders and trades, with their JSON round trip."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from decimal import Decimal
+from typing import Any, TypeVar
+
+ZERO = Decimal(0)
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+_Record = TypeVar("_Record", "Order", "Trade")
+
+
+@dataclass
+class Balance:
+    """One asset's free and locked amounts."""
+
+    free: Decimal = ZERO
+    locked: Decimal = ZERO
+
+
+@dataclass
+class Account:
+    """An API key pair with its balances."""
+
+    api_key: str
+    secret: str
+    created: int
+    balances: dict[str, Balance] = field(default_factory=dict)
+
+    def balance(self, asset: str) -> Balance:
+        """Return the asset's balance, created empty on first use."""
+        return self.balances.setdefault(asset, Balance())
+
+
+@dataclass
+class Order:
+    """A spot order as the exchange tracks it."""
+
+    order_id: int
+    api_key: str
+    symbol: str
+    client_order_id: str
+    side: str
+    type: str
+    time_in_force: str
+    price: Decimal
+    orig_qty: Decimal
+    orig_quote_order_qty: Decimal
+    time: int
+    update_time: int
+    status: str = "NEW"
+    executed_qty: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    # What is still locked for this order (quote for BUY, base for SELL).
+    locked: Decimal = ZERO
+
+    @property
+    def remaining(self) -> Decimal:
+        """Return the quantity still to fill."""
+        return self.orig_qty - self.executed_qty
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether the order still rests on the book."""
+        return self.status in OPEN_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (Decimals as strings)."""
+        return _dump(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Order:
+        """Rebuild an order from `to_json` output."""
+        return _load(cls, data)
+
+
+@dataclass
+class Trade:
+    """One fill of one order."""
+
+    trade_id: int
+    order_id: int
+    api_key: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time: int
+    is_maker: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (Decimals as strings)."""
+        return _dump(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trade:
+        """Rebuild a trade from `to_json` output."""
+        return _load(cls, data)
+
+
+def _dump(obj: Order | Trade) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(obj).items()}
+
+
+def _load(cls: type[_Record], data: dict[str, Any]) -> _Record:
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        value = data[f.name]
+        kwargs[f.name] = Decimal(value) if f.type in ("Decimal", Decimal) else value
+    return cls(**kwargs)
+
+
+def fmt(value: Decimal) -> str:
+    """Format an amount the way Binance does: a string with 8 decimals."""
+    return f"{value:.8f}"

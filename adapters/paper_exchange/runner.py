@@ -1,0 +1,173 @@
+"""Ways to run the paper exchange: blocking, in a background thread, as a subprocess, and
+the `tradeledger paper-exchange` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from adapters.paper_exchange.server import PaperExchange
+
+DEFAULT_PORT = 9900
+READY_RE = re.compile(r"paper exchange listening on (http://\S+)")
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """An API key pair issued by the paper exchange."""
+
+    api_key: str
+    secret_key: str
+
+
+def run_paper_exchange(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                       state_dir: str | Path = ".tradeledger/paper-exchange", seed: int = 7,
+                       tick_ms: int = 250, history_days: int = 30) -> None:
+    """Serve the paper exchange until interrupted (SIGINT/SIGTERM); blocks."""
+    async def serve() -> None:
+        exchange = PaperExchange(Path(state_dir), seed, tick_ms, history_days)
+        await exchange.start(host, port)
+        print(f"paper exchange listening on http://{host}:{exchange.port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await exchange.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+class BackgroundPaperExchange:
+    """The paper exchange on its own event loop in a daemon thread (for tests and tools)."""
+
+    def __init__(self, state_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
+                 seed: int = 7, tick_ms: int = 250, history_days: int = 30) -> None:
+        self.exchange = PaperExchange(Path(state_dir), seed, tick_ms, history_days)
+        self.host = host
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the HTTP base URL (no trailing slash)."""
+        return f"http://{self.host}:{self.exchange.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Return the websocket base URL (no trailing slash)."""
+        return f"ws://{self.host}:{self.exchange.port}"
+
+    def start(self, timeout: float = 30.0) -> BackgroundPaperExchange:
+        """Start serving and wait until the port is open."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.exchange.start(self.host, self._port))
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.exchange.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, name="paper-exchange", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("paper exchange did not start")
+        if failure:
+            raise RuntimeError("paper exchange failed to start") from failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, persist the state and join the thread."""
+        if self._loop and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> BackgroundPaperExchange:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_subprocess(state_dir: str | Path, port: int = 0, seed: int = 7, tick_ms: int = 250,
+                     history_days: int = 30,
+                     timeout: float = 30.0) -> tuple[subprocess.Popen[str], str]:
+    """Start `python -m adapters.paper_exchange` and return the process and its base URL."""
+    cmd = [sys.executable, "-m", "adapters.paper_exchange", "--port", str(port),
+           "--state-dir", str(state_dir), "--seed", str(seed), "--tick-ms", str(tick_ms),
+           "--history-days", str(history_days)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    assert proc.stdout is not None
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()  # type: ignore[union-attr]
+                                                          ), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    match = READY_RE.search(result[0]) if result else None
+    if match is None:
+        proc.kill()
+        raise RuntimeError("paper exchange subprocess did not start")
+    return proc, match.group(1)
+
+
+def request_keys(url: str, balances: dict[str, Decimal | str] | None = None) -> ApiKeys:
+    """Ask a running paper exchange (at base `url`) for a funded API key pair."""
+    body: dict[str, Any] = {}
+    if balances is not None:
+        body["balances"] = {a: str(v) for a, v in balances.items()}
+    data = admin_post(url, "/admin/keys", body)
+    return ApiKeys(data["apiKey"], data["secretKey"])
+
+
+def admin_post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a JSON body to an admin endpoint and return the JSON answer."""
+    req = urllib.request.Request(  # noqa: S310 - our own loopback server
+        url.rstrip("/") + path, data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        result: dict[str, Any] = json.loads(resp.read())
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `[serve options]` or `issue-keys --url URL [--balance A=N]` (python -m entry)."""
+    from adapters.paper_exchange import cli
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "issue-keys":
+        parser = argparse.ArgumentParser(prog="python -m adapters.paper_exchange issue-keys",
+                                         description="Issue a funded API key pair.")
+        cli.add_keys_options(parser)
+        return cli.cmd_keys(parser.parse_args(args[1:]))
+    parser = argparse.ArgumentParser(
+        prog="python -m adapters.paper_exchange",
+        description="Serve a Binance-compatible paper exchange (REST + websockets).")
+    cli.add_serve_options(parser)
+    return cli.cmd_serve(parser.parse_args(args))

@@ -1,0 +1,683 @@
+"""The paper exchange's HTTP and websocket server (aiohttp): Binance's spot REST API, market
+streams, the WS-API user-data stream, and admin endpoints for keys, prices and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus, urlencode
+
+from aiohttp import WSMsgType, web
+
+from adapters.markets import DEFAULT_MARKETS, Market
+from adapters.paper_exchange import errors as e
+from adapters.paper_exchange import formats
+from adapters.paper_exchange.engine import Engine, OrderRequest
+from adapters.paper_exchange.market import INTERVALS, MarketSimulator
+from adapters.paper_exchange.models import Account, fmt
+from adapters.paper_exchange.store import Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
+INT_RANGE = r"^[0-9]{1,20}$"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+STREAM_RE = re.compile(r"^([a-z0-9]+)@(kline_(1m|5m|15m|1h|4h|1d|1w)|ticker)$")
+MAX_RECV_WINDOW = 60_000
+
+
+def now_ms() -> int:
+    """Return the wall clock in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Fault:
+    """A test-injected failure of the order endpoints, active until `until` (monotonic)."""
+
+    mode: str = "none"  # "hang", "error503", "timeout" or "none"
+    until: float = 0.0
+    execute: bool = False
+    endpoints: frozenset[str] = frozenset({"order"})
+
+    def applies(self, path: str) -> bool:
+        """Tell whether a request to `path` is hit by this fault now."""
+        if self.mode == "none" or time.monotonic() >= self.until:
+            return False
+        return path.removeprefix("/api/v3/") in self.endpoints
+
+    def to_json(self) -> dict[str, Any]:
+        """Describe the fault for the admin endpoint."""
+        left = max(0.0, self.until - time.monotonic()) if self.mode != "none" else 0.0
+        return {"mode": self.mode if left else "none", "secondsLeft": round(left, 3),
+                "execute": self.execute, "endpoints": sorted(self.endpoints)}
+
+
+@dataclass
+class _Subscriber:
+    """One websocket client of the market streams."""
+
+    queue: asyncio.Queue[str]
+    combined: bool
+    streams: set[str] = field(default_factory=set)
+
+
+class PaperExchange:
+    """The server: one aiohttp app on one port for REST, streams, WS-API and admin."""
+
+    def __init__(self, state_dir: Path, seed: int = 7, tick_ms: int = 250,
+                 history_days: int = 30, markets: dict[str, Market] | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.seed = seed
+        self.tick_ms = tick_ms
+        self.history_days = history_days
+        self.markets = markets or DEFAULT_MARKETS
+        self.fault = Fault()
+        self._subscribers: list[_Subscriber] = []
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._store: Store | None = None
+        self.port = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Load or create the state, then listen on host:port (0 picks a free port)."""
+        self._store = Store(self.state_dir)
+        saved_seed = self._store.get_meta("seed")
+        if saved_seed is not None:
+            self.seed = int(saved_seed)  # a state dir keeps the market it was born with
+        with self._store.transaction():
+            self._store.set_meta("seed", str(self.seed))
+        self.market = MarketSimulator(self._store, self.markets, self.seed, self.history_days,
+                                      now_ms())
+        self.engine = Engine(self._store, self.market, self.markets, now_ms)
+        app = web.Application(middlewares=[self._errors, self._faults])
+        self._routes(app)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ticker = asyncio.create_task(self._tick_loop())
+
+    async def stop(self) -> None:
+        """Stop ticking, close connections and persist the open candles."""
+        if self._ticker:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._runner:
+            await self._runner.cleanup()
+        if self._store:
+            self.market.roll(now_ms())
+            self.market.save_open_candles()
+            self._store.close()
+            self._store = None
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_ms / 1000)
+            try:
+                now = now_ms()
+                for symbol in self.market.step(now, self.tick_ms):
+                    self.engine.match(symbol)
+                self._publish(now)
+            except Exception:
+                log.exception("paper exchange tick failed")
+
+    def _routes(self, app: web.Application) -> None:
+        r = app.router
+        api = "/api/v3/"
+        r.add_get(api + "ping", self.ping)
+        r.add_get(api + "time", self.server_time)
+        r.add_get(api + "exchangeInfo", self.exchange_info)
+        r.add_get(api + "klines", self.klines)
+        r.add_get(api + "uiKlines", self.klines)
+        r.add_get(api + "ticker/price", self.ticker_price)
+        r.add_get(api + "ticker/24hr", self.ticker_24h)
+        r.add_get(api + "avgPrice", self.avg_price)
+        r.add_post(api + "order", self.new_order)
+        r.add_get(api + "order", self.query_order)
+        r.add_delete(api + "order", self.cancel_order)
+        r.add_get(api + "openOrders", self.open_orders)
+        r.add_get(api + "allOrders", self.all_orders)
+        r.add_get(api + "myTrades", self.my_trades)
+        r.add_get(api + "account", self.account)
+        r.add_get("/ws", self.market_ws)
+        r.add_get("/ws/{streams}", self.market_ws)
+        r.add_get("/stream", self.market_ws)
+        r.add_get("/ws-api/v3", self.ws_api)
+        r.add_post("/admin/keys", self.admin_keys)
+        r.add_post("/admin/price", self.admin_price)
+        r.add_post("/admin/faults", self.admin_faults)
+        r.add_get("/admin/faults", self.admin_faults)
+
+    # -- middlewares ----------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/admin/") and request.remote not in LOOPBACK:
+            return web.json_response({"code": -2015, "msg": "Admin is loopback only."},
+                                     status=403)
+        try:
+            return await handler(request)
+        except e.BinanceError as err:
+            return web.json_response(err.body(), status=err.status)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("paper exchange request failed: %s %s", request.method, request.path)
+            return web.json_response(
+                {"code": -1000, "msg": "An unknown error occurred while processing the request."},
+                status=500)
+
+    @web.middleware
+    async def _faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        fault = self.fault
+        if not fault.applies(request.path):
+            return await handler(request)
+        response: web.StreamResponse | None = None
+        if fault.execute:
+            try:
+                response = await handler(request)
+            except e.BinanceError as err:
+                response = web.json_response(err.body(), status=err.status)
+        if fault.mode == "hang":
+            await asyncio.sleep(max(0.0, fault.until - time.monotonic()))
+            if response is not None:
+                return response
+            return web.json_response(e.error(e.BACKEND_TIMEOUT).body(), status=503)
+        if fault.mode == "timeout":
+            return web.json_response(e.error(e.BACKEND_TIMEOUT).body(), status=408)
+        return web.json_response(e.error(e.SERVICE_UNAVAILABLE).body(), status=503)
+
+    # -- parameters and auth --------------------------------------------------------------
+
+    @staticmethod
+    async def _params(request: web.Request) -> dict[str, str]:
+        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        if request.method != "GET" and request.body_exists:
+            params.update(parse_qsl(await request.text(), keep_blank_values=True))
+        return params
+
+    async def _signed(self, request: web.Request) -> tuple[Account, dict[str, str]]:
+        """Authenticate a signed request: API key, HMAC-SHA256 signature, recvWindow."""
+        key = request.headers.get("X-MBX-APIKEY", "")
+        if not key:
+            raise e.error(e.BAD_KEY_FORMAT, 401)
+        account = self.engine.accounts.get(key)
+        if account is None:
+            raise e.error(e.BAD_KEY, 401)
+        query = request.query_string
+        body = await request.text() if request.method != "GET" and request.body_exists else ""
+        params = await self._params(request)
+        signature = params.pop("signature", "")
+        timestamp = _int(params, "timestamp", required=True)
+        recv_window = _int(params, "recvWindow") or 5000
+        if recv_window > MAX_RECV_WINDOW:
+            raise e.error(e.RECV_WINDOW_TOO_LARGE)
+        if not signature:
+            raise e.mandatory("signature")
+        # Binance signs the query string followed by the body, as sent (minus the signature).
+        payload = _strip_signature(query) + _strip_signature(body)
+        if not _signature_ok(account.secret, signature, payload):
+            raise e.error(e.BAD_SIGNATURE)
+        now = now_ms()
+        assert timestamp is not None
+        if timestamp > now + 1000:
+            raise e.error(e.AHEAD_OF_SERVER)
+        if now - timestamp > recv_window:
+            raise e.error(e.OUTSIDE_RECV_WINDOW)
+        return account, params
+
+    def _symbol(self, params: dict[str, str], required: bool = True) -> str | None:
+        symbol = params.get("symbol", "")
+        if not symbol:
+            if required:
+                raise e.mandatory("symbol")
+            return None
+        if symbol.upper() not in self.markets:
+            raise e.error(e.INVALID_SYMBOL)
+        return symbol.upper()
+
+    def _symbols(self, params: dict[str, str]) -> list[str]:
+        """Return the symbols a market-data request asks for (`symbol`, `symbols` or all)."""
+        if "symbols" in params:
+            try:
+                wanted = json.loads(params["symbols"])
+            except ValueError:
+                raise e.illegal("symbols", '["BTCUSDT","ETHUSDT"]') from None
+            if not isinstance(wanted, list):
+                raise e.illegal("symbols", '["BTCUSDT","ETHUSDT"]')
+            for s in wanted:
+                if str(s).upper() not in self.markets:
+                    raise e.error(e.INVALID_SYMBOL)
+            return [str(s).upper() for s in wanted]
+        symbol = self._symbol(params, required=False)
+        return [symbol] if symbol else list(self.markets)
+
+    # -- market data ----------------------------------------------------------------------
+
+    async def ping(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ping."""
+        return web.json_response({})
+
+    async def server_time(self, request: web.Request) -> web.Response:
+        """GET /api/v3/time."""
+        return web.json_response({"serverTime": now_ms()})
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        """GET /api/v3/exchangeInfo."""
+        params = await self._params(request)
+        symbols = self._symbols(params)
+        markets = {s: self.markets[s] for s in symbols}
+        return web.json_response(formats.exchange_info(markets, now_ms()))
+
+    async def klines(self, request: web.Request) -> web.Response:
+        """GET /api/v3/klines: 12-element arrays, strings for decimals."""
+        params = await self._params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        name = params.get("interval", "")
+        if not name:
+            raise e.mandatory("interval")
+        if name not in INTERVALS:
+            raise e.error(e.INVALID_INTERVAL)
+        limit = min(_int(params, "limit") or 500, 1000)
+        interval = INTERVALS[name]
+        rows = self.market.klines(symbol, interval, _int(params, "startTime"),
+                                  _int(params, "endTime"), limit)
+        return web.json_response([self.market.kline_array(symbol, r, interval) for r in rows])
+
+    async def ticker_price(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ticker/price."""
+        params = await self._params(request)
+        bodies = [{"symbol": s, "price": fmt(self.market.price(s))} for s in self._symbols(params)]
+        return web.json_response(bodies[0] if "symbol" in params else bodies)
+
+    async def ticker_24h(self, request: web.Request) -> web.Response:
+        """GET /api/v3/ticker/24hr."""
+        params = await self._params(request)
+        now = now_ms()
+        bodies = [self.market.ticker_24h(s, now) for s in self._symbols(params)]
+        return web.json_response(bodies[0] if "symbol" in params else bodies)
+
+    async def avg_price(self, request: web.Request) -> web.Response:
+        """GET /api/v3/avgPrice."""
+        params = await self._params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        return web.json_response({"mins": 5, "price": fmt(self.market.avg_price(symbol)),
+                                  "closeTime": now_ms()})
+
+    # -- trading --------------------------------------------------------------------------
+
+    async def new_order(self, request: web.Request) -> web.Response:
+        """POST /api/v3/order: MARKET, LIMIT and LIMIT_MAKER."""
+        account, params = await self._signed(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        for name in ("side", "type"):
+            if not params.get(name):
+                raise e.mandatory(name)
+        resp_type = params.get("newOrderRespType") or "FULL"
+        if resp_type not in ("ACK", "RESULT", "FULL"):
+            raise e.illegal("newOrderRespType", "ACK, RESULT, FULL")
+        req = OrderRequest(
+            symbol=symbol, side=params["side"].upper(), type=params["type"].upper(),
+            time_in_force=params.get("timeInForce") or None,
+            quantity=_decimal(params, "quantity"),
+            quote_order_qty=_decimal(params, "quoteOrderQty"),
+            price=_decimal(params, "price"),
+            client_order_id=params.get("newClientOrderId") or None,
+        )
+        order, fills = self.engine.place_order(account, req)
+        if resp_type == "ACK":
+            return web.json_response(formats.order_ack(order))
+        if resp_type == "RESULT":
+            return web.json_response(formats.order_result(order))
+        return web.json_response(formats.order_full(order, fills))
+
+    def _order_ref(self, params: dict[str, str]) -> tuple[str, int | None, str | None]:
+        symbol = self._symbol(params)
+        assert symbol is not None
+        order_id = _int(params, "orderId")
+        client_id = params.get("origClientOrderId") or None
+        if order_id is None and client_id is None:
+            raise e.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, "
+                                 "but both were empty/null!")
+        return symbol, order_id, client_id
+
+    async def query_order(self, request: web.Request) -> web.Response:
+        """GET /api/v3/order by orderId or origClientOrderId."""
+        account, params = await self._signed(request)
+        symbol, order_id, client_id = self._order_ref(params)
+        order = self.engine.get_order(account, symbol, order_id, client_id)
+        return web.json_response(formats.order_status(order))
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        """DELETE /api/v3/order by orderId or origClientOrderId."""
+        account, params = await self._signed(request)
+        symbol, order_id, client_id = self._order_ref(params)
+        cancel_id = params.get("newClientOrderId") or None
+        order = self.engine.cancel_order(account, symbol, order_id, client_id, cancel_id)
+        return web.json_response(formats.order_canceled(
+            order, order.client_order_id, cancel_id or order.client_order_id, now_ms()))
+
+    async def open_orders(self, request: web.Request) -> web.Response:
+        """GET /api/v3/openOrders."""
+        account, params = await self._signed(request)
+        orders = self.engine.open_orders(account, self._symbol(params, required=False))
+        return web.json_response([formats.order_status(o) for o in orders])
+
+    async def all_orders(self, request: web.Request) -> web.Response:
+        """GET /api/v3/allOrders."""
+        account, params = await self._signed(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        orders = self.engine.all_orders(
+            account, symbol, _int(params, "orderId"), _int(params, "startTime"),
+            _int(params, "endTime"), min(_int(params, "limit") or 500, 1000))
+        return web.json_response([formats.order_status(o) for o in orders])
+
+    async def my_trades(self, request: web.Request) -> web.Response:
+        """GET /api/v3/myTrades."""
+        account, params = await self._signed(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        trades = self.engine.my_trades(
+            account, symbol, _int(params, "orderId"), _int(params, "fromId"),
+            _int(params, "startTime"), _int(params, "endTime"),
+            min(_int(params, "limit") or 500, 1000))
+        return web.json_response([formats.my_trade(t) for t in trades])
+
+    async def account(self, request: web.Request) -> web.Response:
+        """GET /api/v3/account."""
+        account, params = await self._signed(request)
+        omit = params.get("omitZeroBalances", "false").lower() == "true"
+        return web.json_response(formats.account_info(account, now_ms(), omit))
+
+    # -- market streams -------------------------------------------------------------------
+
+    async def market_ws(self, request: web.Request) -> web.StreamResponse:
+        """Serve /ws/<stream>[/<stream>...], /stream?streams=a/b and /ws with SUBSCRIBE."""
+        combined = request.path == "/stream"
+        raw = request.query.get("streams", "") if combined else request.match_info.get(
+            "streams", "")
+        streams = {s for s in raw.split("/") if s}
+        if any(not self._valid_stream(s) for s in streams):
+            raise web.HTTPBadRequest(text=json.dumps({"code": -1121, "msg": "Invalid symbol."}))
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        sub = _Subscriber(asyncio.Queue(maxsize=1000), combined, streams)
+        self._subscribers.append(sub)
+        writer = asyncio.create_task(_drain(sub.queue, ws))
+        self._publish(now_ms(), only=sub)  # the first update at once, not after a tick
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._control(sub, msg.data)
+        finally:
+            self._subscribers.remove(sub)
+            writer.cancel()
+        return ws
+
+    def _valid_stream(self, name: str) -> bool:
+        m = STREAM_RE.match(name)
+        return bool(m) and m is not None and m.group(1).upper() in self.markets
+
+    def _control(self, sub: _Subscriber, data: str) -> None:
+        """Answer SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS on a market stream."""
+        try:
+            msg = json.loads(data)
+            method, params, req_id = msg["method"], msg.get("params", []), msg.get("id")
+        except (ValueError, KeyError, TypeError):
+            _put(sub.queue, json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}}))
+            return
+        result: Any = None
+        if method == "SUBSCRIBE":
+            valid = [s for s in params if isinstance(s, str) and self._valid_stream(s)]
+            sub.streams.update(valid)
+        elif method == "UNSUBSCRIBE":
+            sub.streams.difference_update(params)
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = sorted(sub.streams)
+        else:
+            _put(sub.queue, json.dumps({"error": {"code": 2, "msg": "Invalid request"},
+                                        "id": req_id}))
+            return
+        _put(sub.queue, json.dumps({"result": result, "id": req_id}))
+
+    def _publish(self, now: int, only: _Subscriber | None = None) -> None:
+        subs = [only] if only else self._subscribers
+        payloads: dict[str, str] = {}
+        for sub in subs:
+            for name in sorted(sub.streams):
+                if name not in payloads:
+                    payloads[name] = json.dumps(self._stream_payload(name, now))
+                data = payloads[name]
+                if sub.combined:
+                    data = f'{{"stream":{json.dumps(name)},"data":{data}}}'
+                _put(sub.queue, data)
+
+    def _stream_payload(self, name: str, now: int) -> dict[str, Any]:
+        symbol, kind = name.split("@", 1)
+        if kind == "ticker":
+            return self.market.ticker_event(symbol.upper(), now)
+        return self.market.kline_event(symbol.upper(), kind.removeprefix("kline_"), now)
+
+    # -- WS-API (user-data stream) --------------------------------------------------------
+
+    async def ws_api(self, request: web.Request) -> web.StreamResponse:
+        """Serve the WS-API subset python-binance uses for the spot user-data stream."""
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
+        subscriptions: dict[int, str] = {}
+        next_id = [0]
+
+        def sink(api_key: str, event: dict[str, Any]) -> None:
+            for sid, key in subscriptions.items():
+                if key == api_key:
+                    _put(queue, json.dumps({"subscriptionId": sid, "event": event}))
+
+        self.engine.sinks.append(sink)
+        writer = asyncio.create_task(_drain(queue, ws))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                _put(queue, json.dumps(self._ws_api_call(msg.data, subscriptions, next_id)))
+        finally:
+            self.engine.sinks.remove(sink)
+            writer.cancel()
+        return ws
+
+    def _ws_api_call(self, data: str, subscriptions: dict[int, str],
+                     next_id: list[int]) -> dict[str, Any]:
+        try:
+            msg = json.loads(data)
+            req_id, method = msg.get("id"), msg["method"]
+            params = msg.get("params") or {}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _ws_error(None, e.BinanceError(-1000, "Malformed request."))
+        try:
+            if method == "ping":
+                result: Any = {}
+            elif method == "time":
+                result = {"serverTime": now_ms()}
+            elif method == "userDataStream.subscribe.signature":
+                account = self._ws_signed(params)
+                sid = next_id[0]
+                next_id[0] += 1
+                subscriptions[sid] = account.api_key
+                result = {"subscriptionId": sid}
+            elif method == "userDataStream.unsubscribe":
+                if "subscriptionId" in params:
+                    subscriptions.pop(int(params["subscriptionId"]), None)
+                else:
+                    subscriptions.clear()
+                result = {}
+            elif method == "session.subscriptions":
+                result = [{"subscriptionId": sid} for sid in subscriptions]
+            else:
+                raise e.BinanceError(-1100, f"Illegal characters found in parameter 'method'; "
+                                     f"legal range is 'known method'. Got '{method}'.")
+        except e.BinanceError as err:
+            return _ws_error(req_id, err)
+        return {"id": req_id, "status": 200, "result": result, "rateLimits": []}
+
+    def _ws_signed(self, params: dict[str, Any]) -> Account:
+        """Check a WS-API signature: HMAC over the other params sorted by name."""
+        key = str(params.get("apiKey", ""))
+        account = self.engine.accounts.get(key)
+        if account is None:
+            raise e.error(e.BAD_KEY if key else e.BAD_KEY_FORMAT, 401)
+        signature = str(params.get("signature", ""))
+        if not signature:
+            raise e.mandatory("signature")
+        signed = sorted((k, str(v)) for k, v in params.items() if k != "signature")
+        if not _signature_ok(account.secret, signature, urlencode(signed)):
+            raise e.error(e.BAD_SIGNATURE)
+        timestamp = int(params.get("timestamp", 0))
+        recv_window = int(params.get("recvWindow", 5000))
+        now = now_ms()
+        if timestamp > now + 1000:
+            raise e.error(e.AHEAD_OF_SERVER)
+        if now - timestamp > recv_window:
+            raise e.error(e.OUTSIDE_RECV_WINDOW)
+        return account
+
+    # -- admin ----------------------------------------------------------------------------
+
+    async def admin_keys(self, request: web.Request) -> web.Response:
+        """POST /admin/keys: issue an API key pair; body `{"balances": {"USDT": "1000"}}`."""
+        body = await _json_body(request)
+        balances = body.get("balances")
+        amounts = None
+        if balances is not None:
+            amounts = {str(a).upper(): _admin_decimal(v, "balances") for a, v in balances.items()}
+        account = self.engine.issue_keys(amounts)
+        return web.json_response({
+            "apiKey": account.api_key, "secretKey": account.secret,
+            "balances": {a: fmt(b.free) for a, b in sorted(account.balances.items())},
+        })
+
+    async def admin_price(self, request: web.Request) -> web.Response:
+        """POST /admin/price: `{"symbol", "price", "freeze"?, "liquidity"?}`; fills crossings."""
+        body = await _json_body(request)
+        symbol = str(body.get("symbol", "")).upper()
+        if symbol not in self.markets:
+            raise e.error(e.INVALID_SYMBOL)
+        price = _admin_decimal(body.get("price"), "price")
+        liquidity = body.get("liquidity")
+        freeze = body.get("freeze")
+        self.market.set_price(symbol, price, now_ms(),
+                              None if freeze is None else bool(freeze),
+                              None if liquidity is None else _admin_decimal(liquidity,
+                                                                            "liquidity"))
+        self.engine.match(symbol)
+        self._publish(now_ms())
+        st = self.market.symbols[symbol]
+        return web.json_response({"symbol": symbol, "price": fmt(st.price), "frozen": st.frozen,
+                                  "liquidity": None if st.liquidity is None
+                                  else fmt(st.liquidity)})
+
+    async def admin_faults(self, request: web.Request) -> web.Response:
+        """POST /admin/faults: `{"mode", "seconds", "execute"?, "endpoints"?}`; GET shows it."""
+        if request.method == "POST":
+            body = await _json_body(request)
+            mode = str(body.get("mode", "none"))
+            if mode not in ("hang", "error503", "timeout", "none"):
+                raise e.illegal("mode", "hang, error503, timeout, none")
+            seconds = float(_admin_decimal(body.get("seconds", 0), "seconds"))
+            endpoints = body.get("endpoints") or ["order"]
+            self.fault = Fault(mode, time.monotonic() + seconds, bool(body.get("execute")),
+                               frozenset(str(p) for p in endpoints))
+        return web.json_response(self.fault.to_json())
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _put(queue: asyncio.Queue[str], data: str) -> None:
+    with contextlib.suppress(asyncio.QueueFull):  # a stalled client loses updates, not us
+        queue.put_nowait(data)
+
+
+async def _drain(queue: asyncio.Queue[str], ws: web.WebSocketResponse) -> None:
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        while not ws.closed:
+            await ws.send_str(await queue.get())
+
+
+def _ws_error(req_id: Any, err: e.BinanceError) -> dict[str, Any]:
+    return {"id": req_id, "status": err.status, "error": err.body(), "rateLimits": []}
+
+
+def _strip_signature(raw: str) -> str:
+    return "&".join(p for p in raw.split("&") if p and not p.startswith("signature="))
+
+
+def _signature_ok(secret: str, signature: str, payload: str) -> bool:
+    """Compare against the payload as sent and, URL-decoded, as python-binance signs it."""
+    for candidate in {payload, unquote_plus(payload)}:
+        digest = hmac.new(secret.encode(), candidate.encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(digest, signature.lower()):
+            return True
+    return False
+
+
+def _int(params: dict[str, str], name: str, required: bool = False) -> int | None:
+    value = params.get(name, "")
+    if value == "":
+        if required:
+            raise e.mandatory(name)
+        return None
+    if not re.fullmatch(INT_RANGE, value):
+        raise e.illegal(name, INT_RANGE)
+    return int(value)
+
+
+def _decimal(params: dict[str, str], name: str) -> Decimal | None:
+    value = params.get(name, "")
+    if value == "":
+        return None
+    if not re.fullmatch(DECIMAL_RANGE, value):
+        raise e.illegal(name, DECIMAL_RANGE)
+    return Decimal(value)
+
+
+def _admin_decimal(value: object, name: str) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise e.illegal(name, "a decimal string") from None
+    if not result.is_finite() or result < 0:
+        raise e.illegal(name, "a non-negative decimal string")
+    return result
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.body_exists:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise e.illegal("body", "a JSON object") from None
+    if not isinstance(body, dict):
+        raise e.illegal("body", "a JSON object")
+    return body

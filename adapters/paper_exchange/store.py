@@ -1,0 +1,188 @@
+"""SQLite persistence for the paper exchange: keys, balances, orders, trades, candles."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+from adapters.paper_exchange.models import Account, Balance, Order, Trade
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    api_key TEXT PRIMARY KEY, secret TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS balances (
+    api_key TEXT NOT NULL, asset TEXT NOT NULL, free TEXT NOT NULL, locked TEXT NOT NULL,
+    PRIMARY KEY (api_key, asset));
+CREATE TABLE IF NOT EXISTS orders (
+    order_id INTEGER PRIMARY KEY, api_key TEXT NOT NULL, symbol TEXT NOT NULL,
+    status TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_by_key ON orders (api_key, symbol);
+CREATE TABLE IF NOT EXISTS trades (
+    trade_id INTEGER PRIMARY KEY, api_key TEXT NOT NULL, symbol TEXT NOT NULL,
+    order_id INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS trades_by_key ON trades (api_key, symbol);
+CREATE TABLE IF NOT EXISTS candles (
+    symbol TEXT NOT NULL, open_time INTEGER NOT NULL,
+    o INTEGER NOT NULL, h INTEGER NOT NULL, l INTEGER NOT NULL, c INTEGER NOT NULL,
+    v INTEGER NOT NULL, q INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (symbol, open_time)) WITHOUT ROWID;
+"""
+
+_CANDLES = ("SELECT open_time, o, h, l, c, v, q, n FROM candles "
+            "WHERE symbol = ? AND open_time BETWEEN ? AND ? ORDER BY open_time ")
+_CANDLES_OLDEST = _CANDLES + "ASC"
+_CANDLES_NEWEST = _CANDLES + "DESC"
+
+_CANDLES = ("SELECT open_time, o, h, l, c, v, q, n FROM candles "
+            "WHERE symbol = ? AND open_time BETWEEN ? AND ? ORDER BY open_time ")
+_CANDLES_OLDEST = _CANDLES + "ASC"
+_CANDLES_NEWEST = _CANDLES + "DESC"
+
+# One candle row: open time, then open/high/low/close in ticks, volumes in 1e-8 units, count.
+CandleRow = tuple[int, int, int, int, int, int, int, int]
+
+
+class Store:
+    """The exchange's durable state in one SQLite file (WAL, one writer: the server loop)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            state_dir / "paper_exchange.sqlite3", isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one atomic commit (nested uses join the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def get_meta(self, key: str) -> str | None:
+        """Return a stored setting or counter."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting or counter."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def save_account(self, account: Account) -> None:
+        """Store a key pair and all its balances."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?)",
+            (account.api_key, account.secret, account.created),
+        )
+        self.save_balances(account, account.balances)
+
+    def save_balances(self, account: Account, assets: Iterable[str]) -> None:
+        """Store some of an account's balances."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO balances VALUES (?, ?, ?, ?)",
+            [
+                (account.api_key, a, str(account.balances[a].free),
+                 str(account.balances[a].locked))
+                for a in assets
+            ],
+        )
+
+    def load_accounts(self) -> dict[str, Account]:
+        """Load every account with its balances."""
+        accounts = {
+            key: Account(key, secret, created)
+            for key, secret, created in self._db.execute("SELECT * FROM accounts")
+        }
+        for key, asset, free, locked in self._db.execute("SELECT * FROM balances"):
+            accounts[key].balances[asset] = Balance(Decimal(free), Decimal(locked))
+        return accounts
+
+    def save_order(self, order: Order) -> None:
+        """Insert or update an order."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?)",
+            (order.order_id, order.api_key, order.symbol, order.status,
+             json.dumps(order.to_json())),
+        )
+
+    def load_orders(self) -> list[Order]:
+        """Load every order, oldest first."""
+        rows = self._db.execute("SELECT data FROM orders ORDER BY order_id")
+        return [Order.from_json(json.loads(data)) for (data,) in rows]
+
+    def save_trade(self, trade: Trade) -> None:
+        """Insert a trade."""
+        self._db.execute(
+            "INSERT INTO trades VALUES (?, ?, ?, ?, ?)",
+            (trade.trade_id, trade.api_key, trade.symbol, trade.order_id,
+             json.dumps(trade.to_json())),
+        )
+
+    def load_trades(self) -> list[Trade]:
+        """Load every trade, oldest first."""
+        rows = self._db.execute("SELECT data FROM trades ORDER BY trade_id")
+        return [Trade.from_json(json.loads(data)) for (data,) in rows]
+
+    def save_candles(self, symbol: str, rows: Iterable[CandleRow]) -> None:
+        """Insert or replace closed 1m candles."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(symbol, *row) for row in rows],
+        )
+
+    def candles(self, symbol: str, start: int, end: int, limit: int | None = None,
+                newest: bool = False) -> list[CandleRow]:
+        """Return 1m candles with start <= open time <= end, oldest first.
+
+        With `newest`, the `limit` candles nearest `end` are returned instead of the oldest.
+        """
+        sql = _CANDLES_NEWEST if newest else _CANDLES_OLDEST
+        params: tuple[object, ...] = (symbol, start, end)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        rows: list[CandleRow] = list(self._db.execute(sql, params))
+        return rows[::-1] if newest else rows
+
+    def last_candle(self, symbol: str) -> CandleRow | None:
+        """Return the newest stored candle of a symbol."""
+        rows = self.candles(symbol, 0, 2**62, 1, newest=True)
+        return rows[0] if rows else None
+
+    def first_candle_time(self, symbol: str) -> int | None:
+        """Return the open time of the oldest stored candle of a symbol."""
+        row = self._db.execute(
+            "SELECT MIN(open_time) FROM candles WHERE symbol = ?", (symbol,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
