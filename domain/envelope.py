@@ -20,7 +20,8 @@ _BASE_FIELDS = ("originator_id", "originator_version", "timestamp")
 
 def _public(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        # Fixed-point, never exponent form: "0.0000004", not "4E-7".
+        return format(value, "f")
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, datetime):

@@ -1,0 +1,432 @@
+"""The consumer framework every service builds on: exactly-once effects from an at-least-once log.
+
+A runner owns a static share of the topic's partitions (instance i of n owns p % n == i),
+reads them with manual assignment, and applies each batch in one Postgres transaction that
+also stores, per partition, the next Kafka offset and the highest notification id applied.
+An envelope at or below that notification id was applied already (a relay retry or a
+republish after broker loss) and is skipped. A handler that keeps failing sends its event to
+the dead-letter table and the runner moves on. docs/event-bus.md has the details.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import psycopg
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError, OffsetOutOfRangeError
+from psycopg import sql
+
+from adapters.kafka.schema import HEADER_EPOCH, HEADER_EXPECTED_OFFSET, header_int
+from adapters.kafka.store import ensure_bus_tables
+from adapters.kafka.topics import ensure_topic, never_auto_create
+from adapters.postgres.store import check_schema_name
+from domain.envelope import EventEnvelope
+
+log = logging.getLogger(__name__)
+
+RETRY_CHECK_INTERVAL = 1.0
+MAX_ERROR_LENGTH = 4000
+
+
+class EventHandler(Protocol):
+    """What a consumer implements. `handle` runs inside the transaction that stores the position.
+
+    A handler may also define `after_commit(self, envelopes: list[EventEnvelope]) -> None`,
+    called with the envelopes it applied once their transaction committed (for notifications).
+    """
+
+    name: str  # the consumer's name: key of its positions and dead letters
+
+    def handle(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None: ...
+
+
+class _BatchFailed(Exception):
+    """A handler failed while a batch ran without savepoints."""
+
+
+@dataclass
+class Position:
+    """Where a consumer is in one partition: next offset, highest notification id applied."""
+
+    kafka_offset: int = 0
+    notification_id: int = 0
+    epoch: int = 0
+
+
+class ConsumerRunner:
+    """Run one handler over its share of a topic's partitions, exactly once in effect."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        schema: str,
+        bootstrap_servers: str,
+        topic: str,
+        handler: EventHandler,
+        instance: int = 0,
+        instances: int = 1,
+        batch_size: int = 500,
+        max_attempts: int = 3,
+        poll_timeout_ms: int = 100,
+    ) -> None:
+        if not 0 <= instance < instances:
+            raise ValueError(f"instance must be in 0..{instances - 1}, not {instance}")
+        if not getattr(handler, "name", ""):
+            raise ValueError("the handler needs a non-empty `name`")
+        self.database_url = database_url
+        self.schema = check_schema_name(schema)
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.handler = handler
+        self.name: str = handler.name
+        self.instance = instance
+        self.instances = instances
+        self.batch_size = batch_size
+        self.max_attempts = max(1, max_attempts)
+        self.poll_timeout_ms = poll_timeout_ms
+        self.partitions: list[int] = []
+        self._conn: psycopg.Connection[Any] | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._positions: dict[int, Position] = {}
+        # Partitions read from offset 0 in this run: a suspicious record there is no reason
+        # to rewind again.
+        self._from_start: set[int] = set()
+        self._last_retry_check = 0.0
+        self._t_positions = sql.Identifier(self.schema, "consumer_positions")
+        self._t_dead = sql.Identifier(self.schema, "dead_letters")
+
+    # ---- set-up -----------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect to Postgres and the broker, take the owned partitions, seek to positions."""
+        conn = psycopg.connect(self.database_url, autocommit=True,
+                               application_name=f"tradeledger-consumer-{self.name}"[:63])
+        ensure_bus_tables(conn, self.schema)
+        # Handlers may name their tables without the schema.
+        conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
+        self._conn = conn
+        # Creating the topic here keeps a client's metadata request from auto-creating it
+        # with the broker's default partition count.
+        ensure_topic(self.bootstrap_servers, self.topic,
+                     int(os.environ.get("TRADELEDGER_KAFKA_PARTITIONS", "6")))
+        consumer = never_auto_create(KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="none", max_poll_records=self.batch_size,
+            fetch_max_wait_ms=max(1, min(self.poll_timeout_ms, 20)),
+            client_id=f"tradeledger-{self.name}-{self.instance}",
+        ))
+        partitions = None
+        deadline = time.monotonic() + 10
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(self.topic)
+            if partitions is None:
+                time.sleep(0.1)
+        if partitions is None:
+            consumer.close()
+            raise KafkaError(f"topic {self.topic} has no partitions")
+        self.partitions = sorted(p for p in partitions if p % self.instances == self.instance)
+        self._consumer = consumer
+        self._load_positions()
+        tps = [TopicPartition(self.topic, p) for p in self.partitions]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, self._positions[tp.partition].kafka_offset)
+        log.info("consumer %s instance %d/%d owns partitions %s of %s", self.name,
+                 self.instance, self.instances, self.partitions, self.topic)
+
+    def _load_positions(self) -> None:
+        assert self._conn is not None
+        rows = self._conn.execute(
+            sql.SQL("SELECT partition, kafka_offset, notification_id, epoch FROM {} "
+                    "WHERE consumer = %s AND topic = %s").format(self._t_positions),
+            (self.name, self.topic),
+        ).fetchall()
+        stored = {int(r[0]): Position(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        self._positions = {p: stored.get(p, Position()) for p in self.partitions}
+        self._from_start = {p for p, pos in self._positions.items() if pos.kafka_offset == 0}
+
+    def close(self) -> None:
+        """Close the Kafka consumer and the database connection."""
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:  # closing a broken client must not mask the cause
+                log.debug("closing the Kafka consumer failed", exc_info=True)
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._consumer = None
+        self._conn = None
+
+    # ---- positions ----------------------------------------------------------------------
+    def _store_position(self, partition: int, pos: Position) -> None:
+        assert self._conn is not None
+        self._conn.execute(
+            sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, notification_id, "
+                    "epoch) VALUES (%s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
+                    "kafka_offset = EXCLUDED.kafka_offset, "
+                    "notification_id = EXCLUDED.notification_id, epoch = EXCLUDED.epoch, "
+                    "updated_at = now()").format(self._t_positions),
+            (self.name, self.topic, partition, pos.kafka_offset, pos.notification_id, pos.epoch),
+        )
+
+    def _rewind(self, tp: TopicPartition, reason: str, epoch: int | None = None,
+                pos: Position | None = None) -> Position:
+        """Read a partition again from offset 0; applied events are skipped by notification id."""
+        assert self._consumer is not None
+        log.warning("consumer %s rereads partition %d from offset 0: %s",
+                    self.name, tp.partition, reason)
+        self._consumer.seek(tp, 0)
+        self._from_start.add(tp.partition)
+        pos = pos or self._positions[tp.partition]
+        return replace(pos, kafka_offset=0, epoch=max(pos.epoch, epoch or 0))
+
+    def _check_high_waters(self) -> None:
+        """Rewind partitions whose log is shorter than our position (the broker lost it)."""
+        assert self._consumer is not None and self._conn is not None
+        for partition in self.partitions:
+            tp = TopicPartition(self.topic, partition)
+            high_water = self._consumer.highwater(tp)
+            if high_water is None:
+                continue
+            position = self._consumer.position(tp)
+            if position is not None and high_water < position:
+                pos = self._rewind(tp, f"the log ends at {high_water}, before our {position}")
+                with self._conn.transaction():
+                    self._store_position(partition, pos)
+                self._positions[partition] = pos
+
+    # ---- applying -------------------------------------------------------------------------
+    def _apply(self, envelope: EventEnvelope, careful: bool = True) -> Exception | None:
+        """Run the handler in a savepoint up to max_attempts times; return the last error.
+
+        Not careful: run it without a savepoint and raise _BatchFailed on any error, so the
+        batch is redone carefully (saves two round trips per event in the common case).
+        """
+        assert self._conn is not None
+        if not careful:
+            try:
+                self.handler.handle(self._conn, envelope)
+                return None
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
+                raise _BatchFailed from exc
+        error: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with self._conn.transaction():
+                    self.handler.handle(self._conn, envelope)
+                return None
+            except psycopg.OperationalError:
+                raise  # the connection is gone: not the event's fault
+            except Exception as exc:  # a handler may fail in any way; it must not stop us
+                if self._conn.broken:
+                    raise
+                error = exc
+                log.warning("consumer %s failed on %s %s (attempt %d/%d): %s", self.name,
+                            envelope.event_type, envelope.event_id, attempt, self.max_attempts,
+                            exc)
+        return error
+
+    def _dead_letter(self, record: Any, envelope_json: str, notification_id: int | None,
+                     error: BaseException, attempts: int) -> None:
+        assert self._conn is not None
+        log.error("consumer %s dead-letters partition %d offset %d (notification %s): %s",
+                  self.name, record.partition, record.offset, notification_id, error)
+        self._conn.execute(
+            sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, notification_id, "
+                    "envelope, error, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                    ).format(self._t_dead),
+            (self.name, self.topic, record.partition, record.offset, notification_id,
+             envelope_json, f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH], attempts),
+        )
+
+    def _apply_partition(self, tp: TopicPartition, records: list[Any],
+                         applied: list[EventEnvelope], careful: bool) -> Position:
+        """Apply one partition's records (inside the batch transaction); return its position."""
+        pos = replace(self._positions[tp.partition])
+        for record in records:
+            epoch = header_int(record.headers, HEADER_EPOCH)
+            expected = header_int(record.headers, HEADER_EXPECTED_OFFSET)
+            if epoch is not None and pos.epoch and epoch > pos.epoch:
+                # The relay rebuilt the log: offsets from before mean nothing now.
+                return self._rewind(tp, f"the relay republished (epoch {epoch})", epoch, pos)
+            if (expected is not None and record.offset < expected
+                    and tp.partition not in self._from_start):
+                # Published by a relay that believed the log was longer: the broker lost
+                # records, and our stored offset may point past events we never saw.
+                return self._rewind(tp, f"offset {record.offset} was published as {expected}",
+                                   pos=pos)
+            pos.epoch = max(pos.epoch, epoch or 0)
+            pos.kafka_offset = record.offset + 1
+            try:
+                envelope = EventEnvelope.from_json(record.value)
+            except (ValueError, KeyError, TypeError) as exc:
+                raw = record.value.decode("utf-8", "replace") if record.value else ""
+                self._dead_letter(record, raw, None, exc, 1)
+                continue
+            if envelope.notification_id <= pos.notification_id:
+                continue  # applied already: a relay retry or a republish
+            pos.notification_id = envelope.notification_id
+            error = self._apply(envelope, careful)
+            if error is None:
+                applied.append(envelope)
+            else:
+                self._dead_letter(record, envelope.to_json().decode(), envelope.notification_id,
+                                  error, self.max_attempts)
+        return pos
+
+    def poll_once(self) -> tuple[int, int]:
+        """Fetch and apply one batch; return (records received, envelopes applied)."""
+        if self._consumer is None:
+            self.open()
+        assert self._consumer is not None and self._conn is not None
+        try:
+            batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms,
+                                        max_records=self.batch_size)
+        except OffsetOutOfRangeError as exc:
+            # Apache Kafka's answer to a position past the log end (Tansu returns nothing).
+            ranges = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            for tp in ranges:
+                pos = self._rewind(tp, "offset out of range")
+                with self._conn.transaction():
+                    self._store_position(tp.partition, pos)
+                self._positions[tp.partition] = pos
+            return 0, 0
+        self._check_high_waters()
+        if not batch:
+            return 0, 0
+        received = sum(len(records) for records in batch.values())
+        from_start = set(self._from_start)
+        try:
+            try:
+                applied, new_positions = self._apply_batch(batch, careful=False)
+            except _BatchFailed:
+                # A handler failed: redo the batch with a savepoint per event, so only the
+                # failing event is retried and, at worst, dead-lettered.
+                self._from_start = set(from_start)
+                applied, new_positions = self._apply_batch(batch, careful=True)
+        except BaseException:
+            # Nothing of the batch was stored: go back to the stored positions.
+            self._reseek()
+            raise
+        self._positions.update(new_positions)
+        self._after_commit(applied)
+        return received, len(applied)
+
+    def _apply_batch(self, batch: dict[TopicPartition, list[Any]], careful: bool
+                     ) -> tuple[list[EventEnvelope], dict[int, Position]]:
+        """Apply a fetched batch and store the positions in one transaction."""
+        assert self._conn is not None
+        applied: list[EventEnvelope] = []
+        new_positions: dict[int, Position] = {}
+        with self._conn.transaction():
+            for tp, records in batch.items():
+                pos = self._apply_partition(tp, records, applied, careful)
+                self._store_position(tp.partition, pos)
+                new_positions[tp.partition] = pos
+        return applied, new_positions
+
+    def _after_commit(self, applied: list[EventEnvelope]) -> None:
+        after_commit = getattr(self.handler, "after_commit", None)
+        if applied and after_commit is not None:
+            try:
+                after_commit(applied)
+            except Exception:  # effects are committed; a failed notification must not undo
+                log.exception("consumer %s: after_commit failed", self.name)
+
+    def _reseek(self) -> None:
+        if self._consumer is None or self._conn is None or self._conn.broken:
+            self.close()
+            return
+        try:
+            self._load_positions()
+            for partition, pos in self._positions.items():
+                self._consumer.seek(TopicPartition(self.topic, partition), pos.kafka_offset)
+        except Exception:
+            log.debug("re-seeking after a failed batch failed; reconnecting", exc_info=True)
+            self.close()
+
+    # ---- dead-letter retries -----------------------------------------------------------------
+    def process_retries(self) -> int:
+        """Apply the dead letters marked for retry; return how many succeeded."""
+        assert self._conn is not None
+        self._last_retry_check = time.monotonic()
+        rows = self._conn.execute(
+            sql.SQL("SELECT id, envelope, attempts FROM {} WHERE consumer = %s AND topic = %s "
+                    "AND retry_requested AND resolved_at IS NULL AND partition = ANY(%s) "
+                    "ORDER BY id").format(self._t_dead),
+            (self.name, self.topic, self.partitions),
+        ).fetchall()
+        applied: list[EventEnvelope] = []
+        for dead_id, raw, attempts in rows:
+            with self._conn.transaction():
+                try:
+                    envelope = EventEnvelope.from_json(raw)
+                    error = self._apply(envelope)
+                except (ValueError, KeyError, TypeError) as exc:
+                    envelope, error = None, exc
+                if error is None and envelope is not None:
+                    self._conn.execute(
+                        sql.SQL("UPDATE {} SET resolved_at = now(), retry_requested = false, "
+                                "attempts = attempts + 1 WHERE id = %s").format(self._t_dead),
+                        (dead_id,))
+                    applied.append(envelope)
+                    log.info("consumer %s: dead letter %d applied on retry", self.name, dead_id)
+                else:
+                    self._conn.execute(
+                        sql.SQL("UPDATE {} SET retry_requested = false, attempts = %s, "
+                                "error = %s WHERE id = %s").format(self._t_dead),
+                        (attempts + (self.max_attempts if envelope else 1),
+                         f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH], dead_id))
+        self._after_commit(applied)
+        return len(applied)
+
+    # ---- loops ---------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set; a batch in progress finishes (or rolls back) first."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.poll_once()
+                    if time.monotonic() - self._last_retry_check > RETRY_CHECK_INTERVAL:
+                        self.process_retries()
+                except (psycopg.OperationalError, KafkaError) as exc:
+                    log.warning("consumer %s: %s; reconnecting", self.name, exc)
+                    self.close()
+                    stop.wait(1.0)
+        finally:
+            self.close()
+
+    def caught_up(self) -> bool:
+        """Tell whether every owned partition was read up to its last known high-water."""
+        if self._consumer is None:
+            return False
+        for partition in self.partitions:
+            tp = TopicPartition(self.topic, partition)
+            high_water = self._consumer.highwater(tp)
+            if high_water is None or self._consumer.position(tp) < high_water:
+                return False
+        return True
+
+    def run_until_idle(self, timeout: float = 10.0) -> int:
+        """Consume until caught up with the log (for tests); return how many were applied."""
+        deadline = time.monotonic() + timeout
+        applied = 0
+        if self._consumer is None:
+            self.open()
+        applied += self.process_retries()
+        while time.monotonic() < deadline:
+            received, count = self.poll_once()
+            applied += count
+            if received == 0 and self.caught_up():
+                return applied
+        log.warning("consumer %s not idle after %.1fs", self.name, timeout)
+        return applied

@@ -1,0 +1,69 @@
+"""The public Kafka message: one EventEnvelope as JSON keyed by aggregate id.
+
+See docs/event-schema.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+from kafka.partitioner.default import murmur2
+
+from domain.envelope import SCHEMA_VERSION, EventEnvelope
+
+HEADER_SCHEMA_VERSION = "schema-version"
+HEADER_EVENT_TYPE = "event-type"
+# Relay bookkeeping that lets consumers notice a rebuilt log (docs/event-bus.md).
+HEADER_EPOCH = "relay-epoch"
+HEADER_EXPECTED_OFFSET = "relay-offset"
+_SCHEMA_VERSION_BYTES = str(SCHEMA_VERSION).encode()
+
+
+def is_secret_field(name: str) -> bool:
+    """Tell whether a payload field must never leave the write side."""
+    return name == "password_hash" or name.endswith("_ciphertext")
+
+
+@lru_cache(maxsize=1024)
+def _has_secret_field(names: tuple[str, ...]) -> bool:
+    # Cached per field-name tuple: a handful of event shapes, checked once each.
+    return any(is_secret_field(name) for name in names)
+
+
+def public_envelope(event: Any, notification_id: int) -> EventEnvelope:
+    """Build the published envelope of a stored domain event, without secret fields."""
+    envelope = EventEnvelope.from_domain_event(event, notification_id)
+    if _has_secret_field(tuple(envelope.payload)):
+        payload = {k: v for k, v in envelope.payload.items() if not is_secret_field(k)}
+        envelope = replace(envelope, payload=payload)
+    return envelope
+
+
+@lru_cache(maxsize=65536)
+def partition_for(key: bytes, partitions: int) -> int:
+    """Pick the partition of a key exactly as Kafka's default (murmur2) partitioner does."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int
+                    ) -> list[tuple[str, bytes]]:
+    """Return the Kafka headers of one published envelope."""
+    return [
+        (HEADER_SCHEMA_VERSION, _SCHEMA_VERSION_BYTES),
+        (HEADER_EVENT_TYPE, envelope.event_type.encode()),
+        (HEADER_EPOCH, str(epoch).encode()),
+        (HEADER_EXPECTED_OFFSET, str(expected_offset).encode()),
+    ]
+
+
+def header_int(headers: list[tuple[str, bytes]] | None, name: str) -> int | None:
+    """Read an integer header, None when it is absent or malformed."""
+    for key, value in headers or ():
+        if key == name:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None

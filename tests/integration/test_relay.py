@@ -1,0 +1,321 @@
+"""The outbox relay against real Postgres and a real Kafka-protocol broker."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from adapters.bootstrap import Runtime
+from adapters.kafka.consumer import ConsumerRunner
+from adapters.kafka.embedded import start_embedded_broker
+from adapters.kafka.relay import Relay
+from adapters.settings import Settings
+from commands.messages import RegisterAccount
+from domain.envelope import EventEnvelope
+from tests.fixtures.kafka import (
+    EffectsHandler,
+    append_events,
+    create_effects_table,
+    effects_summary,
+    new_orders,
+    store_summary,
+)
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_relay(runtime: Runtime, bootstrap: str, topic: str, **kwargs: Any) -> Relay:
+    return Relay(app=runtime.app, database_url=runtime.database_url,
+                 bootstrap_servers=bootstrap, topic=topic, partitions=6, **kwargs)
+
+
+def make_runner(runtime: Runtime, bootstrap: str, topic: str, handler: Any,
+                **kwargs: Any) -> ConsumerRunner:
+    return ConsumerRunner(database_url=runtime.database_url,
+                          schema=runtime.settings.database_schema,
+                          bootstrap_servers=bootstrap, topic=topic, handler=handler, **kwargs)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def background() -> Iterator[Callable[[Callable[[threading.Event], None]], None]]:
+    """Run loops in threads; stop and join them at the end of the test."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start(loop: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=loop, args=(stop,), daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+
+
+def relay_position(url: str, schema: str) -> tuple[int, int]:
+    """(notification id, epoch) the relay stored; (0, 0) before it started."""
+    with psycopg.connect(url) as conn:
+        try:
+            row = conn.execute(f'SELECT notification_id, epoch FROM "{schema}".relay_positions'
+                               ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0, 0
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def test_published_messages_follow_the_public_schema_without_secrets(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    account_id = runtime.app.handle(RegisterAccount(email="schema@example.com",
+                                                    password="correct horse battery"))
+    orders = new_orders(1)
+    runtime.app.save(*orders)
+    relay = make_relay(runtime, kafka_bootstrap, kafka_topic)
+    relay.open()
+    try:
+        assert relay.publish_pending() == 2
+    finally:
+        relay.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None,
+                             enable_auto_commit=False, fetch_max_wait_ms=10)
+    tps = [TopicPartition(kafka_topic, p) for p in range(6)]
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, 0)
+    records: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len(records) < 2 and time.monotonic() < deadline:
+        for batch in consumer.poll(200).values():
+            records.extend(batch)
+    consumer.close()
+
+    by_type = {EventEnvelope.from_json(r.value).event_type: r for r in records}
+    registered = by_type["AccountRegistered"]
+    assert b"password_hash" not in registered.value and b"argon2" not in registered.value
+    envelope = EventEnvelope.from_json(registered.value)
+    assert envelope.aggregate_id == str(account_id) == registered.key.decode()
+    assert envelope.payload == {"email": "schema@example.com"}
+    headers = dict(registered.headers)
+    assert headers["schema-version"] == b"1" and headers["event-type"] == b"AccountRegistered"
+    placed = EventEnvelope.from_json(by_type["OrderPlaced"].value)
+    assert placed.payload["quantity"] == "1" and placed.payload["symbol"] == "BTCUSDT"
+    assert placed.aggregate_type == "Order" and placed.version == 1
+
+
+def test_each_aggregate_is_applied_in_version_order(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str, pg_url: str
+) -> None:
+    schema = runtime.settings.database_schema
+    create_effects_table(pg_url, schema)
+    appended = append_events(runtime.app, orders=300, events_per_order=4, per_save=20)
+    relay = make_relay(runtime, kafka_bootstrap, kafka_topic, batch_size=500)
+    relay.open()
+    try:
+        assert relay.publish_pending() == appended == 1200
+    finally:
+        relay.close()
+    runner = make_runner(runtime, kafka_bootstrap, kafka_topic, EffectsHandler())
+    try:
+        assert runner.run_until_idle(30) == 1200
+    finally:
+        runner.close()
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(f'SELECT aggregate_id, array_agg(version ORDER BY seq) '
+                            f'FROM "{schema}".effects GROUP BY aggregate_id').fetchall()
+    assert len(rows) == 300
+    assert all(versions == [1, 2, 3, 4] for _, versions in rows)
+
+
+def test_a_burned_notification_id_does_not_stop_the_relay(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    from decimal import Decimal
+
+    from eventsourcing.persistence import IntegrityError
+
+    from domain.order import Order
+
+    first = new_orders(1, prefix="a")
+    runtime.app.save(*first)
+    # The same account and clientOrderId make the same id: the insert fails, burning an id.
+    duplicate = Order(account_id=first[0].account_id, client_order_id="a0", symbol="BTCUSDT",
+                      side="BUY", order_type="LIMIT", quantity=Decimal("1"),
+                      price=Decimal("100"), time_in_force="GTC", actor="test")
+    with pytest.raises(IntegrityError):
+        runtime.app.save(duplicate)
+    runtime.app.save(*new_orders(2, prefix="c"))
+    ids = [n.id for n in runtime.app.recorder.select_notifications(start=1, limit=10)]
+    assert len(ids) == 3 and ids != list(range(ids[0], ids[0] + 3)), ids  # there is a gap
+    relay = make_relay(runtime, kafka_bootstrap, kafka_topic)
+    relay.open()
+    try:
+        assert relay.publish_pending() == 3
+        assert relay.state.notification_id == ids[-1]
+    finally:
+        relay.close()
+
+
+def test_relay_wakes_on_append_without_waiting_for_its_poll(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str, pg_url: str,
+    background: Callable[[Callable[[threading.Event], None]], None],
+) -> None:
+    schema = runtime.settings.database_schema
+    create_effects_table(pg_url, schema)
+    relay = make_relay(runtime, kafka_bootstrap, kafka_topic, poll_interval=30.0)
+    handler = EffectsHandler()
+    runner = make_runner(runtime, kafka_bootstrap, kafka_topic, handler)
+    background(relay.run)
+    background(runner.run)
+    wait_for(lambda: relay_position(pg_url, schema)[1] > 0, 15, "the relay to start")
+    time.sleep(0.3)
+    started = time.monotonic()
+    runtime.app.save(*new_orders(1))
+    wait_for(lambda: len(handler.committed) == 1, 5, "the event to be applied")
+    assert time.monotonic() - started < 1.0  # NOTIFY, not the 30 s poll
+
+
+def test_second_relay_waits_as_hot_standby_until_the_first_stops(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    active = make_relay(runtime, kafka_bootstrap, kafka_topic)
+    standby = make_relay(runtime, kafka_bootstrap, kafka_topic)
+    try:
+        assert active.acquire_leadership(threading.Event())
+        gave_up = threading.Event()
+        threading.Timer(0.5, gave_up.set).start()
+        assert not standby.acquire_leadership(gave_up, retry_every=0.1)
+        active.close()  # releases the advisory lock
+        assert standby.acquire_leadership(threading.Event(), retry_every=0.1)
+    finally:
+        active.close()
+        standby.close()
+
+
+def _relay_env(settings: Settings, bootstrap: str, topic: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "TRADELEDGER_DATABASE_URL": str(settings.database_url),
+        "TRADELEDGER_DATABASE_SCHEMA": settings.database_schema,
+        "TRADELEDGER_MASTER_KEYS": settings.master_keys.get_secret_value(),  # type: ignore[union-attr]
+        "TRADELEDGER_JWT_SECRET": settings.jwt_secret.get_secret_value(),  # type: ignore[union-attr]
+        "TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "TRADELEDGER_KAFKA_TOPIC": topic,
+        "TRADELEDGER_KAFKA_PARTITIONS": "6",
+        "TRADELEDGER_DATA_DIR": str(settings.data_dir),
+        "TRADELEDGER_DATABASE_POOL_SIZE": "2",
+    })
+    return env
+
+
+def test_relay_killed_three_times_still_applies_every_event_exactly_once(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str, pg_url: str, tmp_path: Path,
+    background: Callable[[Callable[[threading.Event], None]], None],
+) -> None:
+    schema = runtime.settings.database_schema
+    create_effects_table(pg_url, schema)
+    env = _relay_env(runtime.settings, kafka_bootstrap, kafka_topic)
+    handler = EffectsHandler()
+    background(make_runner(runtime, kafka_bootstrap, kafka_topic, handler).run)
+
+    def start_relay(index: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "adapters.kafka.relay"], env=env,
+                                cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / f"relay-{index}.log", "wb"))
+
+    appended: list[int] = []
+    progress = [0]
+    killed_at: list[int] = []
+
+    def append(stop: threading.Event) -> None:
+        def pace(count: int) -> None:
+            progress[0] = count
+            time.sleep(0.05)  # ~10 s of appends: every kill lands mid-stream
+
+        appended.append(append_events(runtime.app, orders=2500, events_per_order=4,
+                                      per_save=25, between_saves=pace))
+
+    relay = start_relay(0)
+    background(append)
+    rng = random.Random()
+    try:
+        for kill in range(3):
+            before = relay_position(pg_url, schema)[0]
+            wait_for(lambda b=before: relay_position(pg_url, schema)[0] > b, 30,
+                     "the relay to publish")
+            time.sleep(rng.uniform(0.0, 0.3))
+            relay.send_signal(signal.SIGKILL)
+            killed_at.append(progress[0])
+            relay.wait(10)
+            relay = start_relay(kill + 1)
+        wait_for(lambda: bool(appended), 60, "the appends to finish")
+        assert appended == [10_000]
+        last = runtime.app.recorder.max_notification_id()
+        wait_for(lambda: relay_position(pg_url, schema)[0] == last, 60, "the relay to catch up")
+        wait_for(lambda: effects_summary(pg_url, schema)["count"] >= 10_000, 60,
+                 "the consumer to apply everything")
+        time.sleep(0.5)  # a duplicate would land now
+    finally:
+        relay.terminate()
+        relay.wait(10)
+    assert all(at < 10_000 for at in killed_at), killed_at  # killed while appending
+    assert effects_summary(pg_url, schema) == store_summary(pg_url, schema)
+
+
+def test_broker_restarted_empty_gets_everything_republished_without_duplicate_effects(
+    runtime: Runtime, pg_url: str, tmp_path: Path,
+    background: Callable[[Callable[[threading.Event], None]], None],
+) -> None:
+    schema = runtime.settings.database_schema
+    create_effects_table(pg_url, schema)
+    topic = "restart.events"
+    broker = start_embedded_broker(tmp_path / "broker-1")
+    port = broker.port
+    bootstrap = broker.bootstrap_servers
+    try:
+        relay = make_relay(runtime, bootstrap, topic, check_interval=0.5)
+        handler = EffectsHandler()
+        background(relay.run)
+        background(make_runner(runtime, bootstrap, topic, handler).run)
+        first = append_events(runtime.app, orders=500, events_per_order=2, per_save=50)
+        wait_for(lambda: effects_summary(pg_url, schema)["count"] >= first, 30,
+                 "the first events to be applied")
+
+        broker.stop()
+        broker = start_embedded_broker(tmp_path / "broker-2", port=port)
+        wait_for(lambda: relay_position(pg_url, schema)[1] >= 2, 30,
+                 "the relay to notice the empty broker")
+        second = append_events(runtime.app, orders=250, events_per_order=2, per_save=50)
+        wait_for(lambda: effects_summary(pg_url, schema)["count"] >= first + second, 30,
+                 "the later events to be applied")
+        last = runtime.app.recorder.max_notification_id()
+        wait_for(lambda: relay_position(pg_url, schema)[0] == last, 30,
+                 "the republish to finish")
+        time.sleep(0.5)  # duplicates from the republish would land now
+        assert effects_summary(pg_url, schema) == store_summary(pg_url, schema)
+        assert relay.published >= 2 * first + second  # the first events went out twice
+    finally:
+        broker.stop()
