@@ -1,0 +1,422 @@
+"""Read-model tables in Postgres: their DDL, the row codecs shared by the projector and
+replay, `record_balances` for the worker, and `ReadModels`, the query side the API uses.
+
+Every table lives in the application schema. Rebuildable tables (PROJECTIONS) can be
+created under a suffix (`orders_view__rebuild`) so replay can build them beside the live
+ones and swap them in. `balances_view` (exchange snapshots, not events) and
+`view_changes` (the SSE resume log) are never rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import psycopg_pool
+from psycopg.types.json import Jsonb
+
+from adapters.postgres.store import check_schema_name
+from projections.analytics import INF_BUCKET, LATENCY_BUCKETS_MS, EventLogRow, bucket_order
+from projections.audit import ChainEntry
+from projections.orders import OrderRow, TradeRow, dec, iso
+from projections.positions import Position
+
+CHANGES_CHANNEL = "tradeledger_changes"  # NOTIFY payload: '{"seq": 123, "accountId": "..."}'
+EVENTS_TABLE = "tradeledger_events"  # eventsourcing's "<application name>_events"
+CHANGE_KINDS = ("ORDER_UPDATE", "TRADE", "POSITION")
+
+# projection name -> the tables it owns (rebuilt and swapped together)
+PROJECTIONS: dict[str, tuple[str, ...]] = {
+    "orders": ("orders_view",),
+    "trades": ("trades_view",),
+    "positions": ("positions_view",),
+    "activity": ("event_log_view", "analytics_symbol_minute", "analytics_events_minute",
+                 "analytics_latency", "analytics_rejections"),
+    "audit": ("audit_chain",),
+}
+
+ORDER_COLS = (
+    "order_id", "account_id", "client_order_id", "symbol", "side", "type", "time_in_force",
+    "quantity", "price", "status", "exchange_order_id", "filled_quantity", "filled_quote",
+    "commission", "reject_code", "reject_reason", "created_at", "updated_at", "status_times",
+    "fill_latency_ms", "version", "last_notification_id",
+)
+TRADE_COLS = (
+    "order_id", "trade_id", "account_id", "symbol", "side", "price", "quantity",
+    "quote_quantity", "commission", "commission_asset", "is_maker", "time", "notification_id",
+)
+POSITION_COLS = (
+    "account_id", "symbol", "quantity", "average_entry_price", "realized_pnl", "fees",
+    "other_fees", "updated_at", "last_notification_id", "trade_count",
+)
+EVENT_LOG_COLS = (
+    "notification_id", "account_id", "aggregate_type", "aggregate_id", "version", "event_type",
+    "symbol", "time", "payload",
+)
+AUDIT_COLS = ("notification_id", "originator_id", "originator_version", "event_hash",
+              "chain_hash")
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "orders_view": ("order_id",),
+    "trades_view": ("order_id", "trade_id"),
+    "positions_view": ("account_id", "symbol"),
+    "event_log_view": ("notification_id",),
+    "analytics_symbol_minute": ("account_id", "symbol", "minute"),
+    "analytics_events_minute": ("account_id", "minute"),
+    "analytics_latency": ("account_id", "bucket"),
+    "analytics_rejections": ("account_id", "code", "reason"),
+    "audit_chain": ("notification_id",),
+}
+
+
+def _table_ddl(q: str, name: str) -> list[str]:
+    """CREATE statements of one rebuildable table named `name` (possibly suffixed)."""
+    t = f"{q}.{name}"
+    base = name.split("__")[0]
+    body = {
+        "orders_view": """order_id uuid PRIMARY KEY, account_id uuid NOT NULL,
+            client_order_id text NOT NULL, symbol text NOT NULL, side text NOT NULL,
+            type text NOT NULL, time_in_force text, quantity numeric NOT NULL, price numeric,
+            status text NOT NULL, exchange_order_id text, filled_quantity numeric NOT NULL,
+            filled_quote numeric NOT NULL, commission jsonb NOT NULL, reject_code text,
+            reject_reason text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+            status_times jsonb NOT NULL, fill_latency_ms bigint, version int NOT NULL,
+            last_notification_id bigint NOT NULL""",
+        "trades_view": """order_id uuid NOT NULL, trade_id text NOT NULL, account_id uuid NOT NULL,
+            symbol text NOT NULL, side text NOT NULL, price numeric NOT NULL,
+            quantity numeric NOT NULL, quote_quantity numeric NOT NULL,
+            commission numeric NOT NULL, commission_asset text NOT NULL,
+            is_maker boolean NOT NULL, time timestamptz NOT NULL, notification_id bigint NOT NULL,
+            PRIMARY KEY (order_id, trade_id)""",
+        "positions_view": """account_id uuid NOT NULL, symbol text NOT NULL,
+            quantity numeric NOT NULL, average_entry_price numeric NOT NULL,
+            realized_pnl numeric NOT NULL, fees numeric NOT NULL, other_fees jsonb NOT NULL,
+            updated_at timestamptz, last_notification_id bigint NOT NULL,
+            trade_count int NOT NULL, PRIMARY KEY (account_id, symbol)""",
+        "event_log_view": """notification_id bigint PRIMARY KEY, account_id uuid NOT NULL,
+            aggregate_type text NOT NULL, aggregate_id uuid NOT NULL, version int NOT NULL,
+            event_type text NOT NULL, symbol text, time timestamptz NOT NULL,
+            payload jsonb NOT NULL""",
+        "analytics_symbol_minute": """account_id uuid NOT NULL, symbol text NOT NULL,
+            minute timestamptz NOT NULL, orders bigint NOT NULL, fills bigint NOT NULL,
+            volume numeric NOT NULL, PRIMARY KEY (account_id, symbol, minute)""",
+        "analytics_events_minute": """account_id uuid NOT NULL, minute timestamptz NOT NULL,
+            events bigint NOT NULL, PRIMARY KEY (account_id, minute)""",
+        "analytics_latency": """account_id uuid NOT NULL, bucket text NOT NULL,
+            count bigint NOT NULL, PRIMARY KEY (account_id, bucket)""",
+        "analytics_rejections": """account_id uuid NOT NULL, code text NOT NULL,
+            reason text NOT NULL, count bigint NOT NULL, PRIMARY KEY (account_id, code, reason)""",
+        "audit_chain": """notification_id bigint PRIMARY KEY, originator_id uuid NOT NULL,
+            originator_version bigint NOT NULL, event_hash text NOT NULL,
+            chain_hash text NOT NULL""",
+    }[base]
+    statements = [f"CREATE TABLE IF NOT EXISTS {t} ({body})"]
+    indexes = {
+        "orders_view": [("acct_created", "account_id, created_at DESC, order_id"),
+                        ("acct_status", "account_id, status")],
+        "trades_view": [("acct_time", "account_id, time DESC"),
+                        ("acct_symbol_nid", "account_id, symbol, notification_id")],
+        "event_log_view": [("acct_nid", "account_id, notification_id"),
+                           ("aggregate", "aggregate_id, version")],
+    }.get(base, [])
+    for suffix, cols in indexes:
+        statements.append(f"CREATE INDEX IF NOT EXISTS {name}_{suffix} ON {t} ({cols})")
+    return statements
+
+
+def ddl(schema: str, tables: tuple[str, ...] | None = None, suffix: str = "") -> list[str]:
+    """Idempotent DDL of the read side (all tables, or just `tables` under `suffix`)."""
+    q = f'"{check_schema_name(schema)}"'
+    rebuildable = tables or tuple(t for ts in PROJECTIONS.values() for t in ts)
+    statements = [s for name in rebuildable for s in _table_ddl(q, name + suffix)]
+    if tables is None and not suffix:
+        statements += [
+            f"""CREATE TABLE IF NOT EXISTS {q}.balances_view (account_id uuid NOT NULL,
+                asset text NOT NULL, free numeric NOT NULL, locked numeric NOT NULL,
+                updated_at timestamptz NOT NULL, PRIMARY KEY (account_id, asset))""",
+            f"""CREATE TABLE IF NOT EXISTS {q}.view_changes (seq bigserial PRIMARY KEY,
+                account_id uuid NOT NULL,
+                kind text NOT NULL CHECK (kind IN ('ORDER_UPDATE', 'TRADE', 'POSITION')),
+                entity_id text NOT NULL, data jsonb NOT NULL, time timestamptz NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS view_changes_acct_seq ON {q}.view_changes "
+            "(account_id, seq)",
+        ]
+    return statements
+
+
+def create_read_models(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Create every read-side table that is missing (safe to run at every start)."""
+    # Several processes may start at once; serialize their CREATE IF NOT EXISTS.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema, "ddl"),))
+    for statement in ddl(schema):
+        conn.execute(statement)  # type: ignore[arg-type]
+
+
+def lock_key(schema: str, purpose: str) -> int:
+    """A stable 63-bit advisory-lock key for (schema, purpose)."""
+    digest = hashlib.sha256(f"tradeledger:{schema}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+# ---- row codecs ------------------------------------------------------------------------
+
+def order_values(row: OrderRow) -> tuple[Any, ...]:
+    return (row.order_id, row.account_id, row.client_order_id, row.symbol, row.side, row.type,
+            row.time_in_force, row.quantity, row.price, row.status, row.exchange_order_id,
+            row.filled_quantity, row.filled_quote, Jsonb(row.commission), row.reject_code,
+            row.reject_reason, row.created_at, row.updated_at, Jsonb(row.status_times),
+            row.fill_latency_ms, row.version, row.last_notification_id)
+
+
+def order_from_db(r: tuple[Any, ...]) -> OrderRow:
+    return OrderRow(
+        order_id=str(r[0]), account_id=str(r[1]), client_order_id=r[2], symbol=r[3], side=r[4],
+        type=r[5], time_in_force=r[6], quantity=r[7], price=r[8], status=r[9],
+        exchange_order_id=r[10], filled_quantity=r[11], filled_quote=r[12],
+        commission=dict(r[13]), reject_code=r[14], reject_reason=r[15], created_at=r[16],
+        updated_at=r[17], status_times=dict(r[18]), fill_latency_ms=r[19], version=r[20],
+        last_notification_id=r[21],
+    )
+
+
+def trade_values(t: TradeRow) -> tuple[Any, ...]:
+    return (t.order_id, t.trade_id, t.account_id, t.symbol, t.side, t.price, t.quantity,
+            t.quote_quantity, t.commission, t.commission_asset, t.is_maker, t.time,
+            t.notification_id)
+
+
+def trade_from_db(r: tuple[Any, ...]) -> TradeRow:
+    return TradeRow(order_id=str(r[0]), trade_id=r[1], account_id=str(r[2]), symbol=r[3],
+                    side=r[4], price=r[5], quantity=r[6], commission=r[8],
+                    commission_asset=r[9], is_maker=r[10], time=r[11], notification_id=r[12])
+
+
+def position_values(account_id: str, p: Position) -> tuple[Any, ...]:
+    return (account_id, p.symbol, p.quantity, p.average_entry_price, p.realized_pnl, p.fees,
+            Jsonb({k: str(v) for k, v in p.other_fees.items()}), p.updated_at,
+            p.last_notification_id, p.trade_count)
+
+
+def position_from_db(r: tuple[Any, ...]) -> Position:
+    return Position(symbol=r[1], quantity=r[2], average_entry_price=r[3], realized_pnl=r[4],
+                    fees=r[5], other_fees={k: Decimal(v) for k, v in r[6].items()},
+                    updated_at=r[7], last_notification_id=r[8], trade_count=r[9])
+
+
+def position_dict(p: Position) -> dict[str, Any]:
+    """The public JSON shape of a position (the API adds markPrice and unrealizedPnl)."""
+    return {
+        "symbol": p.symbol,
+        "quantity": dec(p.quantity),
+        "averageEntryPrice": dec(p.average_entry_price),
+        "realizedPnl": dec(p.realized_pnl),
+        "fees": dec(p.fees),
+        "otherFees": {k: dec(v) for k, v in p.other_fees.items()},
+        "updatedAt": iso(p.updated_at),
+    }
+
+
+def event_log_values(e: EventLogRow) -> tuple[Any, ...]:
+    return (e.notification_id, e.account_id, e.aggregate_type, e.aggregate_id, e.version,
+            e.event_type, e.symbol, e.time, Jsonb(e.payload))
+
+
+def audit_values(e: ChainEntry) -> tuple[Any, ...]:
+    return (e.notification_id, e.originator_id, e.originator_version, e.event_hash,
+            e.chain_hash)
+
+
+def record_balances(
+    conn: psycopg.Connection[Any],
+    account_id: UUID | str,
+    balances: list[dict[str, Any]],
+    schema: str | None = None,
+    replace_all: bool = False,
+) -> None:
+    """Record balances as the exchange reports them ({asset, free, locked[, updatedAt]}).
+
+    Upserts the assets given; with `replace_all` (a full account snapshot) also removes
+    assets no longer reported. `schema` defaults to the settings' database schema. Runs in
+    the caller's transaction and emits no view change: balances are not an SSE kind.
+    """
+    if schema is None:
+        from adapters.settings import get_settings
+
+        schema = get_settings().database_schema
+    q = f'"{check_schema_name(schema)}"'
+    now = datetime.now().astimezone()
+    rows = []
+    for b in balances:
+        at = b.get("updatedAt")
+        when = datetime.fromisoformat(at) if isinstance(at, str) else (at or now)
+        rows.append((str(account_id), str(b["asset"]), Decimal(str(b["free"])),
+                     Decimal(str(b.get("locked", "0"))), when))
+    with conn.cursor() as cur:
+        if replace_all:
+            cur.execute(f"DELETE FROM {q}.balances_view WHERE account_id = %s "  # noqa: S608
+                        "AND NOT (asset = ANY(%s))", (str(account_id), [r[1] for r in rows]))
+        cur.executemany(
+            f"INSERT INTO {q}.balances_view (account_id, asset, free, locked, updated_at) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (account_id, asset) DO UPDATE SET "
+            "free = excluded.free, locked = excluded.locked, updated_at = excluded.updated_at",
+            rows,
+        )
+
+
+# ---- the query side --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    """One row of view_changes: what an SSE client receives, in seq order."""
+
+    seq: int
+    account_id: str
+    kind: str
+    entity_id: str
+    data: dict  # type: ignore[type-arg]
+
+
+def _cols(cols: tuple[str, ...]) -> str:
+    return ", ".join(cols)
+
+
+class ReadModels:
+    """Queries over the read models, always scoped to one account."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool, schema: str) -> None:
+        self._pool = pool
+        self._q = f'"{check_schema_name(schema)}"'
+        self.schema = schema
+
+    def _fetch(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[tuple[Any, ...]]:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def list_orders(self, account_id: UUID, status: str | None = None,
+                    symbol: str | None = None, limit: int = 50,
+                    offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
+        """Orders newest first, optionally filtered by status and symbol."""
+        where, params = ["account_id = %s"], [str(account_id)]
+        if status:
+            where.append("status = %s")
+            params.append(status.upper())
+        if symbol:
+            where.append("symbol = %s")
+            params.append(symbol.upper())
+        sql = (f"SELECT {_cols(ORDER_COLS)} FROM {self._q}.orders_view "  # noqa: S608
+               f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, order_id "
+               "LIMIT %s OFFSET %s")
+        rows = self._fetch(sql, [*params, limit, offset])
+        return [order_from_db(r).to_dict() for r in rows]
+
+    def get_order(self, account_id: UUID, order_id: UUID) -> dict | None:  # type: ignore[type-arg]
+        rows = self._fetch(
+            f"SELECT {_cols(ORDER_COLS)} FROM {self._q}.orders_view "  # noqa: S608
+            "WHERE account_id = %s AND order_id = %s", (str(account_id), str(order_id)))
+        return order_from_db(rows[0]).to_dict() if rows else None
+
+    def list_trades(self, account_id: UUID, symbol: str | None = None, limit: int = 100,
+                    offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
+        """Trades newest first."""
+        where, params = ["account_id = %s"], [str(account_id)]
+        if symbol:
+            where.append("symbol = %s")
+            params.append(symbol.upper())
+        sql = (f"SELECT {_cols(TRADE_COLS)} FROM {self._q}.trades_view "  # noqa: S608
+               f"WHERE {' AND '.join(where)} ORDER BY time DESC, notification_id DESC "
+               "LIMIT %s OFFSET %s")
+        return [trade_from_db(r).to_dict() for r in self._fetch(sql, [*params, limit, offset])]
+
+    def list_positions(self, account_id: UUID) -> list[dict]:  # type: ignore[type-arg]
+        rows = self._fetch(
+            f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.positions_view "  # noqa: S608
+            "WHERE account_id = %s ORDER BY symbol", (str(account_id),))
+        return [position_dict(position_from_db(r)) for r in rows]
+
+    def list_balances(self, account_id: UUID) -> list[dict]:  # type: ignore[type-arg]
+        rows = self._fetch(
+            f"SELECT asset, free, locked, updated_at FROM {self._q}.balances_view "  # noqa: S608
+            "WHERE account_id = %s ORDER BY asset", (str(account_id),))
+        return [{"asset": a, "free": dec(f), "locked": dec(lk), "updatedAt": iso(u)}
+                for a, f, lk, u in rows]
+
+    def analytics(self, account_id: UUID) -> dict:  # type: ignore[type-arg]
+        """Dashboard analytics: the last 24 hours of minutes, all-time histograms."""
+        acct = (str(account_id),)
+        q = self._q
+        per_symbol = self._fetch(
+            f"SELECT symbol, minute, orders, fills, volume FROM {q}.analytics_symbol_minute "  # noqa: S608
+            "WHERE account_id = %s AND minute >= (SELECT max(minute) - interval '1 day' "
+            f"FROM {q}.analytics_symbol_minute WHERE account_id = %s) ORDER BY minute, symbol",
+            (str(account_id), str(account_id)))
+        events = self._fetch(
+            f"SELECT minute, events FROM {q}.analytics_events_minute "  # noqa: S608
+            "WHERE account_id = %s AND minute >= (SELECT max(minute) - interval '1 day' "
+            f"FROM {q}.analytics_events_minute WHERE account_id = %s) ORDER BY minute",
+            (str(account_id), str(account_id)))
+        latency = dict(self._fetch(
+            f"SELECT bucket, count FROM {q}.analytics_latency WHERE account_id = %s", acct))  # noqa: S608
+        rejections = self._fetch(
+            f"SELECT code, reason, count FROM {q}.analytics_rejections "  # noqa: S608
+            "WHERE account_id = %s ORDER BY count DESC, code, reason", acct)
+        buckets = [str(b) for b in LATENCY_BUCKETS_MS] + [INF_BUCKET]
+        return {
+            "ordersPerMinute": [
+                {"symbol": s, "minute": iso(m), "orders": o, "fills": f, "volume": dec(v)}
+                for s, m, o, f, v in per_symbol
+            ],
+            "fillLatencyHistogram": [
+                {"leMs": b, "count": int(latency.get(b, 0))}
+                for b in sorted(buckets, key=bucket_order)
+            ],
+            "rejectionReasons": [
+                {"code": c, "reason": r, "count": n} for c, r, n in rejections
+            ],
+            "eventsPerMinute": [{"minute": iso(m), "events": n} for m, n in events],
+        }
+
+    def browse_events(self, account_id: UUID, symbol: str | None = None,
+                      event_type: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, aggregate_id: UUID | None = None,
+                      limit: int = 100, offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
+        """The event browser: an account's events in notification order, filtered."""
+        where, params = ["account_id = %s"], [str(account_id)]
+        for clause, value in (("symbol = %s", symbol.upper() if symbol else None),
+                              ("event_type = %s", event_type),
+                              ("time >= %s", since), ("time < %s", until),
+                              ("aggregate_id = %s", str(aggregate_id) if aggregate_id else None)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)  # type: ignore[arg-type]
+        sql = (f"SELECT {_cols(EVENT_LOG_COLS)} FROM {self._q}.event_log_view "  # noqa: S608
+               f"WHERE {' AND '.join(where)} ORDER BY notification_id LIMIT %s OFFSET %s")
+        return [
+            EventLogRow(notification_id=r[0], account_id=str(r[1]), aggregate_type=r[2],
+                        aggregate_id=str(r[3]), version=r[4], event_type=r[5], symbol=r[6],
+                        time=r[7], payload=r[8]).to_dict()
+            for r in self._fetch(sql, [*params, limit, offset])
+        ]
+
+    def changes_since(self, account_id: UUID, seq: int, limit: int = 500) -> list[Change]:
+        """Changes after `seq`, in order: what a reconnecting SSE client missed."""
+        rows = self._fetch(
+            f"SELECT seq, account_id, kind, entity_id, data FROM {self._q}.view_changes "  # noqa: S608
+            "WHERE account_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (str(account_id), seq, limit))
+        return [Change(seq=s, account_id=str(a), kind=k, entity_id=e, data=d)
+                for s, a, k, e, d in rows]
+
+    def latest_seq(self, account_id: UUID) -> int:
+        rows = self._fetch(
+            f"SELECT coalesce(max(seq), 0) FROM {self._q}.view_changes "  # noqa: S608
+            "WHERE account_id = %s", (str(account_id),))
+        return int(rows[0][0])
+
+
+def notify_payload(seq: int, account_id: str) -> str:
+    return json.dumps({"seq": seq, "accountId": account_id})

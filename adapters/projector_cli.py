@@ -1,0 +1,446 @@
+"""Read-side sub-commands: `projector`, `replay [--projection NAME|all] [--verify]`,
+`audit verify`. The replay and verification engines live here too (docs/read-side.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import psycopg
+
+from adapters.postgres.readmodels import (
+    AUDIT_COLS,
+    EVENT_LOG_COLS,
+    EVENTS_TABLE,
+    ORDER_COLS,
+    POSITION_COLS,
+    PRIMARY_KEYS,
+    PROJECTIONS,
+    TRADE_COLS,
+    audit_values,
+    create_read_models,
+    ddl,
+    event_log_values,
+    lock_key,
+    order_values,
+    position_values,
+    trade_values,
+)
+from adapters.postgres.store import check_schema_name
+from domain.envelope import EventEnvelope
+from projections.audit import GENESIS, ChainEntry, StoredRow, link, verify_chain
+from projections.state import ReadModelState
+
+PAGE_SIZE = 10_000
+REBUILD, SHADOW = "__rebuild", "__shadow"
+
+
+# ---- progress --------------------------------------------------------------------------
+
+class Progress:
+    """A plain-text progress line on stderr (\\r updates): count, rate, ETA."""
+
+    def __init__(self, total: int, out: TextIO | None, label: str = "replay") -> None:
+        self.total, self.out, self.label = total, out, label
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.out is None or (not final and now - self.last < 0.2):
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate > 0 and self.total > done else 0.0
+        self.out.write(f"\r{self.label}: {done:,}/{self.total:,} events  {rate:,.0f} ev/s  "
+                       f"ETA {eta:,.0f}s ")
+        if final:
+            self.out.write("\n")
+        self.out.flush()
+
+
+# ---- replay ----------------------------------------------------------------------------
+
+@dataclass
+class ReplayResult:
+    """What a replay did: events folded, rate, and (with verify) the differing rows."""
+
+    events: int = 0
+    seconds: float = 0.0
+    last_notification_id: int = 0
+    tables: list[str] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    refused: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+class _Unknown(Exception):
+    """A stored value whose transcoding the fast decoder does not know."""
+
+
+def _uuid_str(h: str) -> str:
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# eventsourcing's JSON transcodings, decoded straight to their public (envelope) strings.
+_PUBLIC = {"decimal_str": str, "datetime_iso": str, "uuid_hex": _uuid_str}
+
+
+def _public_hook(d: dict[str, Any]) -> Any:
+    if len(d) == 2 and "_type_" in d and "_data_" in d:
+        decode = _PUBLIC.get(d["_type_"])
+        if decode is None:
+            raise _Unknown(d["_type_"])
+        return decode(d["_data_"])
+    return d
+
+
+def fast_envelope(n: Any) -> EventEnvelope | None:
+    """Build the public envelope of a stored notification without making the domain event.
+
+    Gives exactly what EventEnvelope.from_domain_event(mapper.to_domain_event(n)) gives
+    (tests/integration/test_replay.py checks it); None when the state holds a value
+    this decoder does not know, and the caller takes the slow path.
+    """
+    try:
+        state = json.loads(n.state, object_hook=_public_hook)
+    except _Unknown:
+        return None
+    timestamp = state.pop("timestamp")
+    state.pop("originator_topic", None)
+    qualname = n.topic.partition(":")[2]
+    aggregate_id = str(n.originator_id)
+    return EventEnvelope(
+        notification_id=n.id, event_id=f"{aggregate_id}:{n.originator_version}",
+        aggregate_type=qualname.split(".")[0], aggregate_id=aggregate_id,
+        version=int(n.originator_version), event_type=qualname.rpartition(".")[2],
+        timestamp=timestamp, account_id=str(state.get("account_id") or aggregate_id),
+        payload=state)
+
+
+def to_envelope(app: Any, n: Any) -> EventEnvelope:
+    """The public envelope of a notification (fast path when the state is plain JSON)."""
+    mapper = app.mapper
+    if mapper.cipher is None and mapper.compressor is None:
+        envelope = fast_envelope(n)
+        if envelope is not None:
+            return envelope
+    return EventEnvelope.from_domain_event(mapper.to_domain_event(n), n.id)
+
+
+class _Fold:
+    """Read-model state plus the audit chain, folded from notifications."""
+
+    def __init__(self, with_audit: bool) -> None:
+        self.state = ReadModelState()
+        self.with_audit = with_audit
+        self.chain: list[ChainEntry] = []
+        self.prev = GENESIS
+
+    def feed(self, app: Any, notifications: list[Any]) -> None:
+        state = self.state
+        for n in notifications:
+            state.apply(to_envelope(app, n))
+            if self.with_audit:
+                entry = link(self.prev, StoredRow(n.id, n.originator_id, n.originator_version,
+                                                  n.topic, bytes(n.state)))
+                self.chain.append(entry)
+                self.prev = entry.chain_hash
+
+
+def _read_pages(app: Any, after: int, page_size: int) -> Iterator[list[Any]]:
+    start = after + 1
+    while True:
+        page = app.recorder.select_notifications(start, page_size)
+        if not page:
+            return
+        yield page
+        start = page[-1].id + 1
+
+
+def resolve_projections(name: str) -> list[str]:
+    if name == "all":
+        return list(PROJECTIONS)
+    if name not in PROJECTIONS:
+        raise ValueError(f"unknown projection {name!r}; choose from all, {', '.join(PROJECTIONS)}")
+    return [name]
+
+
+STREAMED = ("event_log_view", "audit_chain")  # append-only: written page by page
+
+
+def _rows_for(table: str, fold: _Fold) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]]:
+    s = fold.state
+    if table == "orders_view":
+        return ORDER_COLS, (order_values(o) for o in s.orders.values())
+    if table == "trades_view":
+        return TRADE_COLS, (trade_values(t) for t in s.trades.values())
+    if table == "positions_view":
+        return POSITION_COLS, (position_values(a, p) for (a, _), p in s.positions.items())
+    if table == "event_log_view":
+        return EVENT_LOG_COLS, (event_log_values(e) for e in s.event_log)
+    if table == "audit_chain":
+        return AUDIT_COLS, (audit_values(e) for e in fold.chain)
+    a = s.analytics
+    if table == "analytics_symbol_minute":
+        return (("account_id", "symbol", "minute", "orders", "fills", "volume"),
+                ((*k, *v) for k, v in a.symbol_minute.items()))
+    if table == "analytics_events_minute":
+        return ("account_id", "minute", "events"), ((*k, v) for k, v in a.events_minute.items())
+    if table == "analytics_latency":
+        return ("account_id", "bucket", "count"), ((*k, v) for k, v in a.latency.items())
+    if table == "analytics_rejections":
+        return (("account_id", "code", "reason", "count"),
+                ((*k, v) for k, v in a.rejections.items()))
+    raise ValueError(table)
+
+
+def _copy(conn: psycopg.Connection[Any], q: str, table: str, suffix: str, fold: _Fold) -> None:
+    cols, rows = _rows_for(table, fold)
+    with conn.cursor() as cur, cur.copy(
+        f"COPY {q}.{table}{suffix} ({', '.join(cols)}) FROM STDIN"  # type: ignore[arg-type]
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _feed_and_stream(conn: psycopg.Connection[Any], q: str, app: Any, fold: _Fold,
+                     pages: Iterator[list[Any]], streamed: list[str], suffix: str,
+                     bar: Progress) -> None:
+    """Fold pages; write the append-only rows of each page at once and forget them."""
+    for page in pages:
+        fold.feed(app, page)
+        for table in streamed:
+            _copy(conn, q, table, suffix, fold)
+        fold.state.event_log.clear()
+        fold.chain.clear()
+        bar.update(fold.state.last_notification_id)
+
+
+def _swap(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
+    q = f'"{schema}"'
+    conn.execute(f"DROP TABLE IF EXISTS {q}.{table}")  # type: ignore[arg-type]
+    conn.execute(f"ALTER TABLE {q}.{table}{REBUILD} RENAME TO {table}")  # type: ignore[arg-type]
+    indexes = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+        (schema, table)).fetchall()
+    prefix = f"{table}{REBUILD}"
+    for (name,) in indexes:
+        if name.startswith(prefix):
+            conn.execute(f'ALTER INDEX {q}."{name}" RENAME TO "{table}{name[len(prefix):]}"')  # type: ignore[arg-type]
+
+
+def _differences(conn: psycopg.Connection[Any], q: str, table: str) -> list[dict[str, Any]]:
+    keys = PRIMARY_KEYS[table]
+    on = " AND ".join(f"l.{k} = s.{k}" for k in keys)
+    rows = conn.execute(
+        f"SELECT to_jsonb(l), to_jsonb(s) FROM {q}.{table} l FULL JOIN {q}.{table}{SHADOW} s "  # type: ignore[arg-type]  # noqa: S608
+        f"ON {on} WHERE ROW(l.*) IS DISTINCT FROM ROW(s.*) "
+        f"ORDER BY {', '.join(f'coalesce(l.{k}, s.{k})' for k in keys)}").fetchall()
+    out = []
+    for live, rebuilt in rows:
+        ref = live or rebuilt
+        out.append({"table": table, "key": {k: ref[k] for k in keys},
+                    "live": live, "rebuilt": rebuilt})
+    return out
+
+
+def replay(app: Any, database_url: str, schema: str, projections: list[str],
+           verify: bool = False, progress: TextIO | None = None,
+           page_size: int = PAGE_SIZE, force: bool = False) -> ReplayResult:
+    """Rebuild `projections` from the event store and swap them in (or, with `verify`,
+    compare them with the live tables and change nothing).
+
+    One transaction: build the new tables beside the live ones while the projector runs
+    on; then hold the projector off (advisory lock), fold what it appended meanwhile,
+    write the rest and swap (or compare). The projector then carries on: whatever it
+    re-delivers is already applied and skipped (see adapters/projector.py).
+    """
+    check_schema_name(schema)
+    q = f'"{schema}"'
+    tables = [t for p in projections for t in PROJECTIONS[p]]
+    streamed = [t for t in tables if t in STREAMED]
+    result = ReplayResult(tables=tables)
+    fold = _Fold(with_audit="audit" in projections)
+    started = time.monotonic()
+    bar = Progress(app.recorder.max_notification_id() or 0, progress,
+                   "verify" if verify else "replay")
+    suffix = SHADOW if verify else REBUILD
+
+    with psycopg.connect(database_url) as conn:
+        with conn.transaction():
+            create_read_models(conn, schema)
+        if "audit" in projections and not verify and not force:
+            check = verify_audit(conn, schema)
+            if not check.ok:
+                result.refused = (f"{check.describe()}; rebuilding the chain would hide it "
+                                  "(use --force to rebuild anyway)")
+                return result
+        with conn.transaction() as tx:
+            for table in tables:
+                conn.execute(f"DROP TABLE IF EXISTS {q}.{table}{suffix}")  # type: ignore[arg-type]
+            for statement in ddl(schema, tuple(tables), suffix):
+                conn.execute(statement)  # type: ignore[arg-type]
+            # Phase 1, projector running: the store as it is now.
+            _feed_and_stream(conn, q, app, fold, _read_pages(app, 0, page_size), streamed,
+                             suffix, bar)
+            result.phases["fold"] = time.monotonic() - started
+            # Phase 2, projector held off: catch up, write the rest, swap or compare.
+            locked = time.monotonic()
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema, "readmodels"),))
+            if "audit" in projections:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema, "audit"),))
+            _feed_and_stream(conn, q, app, fold,
+                             _read_pages(app, fold.state.last_notification_id, page_size),
+                             streamed, suffix, bar)
+            bar.total = max(bar.total, fold.state.last_notification_id)
+            bar.update(fold.state.last_notification_id, final=True)
+            for table in tables:
+                if table not in STREAMED:
+                    _copy(conn, q, table, suffix, fold)
+            if verify:
+                for table in tables:
+                    result.differences.extend(_differences(conn, q, table))
+                result.phases["locked"] = time.monotonic() - locked
+                raise psycopg.Rollback(tx)  # verification changes nothing
+            for table in tables:
+                _swap(conn, schema, table)
+            result.phases["locked"] = time.monotonic() - locked
+    result.events = fold.state.count
+    result.last_notification_id = fold.state.last_notification_id
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# ---- audit verify ----------------------------------------------------------------------
+
+def _stream(conn: psycopg.Connection[Any], name: str, sql: str) -> Iterator[tuple[Any, ...]]:
+    with conn.cursor(name=name) as cur:
+        cur.itersize = 5000
+        cur.execute(sql)  # type: ignore[arg-type]
+        yield from cur
+
+
+def verify_audit(conn: psycopg.Connection[Any], schema: str) -> Any:
+    """Recompute the chain from the stored rows and compare it with audit_chain."""
+    q = f'"{check_schema_name(schema)}"'
+    with conn.transaction():
+        rows = (StoredRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in _stream(
+            conn, "audit_rows",
+            f"SELECT notification_id, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {q}.{EVENTS_TABLE} ORDER BY notification_id"))
+        chain = (ChainEntry(*r) for r in _stream(
+            conn, "audit_chain",
+            f"SELECT {', '.join(AUDIT_COLS)} FROM {q}.audit_chain ORDER BY notification_id"))  # noqa: S608
+        return verify_chain(rows, chain)
+
+
+# ---- CLI -------------------------------------------------------------------------------
+
+def register(subparsers: Any) -> None:
+    proj = subparsers.add_parser("projector", help="run the projector (read models, audit chain)")
+    proj.add_argument("--instance", type=int, default=0)
+    proj.add_argument("--instances", type=int, default=1)
+    proj.add_argument("--batch-size", type=int, default=500)
+    proj.add_argument("--no-audit", action="store_true", help="do not extend the audit chain")
+    proj.set_defaults(func=cmd_projector)
+
+    rep = subparsers.add_parser("replay", help="rebuild read models from the event store")
+    rep.add_argument("--projection", default="all",
+                     choices=["all", *PROJECTIONS], help="which projection (default: all)")
+    rep.add_argument("--verify", action="store_true",
+                     help="rebuild into shadow tables and report rows that differ from live")
+    rep.add_argument("--force", action="store_true",
+                     help="rebuild the audit chain even when it does not verify")
+    rep.add_argument("--page-size", type=int, default=PAGE_SIZE)
+    rep.set_defaults(func=cmd_replay)
+
+    audit = subparsers.add_parser("audit", help="audit log tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION")
+    ver = audit_sub.add_parser("verify", help="recompute the hash chain from the event store")
+    ver.set_defaults(func=cmd_audit_verify)
+
+
+def cmd_projector(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from adapters.kafka.consumer import ConsumerRunner
+    from adapters.kafka.embedded import broker_bootstrap
+    from adapters.projector import Projector
+    from adapters.runtime import configure_logging, open_runtime
+    from adapters.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with open_runtime(settings) as rt, broker_bootstrap(settings) as bootstrap:
+        projector = Projector(settings.database_schema, audit=not args.no_audit)
+        with psycopg.connect(rt.database_url) as conn, conn.transaction():
+            projector.setup(conn)
+        runner = ConsumerRunner(
+            database_url=rt.database_url, schema=settings.database_schema,
+            bootstrap_servers=bootstrap, topic=settings.kafka_topic,
+            handler=projector, instance=args.instance, instances=args.instances,
+            batch_size=args.batch_size)
+        try:
+            runner.run(stop)
+        finally:
+            close = getattr(runner, "close", None)
+            if close is not None:
+                close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from adapters.runtime import configure_logging, open_runtime
+    from adapters.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings)
+    with open_runtime(settings) as rt:
+        result = replay(rt.app, rt.database_url, settings.database_schema,
+                        resolve_projections(args.projection), verify=args.verify,
+                        progress=sys.stderr, page_size=args.page_size, force=args.force)
+    if result.refused:
+        print(f"replay refused: {result.refused}", file=sys.stderr)
+        return 1
+    summary = (f"{result.events:,} events up to notification {result.last_notification_id} in "
+               f"{result.seconds:.1f}s ({result.rate:,.0f} events/s); tables: "
+               f"{', '.join(result.tables)}")
+    if not args.verify:
+        print(f"replayed {summary}")
+        return 0
+    for diff in result.differences:
+        print(f"DIFF {diff['table']} {diff['key']}\n  live:    {diff['live']}\n"
+              f"  rebuilt: {diff['rebuilt']}")
+    if result.differences:
+        print(f"verify: {len(result.differences)} rows differ ({summary})")
+        return 1
+    print(f"verify: live tables match the event store ({summary})")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from adapters.runtime import configure_logging, database_url
+    from adapters.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings)
+    with database_url(settings) as url, psycopg.connect(url) as conn:
+        create_read_models(conn, settings.database_schema)
+        conn.commit()
+        result = verify_audit(conn, settings.database_schema)
+    print(result.describe())
+    return 0 if result.ok else 1
