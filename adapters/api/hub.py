@@ -1,0 +1,245 @@
+"""The SSE hub: one Postgres LISTEN connection per process, fan-out to every open stream.
+
+The projector writes each change as a row (seq, account, kind, data) and NOTIFYs
+`{"seq", "accountId"}`. Per account with open streams the hub keeps one feed: woken by a
+notification (or a periodic poll, in case a notification was lost), it reads the new
+rows once and hands them to every subscriber of that account, so every tab of a user
+gets every update and no other account's row is ever read.
+
+Resume without gaps or duplicates: a subscriber registers (its queue starts filling)
+before it replays `changes_since(Last-Event-ID)`; afterwards it drops queued changes whose
+seq it has already sent. Both sides read the same ordered table, so the union is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import anyio
+import psycopg
+
+log = logging.getLogger(__name__)
+
+CHANGES_CHANNEL = "tradeledger_changes"
+BATCH = 500
+
+
+class ChangeRow(Protocol):
+    seq: int
+    account_id: str
+    kind: str
+    entity_id: str
+    data: dict[str, Any]
+
+
+class ChangeSource(Protocol):
+    """The part of the read models the hub reads (adapters/postgres/readmodels.py)."""
+
+    def changes_since(self, account_id: str, seq: int, limit: int = 500) -> list[Any]: ...
+
+    def latest_seq(self, account_id: str) -> int: ...
+
+
+class Subscription:
+    """One open stream: a queue of changes for one account."""
+
+    def __init__(self, account_id: str, limit: int) -> None:
+        self.account_id = account_id
+        self.items: deque[Any] = deque()
+        self.limit = limit
+        self.overflowed = False
+        self.wake = asyncio.Event()
+
+    def put(self, change: Any) -> None:
+        if len(self.items) >= self.limit:
+            # A client this far behind reconnects and replays from its Last-Event-ID.
+            self.overflowed = True
+        else:
+            self.items.append(change)
+        self.wake.set()
+
+    async def get(self) -> Any | None:
+        """Return the next queued change; None when the subscription overflowed."""
+        while True:
+            if self.overflowed:
+                return None
+            if self.items:
+                return self.items.popleft()
+            self.wake.clear()
+            await self.wake.wait()
+
+
+class _Feed:
+    """The changes of one account, read once per wake-up and fanned out."""
+
+    def __init__(self) -> None:
+        self.subscribers: set[Subscription] = set()
+        self.cursor: int | None = None
+        self.ready = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class ChangeHub:
+    """Listen on CHANGES_CHANNEL and serve per-account change streams."""
+
+    def __init__(self, database_url: str, source: ChangeSource, *, poll_seconds: float = 15.0,
+                 queue_limit: int = 10_000) -> None:
+        self._url = database_url
+        self._source = source
+        self._poll = poll_seconds
+        self._queue_limit = queue_limit
+        self._feeds: dict[str, _Feed] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = False
+
+    # ---- life cycle --------------------------------------------------------------
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen(), name="sse-hub-listen")
+
+    async def stop(self) -> None:
+        tasks = [f.task for f in self._feeds.values() if f.task] + (
+            [self._listener] if self._listener else [])
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._feeds.clear()
+
+    async def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    self.listening = True
+                    backoff = 0.5
+                    for feed in self._feeds.values():  # catch up on what we may have missed
+                        feed.wake.set()
+                    async for notify in conn.notifies():
+                        self._dispatch(notify.payload)
+            except asyncio.CancelledError:
+                self.listening = False
+                raise
+            except Exception as exc:  # the database went away: retry, feeds keep polling
+                self.listening = False
+                log.warning("SSE hub lost its LISTEN connection (%s); retrying in %.1fs",
+                            type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _dispatch(self, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+            account_id = str(message["accountId"])
+            seq = int(message.get("seq", 0))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed change notification")
+            return
+        feed = self._feeds.get(account_id)
+        if feed is not None and (feed.cursor is None or seq > feed.cursor):
+            feed.wake.set()
+
+    # ---- subscriptions -----------------------------------------------------------
+    async def subscribe(self, account_id: str) -> Subscription:
+        """Register a stream for an account; changes after this call are queued for it."""
+        feed = self._feeds.get(account_id)
+        if feed is None:
+            feed = self._feeds[account_id] = _Feed()
+            feed.task = asyncio.create_task(self._pump(account_id, feed),
+                                            name=f"sse-feed-{account_id}")
+        subscription = Subscription(account_id, self._queue_limit)
+        feed.subscribers.add(subscription)
+        try:
+            await feed.ready.wait()
+        except BaseException:
+            self.unsubscribe(subscription)
+            raise
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        feed = self._feeds.get(subscription.account_id)
+        if feed is None:
+            return
+        feed.subscribers.discard(subscription)
+        if not feed.subscribers:
+            del self._feeds[subscription.account_id]
+            if feed.task:
+                feed.task.cancel()
+
+    def subscriber_count(self, account_id: str | None = None) -> int:
+        if account_id is not None:
+            feed = self._feeds.get(account_id)
+            return len(feed.subscribers) if feed else 0
+        return sum(len(f.subscribers) for f in self._feeds.values())
+
+    async def _pump(self, account_id: str, feed: _Feed) -> None:
+        backoff = 0.5
+        while feed.cursor is None:
+            try:
+                feed.cursor = await anyio.to_thread.run_sync(
+                    self._source.latest_seq, account_id)
+            except Exception:
+                log.warning("SSE feed cannot read the latest change; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        feed.ready.set()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(feed.wake.wait(), self._poll)
+            feed.wake.clear()
+            try:
+                while True:
+                    batch = await anyio.to_thread.run_sync(
+                        self._source.changes_since, account_id, feed.cursor, BATCH)
+                    for change in batch:
+                        for subscription in list(feed.subscribers):
+                            subscription.put(change)
+                    if batch:
+                        feed.cursor = int(batch[-1].seq)
+                    if len(batch) < BATCH:
+                        break
+            except Exception:
+                log.warning("SSE feed failed to read changes; will retry", exc_info=True)
+                await asyncio.sleep(1.0)
+                feed.wake.set()
+
+    async def changes(self, account_id: str, last_seq: int | None) -> AsyncIterator[Any]:
+        """Yield an account's changes after `last_seq` (None = from now), then live ones.
+
+        Between the replay and the live part it yields one int: the seq live delivery
+        starts after, so the caller can tell the client the stream is open.
+        """
+        subscription = await self.subscribe(account_id)
+        try:
+            if last_seq is None:
+                last = await anyio.to_thread.run_sync(self._source.latest_seq, account_id)
+            else:
+                last = last_seq
+                while True:
+                    batch = await anyio.to_thread.run_sync(
+                        self._source.changes_since, account_id, last, BATCH)
+                    for change in batch:
+                        last = int(change.seq)
+                        yield change
+                    if len(batch) < BATCH:
+                        break
+            yield last  # the seam: the caller learns where live delivery starts
+            while True:
+                change = await subscription.get()
+                if change is None:
+                    return
+                if int(change.seq) <= last:
+                    continue
+                last = int(change.seq)
+                yield change
+        finally:
+            self.unsubscribe(subscription)

@@ -1,0 +1,109 @@
+"""The query side: lists from the read models (eventually consistent, milliseconds behind)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from adapters.api.deps import ApiContext, Ctx, CurrentUser
+from adapters.api.serializers import dec, public_payload
+from domain.values import OrderStatus, parse_enum
+
+router = APIRouter(tags=["queries"])
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+SymbolFilter = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9]+$")]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def mark_price(ctx: ApiContext, symbol: str) -> Decimal | None:
+    """The latest price market data has seen for `symbol`, if any."""
+    return ctx.runtime.symbols.reference_price(symbol)
+
+
+def with_mark(position: dict[str, Any], mark: Decimal | None) -> dict[str, Any]:
+    """Add markPrice and unrealizedPnl = (mark - entry) * quantity (None without a mark)."""
+    out = dict(position)
+    out["markPrice"] = dec(mark)
+    try:
+        qty = Decimal(str(position.get("quantity") or "0"))
+        entry = Decimal(str(position.get("averageEntryPrice") or "0"))
+    except InvalidOperation:
+        qty, entry = Decimal(0), Decimal(0)
+    out["unrealizedPnl"] = None if mark is None else dec((mark - entry) * qty)
+    return out
+
+
+@router.get("/api/trading/orders")
+def list_orders(user: CurrentUser, ctx: Ctx,
+                status: Annotated[str | None, Query(max_length=32)] = None,
+                symbol: SymbolFilter = None, limit: Limit = 50,
+                offset: Offset = 0) -> list[dict[str, Any]]:
+    """The account's orders, newest first; filter by status and symbol."""
+    if status is not None:
+        status = parse_enum(OrderStatus, status, "status").value
+    orders: list[dict[str, Any]] = ctx.require_read_models().list_orders(
+        user.account_id, status=status, symbol=symbol, limit=limit, offset=offset)
+    return orders
+
+
+@router.get("/api/trading/trades")
+def list_trades(user: CurrentUser, ctx: Ctx, symbol: SymbolFilter = None,
+                limit: Limit = 100, offset: Offset = 0) -> list[dict[str, Any]]:
+    """The account's fills, newest first."""
+    trades: list[dict[str, Any]] = ctx.require_read_models().list_trades(
+        user.account_id, symbol=symbol, limit=limit, offset=offset)
+    return trades
+
+
+@router.get("/api/trading/positions")
+def list_positions(user: CurrentUser, ctx: Ctx) -> list[dict[str, Any]]:
+    """Positions per symbol with the mark price and unrealized PnL."""
+    positions = ctx.require_read_models().list_positions(user.account_id)
+    return [with_mark(p, mark_price(ctx, str(p.get("symbol")))) for p in positions]
+
+
+@router.get("/api/trading/balances")
+def list_balances(user: CurrentUser, ctx: Ctx) -> list[dict[str, Any]]:
+    """Balances per asset as the exchange last reported them."""
+    balances: list[dict[str, Any]] = ctx.require_read_models().list_balances(user.account_id)
+    return balances
+
+
+@router.get("/api/analytics")
+def analytics(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """Orders and fills per minute, fill-latency histogram, rejection reasons."""
+    result: dict[str, Any] = ctx.require_read_models().analytics(user.account_id)
+    return result
+
+
+@router.get("/api/audit/events")
+def browse_events(
+    user: CurrentUser, ctx: Ctx,
+    symbol: SymbolFilter = None,
+    eventType: Annotated[str | None, Query(max_length=64,
+                                           pattern=r"^[A-Za-z]+$")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    aggregateId: UUID | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict[str, Any]]:
+    """The event browser: this account's events in order, filtered."""
+    events: list[dict[str, Any]] = ctx.require_read_models().browse_events(
+        user.account_id, symbol=symbol, event_type=eventType, since=_utc(since),
+        until=_utc(until), aggregate_id=aggregateId, limit=limit, offset=offset)
+    for event in events:
+        if isinstance(event.get("payload"), dict):
+            event["payload"] = public_payload(event["payload"])
+    return events

@@ -1,0 +1,120 @@
+"""Request and response bodies. Unknown fields are refused, so a typo never passes silently."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
+
+from domain.errors import ValidationFailed
+from domain.values import to_decimal
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return to_decimal(value, "value")
+    except ValidationFailed:
+        raise ValueError("must be a decimal number (a JSON number or a string)") from None
+
+
+# A JSON number or string in, a string out; never through a binary float's rounding error.
+DecimalInput = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str),
+    Field(json_schema_extra={"anyOf": [{"type": "number"}, {"type": "string"}]}),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # Postgres text cannot hold NUL; refuse it here rather than fail in a query.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class RegisterRequest(Strict):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    binanceApiKey: str | None = Field(default=None, max_length=512)
+    binanceSecretKey: str | None = Field(default=None, max_length=512)
+    environment: str | None = Field(default=None, max_length=16)
+
+
+class LoginRequest(Strict):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class RefreshRequest(Strict):
+    refreshToken: str = Field(min_length=1, max_length=512)
+
+
+class LogoutRequest(Strict):
+    refreshToken: str | None = Field(default=None, max_length=512)
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+
+
+class AuthResponse(BaseModel):
+    token: str
+    refreshToken: str
+    tokenType: str = "Bearer"
+    expiresIn: int
+    user: UserOut
+
+
+class ExchangeKeysRequest(Strict):
+    apiKey: str = Field(min_length=1, max_length=512)
+    secretKey: str = Field(min_length=1, max_length=512)
+    environment: str | None = Field(default=None, max_length=16)
+
+
+class ExchangeKeysOut(BaseModel):
+    connected: bool
+    apiKeyHint: str | None = None
+    environment: str | None = None
+
+
+class MeOut(BaseModel):
+    id: UUID
+    email: str
+    exchangeKeys: ExchangeKeysOut
+
+
+class PlaceOrderRequest(Strict):
+    symbol: str = Field(min_length=1, max_length=32)
+    side: str = Field(min_length=1, max_length=8)
+    type: str = Field(min_length=1, max_length=16)
+    quantity: DecimalInput
+    price: DecimalInput | None = None
+    timeInForce: str | None = Field(default=None, max_length=8)
+    clientOrderId: str | None = Field(default=None, min_length=1, max_length=36)
+
+
+class OrderAccepted(BaseModel):
+    orderId: UUID
+    status: str
+    clientOrderId: str
+
+
+class StreamToken(BaseModel):
+    token: str
+    expiresIn: int

@@ -1,0 +1,131 @@
+"""The query routes over the real read models, filled by the real projector."""
+# ruff: noqa: F811 (fixtures imported from test_api_support are parameters by design)
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from adapters.bootstrap import Runtime
+from adapters.postgres.readmodels import record_balances
+from commands.messages import RecordAcceptance, RecordFill
+from tests.integration.test_api_support import (  # noqa: F401 (fixtures)
+    LIMIT_ORDER,
+    api,
+    api_app,
+    project,
+    register,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def filled_order(api: Any, runtime: Runtime, user: Any, side: str, qty: str, price: str,
+                 trade_id: str, symbol: str = "BTCUSDT") -> str:
+    body = {**LIMIT_ORDER, "symbol": symbol, "side": side, "quantity": qty, "price": price}
+    order_id = api.post("/api/trading/orders", json=body, headers=user.headers).json()["orderId"]
+    oid = uuid.UUID(order_id)
+    runtime.app.handle(RecordAcceptance(order_id=oid, exchange_order_id=f"X-{trade_id}"))
+    runtime.app.handle(RecordFill(order_id=oid, trade_id=trade_id, price=Decimal(price),
+                                  quantity=Decimal(qty), commission=Decimal("0.01"),
+                                  commission_asset="USDT"))
+    return order_id
+
+
+def test_orders_trades_positions_balances_analytics_and_audit(api: Any,
+                                                               runtime: Runtime) -> None:
+    alice, bob = register(api), register(api)
+    h = alice.headers
+    buy = filled_order(api, runtime, alice, "BUY", "0.002", "90000.00", "t1")
+    filled_order(api, runtime, alice, "SELL", "0.001", "91000.00", "t2")
+    open_id = api.post("/api/trading/orders", json={**LIMIT_ORDER, "symbol": "ETHUSDT",
+                                                    "quantity": "0.1", "price": "3000.00"},
+                       headers=h).json()["orderId"]
+    api.post("/api/trading/orders", json=LIMIT_ORDER, headers=bob.headers)
+    project(runtime)
+
+    orders = api.get("/api/trading/orders", headers=h).json()
+    assert len(orders) == 3 and orders[0]["orderId"] == open_id  # newest first
+    assert [o["orderId"] for o in api.get("/api/trading/orders", headers=h,
+                                          params={"status": "pending"}).json()] == [open_id]
+    assert len(api.get("/api/trading/orders", headers=h, params={"symbol": "btcusdt"}).json()) == 2
+    page = api.get("/api/trading/orders", headers=h, params={"limit": 1, "offset": 1}).json()
+    assert len(page) == 1 and page[0]["orderId"] == orders[1]["orderId"]
+    assert api.get("/api/trading/orders", headers=h,
+                   params={"status": "SLEEPING"}).status_code == 422
+    assert api.get("/api/trading/orders", headers=h, params={"limit": 0}).status_code == 422
+    assert len(api.get("/api/trading/orders", headers=bob.headers).json()) == 1
+
+    trades = api.get("/api/trading/trades", headers=h).json()
+    assert [t["tradeId"] for t in trades] == ["t2", "t1"]
+    assert trades[1]["orderId"] == buy and trades[1]["price"] == "90000.00"
+
+    runtime.symbols.update_price("BTCUSDT", Decimal("95000.00"))
+    positions = api.get("/api/trading/positions", headers=h).json()
+    assert len(positions) == 1
+    btc = positions[0]
+    assert btc["symbol"] == "BTCUSDT" and Decimal(btc["quantity"]) == Decimal("0.001")
+    assert btc["markPrice"] == "95000.00"
+    expected = (Decimal("95000.00") - Decimal(btc["averageEntryPrice"])) * Decimal("0.001")
+    assert Decimal(btc["unrealizedPnl"]) == expected == Decimal("5.00000")
+
+    with psycopg.connect(runtime.database_url) as conn:
+        record_balances(conn, account_id=alice.id, schema=runtime.settings.database_schema,
+                        balances=[{"asset": "USDT", "free": "1000.5", "locked": "300"}])
+    assert api.get("/api/trading/balances", headers=h).json()[0]["free"] == "1000.5"
+    assert api.get("/api/trading/balances", headers=bob.headers).json() == []
+
+    analytics = api.get("/api/analytics", headers=h).json()
+    assert {"ordersPerMinute", "fillLatencyHistogram", "rejectionReasons"} <= set(analytics)
+
+    events = api.get("/api/audit/events", headers=h).json()
+    assert {e["eventType"] for e in events} >= {"AccountRegistered", "OrderPlaced", "OrderFilled"}
+    assert all("password_hash" not in (e.get("payload") or {}) for e in events)
+    fills = api.get("/api/audit/events", headers=h, params={"eventType": "OrderFilled"}).json()
+    assert len(fills) == 2
+    eth = api.get("/api/audit/events", headers=h, params={"symbol": "ETHUSDT"}).json()
+    assert [e["eventType"] for e in eth] == ["OrderPlaced"]
+    future = api.get("/api/audit/events", headers=h, params={"since": "2999-01-01T00:00:00"})
+    assert future.json() == []
+    assert api.get("/api/audit/events", headers=h, params={"since": "nope"}).status_code == 422
+    api.cookies.clear()
+    for path in ("/api/trading/orders", "/api/trading/trades", "/api/trading/positions",
+                 "/api/trading/balances", "/api/analytics", "/api/audit/events"):
+        assert api.get(path).status_code == 401, path
+
+
+def test_market_symbols_health_ready_and_docs(api: Any, runtime: Any) -> None:
+    symbols = api.get("/api/market/symbols").json()
+    btc = next(s for s in symbols if s["symbol"] == "BTCUSDT")
+    assert btc["tickSize"] == "0.01" and btc["quoteAsset"] == "USDT"
+    assert api.get("/health").json() == {"status": "ok"}
+    ready = api.get("/ready")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": True}
+    no_market = api.get("/api/market/BTCUSDT/klines")
+    assert no_market.status_code == 503
+    assert no_market.json()["error"]["code"] == "market_data_unavailable"
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"/auth/register", "/api/trading/orders", "/api/stream",
+            "/api/market/{symbol}/klines"} <= set(paths)
+
+
+def test_ready_reports_injected_checks_and_fails_with_503(runtime: Runtime) -> None:
+    from tests.integration.test_api_support import TestClient, create_app
+
+    async def broker() -> bool:
+        return True
+
+    def exchange() -> bool:
+        raise ConnectionError("down")
+
+    with TestClient(create_app(runtime, ready_checks={"broker": broker,
+                                                      "exchange": exchange})) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "not_ready", "checks": {
+            "postgres": True, "broker": True, "exchange": False}}
