@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.markets import SymbolCatalogAdapter
-from adapters.postgres.store import ensure_schema, eventsourcing_env
+from adapters.postgres.store import ensure_schema, eventsourcing_env, schema_ddl_lock
 from adapters.security import AesGcmCipher, Argon2PasswordHasher, ConfigurationError
 from adapters.settings import Settings, load_or_create_embedded_secrets
 from commands.application import TradingApplication
@@ -54,13 +54,17 @@ def bootstrap(settings: Settings, database_url: str) -> Runtime:
     if len(jwt_secret) < 32:
         raise ConfigurationError("TRADELEDGER_JWT_SECRET must be at least 32 characters")
     cipher = AesGcmCipher.from_spec(master_spec)
-    ensure_schema(database_url, settings.database_schema)
     symbols = SymbolCatalogAdapter()
-    app = TradingApplication(
-        env=eventsourcing_env(database_url, settings.database_schema, settings.database_pool_size),
-        symbols=symbols,
-        hasher=Argon2PasswordHasher(),
-        cipher=cipher,
-    )
+    # Processes starting together on a fresh database would race on CREATE TABLE (the
+    # catalog's unique type names); one advisory lock per schema serializes the DDL.
+    with schema_ddl_lock(database_url, settings.database_schema):
+        ensure_schema(database_url, settings.database_schema)
+        app = TradingApplication(
+            env=eventsourcing_env(database_url, settings.database_schema,
+                                  settings.database_pool_size),
+            symbols=symbols,
+            hasher=Argon2PasswordHasher(),
+            cipher=cipher,
+        )
     return Runtime(settings=settings, database_url=database_url, app=app, symbols=symbols,
                    cipher=cipher, jwt_secret=jwt_secret)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from adapters.api.app import create_app
-from adapters.api.cli import build_market
+from adapters.api.cli import build_market, process_wiring
 from adapters.bootstrap import bootstrap
 from adapters.runtime import configure_logging
 from adapters.security import ConfigurationError
@@ -23,4 +23,4 @@ def app_from_environment() -> FastAPI:
             "(`tradeledger api --workers N` sets it for the embedded database)")
     runtime = bootstrap(settings, settings.database_url)
     market = build_market(settings, runtime.symbols, None)
-    return create_app(runtime, market=market)
+    return create_app(runtime, market=market, **process_wiring(settings))

@@ -41,6 +41,19 @@ def build_market(settings: Any, symbols: Any, exchange_url: str | None) -> Any:
     return BinanceMarketData(symbols, testnet=settings.exchange == "testnet")
 
 
+def process_wiring(settings: Any, extra_origins: list[str] | None = None) -> dict[str, Any]:
+    """What an API process gets from its deployment: CORS origins, readiness checks, and the
+    hook that gives a new account paper-exchange keys."""
+    from adapters.readiness import ready_checks
+
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    wiring: dict[str, Any] = {
+        "cors_origins": [*origins, *(extra_origins or [])],
+        "ready_checks": ready_checks(settings),
+    }
+    return wiring
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -57,7 +70,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     with open_runtime(settings) as runtime:
         market = None if args.no_market_data else build_market(
             settings, runtime.symbols, args.exchange_url)
-        app = create_app(runtime, market=market, cors_origins=args.cors_origin)
+        app = create_app(runtime, market=market, **process_wiring(settings, args.cors_origin))
         log.info("TradeLedger API on http://%s:%d (docs at /docs)", host, port)
         # log_config=None: uvicorn's loggers go through our redacting root handler, so a
         # `?token=` in an access-log line is masked. Request bodies are never logged.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -42,3 +44,14 @@ def eventsourcing_env(url: str, schema: str, pool_size: int = 10) -> dict[str, s
         "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
         "CREATE_TABLE": "y",
     }
+
+
+@contextmanager
+def schema_ddl_lock(url: str, schema: str) -> Iterator[None]:
+    """Hold a session advisory lock for DDL on `schema` (other processes wait their turn)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"tradeledger-ddl:{schema}",))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"tradeledger-ddl:{schema}",))
