@@ -38,6 +38,17 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM us when the supervisor dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: children outlive a killed supervisor, as before
+
+
 def status(component: str, state: str, detail: str = "", out: TextIO = sys.stdout) -> None:
     """Print one readable status line per component event."""
     mark = {"up": "+", "ready": "+", "starting": ".", "restarting": "!", "stopped": "-",
@@ -63,7 +74,7 @@ class Child:
         self.log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and argv
             self.argv, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )
         self.started_at = time.monotonic()
 

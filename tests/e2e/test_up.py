@@ -51,6 +51,13 @@ class SseCollector(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        try:
+            self._read()
+        except httpx.HTTPError:
+            if not self.stop.is_set():
+                raise
+
+    def _read(self) -> None:
         with httpx.Client(timeout=httpx.Timeout(5, read=None)) as client, client.stream(
                 "GET", self.url, headers=self.headers) as response:
             self.connected.set()
