@@ -149,3 +149,35 @@ def test_exchange_secret_is_never_stored_in_clear(runtime: Runtime, pg_url: str,
             assert secret not in blob and api_key not in blob, table
             assert secret.encode().hex() not in blob
     assert runtime.app.exchange_credentials(account).secret_key == secret
+
+
+def test_group_commit_keeps_every_caller_answer_right_under_concurrency(runtime: Runtime) -> None:
+    from domain.errors import ClientOrderIdReused
+
+    account = register(runtime)
+    barrier = threading.Barrier(60)
+
+    def attempt(n: int):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        # Each of c-0..c-19 is asked for three times; caller 59 reuses c-0 with another
+        # quantity, so whichever c-0 request lands first wins and the other kind conflicts.
+        cid, qty = ("c-0", "0.02") if n == 59 else (f"c-{n % 20}", "0.01")
+        try:
+            return place(runtime, account, cid=cid, qty=qty)
+        except ClientOrderIdReused:
+            return "conflict"
+
+    with ThreadPoolExecutor(60) as pool:
+        results = list(pool.map(attempt, range(60)))
+    for n in range(1, 20):
+        same = {results[m] for m in (n, n + 20, n + 40) if m != 59}
+        assert len(same) == 1 and "conflict" not in same
+    c0_normal = {results[0], results[20], results[40]}
+    if results[59] == "conflict":
+        assert len(c0_normal) == 1 and "conflict" not in c0_normal
+    else:
+        assert c0_normal == {"conflict"}
+        assert runtime.app.get_order(results[59]).quantity == D("0.02")
+    placed = runtime.app.recorder.select_notifications(
+        start=1, limit=1000, topics=["domain.order:Order.OrderPlaced"])
+    assert len(placed) == 20
