@@ -9,6 +9,11 @@ from domain.errors import InvalidPrice, InvalidQuantity, NotionalTooSmall
 from domain.values import OrderType
 
 
+def plain(value: Decimal) -> str:
+    """Render a Decimal in fixed-point form for messages ("0.0000001", not "1E-7")."""
+    return format(value, "f")
+
+
 def is_multiple(value: Decimal, step: Decimal, origin: Decimal = Decimal(0)) -> bool:
     """Tell whether value lies on the grid origin + k * step (exact Decimal arithmetic)."""
     if step == 0:
@@ -47,20 +52,22 @@ class SymbolRules:
             raise InvalidQuantity("quantity must be greater than zero", field="quantity")
         if quantity < self.min_qty:
             raise InvalidQuantity(
-                f"quantity {quantity} is below the minimum {self.min_qty} for {self.symbol}",
+                f"quantity {plain(quantity)} is below the minimum {plain(self.min_qty)} "
+                f"for {self.symbol}",
                 field="quantity",
                 minQty=str(self.min_qty),
             )
         if quantity > self.max_qty:
             raise InvalidQuantity(
-                f"quantity {quantity} is above the maximum {self.max_qty} for {self.symbol}",
+                f"quantity {plain(quantity)} is above the maximum {plain(self.max_qty)} "
+                f"for {self.symbol}",
                 field="quantity",
                 maxQty=str(self.max_qty),
             )
         if not is_multiple(quantity, self.step_size, self.min_qty):
             raise InvalidQuantity(
-                f"quantity {quantity} is not a multiple of the step size {self.step_size} "
-                f"for {self.symbol}",
+                f"quantity {plain(quantity)} is not a multiple of the step size "
+                f"{plain(self.step_size)} for {self.symbol}",
                 field="quantity",
                 stepSize=str(self.step_size),
             )
@@ -71,14 +78,14 @@ class SymbolRules:
                 raise InvalidPrice("price must be greater than zero", field="price")
             if price < self.min_price or price > self.max_price:
                 raise InvalidPrice(
-                    f"price {price} is outside {self.min_price}..{self.max_price} "
-                    f"for {self.symbol}",
+                    f"price {plain(price)} is outside "
+                    f"{plain(self.min_price)}..{plain(self.max_price)} for {self.symbol}",
                     field="price",
                 )
             if not is_multiple(price, self.tick_size, self.min_price):
                 raise InvalidPrice(
-                    f"price {price} is not a multiple of the tick size {self.tick_size} "
-                    f"for {self.symbol}",
+                    f"price {plain(price)} is not a multiple of the tick size "
+                    f"{plain(self.tick_size)} for {self.symbol}",
                     field="price",
                     tickSize=str(self.tick_size),
                 )
@@ -87,8 +94,9 @@ class SymbolRules:
         notional_price = price if order_type is OrderType.LIMIT else reference_price
         if notional_price is not None and quantity * notional_price < self.min_notional:
             raise NotionalTooSmall(
-                f"order value {quantity * notional_price} {self.quote_asset} is below the minimum "
-                f"notional {self.min_notional} {self.quote_asset} for {self.symbol}",
+                f"order value {plain(quantity * notional_price)} {self.quote_asset} is below "
+                f"the minimum notional {plain(self.min_notional)} {self.quote_asset} "
+                f"for {self.symbol}",
                 field="quantity",
                 minNotional=str(self.min_notional),
             )

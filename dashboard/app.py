@@ -1,0 +1,138 @@
+"""The Dash app factory. The browser talks to the API directly (CORS + bearer token, SSE with
+stream tokens); analytics and audit are drawn server-side from the same API over httpx."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dash
+from dash import ClientsideFunction, Input, Output, State
+
+from dashboard import analytics_view, audit_view
+from dashboard.layout import PAGES, TIMEFRAMES, serve_layout
+
+ASSETS = Path(__file__).parent / "assets"
+
+_INDEX = """<!DOCTYPE html>
+<html lang="en">
+<head>
+{%metas%}
+<title>{%title%}</title>
+{%favicon%}
+{%css%}
+<script>window.TL_CONFIG = __CONFIG__;</script>
+</head>
+<body>
+{%app_entry%}
+<footer>{%config%}{%scripts%}{%renderer%}</footer>
+</body>
+</html>"""
+
+
+def _config_script(public_api_url: str) -> str:
+    # "</" cannot end the script tag early once escaped.
+    return json.dumps({"apiUrl": public_api_url.rstrip("/")}).replace("</", "<\\/")
+
+
+def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Dash:
+    """Build the dashboard; `api_url` is used by the server, `public_api_url` by browsers."""
+    browser_api = (public_api_url or api_url).rstrip("/")
+    app = dash.Dash(
+        __name__,
+        title="TradeLedger",
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        update_title=None,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.index_string = _INDEX.replace("__CONFIG__", _config_script(browser_api))
+    app.layout = lambda: serve_layout(browser_api)
+    _register_clientside(app)
+    analytics_view.register(app, api_url.rstrip("/"))
+    audit_view.register(app, api_url.rstrip("/"))
+    return app
+
+
+def _cs(name: str) -> ClientsideFunction:
+    return ClientsideFunction(namespace="tl", function_name=name)
+
+
+def _register_clientside(app: dash.Dash) -> None:
+    """Wire the clientside callbacks defined in assets/40-ui.js."""
+    cb = app.clientside_callback
+    cb(_cs("init"), Output("boot", "data"), Input("config", "data"))
+    cb(
+        _cs("route"),
+        [Output("route", "data"), Output("url", "pathname")]
+        + [Output(f"page-{p}", "style") for p in PAGES]
+        + [Output(f"nav-{p}", "className") for p in ("trade", "analytics", "audit")]
+        + [Output("nav", "style")],
+        Input("url", "pathname"), Input("auth", "data"),
+    )
+    cb(_cs("session"), Output("user-email", "children"), Output("logout-btn", "style"),
+       Input("auth", "data"))
+    cb(_cs("symbolPicked"), Output("url", "pathname", allow_duplicate=True),
+       Input("symbol-select", "value"), prevent_initial_call=True)
+    cb(
+        _cs("chartSettings"), Output("chart-settings", "data"),
+        [Input(f"tf-{v}", "n_clicks") for _, v in TIMEFRAMES]
+        + [Input("indicator-toggles", "value")],
+        State("chart-settings", "data"),
+    )
+    cb(
+        _cs("tradeView"),
+        [Output("symbol-select", "value"), Output("pair-name", "children")]
+        + [Output(f"tf-{v}", "className") for _, v in TIMEFRAMES],
+        Input("route", "data"), Input("chart-settings", "data"),
+    )
+    cb(
+        _cs("ticketState"), Output("ticket-state", "data"),
+        Input("side-buy", "n_clicks"), Input("side-sell", "n_clicks"),
+        Input("type-market", "n_clicks"), Input("type-limit", "n_clicks"),
+        Input("qty-mode-amount", "n_clicks"), Input("qty-mode-pct", "n_clicks"),
+        State("ticket-state", "data"),
+    )
+    cb(
+        _cs("ticketView"),
+        Output("side-buy", "className"), Output("side-sell", "className"),
+        Output("type-market", "className"), Output("type-limit", "className"),
+        Output("qty-mode-amount", "className"), Output("qty-mode-pct", "className"),
+        Output("price-field", "style"), Output("pct-field", "style"),
+        Output("place-btn", "children"), Output("place-btn", "className"),
+        Input("ticket-state", "data"), Input("route", "data"),
+    )
+    cb(_cs("pctToQty"), Output("ticket-qty", "value"),
+       Input("ticket-pct", "value"), Input("ticket-state", "data"),
+       State("ticket-price", "value"), State("market-store", "data"),
+       prevent_initial_call=True)
+    cb(_cs("ticketNumbers"), Output("ticket-available", "children"),
+       Output("ticket-total", "children"),
+       Input("ticket-qty", "value"), Input("ticket-price", "value"),
+       Input("ticket-state", "data"), Input("market-store", "data"))
+    cb(_cs("placeOrder"), Output("ticket-message", "children"),
+       Output("ticket-message", "className"),
+       Input("place-btn", "n_clicks"), State("ticket-state", "data"),
+       State("ticket-qty", "value"), State("ticket-price", "value"), State("route", "data"),
+       prevent_initial_call=True)
+    cb(_cs("login"), Output("auth", "data", allow_duplicate=True),
+       Output("login-error", "children"),
+       Input("login-btn", "n_clicks"), Input("login-password", "n_submit"),
+       State("login-email", "value"), State("login-password", "value"),
+       prevent_initial_call=True)
+    cb(_cs("register"), Output("auth", "data", allow_duplicate=True),
+       Output("register-error", "children"),
+       Input("register-btn", "n_clicks"), State("reg-email", "value"),
+       State("reg-password", "value"), State("reg-api-key", "value"),
+       State("reg-secret-key", "value"), prevent_initial_call=True)
+    cb(_cs("logout"), Output("auth", "data", allow_duplicate=True),
+       Input("logout-btn", "n_clicks"), prevent_initial_call=True)
+    cb(_cs("theme"), Output("theme-toggle", "children"), Input("theme-toggle", "n_clicks"))
+    cb(_cs("ordersTable"), Output("orders-table", "children"), Input("orders-store", "data"))
+    cb(_cs("tradesTable"), Output("trades-table", "children"), Input("trades-store", "data"))
+    cb(_cs("positionsTable"), Output("positions-table", "children"),
+       Input("positions-store", "data"))
+    cb(_cs("addAlert"), Output("alert-price", "value"), Output("alert-error", "children"),
+       Input("alert-add", "n_clicks"), State("alert-price", "value"), State("route", "data"),
+       prevent_initial_call=True)
+    cb(_cs("alertsList"), Output("alert-list", "children"), Input("alerts-store", "data"))

@@ -1,0 +1,356 @@
+/* TradeLedger dashboard core: API client, session, decimal helpers, live streams.
+ *
+ * The browser talks to the API directly (CORS). Live data arrives over SSE and is pushed into
+ * dcc.Store components with dash_clientside.set_props, batched every ~100 ms, so an update
+ * re-renders only the component that shows it, never the page.
+ */
+(function () {
+  "use strict";
+  const TL = (window.TL = window.TL || {});
+
+  // ---------------------------------------------------------------- config & session
+  TL.apiUrl = ((window.TL_CONFIG || {}).apiUrl || "").replace(/\/$/, "");
+  TL.session = null; // {token, refreshToken?, user:{id,email}}
+
+  function readStoredSession() {
+    try {
+      const raw = window.localStorage.getItem("auth");
+      const data = raw ? JSON.parse(raw) : null;
+      return data && data.token ? data : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  TL.getSession = function () {
+    if (!TL.session) TL.session = readStoredSession();
+    return TL.session;
+  };
+  // Refresh the access token a minute before it expires, so the token the server-side
+  // callbacks read from the auth store is always current.
+  let refreshTimer = null;
+  TL.scheduleRefresh = function () {
+    clearTimeout(refreshTimer);
+    const s = TL.session;
+    if (!s || !s.token || !s.refreshToken) return;
+    const exp = tokenExp(s.token);
+    if (!exp) return;
+    const wait = Math.max(5000, exp * 1000 - Date.now() - 60000);
+    refreshTimer = setTimeout(function () { refreshSession(); }, wait);
+  };
+  TL.setSession = function (session) {
+    TL.session = session && session.token ? session : null;
+    TL.scheduleRefresh();
+    // Keep the dcc.Store (and with it localStorage, shared by every tab) in step.
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("auth", { data: TL.session });
+    }
+  };
+  // Another tab logged in, refreshed or logged out.
+  window.addEventListener("storage", function (ev) {
+    if (ev.key === "auth") TL.session = readStoredSession();
+  });
+
+  // ---------------------------------------------------------------- API client
+  class ApiError extends Error {
+    constructor(status, code, message, details) {
+      super(message || "request failed");
+      this.status = status;
+      this.code = code || "error";
+      this.details = details || {};
+    }
+  }
+  TL.ApiError = ApiError;
+
+  function tokenExp(token) {
+    try {
+      return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).exp || 0;
+    } catch (e) {
+      return 0;
+    }
+  }
+  TL.tokenExp = tokenExp;
+
+  /* Refresh tokens rotate and a reused one revokes the whole login, so tabs must never
+   * refresh with the same one: a cross-tab Web Lock serialises them, and inside it a tab
+   * first adopts a fresh token another tab already obtained. */
+  let refreshing = null;
+  async function doRefresh(staleToken) {
+    const cur = readStoredSession();
+    if (cur && cur.token !== staleToken && tokenExp(cur.token) * 1000 > Date.now() + 60000) {
+      TL.session = cur;
+      TL.scheduleRefresh();
+      return true;
+    }
+    const s = cur || TL.session;
+    if (!s || !s.refreshToken) return false;
+    try {
+      const res = await fetch(TL.apiUrl + "/auth/refresh", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ refreshToken: s.refreshToken }),
+      });
+      if (!res.ok) return false;
+      const data = await res.json();
+      const next = Object.assign({}, s, normaliseAuth(data));
+      // Written straight away so a tab waiting on the lock sees it.
+      window.localStorage.setItem("auth", JSON.stringify(next));
+      TL.setSession(next);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  function refreshSession() {
+    const stale = TL.session ? TL.session.token : null;
+    if (!refreshing) {
+      const run = function () { return doRefresh(stale); };
+      refreshing = (navigator.locks ? navigator.locks.request("tl-refresh", run) : run())
+        .finally(function () { refreshing = null; });
+    }
+    return refreshing;
+  }
+
+  TL.refreshSession = refreshSession;
+
+  function normaliseAuth(data) {
+    const out = { token: data.token || data.accessToken || data.access_token, user: data.user };
+    const refresh = data.refreshToken || data.refresh_token;
+    if (refresh) out.refreshToken = refresh;
+    if (!out.user) delete out.user;
+    return out;
+  }
+  TL.normaliseAuth = normaliseAuth;
+
+  TL.api = async function (path, opts) {
+    opts = opts || {};
+    const method = opts.method || "GET";
+    const headers = { Accept: "application/json" };
+    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+    const s = TL.getSession();
+    if (opts.auth !== false && s) headers.Authorization = "Bearer " + s.token;
+    let res;
+    try {
+      res = await fetch(TL.apiUrl + path, {
+        method: method,
+        headers: headers,
+        body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+        credentials: opts.credentials || "same-origin",
+      });
+    } catch (e) {
+      throw new ApiError(0, "network", "cannot reach the API");
+    }
+    if (res.status === 401 && opts.auth !== false && opts.retry !== false) {
+      if (await refreshSession()) return TL.api(path, Object.assign({}, opts, { retry: false }));
+      TL.setSession(null);
+    }
+    const text = await res.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch (e) { data = text; }
+    }
+    if (!res.ok) {
+      const err = (data && data.error) || {};
+      throw new ApiError(res.status, err.code, err.message || res.statusText, err.details);
+    }
+    return data;
+  };
+
+  // Lists may come bare or wrapped ({items: [...]}, {orders: [...]}).
+  TL.asList = function (data, key) {
+    if (Array.isArray(data)) return data;
+    if (!data || typeof data !== "object") return [];
+    for (const k of [key, "items", "data", "results"]) {
+      if (k && Array.isArray(data[k])) return data[k];
+    }
+    return [];
+  };
+
+  // ---------------------------------------------------------------- decimals (BigInt, 18 dp)
+  // Money never goes through floats: quantities and totals are computed on scaled integers.
+  const SCALE = 18;
+  const ONE = 10n ** 18n;
+  const D = (TL.D = {});
+  D.parse = function (value) {
+    if (value === null || value === undefined) return null;
+    let s = String(value).trim();
+    if (!/^-?(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(s)) return null;
+    if (/e/i.test(s)) s = Number(s).toFixed(SCALE); // only for exotic inputs
+    const neg = s.startsWith("-");
+    if (neg) s = s.slice(1);
+    const parts = s.split(".");
+    const frac = ((parts[1] || "") + "0".repeat(SCALE)).slice(0, SCALE);
+    const v = BigInt(parts[0] || "0") * ONE + BigInt(frac || "0");
+    return neg ? -v : v;
+  };
+  D.format = function (v, dp) {
+    if (v === null || v === undefined) return "";
+    const neg = v < 0n;
+    if (neg) v = -v;
+    const i = v / ONE;
+    let f = (v % ONE).toString().padStart(SCALE, "0");
+    if (dp !== undefined) f = f.slice(0, dp);
+    else f = f.replace(/0+$/, "");
+    return (neg ? "-" : "") + i.toString() + (f ? "." + f : "");
+  };
+  D.mul = function (a, b) { return (a * b) / ONE; };
+  D.div = function (a, b) { return b === 0n ? 0n : (a * ONE) / b; };
+  D.decimals = function (step) {
+    const s = String(step || "");
+    if (s.indexOf(".") < 0) return 0;
+    return s.split(".")[1].replace(/0+$/, "").length;
+  };
+  // floor(value / step) * step
+  D.floorTo = function (v, step) {
+    if (!step || step <= 0n) return v;
+    return (v / step) * step;
+  };
+  // Display a decimal string with a fixed number of places (display only).
+  D.fixed = function (value, dp) {
+    const v = D.parse(value);
+    if (v === null) return value === null || value === undefined ? "—" : String(value);
+    const neg = v < 0n;
+    const abs = neg ? -v : v;
+    const unit = 10n ** BigInt(SCALE - dp);
+    const rounded = ((abs + unit / 2n) / unit) * unit;
+    return (neg && rounded !== 0n ? "-" : "") + D.format(rounded, dp).replace(/\.$/, "");
+  };
+
+  // ---------------------------------------------------------------- batching into stores
+  const pending = {};
+  let flushTimer = null;
+  TL.setStore = function (id, props) {
+    pending[id] = Object.assign(pending[id] || {}, props);
+    if (!flushTimer) flushTimer = setTimeout(TL.flush, 100);
+  };
+  TL.flush = function () {
+    flushTimer = null;
+    const ids = Object.keys(pending);
+    for (const id of ids) {
+      const props = pending[id];
+      delete pending[id];
+      try {
+        window.dash_clientside.set_props(id, props);
+      } catch (e) {
+        /* the component is not mounted yet; the next flush will carry fresh state */
+      }
+    }
+  };
+
+  // ---------------------------------------------------------------- resumable SSE
+  /* One EventSource with the rules of a short-lived token: the browser's own reconnect keeps
+   * Last-Event-ID; a 401 (or any HTTP error) closes the source for good, so we fetch a new
+   * token and open a new one, passing the last id we saw; `onOpen` resyncs from REST, and
+   * consumers merge by id/version so a replayed event never duplicates a row. */
+  class LiveStream {
+    constructor(name, opts) {
+      this.name = name;
+      this.opts = opts;
+      this.es = null;
+      this.lastId = null;
+      this.retry = 0;
+      this.timer = null;
+      this.closed = true;
+      this.status = "down";
+    }
+    setStatus(status) {
+      if (this.status === status) return;
+      this.status = status;
+      if (this.opts.onStatus) this.opts.onStatus(status);
+    }
+    async open() {
+      this.closed = false;
+      clearTimeout(this.timer);
+      if (this.es) { this.es.close(); this.es = null; }
+      this.setStatus("connecting");
+      let url;
+      try {
+        url = await this.opts.url(this.lastId);
+      } catch (e) {
+        return this.scheduleReopen();
+      }
+      if (this.closed) return;
+      const es = new EventSource(url);
+      this.es = es;
+      const self = this;
+      es.onopen = function () {
+        if (self.es !== es) return;
+        self.retry = 0;
+        self.setStatus("live");
+        if (self.opts.onOpen) self.opts.onOpen();
+      };
+      es.onerror = function () {
+        if (self.es !== es) return;
+        if (es.readyState === EventSource.CLOSED) {
+          self.setStatus("down");
+          self.scheduleReopen();
+        } else {
+          self.setStatus("connecting");
+        }
+      };
+      const dispatch = function (type) {
+        return function (ev) {
+          if (self.es !== es) return;
+          if (ev.lastEventId) self.lastId = ev.lastEventId;
+          let data = null;
+          try { data = JSON.parse(ev.data); } catch (e) { return; }
+          self.opts.onEvent(type, data, ev.lastEventId);
+        };
+      };
+      for (const type of this.opts.events || []) es.addEventListener(type, dispatch(type));
+      es.onmessage = dispatch("message");
+    }
+    scheduleReopen() {
+      if (this.closed) return;
+      clearTimeout(this.timer);
+      const delay = Math.min(10000, 500 * Math.pow(2, this.retry++)) + Math.random() * 250;
+      const self = this;
+      this.timer = setTimeout(function () { self.open(); }, delay);
+    }
+    close() {
+      this.closed = true;
+      clearTimeout(this.timer);
+      if (this.es) { this.es.close(); this.es = null; }
+      this.setStatus("down");
+    }
+  }
+  TL.LiveStream = LiveStream;
+
+  TL.streamToken = async function () {
+    const data = await TL.api("/api/stream-token", { method: "POST" });
+    return data.token;
+  };
+
+  // ---------------------------------------------------------------- small DOM/Dash helpers
+  TL.h = function (type, props, children) {
+    const p = Object.assign({}, props || {});
+    if (children !== undefined) p.children = children;
+    return { type: type, namespace: "dash_html_components", props: p };
+  };
+  TL.fmtTime = function (value) {
+    if (!value) return "—";
+    const d = typeof value === "number" ? new Date(value) : new Date(value);
+    if (isNaN(d.getTime())) return String(value);
+    return d.toLocaleString(undefined, {
+      month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    });
+  };
+  TL.toast = function (title, body, kind) {
+    TL.toasts = (TL.toasts || []).concat([{ id: Date.now() + Math.random(), title, body, kind }]);
+    TL.renderToasts();
+    const id = TL.toasts[TL.toasts.length - 1].id;
+    setTimeout(function () {
+      TL.toasts = TL.toasts.filter(function (t) { return t.id !== id; });
+      TL.renderToasts();
+    }, 8000);
+  };
+  TL.renderToasts = function () {
+    const h = TL.h;
+    TL.setStore("toasts", {
+      children: (TL.toasts || []).map(function (t) {
+        return h("Div", { className: "toast " + (t.kind || ""), role: "alert" }, [
+          h("Strong", {}, t.title), h("Div", {}, t.body),
+        ]);
+      }),
+    });
+  };
+})();

@@ -1,0 +1,275 @@
+"""The dashboard's component tree: one shell holding every page, shown and hidden by route.
+
+Every page stays mounted so that live state (the open streams, the chart, the tables) survives
+navigation, and switching symbol is a history push, never a reload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+DEFAULT_SYMBOL = "BTCUSDT"
+TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
+INDICATORS = (("SMA 20", "sma"), ("EMA 20", "ema"), ("Bollinger", "bb"), ("RSI 14", "rsi"))
+PAGES = ("login", "register", "trade", "analytics", "audit")
+
+
+def _field(label: str, component: Any, hint: str | None = None) -> html.Label:
+    children = [html.Span(label, className="field-label"), component]
+    if hint:
+        children.append(html.Span(hint, className="field-hint"))
+    return html.Label(children, className="field")
+
+
+def header() -> html.Header:
+    """Logo, navigation, user, live-status dot and theme toggle."""
+    return html.Header(
+        className="app-header",
+        children=[
+            html.A([html.Span("◆", className="logo-mark"), " TradeLedger"], href="/trade",
+                   className="logo", id="logo"),
+            html.Nav(className="nav", id="nav", children=[
+                dcc.Link("Trade", href="/trade", id="nav-trade", className="nav-link"),
+                dcc.Link("Analytics", href="/analytics", id="nav-analytics",
+                         className="nav-link"),
+                dcc.Link("Audit", href="/audit", id="nav-audit", className="nav-link"),
+            ]),
+            html.Div(className="header-right", children=[
+                html.Span(id="live-status", className="live-dot down", title="disconnected",
+                          **{"data-testid": "live-status"}),
+                html.Span("offline", id="live-label", className="live-label"),
+                html.Span("", id="user-email", className="user-email"),
+                html.Button("☾", id="theme-toggle", className="icon-btn",
+                            title="Toggle light/dark theme", n_clicks=0),
+                html.Button("Log out", id="logout-btn", className="link-btn", n_clicks=0),
+            ]),
+        ],
+    )
+
+
+def login_page() -> html.Div:
+    return html.Div(id="page-login", className="page auth-page", style={"display": "none"},
+                    children=[html.Div(className="auth-card", children=[
+                        html.H2("Sign in"),
+                        _field("Email", dcc.Input(id="login-email", type="email",
+                                                  autoComplete="username", debounce=False)),
+                        _field("Password", dcc.Input(id="login-password", type="password",
+                                                     autoComplete="current-password")),
+                        html.Button("Sign in", id="login-btn", className="btn primary wide",
+                                    n_clicks=0),
+                        html.Div(id="login-error", className="form-error"),
+                        html.P(["No account? ", dcc.Link("Register", href="/register",
+                                                         id="to-register")]),
+                    ])])
+
+
+def register_page() -> html.Div:
+    return html.Div(id="page-register", className="page auth-page", style={"display": "none"},
+                    children=[html.Div(className="auth-card", children=[
+                        html.H2("Create an account"),
+                        _field("Email", dcc.Input(id="reg-email", type="email",
+                                                  autoComplete="username")),
+                        _field("Password", dcc.Input(id="reg-password", type="password",
+                                                     autoComplete="new-password"),
+                               "at least 8 characters"),
+                        html.Details(className="keys-box", children=[
+                            html.Summary("Binance Testnet keys (optional)"),
+                            _field("API key", dcc.Input(id="reg-api-key", type="text",
+                                                        autoComplete="off")),
+                            _field("Secret key", dcc.Input(id="reg-secret-key", type="password",
+                                                           autoComplete="off")),
+                            html.P("Stored encrypted; never shown again. Without keys you trade "
+                                   "on the bundled paper exchange.", className="field-hint"),
+                        ]),
+                        html.Button("Register", id="register-btn", className="btn primary wide",
+                                    n_clicks=0),
+                        html.Div(id="register-error", className="form-error"),
+                        html.P(["Have an account? ", dcc.Link("Sign in", href="/login",
+                                                              id="to-login")]),
+                    ])])
+
+
+def order_ticket() -> html.Div:
+    """Buy/Sell, Market/Limit, quantity by amount or % of balance, price, total, place."""
+    return html.Div(className="panel ticket", id="ticket", children=[
+        html.Div(className="seg side-seg", children=[
+            html.Button("Buy", id="side-buy", className="seg-btn buy active", n_clicks=0,
+                        title="Buy (B)"),
+            html.Button("Sell", id="side-sell", className="seg-btn sell", n_clicks=0,
+                        title="Sell (S)"),
+        ]),
+        html.Div(className="seg type-seg", children=[
+            html.Button("Market", id="type-market", className="seg-btn active", n_clicks=0,
+                        title="Market (M)"),
+            html.Button("Limit", id="type-limit", className="seg-btn", n_clicks=0,
+                        title="Limit (L)"),
+        ]),
+        _field("Symbol", dcc.Dropdown(id="symbol-select", options=[DEFAULT_SYMBOL],
+                                      value=DEFAULT_SYMBOL, clearable=False, searchable=True)),
+        html.Div(id="price-field", style={"display": "none"}, children=[
+            _field("Limit price", dcc.Input(id="ticket-price", type="text", inputMode="decimal",
+                                            placeholder="price", debounce=False)),
+        ]),
+        html.Div(className="seg qty-mode", children=[
+            html.Button("Amount", id="qty-mode-amount", className="seg-btn small active",
+                        n_clicks=0),
+            html.Button("% of balance", id="qty-mode-pct", className="seg-btn small",
+                        n_clicks=0),
+        ]),
+        _field("Quantity", dcc.Input(id="ticket-qty", type="text", inputMode="decimal",
+                                     placeholder="quantity", debounce=False)),
+        html.Div(id="pct-field", style={"display": "none"}, children=[
+            dcc.Slider(id="ticket-pct", min=0, max=100, step=1, value=0,
+                       marks={0: "0%", 25: "25%", 50: "50%", 75: "75%", 100: "100%"},
+                       tooltip={"placement": "bottom", "always_visible": False}),
+            html.Div(className="pct-buttons", children=[
+                html.Button(f"{pct}%", id=f"pct-{pct}", className="btn tiny", n_clicks=0,
+                            **{"data-pct": str(pct)})
+                for pct in (10, 25, 50, 75, 100)
+            ]),
+        ]),
+        html.Div(className="ticket-row", children=[
+            html.Span("Available", className="muted"),
+            html.Span("—", id="ticket-available", className="mono"),
+        ]),
+        html.Div(className="ticket-row", children=[
+            html.Span("Total", className="muted"),
+            html.Span("—", id="ticket-total", className="mono"),
+        ]),
+        html.Button("Buy BTCUSDT", id="place-btn", className="btn buy wide", n_clicks=0,
+                    title="Place order (Shift+Enter)"),
+        html.Div(id="ticket-message", className="form-message", role="status"),
+        html.P("Shortcuts: B buy · S sell · M market · L limit · Q quantity · "
+               "Shift+Enter place · 1-5 timeframe", className="field-hint shortcuts"),
+    ])
+
+
+def alerts_panel() -> html.Div:
+    """Client-side price alerts: "tell me when SYMBOL crosses PRICE"."""
+    return html.Div(className="panel alerts", id="alerts-panel", children=[
+        html.H4("Price alerts"),
+        html.Div(className="alert-form", children=[
+            dcc.Input(id="alert-price", type="text", inputMode="decimal",
+                      placeholder="crosses price"),
+            html.Button("Add", id="alert-add", className="btn small", n_clicks=0),
+        ]),
+        html.Div(id="alert-error", className="form-error"),
+        html.Ul(id="alert-list", className="alert-list"),
+    ])
+
+
+def trade_page() -> html.Div:
+    return html.Div(id="page-trade", className="page trade-page", style={"display": "none"},
+                    children=[
+        html.Aside(className="left-col", children=[order_ticket(), alerts_panel()]),
+        html.Section(className="right-col", children=[
+            html.Div(className="panel chart-panel", children=[
+                html.Div(className="pair-bar", children=[
+                    html.Span(DEFAULT_SYMBOL, id="pair-name", className="pair-name"),
+                    html.Span("—", id="pair-price", className="pair-price mono"),
+                    html.Span("—", id="pair-change", className="pair-change mono"),
+                    html.Div(className="tf-group", id="tf-group", children=[
+                        html.Button(label, id=f"tf-{value}", className="tf-btn", n_clicks=0,
+                                    **{"data-interval": value})
+                        for label, value in TIMEFRAMES
+                    ]),
+                    dcc.Checklist(id="indicator-toggles", className="indicator-toggles",
+                                  persistence=True, persistence_type="local",
+                                  options=[{"label": lab, "value": v} for lab, v in INDICATORS],
+                                  value=[], inline=True),
+                ]),
+                html.Div(id="chart-error", className="form-error"),
+                dcc.Graph(id="price-chart", className="price-chart",
+                          config={"displaylogo": False, "scrollZoom": True,
+                                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
+                          figure={"data": [], "layout": {"height": 460}}),
+            ]),
+            html.Div(className="panel tables-panel", children=[
+                dcc.Tabs(id="table-tabs", value="orders", className="tabs", children=[
+                    dcc.Tab(label="Positions", value="positions", id="tab-positions",
+                            children=html.Div(id="positions-table", className="table-wrap")),
+                    dcc.Tab(label="Orders", value="orders", id="tab-orders",
+                            children=html.Div(id="orders-table", className="table-wrap")),
+                    dcc.Tab(label="Trades", value="trades", id="tab-trades",
+                            children=html.Div(id="trades-table", className="table-wrap")),
+                ]),
+            ]),
+        ]),
+    ])
+
+
+def analytics_page() -> html.Div:
+    graph_cfg = {"displaylogo": False}
+    cards = [("PnL over time", "an-pnl"), ("Volume by symbol", "an-volume"),
+             ("Fill latency", "an-latency"), ("Orders by status", "an-status"),
+             ("Event throughput", "an-throughput")]
+    return html.Div(id="page-analytics", className="page analytics-page",
+                    style={"display": "none"}, children=[
+        html.Div(className="page-title", children=[
+            html.H2("Analytics"),
+            html.Button("Refresh", id="analytics-refresh", className="btn small", n_clicks=0),
+            html.Span(id="analytics-summary", className="muted"),
+        ]),
+        html.Div(id="analytics-error", className="form-error"),
+        html.Div(className="analytics-grid", children=[
+            html.Div(className="panel", children=[
+                html.H4(title), dcc.Graph(id=gid, config=graph_cfg,
+                                          figure={"data": [], "layout": {"height": 300}})])
+            for title, gid in cards
+        ]),
+    ])
+
+
+def audit_page() -> html.Div:
+    return html.Div(id="page-audit", className="page audit-page", style={"display": "none"},
+                    children=[
+        html.Div(className="page-title", children=[
+            html.H2("Audit"),
+            dcc.Dropdown(id="audit-order", placeholder="choose one of your orders",
+                         className="audit-order-select", options=[]),
+            html.Button("Load", id="audit-load", className="btn small", n_clicks=0),
+            html.Button("Export JSON", id="audit-export-json", className="btn small",
+                        n_clicks=0),
+            html.Button("Export CSV", id="audit-export-csv", className="btn small", n_clicks=0),
+            dcc.Download(id="audit-download"),
+        ]),
+        html.Div(id="audit-error", className="form-error"),
+        html.Div(id="audit-chain", className="chain-status"),
+        html.Div(className="audit-grid", children=[
+            html.Div(className="panel", children=[
+                html.H4("Event timeline"), html.Div(id="audit-timeline")]),
+            html.Div(className="panel", children=[
+                html.H4("State at version"),
+                dcc.Slider(id="audit-version", min=1, max=1, step=1, value=1, marks={}),
+                html.Pre(id="audit-state", className="state-json"),
+            ]),
+        ]),
+    ])
+
+
+def serve_layout(public_api_url: str) -> html.Div:
+    """Build the root layout: stores, header, toasts and every page."""
+    return html.Div(id="app-root", className="app", children=[
+        dcc.Location(id="url", refresh="callback-nav"),
+        # The session lives in localStorage so every tab of the browser shares it.
+        dcc.Store(id="auth", storage_type="local"),
+        dcc.Store(id="config", data={"apiUrl": public_api_url.rstrip("/")}),
+        dcc.Store(id="boot"),
+        dcc.Store(id="route", data={"page": "login", "symbol": DEFAULT_SYMBOL}),
+        dcc.Store(id="ticket-state", data={"side": "BUY", "type": "MARKET", "qtyMode": "amount"}),
+        dcc.Store(id="chart-settings", storage_type="local",
+                  data={"interval": "1m", "indicators": []}),
+        dcc.Store(id="orders-store", data=[]),
+        dcc.Store(id="trades-store", data=[]),
+        dcc.Store(id="positions-store", data=[]),
+        dcc.Store(id="market-store", data={}),
+        dcc.Store(id="alerts-store", data=[]),
+        dcc.Store(id="audit-data"),
+        header(),
+        html.Main(className="app-main", children=[
+            login_page(), register_page(), trade_page(), analytics_page(), audit_page(),
+        ]),
+        html.Div(id="toasts", className="toasts", **{"aria-live": "polite"}),
+    ])
