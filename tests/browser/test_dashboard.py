@@ -225,6 +225,7 @@ def test_analytics_and_audit_pages(page: Any, urls: Urls) -> None:
     page.wait_for_selector("#audit-timeline li")
     page.wait_for_selector("#audit-timeline li:has-text('OrderFilled')")
     assert "consistent" in page.inner_text("#audit-chain")
+    assert "Hash chain: verified" in page.inner_text("#audit-chain")
     page.wait_for_function(
         "() => document.querySelector('#audit-state').textContent"
         ".includes('\"status\": \"FILLED\"')")

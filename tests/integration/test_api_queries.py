@@ -129,3 +129,26 @@ def test_ready_reports_injected_checks_and_fails_with_503(runtime: Runtime) -> N
         assert ready.status_code == 503
         assert ready.json() == {"status": "not_ready", "checks": {
             "postgres": True, "broker": True, "exchange": False}}
+
+
+def test_audit_verify_reports_the_chain_and_names_an_altered_event(api: Any,
+                                                                   runtime: Runtime) -> None:
+    from adapters.api.routes import queries
+
+    alice = register(api)
+    order_id = filled_order(api, runtime, alice, "BUY", "0.002", "90000.00", "tv1")
+    project(runtime, audit=True)
+    good = api.get("/api/audit/verify", headers=alice.headers).json()
+    assert good["ok"] is True and good["checked"] >= 4
+    schema = runtime.settings.database_schema
+    with psycopg.connect(runtime.database_url, autocommit=True) as conn:
+        conn.execute(
+            f'UPDATE "{schema}".tradeledger_events SET state = convert_to(replace('
+            "convert_from(state, 'UTF8'), '90000.00', '1.00'), 'UTF8') "
+            "WHERE originator_id = %s AND originator_version = 4", (uuid.UUID(order_id),))
+    queries._chain_cache.clear()
+    bad = api.get("/api/audit/verify", headers=alice.headers).json()
+    assert bad["ok"] is False
+    assert bad["firstAlteredAggregateId"] == order_id and bad["firstAlteredVersion"] == 4
+    api.cookies.clear()
+    assert api.get("/api/audit/verify").status_code == 401

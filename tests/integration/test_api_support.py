@@ -59,11 +59,11 @@ def register(client: Any, email: str | None = None, **extra: Any) -> User:
                 refresh_token=body["refreshToken"])
 
 
-def project(runtime: Runtime) -> None:
+def project(runtime: Runtime, audit: bool = False) -> None:
     """Run the real projector over the whole notification log (it is idempotent)."""
     from adapters.projector import Projector
 
-    projector = Projector(runtime.settings.database_schema, audit=False)
+    projector = Projector(runtime.settings.database_schema, audit=audit)
     app = runtime.app
     notifications = app.recorder.select_notifications(start=1, limit=10**6)
     with psycopg.connect(runtime.database_url) as conn:

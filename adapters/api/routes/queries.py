@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from adapters.api.deps import ApiContext, Ctx, CurrentUser
+from adapters.api.errors import ApiError
 from adapters.api.serializers import dec, public_payload
 from domain.values import OrderStatus, parse_enum
 
@@ -107,3 +108,33 @@ def browse_events(
         if isinstance(event.get("payload"), dict):
             event["payload"] = public_payload(event["payload"])
     return events
+
+
+_CHAIN_CACHE_SECONDS = 30.0
+_chain_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+@router.get("/api/audit/verify")
+def verify_chain(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """Recompute the audit hash chain over the whole event log (cached for 30 s)."""
+    import time
+
+    from adapters.projector_cli import verify_audit
+
+    if ctx.pool is None:
+        raise ApiError(503, "unavailable", "the API is still starting")
+    schema = ctx.runtime.settings.database_schema
+    cached = _chain_cache.get(schema)
+    if cached and time.monotonic() - cached[0] < _CHAIN_CACHE_SECONDS:
+        return cached[1]
+    with ctx.pool.connection() as conn:
+        result = verify_audit(conn, schema)
+    body = {
+        "ok": result.ok, "checked": result.checked, "unchained": result.unchained,
+        "firstAlteredNotificationId": result.notification_id,
+        "firstAlteredAggregateId": str(result.originator_id) if result.originator_id else None,
+        "firstAlteredVersion": result.originator_version,
+        "message": result.describe(), "verifiedAt": datetime.now(UTC).isoformat(),
+    }
+    _chain_cache[schema] = (time.monotonic(), body)
+    return body
