@@ -67,6 +67,7 @@ class Child:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    quick_crashes: int = 0
     started_at: float = 0.0
     log_file: Any = None
 
@@ -209,9 +210,11 @@ class Supervisor:
                     continue
                 code = child.process.returncode if child.process else None
                 child.restarts += 1
-                # Back off when a child keeps crashing right after start.
+                # Back off only while a child keeps crashing right after start; one that ran
+                # for a while before dying is restarted at once.
                 quick = time.monotonic() - child.started_at < 5
-                delay = min(30.0, 2.0 ** min(child.restarts, 5)) if quick else 0.5
+                child.quick_crashes = child.quick_crashes + 1 if quick else 0
+                delay = min(30.0, 2.0 ** min(child.quick_crashes, 5)) if quick else 0.5
                 status(child.name, "restarting",
                        f"exited with {code}; restart #{child.restarts} in {delay:.1f}s "
                        f"(log: {child.log_path})")

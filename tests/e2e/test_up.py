@@ -90,7 +90,7 @@ def test_up_serves_a_market_order_round_trip_over_http_and_sse(
     assert response.status_code == 202, response.text
     order_id = response.json()["orderId"]
     order = wait_for_status(api, headers, order_id, {"FILLED"})
-    assert order["filledQuantity"] == "0.001"
+    assert Decimal(order["filledQuantity"]) == Decimal("0.001")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not stream.saw(
             "ORDER_UPDATE", lambda d: d["orderId"] == order_id and d["status"] == "FILLED"):
