@@ -62,6 +62,39 @@ GROUP_COMMIT_MAX = 100
 A = TypeVar("A")
 
 
+ReportCommand = (
+    RecordSubmission | RecordAcceptance | RecordFill | RecordRejection | RecordCancelRejection
+    | RecordCancellation | RecordExpiry
+)
+
+
+def apply_report(order: Order, command: Command) -> None:
+    """Apply an exchange-report (Record*) command to a loaded order.
+
+    The one mapping from report commands to aggregate calls: the handlers below use it, and
+    so does the execution worker when it records a whole exchange answer in one save.
+    """
+    if isinstance(command, RecordSubmission):
+        order.submit(command.actor)
+    elif isinstance(command, RecordAcceptance):
+        order.accept(command.exchange_order_id, command.actor)
+    elif isinstance(command, RecordFill):
+        order.fill(trade_id=command.trade_id, price=Decimal(command.price),
+                   quantity=Decimal(command.quantity), commission=Decimal(command.commission),
+                   commission_asset=command.commission_asset, is_maker=command.is_maker,
+                   actor=command.actor)
+    elif isinstance(command, RecordRejection):
+        order.reject(command.code, command.message, command.actor)
+    elif isinstance(command, RecordCancelRejection):
+        order.reject_cancel(command.code, command.message, command.actor)
+    elif isinstance(command, RecordCancellation):
+        order.cancel(command.actor, command.reason)
+    elif isinstance(command, RecordExpiry):
+        order.expire(command.actor, command.reason)
+    else:
+        raise TypeError(f"not an exchange report command: {type(command).__name__}")
+
+
 @dataclass(frozen=True)
 class ExchangeCredentials:
     """Decrypted keys, made just in time for one exchange call and never logged."""
@@ -294,45 +327,29 @@ class TradingApplication(Application[UUID]):
         self._update(cmd.order_id, load, lambda o: o.request_cancel(actor))
 
     def record_submission(self, cmd: RecordSubmission) -> None:
-        self._update(cmd.order_id, self.get_order, lambda o: o.submit(cmd.actor))
+        self.record_report(cmd)
 
     def record_acceptance(self, cmd: RecordAcceptance) -> None:
-        self._update(
-            cmd.order_id, self.get_order, lambda o: o.accept(cmd.exchange_order_id, cmd.actor)
-        )
+        self.record_report(cmd)
 
     def record_fill(self, cmd: RecordFill) -> None:
-        self._update(
-            cmd.order_id,
-            self.get_order,
-            lambda o: o.fill(
-                trade_id=cmd.trade_id,
-                price=Decimal(cmd.price),
-                quantity=Decimal(cmd.quantity),
-                commission=Decimal(cmd.commission),
-                commission_asset=cmd.commission_asset,
-                is_maker=cmd.is_maker,
-                actor=cmd.actor,
-            ),
-        )
+        self.record_report(cmd)
 
     def record_rejection(self, cmd: RecordRejection) -> None:
-        self._update(
-            cmd.order_id, self.get_order, lambda o: o.reject(cmd.code, cmd.message, cmd.actor)
-        )
+        self.record_report(cmd)
 
     def record_cancel_rejection(self, cmd: RecordCancelRejection) -> None:
-        self._update(
-            cmd.order_id,
-            self.get_order,
-            lambda o: o.reject_cancel(cmd.code, cmd.message, cmd.actor),
-        )
+        self.record_report(cmd)
 
     def record_cancellation(self, cmd: RecordCancellation) -> None:
-        self._update(cmd.order_id, self.get_order, lambda o: o.cancel(cmd.actor, cmd.reason))
+        self.record_report(cmd)
 
     def record_expiry(self, cmd: RecordExpiry) -> None:
-        self._update(cmd.order_id, self.get_order, lambda o: o.expire(cmd.actor, cmd.reason))
+        self.record_report(cmd)
+
+    def record_report(self, cmd: ReportCommand) -> None:
+        """Apply one exchange-report command to its order, retrying on a concurrent write."""
+        self._update(cmd.order_id, self.get_order, lambda order: apply_report(order, cmd))
 
     # ---- plumbing ------------------------------------------------------------------
     def _save_new_order(self, order: Order) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+from uuid import UUID
 
 from domain.symbols import SymbolRules
+
+if TYPE_CHECKING:
+    from commands.application import ExchangeCredentials
 
 
 class SymbolCatalog(Protocol):
@@ -33,3 +40,97 @@ class SecretCipher(Protocol):
         ...
 
     def decrypt(self, ciphertext: str, key_id: str, associated_data: str) -> str: ...
+
+
+# ---- the exchange port (the execution process manager's only way out) -------------------
+
+
+class ExchangeOrderStatus(StrEnum):
+    """An order's status as an exchange reports it, in our words (adapters map theirs)."""
+
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class ExchangeFill:
+    """One execution (trade) of an order on the exchange."""
+
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    commission: Decimal
+    commission_asset: str
+    is_maker: bool = False
+
+
+@dataclass(frozen=True)
+class ExchangeOrderReport:
+    """What the exchange says about one order: its status and the fills it knows of."""
+
+    exchange_order_id: str
+    client_order_id: str
+    symbol: str
+    status: ExchangeOrderStatus
+    cumulative_quantity: Decimal
+    cumulative_quote: Decimal
+    # The trades this report carries: all of them from a submit or query, the latest one
+    # from a stream event. `cumulative_quantity` tells whether any are missing.
+    fills: tuple[ExchangeFill, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExchangeOrderRequest:
+    """A new order as sent to the exchange."""
+
+    symbol: str
+    side: str
+    order_type: str
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: str | None
+    client_order_id: str
+
+
+class ExchangeGateway(Protocol):
+    """The exchange, seen from the execution process manager.
+
+    Raises domain.errors.ExchangeRejected when the exchange refused a request (nothing
+    happened), ExchangeOrderUnknown when it knows no such order, and ExchangeUnavailable when
+    the outcome is unknown (timeout, 5xx, connection lost after sending).
+    """
+
+    @property
+    def request_validity_seconds(self) -> float:
+        """How long after being sent a lost request could still be executed (recvWindow)."""
+        ...
+
+    def submit_order(
+        self, credentials: ExchangeCredentials, request: ExchangeOrderRequest
+    ) -> ExchangeOrderReport: ...
+
+    def cancel_order(
+        self, credentials: ExchangeCredentials, symbol: str, client_order_id: str
+    ) -> ExchangeOrderReport: ...
+
+    def query_order(
+        self, credentials: ExchangeCredentials, symbol: str, client_order_id: str
+    ) -> ExchangeOrderReport | None: ...
+
+    def open_orders(self, credentials: ExchangeCredentials) -> list[ExchangeOrderReport]: ...
+
+
+class CredentialsProvider(Protocol):
+    """Decrypted exchange keys of an account, just in time; ExchangeKeysMissing if none."""
+
+    def credentials_for(self, account_id: UUID) -> ExchangeCredentials: ...
+
+
+class OrderLocks(Protocol):
+    """Mutual exclusion per order, so one order is driven by one thread (or process) at once."""
+
+    def hold(self, order_id: UUID) -> AbstractContextManager[None]: ...

@@ -107,3 +107,50 @@ class AuthenticationFailed(DomainError):
     """Bad credentials (HTTP 401)."""
 
     code = "authentication_failed"
+
+
+class ExchangeError(DomainError):
+    """The exchange did not do what was asked (raised by exchange gateways)."""
+
+    code = "exchange_error"
+
+
+class ExchangeRejected(ExchangeError):
+    """The exchange refused the request; nothing happened there.
+
+    `exchange_code` is the exchange's own code (Binance: -2010...). `transient` marks refusals
+    that may succeed when sent again later (rate limits, clock drift): still nothing happened.
+    """
+
+    code = "exchange_rejected"
+
+    def __init__(self, exchange_code: int | str, message: str, *, transient: bool = False,
+                 **details: Any) -> None:
+        super().__init__(message, exchangeCode=exchange_code, **details)
+        self.exchange_code = exchange_code
+        self.transient = transient
+
+
+class ExchangeOrderUnknown(ExchangeRejected):
+    """The exchange knows no (open) order by that id (Binance -2011 on cancel, -2013)."""
+
+    code = "exchange_order_unknown"
+
+
+class ExchangeUnavailable(ExchangeError):
+    """No answer (timeout, 5xx, connection lost): the outcome of the request is unknown.
+
+    `maybe_sent` is False only when the request provably never left (connection refused).
+    """
+
+    code = "exchange_unavailable"
+
+    def __init__(self, message: str, *, maybe_sent: bool = True, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.maybe_sent = maybe_sent
+
+
+class ExchangeDuplicateOrder(ExchangeRejected):
+    """The exchange already has an open order with this clientOrderId: it got an earlier send."""
+
+    code = "exchange_duplicate_order"

@@ -1,0 +1,301 @@
+"""The exchange port implemented with python-binance's synchronous `Client`.
+
+One gateway serves every account: it builds a `Client` per account key (and per thread,
+since a `Client` keeps its last response on itself) from credentials decrypted just in time,
+keeps it for a short while, and never logs the keys. Where it points:
+
+- paper (default): the bundled paper exchange at settings.paper_exchange_url;
+- testnet: Binance Spot Testnet (python-binance's own testnet URLs);
+- live: api.binance.com, only when settings.allow_live_trading is also true.
+
+Safe calls (queries, cancels, open orders, balances) are retried on timeouts and 5xx with
+backoff. An order submission is never retried here: its unknown outcome goes back to the
+execution manager, which asks the exchange before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from binance import Client
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+from adapters.binance.enums import parse_status
+from adapters.binance.errors import BinanceErrorCode, map_api_error
+from adapters.security import ConfigurationError
+from adapters.settings import Settings
+from commands.application import ExchangeCredentials
+from commands.ports import ExchangeFill, ExchangeOrderReport, ExchangeOrderRequest
+from domain.errors import ExchangeError, ExchangeRejected, ExchangeUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
+DEFAULT_RECV_WINDOW_MS = 5000
+TESTNET_WS_API_URL = "wss://ws-api.testnet.binance.vision/ws-api/v3"
+LIVE_WS_API_URL = "wss://ws-api.binance.com/ws-api/v3"
+
+
+def resolve_endpoints(settings: Settings) -> tuple[str, str | None, str | None]:
+    """Return (environment, REST API_URL override, WS-API URL override) for the settings.
+
+    Refuses live Binance unless it is asked for twice (exchange=live and allow_live_trading).
+    """
+    if settings.exchange == "live":
+        if not settings.allow_live_trading:
+            raise ConfigurationError(
+                "TRADELEDGER_EXCHANGE=live trades real money on Binance; it also needs "
+                "TRADELEDGER_ALLOW_LIVE_TRADING=true. Use TRADELEDGER_EXCHANGE=testnet or the "
+                "default paper exchange otherwise.")
+        return "live", None, None
+    if settings.exchange == "testnet":
+        return "testnet", None, None
+    if not settings.paper_exchange_url:
+        raise ConfigurationError(
+            "the paper exchange's URL is unknown: set TRADELEDGER_PAPER_EXCHANGE_URL (for "
+            "example http://127.0.0.1:9900) or start everything with `tradeledger up`")
+    base = settings.paper_exchange_url.rstrip("/")
+    ws_base = "ws" + base[4:] if base.startswith("http") else base
+    return "paper", base + "/api", ws_base + "/ws-api/v3"
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _plain(value: Decimal) -> str:
+    """Format a Decimal as Binance wants it: plain digits, never an exponent."""
+    return format(value, "f")
+
+
+class BinanceGateway:
+    """ExchangeGateway over python-binance, for paper, testnet or (opted-in) live Binance."""
+
+    def __init__(
+        self,
+        environment: str = "paper",
+        api_url: str | None = None,
+        ws_api_url: str | None = None,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
+        retries: int = 2,
+        backoff: float = 0.2,
+        client_ttl: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if environment not in ("paper", "testnet", "live"):
+            raise ConfigurationError(f"unknown exchange environment {environment!r}")
+        if environment == "paper" and not api_url:
+            raise ConfigurationError("the paper exchange needs its API URL")
+        self.environment = environment
+        self.api_url = api_url
+        self.ws_api_url = ws_api_url
+        self.timeout = timeout
+        self.recv_window_ms = recv_window_ms
+        self.retries = retries
+        self.backoff = backoff
+        self.client_ttl = client_ttl
+        self._sleep = sleep
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._clients_lock = threading.Lock()
+        self._timestamp_offset = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> BinanceGateway:
+        """Build the gateway the settings ask for (ConfigurationError if they do not add up)."""
+        environment, api_url, ws_api_url = resolve_endpoints(settings)
+        return cls(environment, api_url, ws_api_url, **kwargs)
+
+    @property
+    def request_validity_seconds(self) -> float:
+        """A request reaching Binance later than recvWindow after its timestamp is refused."""
+        return self.recv_window_ms / 1000
+
+    # ---- clients -------------------------------------------------------------------
+    def client(self, credentials: ExchangeCredentials) -> Client:
+        """Return this thread's Client for these keys, built just now or a few seconds ago."""
+        cache: dict[str, tuple[Client, float]] = self._local.__dict__.setdefault("clients", {})
+        # Keyed by a digest, so the cache never holds the keys as dictionary keys.
+        key = hashlib.sha256(
+            f"{credentials.api_key}\0{credentials.secret_key}".encode()).hexdigest()
+        now = time.monotonic()
+        for stale in [k for k, (_, born) in cache.items() if now - born > self.client_ttl]:
+            self._discard(cache.pop(stale)[0])
+        entry = cache.get(key)
+        if entry is not None:
+            return entry[0]
+        client = Client(
+            credentials.api_key, credentials.secret_key,
+            requests_params={"timeout": self.timeout},
+            testnet=self.environment == "testnet", ping=False,
+        )
+        if self.api_url:
+            client.API_URL = self.api_url  # per instance: other clients stay untouched
+        client.REQUEST_RECVWINDOW = self.recv_window_ms
+        client.timestamp_offset = self._timestamp_offset
+        cache[key] = (client, now)
+        with self._clients_lock:
+            self._clients.append(client)
+        return client
+
+    def _discard(self, client: Client) -> None:
+        with self._clients_lock:
+            if client in self._clients:
+                self._clients.remove(client)
+        client.close_connection()
+
+    def close(self) -> None:
+        """Close every HTTP session the gateway opened."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close_connection()
+
+    def sync_clock(self, client: Client) -> None:
+        """Measure the offset between our clock and the exchange's (for -1021)."""
+        before = time.time()
+        server = int(client.get_server_time()["serverTime"])
+        self._timestamp_offset = int(server - (before + time.time()) * 500)
+        client.timestamp_offset = self._timestamp_offset
+
+    # ---- calls -----------------------------------------------------------------------
+    def _call(self, client: Client, what: str, fn: Callable[[], T], *, safe: bool) -> T:
+        from adapters.metrics import EXCHANGE_ERRORS, EXCHANGE_LATENCY
+
+        attempts = self.retries + 1 if safe else 1
+        for attempt in range(attempts):
+            error: ExchangeError
+            started = time.perf_counter()
+            try:
+                result = fn()
+                EXCHANGE_LATENCY.labels(what).observe(time.perf_counter() - started)
+                return result
+            except BinanceAPIException as exc:
+                error = map_api_error(int(exc.status_code), int(exc.code), str(exc.message))
+            except BinanceRequestException as exc:
+                error = ExchangeUnavailable(f"{what}: unreadable answer: {exc.message}"[:300])
+            except requests.ConnectTimeout:
+                error = ExchangeUnavailable(f"{what}: connect timeout", maybe_sent=False)
+            except requests.ConnectionError as exc:
+                error = ExchangeUnavailable(f"{what}: {type(exc).__name__}",
+                                            maybe_sent=not _never_connected(exc))
+            except requests.RequestException as exc:  # read timeout and the like
+                error = ExchangeUnavailable(f"{what}: {type(exc).__name__}")
+            EXCHANGE_ERRORS.labels(what, str(error.details.get("exchangeCode", error.code))).inc()
+            if (isinstance(error, ExchangeRejected)
+                    and error.exchange_code == BinanceErrorCode.INVALID_TIMESTAMP):
+                try:
+                    self.sync_clock(client)
+                except Exception:  # the refusal is what the caller needs to hear about
+                    log.debug("clock sync failed", exc_info=True)
+            if isinstance(error, ExchangeUnavailable) and attempt + 1 < attempts:
+                log.debug("%s: %s; retrying", what, error.message)
+                self._sleep(self.backoff * 2 ** attempt)
+                continue
+            raise error
+        raise AssertionError("unreachable")
+
+    def submit_order(self, credentials: ExchangeCredentials,
+                     request: ExchangeOrderRequest) -> ExchangeOrderReport:
+        """Send a new order (FULL response, with its fills); never retried here."""
+        client = self.client(credentials)
+        params: dict[str, Any] = {
+            "symbol": request.symbol, "side": request.side, "type": request.order_type,
+            "quantity": _plain(request.quantity), "newClientOrderId": request.client_order_id,
+            "newOrderRespType": "FULL",
+        }
+        if request.order_type != "MARKET":
+            assert request.price is not None
+            params["price"] = _plain(request.price)
+            params["timeInForce"] = request.time_in_force or "GTC"
+        data = self._call(client, "submit order",
+                          lambda: client.create_order(**params), safe=False)
+        fills = tuple(
+            ExchangeFill(trade_id=str(f["tradeId"]), price=_decimal(f["price"]),
+                         quantity=_decimal(f["qty"]), commission=_decimal(f["commission"]),
+                         commission_asset=str(f["commissionAsset"]), is_maker=False)
+            for f in data.get("fills") or ())
+        return self._report(data, fills)
+
+    def cancel_order(self, credentials: ExchangeCredentials, symbol: str,
+                     client_order_id: str) -> ExchangeOrderReport:
+        """Cancel an open order by its clientOrderId (repeatable: a second one is -2011)."""
+        client = self.client(credentials)
+        data = self._call(client, "cancel order", lambda: client.cancel_order(
+            symbol=symbol, origClientOrderId=client_order_id), safe=True)
+        return self._report(data, ())
+
+    def query_order(self, credentials: ExchangeCredentials, symbol: str,
+                    client_order_id: str) -> ExchangeOrderReport | None:
+        """Return the order with all its trades, or None when the exchange has no such order."""
+        client = self.client(credentials)
+        try:
+            data = self._call(client, "query order", lambda: client.get_order(
+                symbol=symbol, origClientOrderId=client_order_id), safe=True)
+        except ExchangeRejected as exc:
+            if exc.exchange_code == BinanceErrorCode.NO_SUCH_ORDER:
+                return None
+            raise
+        fills: tuple[ExchangeFill, ...] = ()
+        if _decimal(data["executedQty"]) > 0:
+            trades = self._call(client, "order trades", lambda: client.get_my_trades(
+                symbol=symbol, orderId=data["orderId"], limit=1000), safe=True)
+            fills = tuple(
+                ExchangeFill(trade_id=str(t["id"]), price=_decimal(t["price"]),
+                             quantity=_decimal(t["qty"]), commission=_decimal(t["commission"]),
+                             commission_asset=str(t["commissionAsset"]),
+                             is_maker=bool(t["isMaker"]))
+                for t in trades if int(t["orderId"]) == int(data["orderId"]))
+        return self._report(data, fills)
+
+    def open_orders(self, credentials: ExchangeCredentials) -> list[ExchangeOrderReport]:
+        """Return the account's open orders (without their trades)."""
+        client = self.client(credentials)
+        data = self._call(client, "open orders", client.get_open_orders, safe=True)
+        return [self._report(o, ()) for o in data]
+
+    def account_balances(self, credentials: ExchangeCredentials) -> list[dict[str, Any]]:
+        """Return the account's non-zero balances as [{asset, free, locked}]."""
+        client = self.client(credentials)
+        data = self._call(client, "account", lambda: client.get_account(
+            omitZeroBalances="true"), safe=True)
+        return [{"asset": b["asset"], "free": _decimal(b["free"]),
+                 "locked": _decimal(b["locked"])} for b in data.get("balances", ())]
+
+    def all_orders(self, credentials: ExchangeCredentials, symbol: str) -> list[dict[str, Any]]:
+        """Return the exchange's raw order list for one symbol (diagnostics and tests)."""
+        client = self.client(credentials)
+        result: list[dict[str, Any]] = self._call(
+            client, "all orders", lambda: client.get_all_orders(symbol=symbol), safe=True)
+        return result
+
+    @staticmethod
+    def _report(data: dict[str, Any], fills: tuple[ExchangeFill, ...]) -> ExchangeOrderReport:
+        return ExchangeOrderReport(
+            exchange_order_id=str(data["orderId"]),
+            # A cancel's answer names the cancel itself in clientOrderId.
+            client_order_id=str(data.get("origClientOrderId") or data["clientOrderId"]),
+            symbol=str(data["symbol"]),
+            status=parse_status(str(data["status"])),
+            cumulative_quantity=_decimal(data.get("executedQty", "0")),
+            cumulative_quote=_decimal(data.get("cummulativeQuoteQty", "0")),
+            fills=fills,
+        )
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Tell whether the request provably never reached the server (connection refused)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    from urllib3.exceptions import NewConnectionError
+
+    return isinstance(reason, NewConnectionError) or "Connection refused" in str(exc)
