@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import anyio
 import psycopg
 
+from adapters.aio import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "tradeledger_changes"
@@ -104,13 +106,7 @@ class ChangeHub:
         self._listener = asyncio.create_task(self._listen(), name="sse-hub-listen")
 
     async def stop(self) -> None:
-        tasks = [f.task for f in self._feeds.values() if f.task] + (
-            [self._listener] if self._listener else [])
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([*(f.task for f in self._feeds.values()), self._listener])
         self._feeds.clear()
 
     async def _listen(self) -> None:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from adapters.aio import cancel_and_wait
 from adapters.marketdata import KLINE_INTERVALS
 
 log = logging.getLogger(__name__)
@@ -117,14 +118,7 @@ class BinanceMarketData:
             self._ticker_task = asyncio.create_task(self._ticker_loop(), name="md-tickers")
 
     async def aclose(self) -> None:
-        tasks = [f.task for f in self._feeds.values() if f.task]
-        if self._ticker_task:
-            tasks.append(self._ticker_task)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([*(f.task for f in self._feeds.values()), self._ticker_task])
         self._feeds.clear()
         self._ticker_task = None
         if self._client is not None:
