@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import sys
+
+# The id of the HTTP request being served (set by the API's RequestIdMiddleware).
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # Anything that looks like a credential in a log line is masked before it is written.
 _SECRET_PATTERNS = [
@@ -21,6 +25,16 @@ def redact(text: str) -> str:
         text = pattern.sub(lambda m: m.group(1) + (m.group(2) if m.lastindex == 3 else "")
                            + "***", text)
     return text
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request id on every record logged while serving a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = request_id.get()
+        if current is not None and not hasattr(record, "request_id"):
+            record.request_id = current
+        return True
 
 
 class RedactingFormatter(logging.Formatter):
@@ -51,6 +65,7 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
         JsonFormatter() if as_json
         else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -376,12 +376,14 @@ def cmd_projector(args: argparse.Namespace) -> int:
 
     from adapters.kafka.consumer import ConsumerRunner
     from adapters.kafka.embedded import broker_bootstrap
+    from adapters.metrics import serve_metrics
     from adapters.projector import Projector
     from adapters.runtime import configure_logging, open_runtime
     from adapters.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings)
+    serve_metrics(settings.metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

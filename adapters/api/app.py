@@ -21,7 +21,7 @@ from adapters.api.auth_store import AuthStore
 from adapters.api.deps import ApiContext, ReadyCheck
 from adapters.api.errors import install_error_handlers
 from adapters.api.hub import ChangeHub
-from adapters.api.middleware import MAX_BODY_BYTES, BodySizeLimit
+from adapters.api.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestId
 from adapters.api.ratelimit import RateLimiter
 from adapters.api.routes import account, auth, health, orders, queries, stream
 from adapters.api.routes import market as market_routes
@@ -105,6 +105,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(RequestId)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=True,

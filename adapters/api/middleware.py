@@ -1,11 +1,11 @@
-"""Request body size limit as pure ASGI middleware, answering in our JSON error shape.
-
-(Starlette's own limit answers 413 in plain text, overriding the app's error handlers.)
-"""
+"""Pure ASGI middleware: a request body size limit answering in our JSON error shape
+(Starlette's own answers 413 in plain text), and request ids for the logs."""
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,3 +65,35 @@ class BodySizeLimit:
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestId:
+    """Give every request an id (a sane incoming X-Request-ID, or a new one): it is logged
+    with each line written while serving the request and returned as X-Request-ID."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from adapters.logs import request_id
+
+        incoming = dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
+        token = request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)

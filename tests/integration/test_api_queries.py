@@ -152,3 +152,18 @@ def test_audit_verify_reports_the_chain_and_names_an_altered_event(api: Any,
     assert bad["firstAlteredAggregateId"] == order_id and bad["firstAlteredVersion"] == 4
     api.cookies.clear()
     assert api.get("/api/audit/verify").status_code == 401
+
+
+def test_metrics_and_request_ids(api: Any, runtime: Runtime) -> None:
+    alice = register(api)
+    filled_order(api, runtime, alice, "BUY", "0.002", "90000.00", "tm1")
+    project(runtime)
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert 'tradeledger_orders{status="FILLED"} 1.0' in response.text
+    assert "tradeledger_sse_clients" in response.text
+    assert len(api.get("/health").headers["x-request-id"]) == 16
+    assert api.get("/health", headers={"X-Request-ID": "abc-123"}).headers[
+        "x-request-id"] == "abc-123"
+    assert api.get("/health", headers={"X-Request-ID": "bad id\\n"}).headers[
+        "x-request-id"] != "bad id\\n"

@@ -17,6 +17,7 @@ from sse_starlette import EventSourceResponse
 from adapters.api.deps import ApiContext, Ctx
 from adapters.api.routes.stream import PING_SECONDS, SSE_HEADERS
 from adapters.api.serializers import dec
+from adapters.metrics import SSE_CLIENTS
 from domain.errors import UnknownSymbol
 
 log = logging.getLogger(__name__)
@@ -75,17 +76,24 @@ async def market_stream(symbol: SymbolPath, ctx: Ctx,
     name = known_symbol(ctx, symbol)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
-        last_ticker = 0.0
-        async for candle in market.stream(name, interval):
-            yield {"event": "KLINE", "data": json.dumps(candle, separators=(",", ":"))}
-            now = time.monotonic()
-            if now - last_ticker >= TICKER_EVERY_SECONDS:
-                last_ticker = now
-                try:
-                    tick = await market.ticker(name)
-                except Exception as exc:  # a ticker hiccup must not end the candle stream
-                    log.debug("ticker for %s failed: %s", name, exc)
-                    continue
-                yield {"event": "TICKER", "data": json.dumps(tick, separators=(",", ":"))}
+        with SSE_CLIENTS.labels(stream="market").track_inprogress():
+            async for event in _market_events(market, name, interval):
+                yield event
 
     return EventSourceResponse(events(), ping=PING_SECONDS, headers=SSE_HEADERS)
+
+
+async def _market_events(market: Any, name: str, interval: str) -> AsyncIterator[dict[str, Any]]:
+    """Candle updates of one symbol and interval, with the ticker about once a second."""
+    last_ticker = 0.0
+    async for candle in market.stream(name, interval):
+        yield {"event": "KLINE", "data": json.dumps(candle, separators=(",", ":"))}
+        now = time.monotonic()
+        if now - last_ticker >= TICKER_EVERY_SECONDS:
+            last_ticker = now
+            try:
+                tick = await market.ticker(name)
+            except Exception as exc:  # a ticker hiccup must not end the candle stream
+                log.debug("ticker for %s failed: %s", name, exc)
+                continue
+            yield {"event": "TICKER", "data": json.dumps(tick, separators=(",", ":"))}

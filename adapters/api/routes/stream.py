@@ -13,6 +13,7 @@ from adapters.api.deps import Ctx, CurrentUser, StreamUser
 from adapters.api.errors import ApiError
 from adapters.api.schemas import StreamToken
 from adapters.api.tokens import STREAM_TOKEN_SECONDS
+from adapters.metrics import SSE_CLIENTS
 from domain.errors import ValidationFailed
 
 router = APIRouter(tags=["stream"])
@@ -56,12 +57,19 @@ async def stream(
     account = str(user.account_id)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
-        async for item in hub.changes(account, last):
-            if isinstance(item, int):
-                # Tells the client the stream is live; carries no id, so resuming is unaffected.
-                yield {"event": "READY", "data": json.dumps({"seq": item})}
-                continue
-            yield {"id": str(item.seq), "event": item.kind,
-                   "data": json.dumps(item.data, separators=(",", ":"))}
+        with SSE_CLIENTS.labels(stream="user").track_inprogress():
+            async for event in _changes(hub, account, last):
+                yield event
 
     return EventSourceResponse(events(), ping=PING_SECONDS, headers=SSE_HEADERS)
+
+
+async def _changes(hub: Any, account: str, last: int | None) -> AsyncIterator[dict[str, Any]]:
+    """The SSE events of one account's change feed."""
+    async for item in hub.changes(account, last):
+        if isinstance(item, int):
+            # Tells the client the stream is live; carries no id, so resuming is unaffected.
+            yield {"event": "READY", "data": json.dumps({"seq": item})}
+            continue
+        yield {"id": str(item.seq), "event": item.kind,
+               "data": json.dumps(item.data, separators=(",", ":"))}
