@@ -611,6 +611,9 @@ class ExecutionWorker:
             pass  # a clientOrderId of ours from another deployment sharing these keys
 
     def _on_stream_connected(self, account_id: UUID, first: bool) -> None:
+        # A new account (or one back after an outage) gets its balances recorded at once,
+        # so the order ticket shows what is available before the first fill.
+        self.balances.mark_dirty(account_id)
         if first:
             return  # start-up reconciliation covers the time before the first connect
         for order_id, owner in self.index.refresh().items():

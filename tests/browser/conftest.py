@@ -63,8 +63,10 @@ def urls(request: pytest.FixtureRequest) -> Urls:
     return Urls(system.dashboard_url, system.api_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Headless Chromium for the browser tests. Package scope: Playwright's sync API keeps an
+    event loop running while it is open, which would break asyncio.run() in later tests."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)")

@@ -163,6 +163,20 @@ def test_market_order_is_filled_with_the_exchange_price_and_commission(stack: St
     wait_for(lambda: eth_balance() == D("10.4995"), 10, "the ETH balance in the read model")
 
 
+def test_a_new_account_shows_its_paper_balances_before_any_order(stack: Stack) -> None:
+    stack.start()
+    account_id = stack.account()
+
+    def usdt_balance() -> Decimal | None:
+        with psycopg.connect(stack.rt.database_url) as conn:
+            row = conn.execute(
+                f'SELECT free FROM "{stack.rt.settings.database_schema}".balances_view '
+                "WHERE account_id = %s AND asset = 'USDT'", (account_id,)).fetchone()
+        return None if row is None else Decimal(row[0])
+
+    wait_for(lambda: (usdt_balance() or 0) > 0, 10, "the USDT balance of a new account")
+
+
 def test_limit_order_partially_filled_then_canceled(stack: Stack, paper_exchange) -> None:  # type: ignore[no-untyped-def]
     paper_exchange.set_price("LINKUSDT", "20.000")
     stack.start()
