@@ -2,9 +2,11 @@
 
 A runner owns a static share of the topic's partitions (instance i of n owns p % n == i),
 reads them with manual assignment, and applies each batch in one Postgres transaction that
-also stores, per partition, the next Kafka offset and the highest notification id applied.
-An envelope at or below that notification id was applied already (a relay retry or a
-republish after broker loss) and is skipped. A handler that keeps failing sends its event to
+also stores, per partition, the next Kafka offset and the highest notification id applied
+(every earlier event of the partition is applied too). An envelope at or below that
+notification id was applied already (a relay retry or a republish after broker loss) and is
+skipped; one whose chain header shows an unapplied event before it is passed over until the
+relay republishes (adapters/kafka/chain.py). A handler that keeps failing sends its event to
 the dead-letter table and the runner moves on. docs/event-bus.md has the details.
 """
 
@@ -22,7 +24,14 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 from psycopg import sql
 
-from adapters.kafka.schema import HEADER_EPOCH, HEADER_EXPECTED_OFFSET, header_int
+from adapters.kafka.chain import Decision, decide
+from adapters.kafka.schema import (
+    HEADER_EPOCH,
+    HEADER_EXPECTED_OFFSET,
+    HEADER_NOTIFICATION_ID,
+    HEADER_PREV_NOTIFICATION_ID,
+    header_int,
+)
 from adapters.kafka.store import ensure_bus_tables
 from adapters.kafka.topics import ensure_topic, never_auto_create
 from adapters.postgres.store import check_schema_name
@@ -52,7 +61,8 @@ class _BatchFailed(Exception):
 
 @dataclass
 class Position:
-    """Where a consumer is in one partition: next offset, highest notification id applied."""
+    """Where a consumer is in one partition: next offset, highest notification id applied
+    (with every earlier event of the partition applied), the relay epoch last seen."""
 
     kafka_offset: int = 0
     notification_id: int = 0
@@ -96,8 +106,10 @@ class ConsumerRunner:
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[int, Position] = {}
         # Partitions read from offset 0 in this run: a suspicious record there is no reason
-        # to rewind again.
+        # to rewind again. Only used for records without the chain header (older relays).
         self._from_start: set[int] = set()
+        # Partitions waiting for the relay to republish events they miss (logged once each).
+        self._waiting: set[int] = set()
         self._last_retry_check = 0.0
         self._t_positions = sql.Identifier(self.schema, "consumer_positions")
         self._t_dead = sql.Identifier(self.schema, "dead_letters")
@@ -248,32 +260,71 @@ class ConsumerRunner:
              envelope_json, f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH], attempts),
         )
 
+    def _note_gap(self, partition: int, record: Any, notification_id: int, prev: int,
+                  stored: int) -> None:
+        if partition in self._waiting:
+            return
+        self._waiting.add(partition)
+        log.warning("consumer %s: partition %d offset %d holds notification %d after %d, but "
+                    "it applied only up to %d: the broker lost events; waiting for the relay "
+                    "to republish", self.name, partition, record.offset, notification_id, prev,
+                    stored)
+
     def _apply_partition(self, tp: TopicPartition, records: list[Any],
                          applied: list[EventEnvelope], careful: bool) -> Position:
         """Apply one partition's records (inside the batch transaction); return its position."""
         pos = replace(self._positions[tp.partition])
         for record in records:
             epoch = header_int(record.headers, HEADER_EPOCH)
-            expected = header_int(record.headers, HEADER_EXPECTED_OFFSET)
+            prev = header_int(record.headers, HEADER_PREV_NOTIFICATION_ID)
             if epoch is not None and pos.epoch and epoch > pos.epoch:
-                # The relay rebuilt the log: offsets from before mean nothing now.
+                # The relay rebuilt the log: offsets from before mean nothing now, and our
+                # offset may lie past the start of the republished chain.
                 return self._rewind(tp, f"the relay republished (epoch {epoch})", epoch, pos)
-            if (expected is not None and record.offset < expected
-                    and tp.partition not in self._from_start):
-                # Published by a relay that believed the log was longer: the broker lost
-                # records, and our stored offset may point past events we never saw.
-                return self._rewind(tp, f"offset {record.offset} was published as {expected}",
-                                   pos=pos)
+            if prev is None:
+                # An older relay's record: no chain, so guess from the offsets.
+                expected = header_int(record.headers, HEADER_EXPECTED_OFFSET)
+                if (expected is not None and record.offset < expected
+                        and tp.partition not in self._from_start):
+                    # Published by a relay that believed the log was longer: the broker lost
+                    # records, and our stored offset may point past events we never saw.
+                    return self._rewind(tp, f"offset {record.offset} was published as "
+                                            f"{expected}", pos=pos)
+            # With the chain, a record published into a log the relay believed longer needs no
+            # rewind: if it follows events we miss it is a gap, and the epoch that republishes
+            # them makes us reread from offset 0 anyway.
             pos.epoch = max(pos.epoch, epoch or 0)
             pos.kafka_offset = record.offset + 1
             try:
                 envelope = EventEnvelope.from_json(record.value)
             except (ValueError, KeyError, TypeError) as exc:
                 raw = record.value.decode("utf-8", "replace") if record.value else ""
-                self._dead_letter(record, raw, None, exc, 1)
+                notification_id = header_int(record.headers, HEADER_NOTIFICATION_ID)
+                if notification_id is not None and prev is not None:
+                    # Keep the chain going over a record we cannot read: dead-letter it once,
+                    # like an event whose handler keeps failing.
+                    decision = decide(notification_id, prev, pos.notification_id)
+                    if decision is Decision.GAP:
+                        self._note_gap(tp.partition, record, notification_id, prev,
+                                       pos.notification_id)
+                    if decision is not Decision.APPLY:
+                        continue
+                    pos.notification_id = notification_id
+                self._dead_letter(record, raw, notification_id, exc, 1)
                 continue
-            if envelope.notification_id <= pos.notification_id:
+            decision = decide(envelope.notification_id, prev, pos.notification_id)
+            if decision is Decision.SKIP:
                 continue  # applied already: a relay retry or a republish
+            if decision is Decision.GAP:
+                # Neither applied nor remembered: the republished chain brings it back in order.
+                assert prev is not None
+                self._note_gap(tp.partition, record, envelope.notification_id, prev,
+                               pos.notification_id)
+                continue
+            if tp.partition in self._waiting:
+                self._waiting.discard(tp.partition)
+                log.info("consumer %s: partition %d continues after notification %d",
+                         self.name, tp.partition, pos.notification_id)
             pos.notification_id = envelope.notification_id
             error = self._apply(envelope, careful)
             if error is None:

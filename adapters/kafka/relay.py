@@ -2,8 +2,11 @@
 
 Delivery is at least once: the relay stores its position only after the broker acknowledged
 a whole batch, so a crash republishes at most that batch and consumers skip it by
-notification id. Only one relay runs at a time (a Postgres advisory lock); others wait as hot
-standbys. docs/event-bus.md explains the ordering, gap and broker-loss rules.
+notification id. Each record also names the previous notification id published to its
+partition (the chain of adapters/kafka/chain.py), so a consumer can tell a record that
+directly follows what it applied from one that follows events the broker lost. Only one relay
+runs at a time (a Postgres advisory lock); others wait as hot standbys. docs/event-bus.md
+explains the ordering, gap and broker-loss rules.
 """
 
 from __future__ import annotations
@@ -57,11 +60,13 @@ class BrokerLostData(Exception):
 
 @dataclass
 class RelayState:
-    """The relay's stored position: last published notification id, epoch, next offsets."""
+    """The relay's stored position: last published notification id, epoch, next offsets, and
+    per partition the last notification id published to it in this epoch (the chain heads)."""
 
     notification_id: int = 0
     epoch: int = 1
     offsets: list[int] = field(default_factory=list)
+    heads: list[int] = field(default_factory=list)
 
 
 class Relay:
@@ -95,7 +100,7 @@ class Relay:
         self.poll_interval = poll_interval
         self.check_interval = check_interval
         self.producer_config = {**PRODUCER_CONFIG, **(producer_config or {})}
-        self.state = RelayState(offsets=[0] * partitions)
+        self.state = RelayState(offsets=[0] * partitions, heads=[0] * partitions)
         self.published = 0  # events published by this instance (republishes included)
         self._conn: psycopg.Connection[Any] | None = None
         self._producer: KafkaProducer | None = None
@@ -150,22 +155,47 @@ class Relay:
         conn.execute(sql.SQL("INSERT INTO {} (name, partition_offsets) VALUES (%s, %s) "
                              "ON CONFLICT (name) DO NOTHING").format(table),
                      (self.name, json.dumps([0] * self.partitions)))
-        row = conn.execute(sql.SQL("SELECT notification_id, epoch, partition_offsets FROM {} "
-                                   "WHERE name = %s").format(table), (self.name,)).fetchone()
+        row = conn.execute(sql.SQL("SELECT notification_id, epoch, partition_offsets, "
+                                   "partition_heads FROM {} WHERE name = %s").format(table),
+                           (self.name,)).fetchone()
         assert row is not None
         offsets = list(row[2]) + [0] * max(0, self.partitions - len(row[2]))
         state = RelayState(int(row[0]), int(row[1]), [int(o) for o in offsets[:self.partitions]])
+        heads = [int(h) for h in row[3]]
+        if state.notification_id == 0:
+            heads = [0] * self.partitions
+        elif len(heads) != self.partitions or any(h > state.notification_id for h in heads):
+            # Stored by a relay from before the chain, or the position was moved back by
+            # hand: the heads must be those at our position, or consumers would see gaps.
+            heads = self._rebuild_heads(conn, state.notification_id)
+        state.heads = heads
         log.info("relay %s resumes after notification %d (epoch %d)",
                  self.name, state.notification_id, state.epoch)
         return state
 
+    def _rebuild_heads(self, conn: psycopg.Connection[Any], up_to: int) -> list[int]:
+        """Compute each partition's last notification id at or below `up_to` from the store."""
+        log.warning("relay %s rebuilds its partition heads from the event store (up to %d)",
+                    self.name, up_to)
+        heads = [0] * self.partitions
+        with conn.transaction(), conn.cursor(name="relay_heads") as cursor:
+            cursor.itersize = 10_000
+            cursor.execute(sql.SQL("SELECT originator_id::text, max(notification_id) FROM {} "
+                                   "WHERE notification_id <= %s GROUP BY originator_id").format(
+                sql.Identifier(self.schema, self.events_table)), (up_to,))
+            for aggregate_id, notification_id in cursor:
+                # The key is the envelope's aggregateId: str(UUID), as uuid::text prints it.
+                partition = partition_for(aggregate_id.encode(), self.partitions)
+                heads[partition] = max(heads[partition], int(notification_id))
+        return heads
+
     def _store_state(self) -> None:
         self._connect().execute(
             sql.SQL("UPDATE {} SET notification_id = %s, epoch = %s, partition_offsets = %s, "
-                    "updated_at = now() WHERE name = %s").format(
+                    "partition_heads = %s, updated_at = now() WHERE name = %s").format(
                 sql.Identifier(self.schema, "relay_positions")),
             (self.state.notification_id, self.state.epoch, json.dumps(self.state.offsets),
-             self.name),
+             json.dumps(self.state.heads), self.name),
         )
 
     def _ensure_producer(self) -> KafkaProducer:
@@ -250,6 +280,7 @@ class Relay:
             notification_id=0,
             epoch=self.state.epoch + 1,
             offsets=[max(w or 0, 0) for w in waters],
+            heads=[0] * self.partitions,  # the chain starts again with notification 1
         )
         self._store_state()
 
@@ -301,6 +332,7 @@ class Relay:
                              f"expected {self.partitions}")
             return 0
         expected = list(self.state.offsets)
+        heads = list(self.state.heads)
         sent: list[tuple[int, int, Any]] = []
         for row in rows:
             envelope = public_envelope(self.mapper.to_domain_event(row), row.id)
@@ -308,9 +340,12 @@ class Relay:
             partition = partition_for(key, self.partitions)
             offset = expected[partition]
             expected[partition] += 1
+            # The explicit partition is what makes `prev` exact: it is the partition the
+            # record lands in, whatever partitioner the client would have used.
             future = producer.send(
                 self.topic, value=envelope.to_json(), key=key, partition=partition,
-                headers=message_headers(envelope, self.state.epoch, offset))
+                headers=message_headers(envelope, self.state.epoch, offset, heads[partition]))
+            heads[partition] = row.id
             sent.append((partition, offset, future))
         producer.flush()
         offsets = list(self.state.offsets)
@@ -326,6 +361,7 @@ class Relay:
             return 0
         self.state.notification_id = rows[-1].id
         self.state.offsets = offsets
+        self.state.heads = heads
         self._store_state()
         self.published += len(rows)
         return len(rows)

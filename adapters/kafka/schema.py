@@ -18,6 +18,11 @@ HEADER_EVENT_TYPE = "event-type"
 # Relay bookkeeping that lets consumers notice a rebuilt log (docs/event-bus.md).
 HEADER_EPOCH = "relay-epoch"
 HEADER_EXPECTED_OFFSET = "relay-offset"
+# The per-partition chain that makes the consumers' skip rule exact (adapters/kafka/chain.py):
+# this record's notification id, and that of the previous record the relay published to the
+# same partition (0 for the first of a partition in an epoch).
+HEADER_NOTIFICATION_ID = "notification-id"
+HEADER_PREV_NOTIFICATION_ID = "prev-notification-id"
 _SCHEMA_VERSION_BYTES = str(SCHEMA_VERSION).encode()
 
 
@@ -47,14 +52,16 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int
-                    ) -> list[tuple[str, bytes]]:
+def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int,
+                    prev_notification_id: int) -> list[tuple[str, bytes]]:
     """Return the Kafka headers of one published envelope."""
     return [
         (HEADER_SCHEMA_VERSION, _SCHEMA_VERSION_BYTES),
         (HEADER_EVENT_TYPE, envelope.event_type.encode()),
         (HEADER_EPOCH, str(epoch).encode()),
         (HEADER_EXPECTED_OFFSET, str(expected_offset).encode()),
+        (HEADER_NOTIFICATION_ID, str(envelope.notification_id).encode()),
+        (HEADER_PREV_NOTIFICATION_ID, str(prev_notification_id).encode()),
     ]
 
 

@@ -1,5 +1,5 @@
-"""Tables of the event bus, in the application's schema: relay position, consumer positions,
-dead letters, and the trigger that wakes the relay."""
+"""Tables of the event bus, in the application's schema: relay position (with the per-partition
+chain heads), consumer positions, dead letters, and the trigger that wakes the relay."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ _TABLES = (
         notification_id bigint NOT NULL DEFAULT 0,
         epoch integer NOT NULL DEFAULT 1,
         partition_offsets jsonb NOT NULL DEFAULT '[]',
+        partition_heads jsonb NOT NULL DEFAULT '[]',
         updated_at timestamptz NOT NULL DEFAULT now())""",
+    # Tables created before the chain headers existed; the relay rebuilds the heads.
+    """ALTER TABLE {schema}.relay_positions
+        ADD COLUMN IF NOT EXISTS partition_heads jsonb NOT NULL DEFAULT '[]'""",
     """CREATE TABLE IF NOT EXISTS {schema}.consumer_positions (
         consumer text NOT NULL,
         topic text NOT NULL,

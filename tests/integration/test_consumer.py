@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import psycopg
 import pytest
+from kafka import KafkaProducer
 
 from adapters.bootstrap import Runtime
 from adapters.kafka.consumer import ConsumerRunner
 from adapters.kafka.dead_letters import list_dead_letters, request_retry
 from adapters.kafka.relay import Relay
+from domain.envelope import EventEnvelope
 from tests.fixtures.kafka import (
     EffectsHandler,
     append_events,
@@ -128,3 +132,53 @@ def test_instance_outside_the_range_is_refused() -> None:
     with pytest.raises(ValueError):
         ConsumerRunner(database_url="postgresql://unused", schema="x", bootstrap_servers="x",
                        topic="t", handler=EffectsHandler(), instance=2, instances=2)
+
+
+def _envelope(nid: int) -> bytes:
+    aggregate = str(uuid.uuid4())
+    return EventEnvelope(notification_id=nid, event_id=f"{aggregate}:1", aggregate_type="Order",
+                         aggregate_id=aggregate, version=1, event_type="OrderSubmitted",
+                         timestamp="2026-11-24T07:31:23+00:00", account_id=aggregate).to_json()
+
+
+def test_the_chain_waits_over_a_gap_and_keeps_going_over_an_unreadable_record(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str, pg_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    schema = runtime.settings.database_schema
+    create_effects_table(pg_url, schema)
+    # (value, notification id, prev): hand-made records of partition 0.
+    records: list[tuple[bytes, int, int | None]] = [
+        (_envelope(5), 5, 0),  # first of the partition: applied
+        (_envelope(9), 9, 7),  # follows 7, which we have not seen: a gap, not applied
+        (b"{not json", 7, 5),  # follows 5, unreadable: dead-lettered, the chain moves to 7
+        (_envelope(9), 9, 7),  # republished: now it follows 7
+        (_envelope(9), 9, 7),  # a duplicate
+        (_envelope(12), 12, None),  # an older relay's record without the chain: old rule
+    ]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for value, nid, prev in records:
+        headers = [("relay-epoch", b"1"), ("notification-id", str(nid).encode())]
+        if prev is not None:
+            headers.append(("prev-notification-id", str(prev).encode()))
+        producer.send(kafka_topic, value=value, partition=0, headers=headers)
+    producer.flush()
+    producer.close()
+
+    caplog.set_level(logging.WARNING, logger="adapters.kafka.consumer")
+    runner = runner_for(runtime, kafka_bootstrap, kafka_topic, EffectsHandler())
+    try:
+        assert runner.run_until_idle(20) == 3
+    finally:
+        runner.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        applied = [n for (n,) in conn.execute(
+            f'SELECT notification_id FROM "{schema}".effects ORDER BY seq')]
+        position = conn.execute(
+            f'SELECT kafka_offset, notification_id FROM "{schema}".consumer_positions '
+            "WHERE partition = 0").fetchone()
+        letters = list_dead_letters(conn, schema)
+    assert applied == [5, 9, 12]
+    assert position == (6, 12)
+    assert [(d.notification_id, d.kafka_offset) for d in letters] == [(7, 2)]
+    assert caplog.text.count("waiting for the relay to republish") == 1
