@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TextIO
 
 import psycopg
@@ -92,7 +93,12 @@ def _uuid_str(h: str) -> str:
 
 
 # eventsourcing's JSON transcodings, decoded straight to their public (envelope) strings.
-_PUBLIC = {"decimal_str": str, "datetime_iso": str, "uuid_hex": _uuid_str}
+_PUBLIC = {
+    # Fixed-point, as EventEnvelope renders Decimals ("0.00000020", never "2.0E-7").
+    "decimal_str": lambda s: format(Decimal(s), "f"),
+    "datetime_iso": str,
+    "uuid_hex": _uuid_str,
+}
 
 
 def _public_hook(d: dict[str, Any]) -> Any:

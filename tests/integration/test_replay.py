@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import psycopg
 import pytest
 
 from adapters.bootstrap import Runtime
 from adapters.projector_cli import replay, resolve_projections
+from commands.messages import PlaceOrder, RecordFill, RegisterAccount
 from domain.envelope import EventEnvelope
 from tests.integration.test_projections import dump, envelopes, make_activity, project
 
@@ -78,6 +80,15 @@ def test_the_fast_decoder_gives_the_same_envelopes_as_the_mapper(runtime: Runtim
     from adapters.projector_cli import fast_envelope
 
     make_activity(runtime.app)
+    # A commission small enough that str(Decimal) would use an exponent ("2.0E-7").
+    account = runtime.app.handle(
+        RegisterAccount(email="tiny@example.com", password="tiny-password-1"))
+    order_id = runtime.app.handle(PlaceOrder(
+        account_id=account, client_order_id="tiny", symbol="BTCUSDT", side="BUY",
+        order_type="LIMIT", quantity="0.0002", price="90000"))
+    runtime.app.handle(RecordFill(order_id=order_id, trade_id="tiny-1", price=Decimal("90000"),
+                                  quantity=Decimal("0.0002"), commission=Decimal("2.0E-7"),
+                                  commission_asset="BTC"))
     notifications = runtime.app.recorder.select_notifications(1, 10**6)
     for n in notifications:
         slow = EventEnvelope.from_domain_event(runtime.app.mapper.to_domain_event(n), n.id)
