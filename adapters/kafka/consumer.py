@@ -34,6 +34,7 @@ from adapters.kafka.schema import (
 )
 from adapters.kafka.store import ensure_bus_tables
 from adapters.kafka.topics import ensure_topic, never_auto_create
+from adapters.metrics import CONSUMER_APPLIED, CONSUMER_LAG, DEAD_LETTERS
 from adapters.postgres.store import check_schema_name
 from domain.envelope import EventEnvelope
 
@@ -252,6 +253,7 @@ class ConsumerRunner:
         assert self._conn is not None
         log.error("consumer %s dead-letters partition %d offset %d (notification %s): %s",
                   self.name, record.partition, record.offset, notification_id, error)
+        DEAD_LETTERS.labels(consumer=self.name).inc()
         self._conn.execute(
             sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, notification_id, "
                     "envelope, error, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -370,7 +372,19 @@ class ConsumerRunner:
             raise
         self._positions.update(new_positions)
         self._after_commit(applied)
+        self._report_metrics(len(applied))
         return received, len(applied)
+
+    def _report_metrics(self, applied: int) -> None:
+        """Export how much this consumer applied and how far each partition is behind."""
+        assert self._consumer is not None
+        CONSUMER_APPLIED.labels(consumer=self.name).inc(applied)
+        for partition in self.partitions:
+            tp = TopicPartition(self.topic, partition)
+            high_water = self._consumer.highwater(tp)
+            if high_water is not None:
+                lag = max(0, high_water - self._consumer.position(tp))
+                CONSUMER_LAG.labels(consumer=self.name, partition=str(partition)).set(lag)
 
     def _apply_batch(self, batch: dict[TopicPartition, list[Any]], careful: bool
                      ) -> tuple[list[EventEnvelope], dict[int, Position]]:

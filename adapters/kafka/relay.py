@@ -33,6 +33,7 @@ from adapters.kafka.store import (
     wake_channel,
 )
 from adapters.kafka.topics import admin_client, ensure_topic, never_auto_create, topic_partitions
+from adapters.metrics import RELAY_LAG, RELAY_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +365,9 @@ class Relay:
         self.state.heads = heads
         self._store_state()
         self.published += len(rows)
+        RELAY_PUBLISHED.inc(len(rows))
+        newest = self.app.recorder.max_notification_id() or 0
+        RELAY_LAG.set(max(0, newest - rows[-1].id))
         return len(rows)
 
     def publish_pending(self) -> int:
@@ -442,11 +446,13 @@ def relay_from_runtime(runtime: Any, bootstrap_servers: str, **kwargs: Any) -> R
 def run_relay_process() -> int:
     """Run the relay until SIGTERM/SIGINT, with settings from the environment."""
     from adapters.kafka.embedded import broker_bootstrap
+    from adapters.metrics import serve_metrics
     from adapters.runtime import configure_logging, open_runtime
     from adapters.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings)
+    serve_metrics(settings.metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

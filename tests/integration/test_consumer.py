@@ -107,8 +107,19 @@ def test_poison_event_goes_to_dead_letters_and_the_rest_flows_on(
     poison = f"{poison_id.originator_id}:{poison_id.originator_version}"
     handler = EffectsHandler(poison={poison})
     runner = runner_for(runtime, kafka_bootstrap, kafka_topic, handler, max_attempts=3)
+    from prometheus_client import REGISTRY
+
+    def metric(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    applied_before = metric("tradeledger_consumer_applied_total", consumer="effects")
+    dead_before = metric("tradeledger_dead_letters_total", consumer="effects")
     try:
         assert runner.run_until_idle(20) == appended - 1
+        assert metric("tradeledger_consumer_applied_total",
+                      consumer="effects") - applied_before == appended - 1
+        assert metric("tradeledger_dead_letters_total", consumer="effects") - dead_before == 1
+        assert metric("tradeledger_consumer_lag_events", consumer="effects", partition="0") == 0
         with psycopg.connect(pg_url, autocommit=True) as conn:
             letters = list_dead_letters(conn, schema)
             assert len(letters) == 1
