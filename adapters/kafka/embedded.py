@@ -34,7 +34,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
+def broker_answers(port: int) -> bool:
     """Tell whether the broker answers a Kafka ApiVersions request on `port`."""
     # ApiVersions v0: size, api_key=18, version=0, correlation_id=1, client_id="probe".
     body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
@@ -100,7 +100,7 @@ def start_embedded_broker(data_dir: Path, port: int | None = None) -> EmbeddedBr
         )
     broker = EmbeddedBroker(process, port, log_path)
     deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(port):
+    while not broker_answers(port):
         if process.poll() is not None:
             raise RuntimeError(f"embedded Kafka broker exited with {process.returncode}; "
                                f"see {log_path}")

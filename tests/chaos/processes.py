@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from adapters.kafka.embedded import broker_answers
 from adapters.launcher import RunningSystem
 
 # A child killed sooner than this after its start makes the supervisor back off
@@ -60,18 +60,6 @@ def child_env(system: RunningSystem, name: str = "api") -> dict[str, str]:
                 pass
         time.sleep(0.2)
     raise AssertionError(f"no {name} child to read the environment from")
-
-
-def _answers_kafka(port: int) -> bool:
-    # ApiVersions v0 request; any 8-byte answer means the broker is serving.
-    body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
-    body += (5).to_bytes(2, "big") + b"probe"
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(len(body).to_bytes(4, "big") + body)
-            return len(sock.recv(8)) >= 8
-    except OSError:
-        return False
 
 
 @dataclass
@@ -150,7 +138,7 @@ class ChaosMonkey:
                     start_new_session=True)
             ready = time.monotonic() + 10
             while time.monotonic() < ready and self.broker.poll() is None:
-                if _answers_kafka(port):
+                if broker_answers(port):
                     self.note("broker-restarted-empty", port=port, pid=self.broker.pid)
                     return True
                 time.sleep(0.05)
