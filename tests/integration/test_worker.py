@@ -134,11 +134,18 @@ def stack(pg_url: str, pg_schema: str, tmp_path: Path, kafka_bootstrap: str,  # 
         paper_exchange.clear_faults()
 
 
-def test_market_order_is_filled_with_the_exchange_price_and_commission(stack: Stack) -> None:
+def test_market_order_is_filled_with_the_exchange_price_and_commission(  # type: ignore[no-untyped-def]
+        stack: Stack, paper_exchange) -> None:
+    # The session's exchange is shared: pin ETH so 0.5 ETH is worth ~1,700 USDT, which the
+    # paper exchange fills in three trades (it splits fills of 1,000 USDT and more).
+    paper_exchange.set_price("ETHUSDT", "3450.00")
     stack.start()
     account_id = stack.account()
-    order_id = stack.place(account_id, quantity="0.5")  # ~1,700 USDT: three trades
-    order = stack.wait_status(order_id, OrderStatus.FILLED)
+    try:
+        order_id = stack.place(account_id, quantity="0.5")
+        order = stack.wait_status(order_id, OrderStatus.FILLED)
+    finally:
+        paper_exchange.set_price("ETHUSDT", "3450.00", freeze=False)
 
     [exchange_order] = stack.exchange_orders(order_id)
     assert exchange_order["status"] == "FILLED"
