@@ -26,7 +26,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 from psycopg import sql
 
-from adapters.kafka.schema import message_headers, partition_for, public_envelope
+from adapters.kafka.schema import message_headers, partition_for, without_secrets
 from adapters.kafka.store import (
     ensure_bus_tables,
     install_wake_trigger,
@@ -34,6 +34,7 @@ from adapters.kafka.store import (
 )
 from adapters.kafka.topics import admin_client, ensure_topic, never_auto_create, topic_partitions
 from adapters.metrics import RELAY_LAG, RELAY_PUBLISHED
+from adapters.postgres.envelopes import to_envelope
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ class Relay:
         heads = list(self.state.heads)
         sent: list[tuple[int, int, Any]] = []
         for row in rows:
-            envelope = public_envelope(self.mapper.to_domain_event(row), row.id)
+            envelope = without_secrets(to_envelope(self.app, row))
             key = envelope.aggregate_id.encode()
             partition = partition_for(key, self.partitions)
             offset = expected[partition]

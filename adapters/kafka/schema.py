@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
-from typing import Any
 
 from kafka.partitioner.default import murmur2
 
@@ -37,9 +36,8 @@ def _has_secret_field(names: tuple[str, ...]) -> bool:
     return any(is_secret_field(name) for name in names)
 
 
-def public_envelope(event: Any, notification_id: int) -> EventEnvelope:
-    """Build the published envelope of a stored domain event, without secret fields."""
-    envelope = EventEnvelope.from_domain_event(event, notification_id)
+def without_secrets(envelope: EventEnvelope) -> EventEnvelope:
+    """Drop the payload fields that must never leave the event store (hashes, ciphertext)."""
     if _has_secret_field(tuple(envelope.payload)):
         payload = {k: v for k, v in envelope.payload.items() if not is_secret_field(k)}
         envelope = replace(envelope, payload=payload)

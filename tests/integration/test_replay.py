@@ -77,7 +77,7 @@ def test_verify_reports_every_row_that_differs(runtime: Runtime) -> None:
 
 
 def test_the_fast_decoder_gives_the_same_envelopes_as_the_mapper(runtime: Runtime) -> None:
-    from adapters.projector_cli import fast_envelope
+    from adapters.postgres.envelopes import fast_envelope
 
     make_activity(runtime.app)
     # A commission small enough that str(Decimal) would use an exponent ("2.0E-7").
