@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 
 
@@ -38,39 +39,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def register_user(client: httpx.AsyncClient, index: int) -> UserRun:
+async def register_user(session: aiohttp.ClientSession, api_url: str, index: int) -> UserRun:
     email = f"bench-{uuid.uuid4().hex[:10]}-{index}@example.com"
-    response = await client.post("/auth/register",
-                                 json={"email": email, "password": "bench-password-123"})
-    response.raise_for_status()
-    return UserRun(headers={"Authorization": f"Bearer {response.json()['token']}"})
+    async with session.post(f"{api_url}/auth/register",
+                            json={"email": email, "password": "bench-password-123"}) as response:
+        response.raise_for_status()
+        token = (await response.json())["token"]
+    return UserRun(headers={"Authorization": f"Bearer {token}"})
 
 
-async def follow_stream(client: httpx.AsyncClient, user: UserRun, ready: asyncio.Event,
-                        stop: asyncio.Event) -> None:
-    async with client.stream("GET", "/api/stream", headers=user.headers,
-                             timeout=httpx.Timeout(10, read=None)) as response:
+async def follow_stream(session: aiohttp.ClientSession, api_url: str, user: UserRun,
+                        ready: asyncio.Event, stop: asyncio.Event) -> None:
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with session.get(f"{api_url}/api/stream", headers=user.headers,
+                           timeout=timeout) as response:
         ready.set()
         event, data = "", ""
-        async for line in response.aiter_lines():
+        async for raw in response.content:
             if stop.is_set():
                 return
+            line = raw.decode().rstrip("\r\n")
             if line.startswith("event:"):
                 event = line[6:].strip()
             elif line.startswith("data:"):
                 data += line[5:].strip()
             elif not line and data:
-                if event == "ORDER_UPDATE":
-                    user.seen_updates += 1
+                if event == "ORDER_UPDATE" and '"FILLED"' in data:
                     payload = json.loads(data)
-                    order_id = payload.get("orderId")
-                    if payload.get("status") == "FILLED" and order_id in user.posted:
-                        user.filled.setdefault(order_id, time.perf_counter())
+                    # The FILLED update can arrive before this client has read the POST's
+                    # answer, so keep every one and match them to orders afterwards.
+                    if payload.get("status") == "FILLED":
+                        user.filled.setdefault(str(payload.get("orderId")), time.perf_counter())
                 event, data = "", ""
 
 
-async def place_orders(client: httpx.AsyncClient, users: list[UserRun], rate: float,
-                       duration: float, limit_share: float) -> tuple[int, int, list[float]]:
+async def place_orders(session: aiohttp.ClientSession, api_url: str, users: list[UserRun],
+                       rate: float, duration: float,
+                       limit_share: float) -> tuple[int, int, list[float]]:
     """Place orders at `rate` per second for `duration` seconds; return (accepted, refused)."""
     interval = 1.0 / rate
     total = int(rate * duration)
@@ -82,22 +87,31 @@ async def place_orders(client: httpx.AsyncClient, users: list[UserRun], rate: fl
     async def one(n: int) -> None:
         nonlocal accepted, refused
         user = users[n % len(users)]
-        limit = (n % 100) < limit_share * 100
+        # Spread limit orders evenly: every (1 / limit_share)-th order is one.
+        limit = int((n + 1) * limit_share) > int(n * limit_share)
         body: dict[str, Any] = {"symbol": "BTCUSDT", "side": "BUY" if n % 2 else "SELL",
                                 "type": "MARKET", "quantity": "0.0002"}
         if limit:
-            body.update(type="LIMIT", price="1000.00", side="BUY", timeInForce="GTC")
+            # Far below the market, so it rests until canceled; 0.01 BTC keeps it above the
+            # minimum notional.
+            body.update(type="LIMIT", price="1000.00", side="BUY", timeInForce="GTC",
+                        quantity="0.01")
         sent = time.perf_counter()
-        response = await client.post("/api/trading/orders", json=body, headers=user.headers)
+        async with session.post(f"{api_url}/api/trading/orders", json=body,
+                                headers=user.headers) as response:
+            status = response.status
+            answer = await response.json() if status == 202 else None
         post_latencies.append(time.perf_counter() - sent)
-        if response.status_code != 202:
+        if answer is None:
             refused += 1
             return
         accepted += 1
-        order_id = response.json()["orderId"]
+        order_id = answer["orderId"]
         if limit:
             user.canceled.add(order_id)
-            await client.delete(f"/api/trading/orders/{order_id}", headers=user.headers)
+            async with session.delete(f"{api_url}/api/trading/orders/{order_id}",
+                                      headers=user.headers) as response:
+                await response.read()
         else:
             user.posted[order_id] = sent
 
@@ -119,11 +133,14 @@ def process_usage() -> list[tuple[str, float, float]]:
     for proc in psutil.process_iter(["cmdline", "cpu_times", "memory_info", "name"]):
         cmd = " ".join(proc.info["cmdline"] or [])
         if "adapters.cli" in cmd or "tansu" in cmd or proc.info["name"] == "postgres":
-            name = (proc.info["cmdline"] or ["?"])[-1] if "adapters.cli" in cmd else (
-                "broker" if "tansu" in cmd else "postgres")
-            if "adapters.cli" in cmd and "--port" in cmd:
-                args = proc.info["cmdline"]
+            args = proc.info["cmdline"] or ["?"]
+            if "adapters.cli" in args:
                 name = args[args.index("adapters.cli") + 1]
+                if name == "bench":
+                    continue  # the load generator itself
+                name = "supervisor" if name == "up" else name
+            else:
+                name = "broker" if "tansu" in cmd else "postgres"
             cpu = proc.info["cpu_times"]
             rows.append((name, cpu.user + cpu.system, proc.info["memory_info"].rss / 2**20))
     merged: dict[str, tuple[float, float]] = {}
@@ -135,23 +152,28 @@ def process_usage() -> list[tuple[str, float, float]]:
 
 async def run_load(api_url: str, users: int, rate: float, duration: float,
                    limit_share: float) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=users + 64, max_keepalive_connections=users + 64)
-    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits) as client:
-        runs = [await register_user(client, i) for i in range(users)]
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        runs = [await register_user(session, api_url, i) for i in range(users)]
         await asyncio.sleep(1.0)  # let the worker provision paper keys
         stop = asyncio.Event()
         readies = [asyncio.Event() for _ in runs]
-        streams = [asyncio.create_task(follow_stream(client, u, r, stop))
+        streams = [asyncio.create_task(follow_stream(session, api_url, u, r, stop))
                    for u, r in zip(runs, readies, strict=True)]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
         cpu_before = {n: c for n, c, _ in process_usage()}
         started = time.perf_counter()
         accepted, refused, post_latencies = await place_orders(
-            client, runs, rate, duration, limit_share)
+            session, api_url, runs, rate, duration, limit_share)
         accept_elapsed = time.perf_counter() - started
         expected = sum(len(u.posted) for u in runs)
         deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline and sum(len(u.filled) for u in runs) < expected:
+
+        def completed() -> int:
+            return sum(1 for u in runs for order_id in u.posted if order_id in u.filled)
+
+        while time.perf_counter() < deadline and completed() < expected:
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - started
         usage = process_usage()
@@ -159,8 +181,9 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
         for task in streams:
             task.cancel()
         await asyncio.gather(*streams, return_exceptions=True)
-    latencies = [u.filled[o] - u.posted[o] for u in runs for o in u.filled]
-    last_fill = max((t for u in runs for t in u.filled.values()), default=started)
+    latencies = [u.filled[o] - u.posted[o] for u in runs for o in u.posted if o in u.filled]
+    last_fill = max((u.filled[o] for u in runs for o in u.posted if o in u.filled),
+                    default=started)
     return {
         "users": users, "target_rate": rate, "duration_s": duration,
         "accepted": accepted, "refused": refused,
@@ -204,13 +227,12 @@ def baseline_fastapi(requests: int = 3000) -> float:
                 time.sleep(0.1)
 
         async def hammer() -> float:
-            async with httpx.AsyncClient(base_url=url) as client:
-                sem = asyncio.Semaphore(64)
-
+            body = {"symbol": "X", "side": "BUY", "quantity": "1"}
+            async with aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=64)) as session:
                 async def one() -> None:
-                    async with sem:
-                        await client.post("/o", json={"symbol": "X", "side": "BUY",
-                                                      "quantity": "1"})
+                    async with session.post(url + "/o", json=body) as response:
+                        await response.read()
 
                 started = time.perf_counter()
                 await asyncio.gather(*(one() for _ in range(requests)))
