@@ -293,8 +293,12 @@ def verify_audit(conn: psycopg.Connection[Any], schema: str) -> Any:
 
 def register(subparsers: Any) -> None:
     proj = subparsers.add_parser("projector", help="run the projector (read models, audit chain)")
-    proj.add_argument("--instance", type=int, default=0)
-    proj.add_argument("--instances", type=int, default=1)
+    proj.add_argument("--instance", type=int, default=None,
+                      help="this replica's index (default: TRADELEDGER_INSTANCE, or claim a "
+                      "free slot)")
+    proj.add_argument("--instances", type=int, default=None,
+                      help="how many replicas share the partitions (default: "
+                      "TRADELEDGER_INSTANCES)")
     proj.add_argument("--batch-size", type=int, default=500)
     proj.add_argument("--no-audit", action="store_true", help="do not extend the audit chain")
     proj.set_defaults(func=cmd_projector)
@@ -316,37 +320,31 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_projector(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from adapters.kafka.consumer import ConsumerRunner
     from adapters.kafka.embedded import broker_bootstrap
-    from adapters.metrics import serve_metrics
     from adapters.projector import Projector
-    from adapters.runtime import configure_logging, open_runtime
+    from adapters.runtime import open_runtime, resolve_instance, start_process
     from adapters.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings)
-    serve_metrics(settings.metrics_port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = start_process(settings)
     with open_runtime(settings) as rt, broker_bootstrap(settings) as bootstrap:
+        instance, instances, slot = resolve_instance("projector", args.instance,
+                                                     args.instances, settings)
         projector = Projector(settings.database_schema, audit=not args.no_audit)
         with psycopg.connect(rt.database_url) as conn, conn.transaction():
             projector.setup(conn)
         runner = ConsumerRunner(
             database_url=rt.database_url, schema=settings.database_schema,
             bootstrap_servers=bootstrap, topic=settings.kafka_topic,
-            handler=projector, instance=args.instance, instances=args.instances,
+            handler=projector, instance=instance, instances=instances,
             batch_size=args.batch_size)
         try:
             runner.run(stop)
         finally:
-            close = getattr(runner, "close", None)
-            if close is not None:
-                close()
+            runner.close()
+            if slot is not None:
+                slot.close()
     return 0
 
 

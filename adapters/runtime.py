@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from adapters.bootstrap import Runtime, bootstrap
 from adapters.settings import Settings, get_settings
@@ -50,3 +53,36 @@ def open_runtime(settings: Settings | None = None) -> Iterator[Runtime]:
             yield runtime
         finally:
             runtime.close()
+
+
+def start_process(settings: Settings) -> threading.Event:
+    """Set up a long-running process: logging, metrics port, and a stop flag set by
+    SIGTERM or SIGINT so its loop can finish the batch in hand and exit cleanly."""
+    from adapters.metrics import serve_metrics
+
+    configure_logging(settings)
+    serve_metrics(settings.metrics_port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def resolve_instance(name: str, instance: int | None, instances: int | None,
+                     settings: Settings) -> tuple[int, int, Any]:
+    """Return (index, count, slot connection or None) of this replica of consumer `name`.
+
+    An explicit index (argument or TRADELEDGER_INSTANCE) is used as given; otherwise, with
+    several replicas, a free index is claimed with a Postgres advisory lock, held by the
+    returned connection for as long as the process runs.
+    """
+    count = instances or settings.instances
+    index = instance if instance is not None else settings.instance
+    if index is not None or count == 1:
+        return index or 0, count, None
+    if not settings.database_url:
+        return 0, 1, None
+    from adapters.postgres.slots import claim_instance_slot
+
+    claimed, conn = claim_instance_slot(settings.database_url, name, count)
+    return claimed, count, conn

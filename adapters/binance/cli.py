@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Any
 
 
@@ -27,36 +25,20 @@ def register(subparsers: Any) -> None:
     reconcile.set_defaults(func=cmd_reconcile)
 
 
-def _instance(args: argparse.Namespace, settings: Any) -> tuple[int, int, Any]:
-    instances = args.instances or settings.instances
-    instance = args.instance if args.instance is not None else settings.instance
-    if instance is not None or instances == 1:
-        return instance or 0, instances, None
-    if not settings.database_url:
-        return 0, 1, None
-    from adapters.postgres.slots import claim_instance_slot
-
-    index, conn = claim_instance_slot(settings.database_url, "worker", instances)
-    return index, instances, conn
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
-    from adapters.metrics import serve_metrics
-    from adapters.runtime import configure_logging
+    from adapters.runtime import resolve_instance, start_process
     from adapters.settings import get_settings
     from adapters.worker import run_worker
 
     settings = get_settings()
-    configure_logging(settings)
+    stop = start_process(settings)
     if not settings.kafka_bootstrap_servers:
         print("tradeledger worker: no broker configured. Set TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS "
               "to a Kafka (or Tansu) broker, or run everything with `tradeledger up`, which "
               "starts an embedded one.", file=sys.stderr)
         return 2
-    instance, instances, slot = _instance(args, settings)
-    serve_metrics(settings.metrics_port)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    instance, instances, slot = resolve_instance("worker", args.instance, args.instances,
+                                                 settings)
     try:
         run_worker(settings, instance, instances, stop, lanes=args.lanes)
     except KeyboardInterrupt:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -447,16 +446,11 @@ def relay_from_runtime(runtime: Any, bootstrap_servers: str, **kwargs: Any) -> R
 def run_relay_process() -> int:
     """Run the relay until SIGTERM/SIGINT, with settings from the environment."""
     from adapters.kafka.embedded import broker_bootstrap
-    from adapters.metrics import serve_metrics
-    from adapters.runtime import configure_logging, open_runtime
+    from adapters.runtime import open_runtime, start_process
     from adapters.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings)
-    serve_metrics(settings.metrics_port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = start_process(settings)
     with open_runtime(settings) as runtime, broker_bootstrap(settings) as bootstrap:
         relay_from_runtime(runtime, bootstrap).run(stop)
     return 0
