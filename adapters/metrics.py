@@ -1,11 +1,16 @@
-"""Prometheus metrics, defined once. The API serves them at /metrics; other processes on
-TRADELEDGER_METRICS_PORT when it is set."""
+"""Prometheus metrics, defined once. The API serves them at /metrics; the other processes
+serve /metrics, /health and /ready on TRADELEDGER_METRICS_PORT when it is set."""
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,45 @@ EXCHANGE_ERRORS = Counter(
 SSE_CLIENTS = Gauge("tradeledger_sse_clients", "Open server-sent-event streams", ["stream"])
 
 
-def serve_metrics(port: int | None) -> None:
-    """Expose this process's metrics on `port` (no-op when None)."""
-    if port:
-        start_http_server(port, addr="127.0.0.1")
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+Check = Callable[[], bool]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def probe_app(checks: dict[str, Check]) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app: /health (alive), /ready (every check passes), anything else: metrics."""
+    metrics = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/health":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"status": "ok"}']
+        if path == "/ready":
+            results = {}
+            for name, check in checks.items():
+                try:
+                    results[name] = bool(check())
+                except Exception:  # a failing probe means "not ready", never a crash
+                    results[name] = False
+            ok = all(results.values())
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json")])
+            body = {"status": "ready" if ok else "not_ready", "checks": results}
+            return [json.dumps(body).encode()]
+        return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+    return app
+
+
+def serve_metrics(port: int | None, checks: dict[str, Check] | None = None) -> None:
+    """Serve this process's /metrics, /health and /ready on `port` (no-op when None)."""
+    if not port:
+        return
+    server = make_server("127.0.0.1", port, probe_app(checks or {}), WSGIServer,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="probes", daemon=True).start()
+    log.info("metrics and probes on http://127.0.0.1:%d (/metrics, /health, /ready)", port)

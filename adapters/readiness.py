@@ -41,6 +41,22 @@ def exchange_check(base_url: str, timeout: float = 2.0) -> Callable[[], bool]:
     return check
 
 
+def postgres_check(url: str, timeout: int = 2) -> Callable[[], bool]:
+    """True when Postgres accepts a connection and answers SELECT 1."""
+
+    def check() -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(url, connect_timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    return check
+
+
 def ready_checks(settings: Settings) -> dict[str, Callable[[], bool]]:
     """The checks this deployment can run (Postgres is checked by the API itself)."""
     checks: dict[str, Callable[[], bool]] = {}

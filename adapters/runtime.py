@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from adapters.bootstrap import Runtime, bootstrap
+from adapters.readiness import postgres_check
 from adapters.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,13 @@ def start_process(settings: Settings) -> threading.Event:
     """Set up a long-running process: logging, metrics port, and a stop flag set by
     SIGTERM or SIGINT so its loop can finish the batch in hand and exit cleanly."""
     from adapters.metrics import serve_metrics
+    from adapters.readiness import ready_checks
 
     configure_logging(settings)
-    serve_metrics(settings.metrics_port)
+    checks = ready_checks(settings)
+    if settings.database_url:
+        checks["postgres"] = postgres_check(settings.database_url)
+    serve_metrics(settings.metrics_port, checks)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
