@@ -38,6 +38,7 @@ import psycopg
 
 from adapters.binance.gateway import BinanceGateway
 from adapters.bootstrap import Runtime
+from adapters.postgres.readmodels import record_balances
 from commands.application import ExchangeCredentials, TradingApplication
 from commands.execution import (
     DriveResult,
@@ -57,6 +58,7 @@ ACCOUNT_TOPIC = "domain.account:Account."
 INDEX_EVENTS = ("OrderPlaced", "OrderFilled", "OrderRejected", "OrderCanceled", "OrderExpired")
 KEY_EVENTS = ("ExchangeKeysConnected", "ExchangeKeysRotated", "ExchangeKeysRevoked")
 NOT_RESTING = (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.CANCEL_REQUESTED)
+BALANCES_TABLE_RETRY_SECONDS = 10
 
 
 class Lanes:
@@ -356,22 +358,16 @@ class BalanceRecorder:
         self._conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._missing_table = False
-        try:
-            from adapters.postgres import readmodels
-
-            self._record: Callable[..., None] | None = readmodels.record_balances
-        except (ImportError, AttributeError):
-            self._record = None
+        # The projector creates balances_view; a worker that starts first waits for it.
+        self._table_missing_until = 0.0
 
     @property
     def enabled(self) -> bool:
-        return self._record is not None and not self._missing_table
+        return time.monotonic() >= self._table_missing_until
 
     def start(self) -> None:
-        if self._record is not None:
-            self._thread = threading.Thread(target=self._run, name="balances", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._run, name="balances", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -418,20 +414,20 @@ class BalanceRecorder:
 
     def _write(self, account_id: UUID, balances: list[dict[str, Any]],
                replace_all: bool) -> None:
-        if self._record is None or self._missing_table:
+        if not self.enabled:
             return
         try:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = psycopg.connect(self.database_url, autocommit=True)
             with self._conn.transaction():
-                self._record(self._conn, account_id, balances, schema=self.schema,
-                             replace_all=replace_all)
+                record_balances(self._conn, account_id, balances, schema=self.schema,
+                                replace_all=replace_all)
         except psycopg.errors.UndefinedTable:
-            # TODO(read side): balances_view is created by the projector's set-up; without it
-            # the worker records no balances rather than creating read-side tables itself.
-            log.warning("no balances read model in schema %s (the projector creates it); "
-                        "balances are not recorded by this worker", self.schema)
-            self._missing_table = True
+            # The read side owns its tables; until the projector has created balances_view,
+            # balances are skipped (the next fill or stream connect records them again).
+            log.warning("no balances read model in schema %s yet (the projector creates it); "
+                        "retrying in %d s", self.schema, BALANCES_TABLE_RETRY_SECONDS)
+            self._table_missing_until = time.monotonic() + BALANCES_TABLE_RETRY_SECONDS
         except psycopg.Error:
             log.exception("balances of account %s not written", account_id)
 

@@ -254,3 +254,25 @@ def test_worker_killed_between_sending_and_recording_records_the_real_outcome(  
     assert stack.worker.wait_idle(10)
     assert stack.app.get_order(order_id).status is OrderStatus.FILLED
     assert len(stack.exchange_orders(order_id)) == 1
+
+
+def test_balances_are_recorded_once_the_read_model_appears(stack: Stack) -> None:
+    """A worker that started before the projector made balances_view records balances later."""
+    stack.start()
+    schema = stack.rt.settings.database_schema
+    with psycopg.connect(stack.rt.database_url, autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{schema}".balances_view RENAME TO balances_view_later')
+    stack.worker.balances.offer(uuid.uuid4(), [{"asset": "USDT", "free": "1", "locked": "0"}])
+    wait_for(lambda: not stack.worker.balances.enabled, 5, "the worker to notice")
+    with psycopg.connect(stack.rt.database_url, autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{schema}".balances_view_later RENAME TO balances_view')
+    stack.worker.balances._table_missing_until = 0.0  # the 10 s back-off has passed
+    account = uuid.uuid4()
+    stack.worker.balances.offer(account, [{"asset": "USDT", "free": "7", "locked": "0"}])
+
+    def recorded() -> bool:
+        with psycopg.connect(stack.rt.database_url) as conn:
+            return conn.execute(f'SELECT 1 FROM "{schema}".balances_view WHERE account_id = %s',
+                                (account,)).fetchone() is not None
+
+    wait_for(recorded, 5, "balances after the table appeared")
