@@ -79,6 +79,22 @@ class Settings(BaseSettings):
         return self.data_dir / "secrets.json"
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The TRADELEDGER_* environment that makes a child process see these settings
+    (secrets included, so it goes to child processes only, never to a log)."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"TRADELEDGER_{name.upper()}"] = str(value)
+    return env
+
+
 @lru_cache
 def get_settings() -> Settings:
     """Build the settings once per process."""

@@ -34,7 +34,7 @@ from adapters.kafka.consumer import ConsumerRunner  # noqa: E402
 from adapters.kafka.embedded import start_embedded_broker  # noqa: E402
 from adapters.kafka.relay import Relay  # noqa: E402
 from adapters.kafka.topics import ensure_topic  # noqa: E402
-from adapters.settings import Settings  # noqa: E402
+from adapters.settings import Settings, settings_env  # noqa: E402
 from domain.envelope import EventEnvelope  # noqa: E402
 from domain.order import Order  # noqa: E402
 
@@ -116,16 +116,11 @@ def bench_throughput(runtime: Runtime, bootstrap_servers: str, events: int) -> d
 def start_relay_process(settings: Settings, bootstrap_servers: str, topic: str,
                         log_path: Path) -> subprocess.Popen[bytes]:
     """Run the relay as its own process, as in production (`tradeledger relay`)."""
-    env = dict(os.environ)
+    env = {**os.environ, **settings_env(settings)}
     env.update({
         "PYTHONPATH": str(REPO),
-        "TRADELEDGER_DATABASE_URL": str(settings.database_url),
-        "TRADELEDGER_DATABASE_SCHEMA": settings.database_schema,
-        "TRADELEDGER_MASTER_KEYS": settings.master_keys.get_secret_value(),  # type: ignore[union-attr]
-        "TRADELEDGER_JWT_SECRET": settings.jwt_secret.get_secret_value(),  # type: ignore[union-attr]
         "TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "TRADELEDGER_KAFKA_TOPIC": topic,
-        "TRADELEDGER_DATA_DIR": str(settings.data_dir),
         "TRADELEDGER_LOG_LEVEL": "WARNING",
     })
     return subprocess.Popen([sys.executable, "-m", "adapters.kafka.relay"], env=env, cwd=REPO,

@@ -24,7 +24,7 @@ from adapters.kafka.consumer import ConsumerRunner
 from adapters.kafka.embedded import start_embedded_broker
 from adapters.kafka.relay import Relay
 from adapters.kafka.schema import partition_for
-from adapters.settings import Settings
+from adapters.settings import Settings, settings_env
 from commands.messages import RegisterAccount
 from domain.envelope import EventEnvelope
 from tests.fixtures.kafka import (
@@ -279,17 +279,12 @@ def test_second_relay_waits_as_hot_standby_until_the_first_stops(
 
 
 def _relay_env(settings: Settings, bootstrap: str, topic: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {**os.environ, **settings_env(settings)}
     env.update({
         "PYTHONPATH": str(REPO),
-        "TRADELEDGER_DATABASE_URL": str(settings.database_url),
-        "TRADELEDGER_DATABASE_SCHEMA": settings.database_schema,
-        "TRADELEDGER_MASTER_KEYS": settings.master_keys.get_secret_value(),  # type: ignore[union-attr]
-        "TRADELEDGER_JWT_SECRET": settings.jwt_secret.get_secret_value(),  # type: ignore[union-attr]
         "TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "TRADELEDGER_KAFKA_TOPIC": topic,
         "TRADELEDGER_KAFKA_PARTITIONS": "6",
-        "TRADELEDGER_DATA_DIR": str(settings.data_dir),
         "TRADELEDGER_DATABASE_POOL_SIZE": "2",
     })
     return env

@@ -58,3 +58,17 @@ def test_configuration_reference_is_up_to_date() -> None:
 def test_live_trading_is_never_the_default() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.exchange == "paper" and settings.allow_live_trading is False
+
+
+def test_settings_survive_the_trip_through_a_child_process_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from adapters.settings import settings_env
+
+    original = Settings(_env_file=None, data_dir=tmp_path, database_url="postgresql://x/y",  # type: ignore[call-arg]
+                        master_keys="k1:abc", jwt_secret="s" * 40, allow_live_trading=True,
+                        instances=3, kafka_partitions=12)
+    for name, value in settings_env(original).items():
+        monkeypatch.setenv(name, value)
+    again = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert again.model_dump() == original.model_dump()
+    assert again.jwt_secret is not None and again.jwt_secret.get_secret_value() == "s" * 40
