@@ -19,6 +19,8 @@ from adapters.api.tokens import hash_token, new_refresh_token
 LOGIN_MAX_FAILURES = 5
 LOGIN_WINDOW = timedelta(minutes=5)
 
+REUSE_GRACE = timedelta(seconds=10)  # see AuthStore.rotate
+
 _DDL = """
 CREATE TABLE IF NOT EXISTS {schema}.api_refresh_tokens (
     token_hash text PRIMARY KEY,
@@ -83,22 +85,44 @@ class AuthStore:
 
     def rotate(self, token: str) -> RefreshResult:
         """Swap a live refresh token for a new one; a reused (already rotated) token revokes
-        its whole family, because only a thief or a replay presents it twice."""
+        its whole family, because only a thief or a replay presents it twice.
+
+        Reuse interval: a token rotated less than REUSE_GRACE ago whose login is still live
+        is rotated once more into the same family instead. Two tabs (or a retried request
+        whose answer was lost) racing one refresh then both keep the login; a replay after
+        the interval, or after logout, still revokes everything.
+        """
         old_hash = hash_token(token)
         new_token = new_refresh_token()
         outcome = "ok"
         account_id: UUID | None = None
         with self._pool.connection() as conn, conn.transaction():
             row = conn.execute(
-                self._q("SELECT account_id, family_id, expires_at, revoked_at "
+                self._q("SELECT account_id, family_id, expires_at, revoked_at, replaced_by "
                         "FROM {schema}.api_refresh_tokens WHERE token_hash = %s FOR UPDATE"),
                 (old_hash,),
             ).fetchone()
             if row is None:
                 outcome = "unknown"
             else:
-                account_id, family_id, expires_at, revoked_at = row
-                if revoked_at is not None:
+                account_id, family_id, expires_at, revoked_at, replaced_by = row
+                just_rotated = (
+                    revoked_at is not None and replaced_by is not None
+                    and datetime.now(UTC) - revoked_at < REUSE_GRACE
+                    and conn.execute(
+                        self._q("SELECT 1 FROM {schema}.api_refresh_tokens "
+                                "WHERE family_id = %s AND revoked_at IS NULL LIMIT 1"),
+                        (family_id,)).fetchone() is not None
+                )
+                if just_rotated:
+                    conn.execute(
+                        self._q("INSERT INTO {schema}.api_refresh_tokens "
+                                "(token_hash, account_id, family_id, expires_at) "
+                                "VALUES (%s, %s, %s, %s)"),
+                        (hash_token(new_token), account_id, family_id,
+                         datetime.now(UTC) + self._refresh_ttl),
+                    )
+                elif revoked_at is not None:
                     outcome = "reused"
                     conn.execute(
                         self._q("UPDATE {schema}.api_refresh_tokens SET revoked_at = now() "

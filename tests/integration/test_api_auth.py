@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import jwt
+import psycopg
 import pytest
 
 from adapters.bootstrap import Runtime
@@ -108,17 +109,43 @@ def test_five_failed_logins_are_throttled_with_retry_after_even_for_the_right_pa
                                          "password": PASSWORD}).status_code == 200
 
 
-def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(api: Any) -> None:
+def age_rotations(runtime: Runtime, seconds: int) -> None:
+    """Pretend every rotation happened `seconds` ago (past the reuse interval)."""
+    with psycopg.connect(runtime.database_url, autocommit=True) as conn:
+        conn.execute(f'UPDATE "{runtime.settings.database_schema}".api_refresh_tokens '
+                     "SET revoked_at = revoked_at - make_interval(secs => %s) "
+                     "WHERE revoked_at IS NOT NULL", (seconds,))
+
+
+def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(
+        api: Any, runtime: Runtime) -> None:
     user = register(api)
     first = api.post("/auth/refresh", json={"refreshToken": user.refresh_token})
     assert first.status_code == 200
     rotated = first.json()["refreshToken"]
     assert rotated != user.refresh_token and get_me(api, first.json()["token"]).status_code == 200
+    age_rotations(runtime, 60)
     reused = api.post("/auth/refresh", json={"refreshToken": user.refresh_token})
     assert reused.status_code == 401
     # The theft response: the newest token of that login is dead too.
     assert api.post("/auth/refresh", json={"refreshToken": rotated}).status_code == 401
     assert api.post("/auth/refresh", json={"refreshToken": "garbage"}).status_code == 401
+
+
+def test_two_tabs_refreshing_with_the_same_token_at_once_both_keep_the_login(
+        api: Any, runtime: Runtime) -> None:
+    user = register(api)
+    first = api.post("/auth/refresh", json={"refreshToken": user.refresh_token})
+    second = api.post("/auth/refresh", json={"refreshToken": user.refresh_token})
+    assert first.status_code == second.status_code == 200
+    a, b = first.json()["refreshToken"], second.json()["refreshToken"]
+    assert a != b
+    for token in (a, b):  # both branches of the login stay usable
+        assert api.post("/auth/refresh", json={"refreshToken": token}).status_code == 200
+    # Outside the reuse interval the same replay is a theft: the whole login dies.
+    age_rotations(runtime, 60)
+    assert api.post("/auth/refresh", json={"refreshToken": user.refresh_token}).status_code == 401
+    assert api.post("/auth/refresh", json={"refreshToken": a}).status_code == 401
 
 
 def test_logout_revokes_the_refresh_token_and_clears_the_cookie(api: Any) -> None:
