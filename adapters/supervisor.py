@@ -122,8 +122,9 @@ class Supervisor:
             status("api", "ready", api_url + "  (docs: " + api_url + "/docs)")
             if self.with_dashboard:
                 status("dashboard", "up", f"open http://127.0.0.1:{self.dashboard_port}")
-            print(f"\nTradeLedger is running. Open http://127.0.0.1:{self.dashboard_port} "
-                  f"in a browser; API at {api_url}. Press Ctrl-C to stop.\n", flush=True)
+            print(f"\nTradeLedger is running (Ctrl-C stops everything).\n"
+                  f"  dashboard: http://127.0.0.1:{self.dashboard_port}\n"
+                  f"  API:       {api_url}\n", flush=True)
             self._watch()
             return 0
         finally:
