@@ -66,6 +66,10 @@ ReportCommand = (
     RecordSubmission | RecordAcceptance | RecordFill | RecordRejection | RecordCancelRejection
     | RecordCancellation | RecordExpiry
 )
+REPORT_COMMANDS: tuple[type[Command], ...] = (
+    RecordSubmission, RecordAcceptance, RecordFill, RecordRejection, RecordCancelRejection,
+    RecordCancellation, RecordExpiry,
+)
 
 
 def apply_report(order: Order, command: Command) -> None:
@@ -136,13 +140,8 @@ class TradingApplication(Application[UUID]):
             ReencryptExchangeKeys: self.reencrypt_exchange_keys,
             PlaceOrder: self.place_order,
             RequestCancel: self.request_cancel,
-            RecordSubmission: self.record_submission,
-            RecordAcceptance: self.record_acceptance,
-            RecordFill: self.record_fill,
-            RecordRejection: self.record_rejection,
-            RecordCancelRejection: self.record_cancel_rejection,
-            RecordCancellation: self.record_cancellation,
-            RecordExpiry: self.record_expiry,
+            # Exchange reports share one handler: apply_report maps each to its aggregate call.
+            **{report: self.record_report for report in REPORT_COMMANDS},
         }
 
     def handle(self, command: Command) -> Any:
@@ -325,27 +324,6 @@ class TradingApplication(Application[UUID]):
 
         actor = cmd.actor if cmd.actor != "user" else f"user:{cmd.account_id}"
         self._update(cmd.order_id, load, lambda o: o.request_cancel(actor))
-
-    def record_submission(self, cmd: RecordSubmission) -> None:
-        self.record_report(cmd)
-
-    def record_acceptance(self, cmd: RecordAcceptance) -> None:
-        self.record_report(cmd)
-
-    def record_fill(self, cmd: RecordFill) -> None:
-        self.record_report(cmd)
-
-    def record_rejection(self, cmd: RecordRejection) -> None:
-        self.record_report(cmd)
-
-    def record_cancel_rejection(self, cmd: RecordCancelRejection) -> None:
-        self.record_report(cmd)
-
-    def record_cancellation(self, cmd: RecordCancellation) -> None:
-        self.record_report(cmd)
-
-    def record_expiry(self, cmd: RecordExpiry) -> None:
-        self.record_report(cmd)
 
     def record_report(self, cmd: ReportCommand) -> None:
         """Apply one exchange-report command to its order, retrying on a concurrent write."""
