@@ -103,6 +103,7 @@ class Relay:
         self.producer_config = {**PRODUCER_CONFIG, **(producer_config or {})}
         self.state = RelayState(offsets=[0] * partitions, heads=[0] * partitions)
         self.published = 0  # events published by this instance (republishes included)
+        self._lag_measured_at = 0.0
         self._conn: psycopg.Connection[Any] | None = None
         self._producer: KafkaProducer | None = None
         self._probe: KafkaConsumer | None = None
@@ -366,8 +367,11 @@ class Relay:
         self._store_state()
         self.published += len(rows)
         RELAY_PUBLISHED.inc(len(rows))
-        newest = self.app.recorder.max_notification_id() or 0
-        RELAY_LAG.set(max(0, newest - rows[-1].id))
+        # The lag costs a query; at most once a second, not once per (often tiny) batch.
+        if time.monotonic() - self._lag_measured_at >= 1.0:
+            self._lag_measured_at = time.monotonic()
+            newest = self.app.recorder.max_notification_id() or 0
+            RELAY_LAG.set(max(0, newest - rows[-1].id))
         return len(rows)
 
     def publish_pending(self) -> int:
