@@ -43,21 +43,36 @@ class ChainEntry:
 
 def canonical_bytes(row: StoredRow) -> bytes:
     """Serialize a stored row unambiguously: fixed fields on one line each, then the state."""
-    head = (
-        f"{row.notification_id}\n{row.originator_id}\n{row.originator_version}\n{row.topic}\n"
-    )
-    return head.encode() + bytes(row.state)
+    return _canonical(row.notification_id, str(row.originator_id), row.originator_version,
+                      row.topic, row.state)
+
+
+def _canonical(notification_id: int, originator_id: str, originator_version: int, topic: str,
+               state: bytes) -> bytes:
+    head = f"{notification_id}\n{originator_id}\n{originator_version}\n{topic}\n"
+    return head.encode() + bytes(state)
 
 
 def event_hash(row: StoredRow) -> str:
     return hashlib.sha256(canonical_bytes(row)).hexdigest()
 
 
+def link_hashes(prev_hash: str, notification_id: int, originator_id: str,
+                originator_version: int, topic: str, state: bytes) -> tuple[str, str]:
+    """The (event hash, chain hash) of one stored row chained after `prev_hash`.
+
+    The same as `link`, from the row's parts (`originator_id` as text): replay chains
+    every event with it and skips building a StoredRow and a ChainEntry for each.
+    """
+    data = _canonical(notification_id, originator_id, originator_version, topic, state)
+    return (hashlib.sha256(data).hexdigest(),
+            hashlib.sha256(prev_hash.encode() + data).hexdigest())
+
+
 def link(prev_hash: str, row: StoredRow) -> ChainEntry:
     """Chain one stored row after `prev_hash`."""
-    data = canonical_bytes(row)
-    ev = hashlib.sha256(data).hexdigest()
-    chained = hashlib.sha256(prev_hash.encode() + data).hexdigest()
+    ev, chained = link_hashes(prev_hash, row.notification_id, str(row.originator_id),
+                              row.originator_version, row.topic, row.state)
     return ChainEntry(row.notification_id, row.originator_id, row.originator_version, ev, chained)
 
 

@@ -37,6 +37,11 @@ def _public_hook(d: dict[str, Any]) -> Any:
     return d
 
 
+# One decoder for every call: json.loads(..., object_hook=...) builds a new one each time,
+# which cost about 3% of a replay.
+_decode_state = json.JSONDecoder(object_hook=_public_hook).decode
+
+
 def fast_envelope(n: Any) -> EventEnvelope | None:
     """Build the public envelope of a stored notification without making the domain event.
 
@@ -45,7 +50,7 @@ def fast_envelope(n: Any) -> EventEnvelope | None:
     this decoder does not know, and the caller takes the slow path.
     """
     try:
-        state = json.loads(n.state, object_hook=_public_hook)
+        state = _decode_state(bytes(n.state).decode())
     except _Unknown:
         return None
     timestamp = state.pop("timestamp")
