@@ -420,7 +420,7 @@ class PaperExchange:
         streams = {s for s in raw.split("/") if s}
         if any(not self._valid_stream(s) for s in streams):
             raise web.HTTPBadRequest(text=json.dumps({"code": -1121, "msg": "Invalid symbol."}))
-        ws = web.WebSocketResponse(heartbeat=30)
+        ws = web.WebSocketResponse(heartbeat=30, compress=False)  # see ws_api
         await ws.prepare(request)
         sub = _Subscriber(asyncio.Queue(maxsize=1000), combined, streams)
         self._subscribers.append(sub)
@@ -483,7 +483,9 @@ class PaperExchange:
 
     async def ws_api(self, request: web.Request) -> web.StreamResponse:
         """Serve the WS-API subset python-binance uses for the spot user-data stream."""
-        ws = web.WebSocketResponse(heartbeat=30)
+        # No permessage-deflate: on a local socket compressing every event costs both ends
+        # CPU for nothing (Binance may offer it; clients must work either way).
+        ws = web.WebSocketResponse(heartbeat=30, compress=False)
         await ws.prepare(request)
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
         subscriptions: dict[int, str] = {}
