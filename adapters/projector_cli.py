@@ -151,6 +151,8 @@ def _rows_for(table: str, fold: _Fold) -> tuple[tuple[str, ...], Iterator[tuple[
         return TRADE_COLS, (trade_values(t) for t in s.trades.values())
     if table == "positions_view":
         return POSITION_COLS, (position_values(a, p) for (a, _), p in s.positions.items())
+    if table == "position_history":
+        return POSITION_COLS, (position_values(a, p) for a, p in s.position_history)
     if table == "event_log_view":
         return EVENT_LOG_COLS, (event_log_values(e) for e in s.event_log)
     if table == "audit_chain":

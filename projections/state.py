@@ -17,6 +17,8 @@ class ReadModelState:
     orders: dict[str, OrderRow] = field(default_factory=dict)
     trades: dict[tuple[str, str], TradeRow] = field(default_factory=dict)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+    # (account_id, the position after the fill), one per fill in notification order
+    position_history: list[tuple[str, Position]] = field(default_factory=list)
     analytics: Increments = field(default_factory=Increments)
     event_log: list[EventLogRow] = field(default_factory=list)
     last_notification_id: int = 0
@@ -41,6 +43,7 @@ class ReadModelState:
                     self.trades[key] = trade
                     pkey = (trade.account_id, trade.symbol)
                     pos = self.positions.get(pkey) or Position(symbol=trade.symbol)
-                    self.positions[pkey] = apply_fill(pos, trade.to_fill())
+                    pos = self.positions[pkey] = apply_fill(pos, trade.to_fill())
+                    self.position_history.append((trade.account_id, pos))
         add_analytics(self.analytics, envelope, order)
         self.event_log.append(event_log_row(envelope, order.symbol if order else None))

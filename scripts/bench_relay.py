@@ -1,4 +1,5 @@
-"""Benchmark the event bus: relay throughput and end-to-end lag (append -> effect committed).
+"""Benchmark the event bus: relay throughput and end-to-end lag (append -> effect committed),
+with a one-row effect per event and with the real projector (issue 5's live projector lag).
 
     PYTHONPATH=. python scripts/bench_relay.py [--events 20000] [--rate 500] [--duration 10]
 
@@ -34,6 +35,8 @@ from adapters.kafka.consumer import ConsumerRunner  # noqa: E402
 from adapters.kafka.embedded import start_embedded_broker  # noqa: E402
 from adapters.kafka.relay import Relay  # noqa: E402
 from adapters.kafka.topics import ensure_topic  # noqa: E402
+from adapters.postgres.readmodels import CHANGES_CHANNEL, EVENTS_TABLE  # noqa: E402
+from adapters.projector import Projector  # noqa: E402
 from adapters.settings import Settings, settings_env  # noqa: E402
 from domain.envelope import EventEnvelope  # noqa: E402
 from domain.order import Order  # noqa: E402
@@ -78,8 +81,74 @@ class LagHandler:
             self.committed_at[envelope.event_id] = now
 
 
+class ProjectorLag:
+    """Watch a `tradeledger projector` process the way the API's SSE hub does (LISTEN, then
+    read view_changes), noting when each order event's ORDER_UPDATE became visible."""
+
+    def __init__(self, database_url: str, schema: str) -> None:
+        self.database_url, self.schema = database_url, schema
+        self.committed_at: dict[str, float] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        q = f'"{self.schema}"'
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+            last = 0
+            while not stop.is_set():
+                try:
+                    rows = conn.execute(
+                        f"SELECT seq, entity_id, data->>'version' FROM {q}.view_changes "  # noqa: S608
+                        "WHERE seq > %s AND kind = 'ORDER_UPDATE' ORDER BY seq", (last,)
+                    ).fetchall()
+                except psycopg.errors.UndefinedTable:
+                    rows = []  # the projector has not created its tables yet
+                now = time.perf_counter()
+                for seq, order_id, version in rows:
+                    last = seq
+                    self.committed_at.setdefault(f"{order_id}:{version}", now)
+                for _ in conn.notifies(timeout=0.2, stop_after=1):
+                    pass
+
+
+def start_projector_process(settings: Settings, bootstrap_servers: str, topic: str,
+                            log_path: Path) -> subprocess.Popen[bytes]:
+    """Run the projector as its own process, as in production (`tradeledger projector`)."""
+    env = {**os.environ, **settings_env(settings)}
+    env.update({
+        "PYTHONPATH": str(REPO),
+        "TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "TRADELEDGER_KAFKA_TOPIC": topic,
+        "TRADELEDGER_LOG_LEVEL": "WARNING",
+    })
+    return subprocess.Popen([sys.executable, "-m", "adapters.cli", "projector"], env=env,
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))
+
+
+class Lifecycles:
+    """One event per save, as live trading appends them: each order is placed, submitted,
+    accepted and filled in four separate saves (so the projector sees every event type)."""
+
+    def __init__(self, account_id: uuid.UUID) -> None:
+        self.account_id = account_id
+        self.open: dict[int, Order] = {}
+
+    def next_save(self, writer: int, index: int) -> Order:
+        order = self.open.get(writer)
+        step = 0 if order is None else order.version
+        if order is None or step >= 4:
+            order = self.open[writer] = new_order(self.account_id, index)
+        elif step == 1:
+            order.submit("bench")
+        elif step == 2:
+            order.accept(f"x{order.id}", "bench")
+        else:
+            order.fill(trade_id=f"t{order.id}", price=Decimal("100"), quantity=Decimal("1"),
+                       commission=Decimal("0.1"), commission_asset="USDT", actor="bench")
+        return order
+
+
 def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
+    ordered = sorted(values) or [float("nan")]
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
@@ -106,8 +175,21 @@ def bench_throughput(runtime: Runtime, bootstrap_servers: str, events: int) -> d
     applied = runner.run_until_idle(120)
     consume_s = time.perf_counter() - started
     runner.close()
+    # The real projector catching up on the same events: its capacity in events/s.
+    projector = Projector(runtime.settings.database_schema)
+    with psycopg.connect(runtime.database_url) as conn, conn.transaction():
+        projector.setup(conn)
+    runner = ConsumerRunner(database_url=runtime.database_url,
+                            schema=runtime.settings.database_schema,
+                            bootstrap_servers=bootstrap_servers, topic=topic, handler=projector)
+    runner.open()
+    started = time.perf_counter()
+    projected = runner.run_until_idle(300)
+    project_s = time.perf_counter() - started
+    runner.close()
     return {"events": published, "append_per_s": events / append_s,
             "relay_per_s": published / relay_s, "consumer_per_s": applied / consume_s,
+            "projector_per_s": projected / project_s,
             # Events per CPU-second of the relay's process: what one free core would reach
             # if Postgres and the broker had the other core (a machine-load-free estimate).
             "relay_per_cpu_s": published / relay_cpu_s}
@@ -128,18 +210,28 @@ def start_relay_process(settings: Settings, bootstrap_servers: str, topic: str,
 
 
 def bench_lag(runtime: Runtime, bootstrap_servers: str, rate: float,
-              duration: float) -> dict[str, float]:
+              duration: float, projector: bool = False) -> dict[str, float]:
+    """Lag from append to the consumer's committed effect: a one-row effect per event, or
+    (`projector`) the real projector over whole order lifecycles."""
     topic = f"bench.lag.{uuid.uuid4().hex[:8]}"
     ensure_topic(bootstrap_servers, topic, 6)
     relay = start_relay_process(runtime.settings, bootstrap_servers, topic,
                                 runtime.settings.data_dir / "relay.log")
-    handler = LagHandler()
-    runner = ConsumerRunner(database_url=runtime.database_url,
-                            schema=runtime.settings.database_schema,
-                            bootstrap_servers=bootstrap_servers, topic=topic, handler=handler,
-                            poll_timeout_ms=100)
     stop = threading.Event()
-    threads = [threading.Thread(target=runner.run, args=(stop,), daemon=True)]
+    handler: LagHandler | ProjectorLag
+    if projector:
+        processes = [relay, start_projector_process(runtime.settings, bootstrap_servers, topic,
+                                                    runtime.settings.data_dir / "projector.log")]
+        handler = ProjectorLag(runtime.database_url, runtime.settings.database_schema)
+        threads = [threading.Thread(target=handler.run, args=(stop,), daemon=True)]
+    else:
+        processes = [relay]
+        handler = LagHandler()
+        runner = ConsumerRunner(database_url=runtime.database_url,
+                                schema=runtime.settings.database_schema,
+                                bootstrap_servers=bootstrap_servers, topic=topic,
+                                handler=handler, poll_timeout_ms=100)
+        threads = [threading.Thread(target=runner.run, args=(stop,), daemon=True)]
     for thread in threads:
         thread.start()
     # Warm up: one event through the whole path before measuring.
@@ -149,10 +241,23 @@ def bench_lag(runtime: Runtime, bootstrap_servers: str, rate: float,
     deadline = time.monotonic() + 30
     while f"{warm.id}:1" not in handler.committed_at and time.monotonic() < deadline:
         time.sleep(0.01)
+    if projector:
+        # A fresh projector starts with the whole log (the earlier phases' events): let it
+        # catch up before measuring, or the lag measured would be that backlog.
+        q = f'"{runtime.settings.database_schema}"'
+        with psycopg.connect(runtime.database_url, autocommit=True) as conn:
+            while time.monotonic() < deadline + 120:
+                row = conn.execute(
+                    f"SELECT (SELECT count(*) FROM {q}.event_log_view), "  # noqa: S608
+                    f"(SELECT count(*) FROM {q}.{EVENTS_TABLE})").fetchone()
+                if row and row[0] >= row[1]:
+                    break
+                time.sleep(0.1)
 
     appended_at: dict[str, float] = {}
     count = int(rate * duration)
     writers = 4  # like several API workers: one save takes a few ms, so one writer is too slow
+    lifecycles = Lifecycles(account_id)
     start = time.perf_counter()
 
     def write(writer: int) -> None:
@@ -162,9 +267,10 @@ def bench_lag(runtime: Runtime, bootstrap_servers: str, rate: float,
             delay = target - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            order = new_order(account_id, index)
+            order = (lifecycles.next_save(writer, index) if projector
+                     else new_order(account_id, index))
             runtime.app.save(order)
-            appended_at[f"{order.id}:1"] = time.perf_counter()
+            appended_at[f"{order.id}:{order.version}"] = time.perf_counter()
 
     pool = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
     for thread in pool:
@@ -179,13 +285,15 @@ def bench_lag(runtime: Runtime, bootstrap_servers: str, rate: float,
     stop.set()
     for thread in threads:
         thread.join(10)
-    relay.terminate()
-    relay.wait(10)
+    for process in processes:
+        process.terminate()
+        process.wait(10)
     lags = [(handler.committed_at[k] - t) * 1000 for k, t in appended_at.items()
             if k in handler.committed_at]
     return {"events": len(lags), "missing": count - len(lags), "rate": achieved_rate,
             "p50_ms": percentile(lags, 0.50), "p99_ms": percentile(lags, 0.99),
-            "max_ms": max(lags), "mean_ms": statistics.fmean(lags)}
+            "max_ms": max(lags, default=float("nan")),
+            "mean_ms": statistics.fmean(lags) if lags else float("nan")}
 
 
 def main() -> int:
@@ -218,12 +326,14 @@ def main() -> int:
               f"{throughput['relay_per_s']:,.0f} events/s published "
               f"({throughput['relay_per_cpu_s']:,.0f} per CPU-second of the relay) "
               f"(append {throughput['append_per_s']:,.0f}/s, "
-              f"consumer {throughput['consumer_per_s']:,.0f}/s)")
-        lag = bench_lag(runtime, bootstrap_servers, args.rate, args.duration)
-        print(f"end-to-end lag at {lag['rate']:.0f} events/s over {lag['events']} events "
-              f"(missing {lag['missing']}): p50 {lag['p50_ms']:.1f} ms, "
-              f"p99 {lag['p99_ms']:.1f} ms, max {lag['max_ms']:.1f} ms, "
-              f"mean {lag['mean_ms']:.1f} ms")
+              f"consumer {throughput['consumer_per_s']:,.0f}/s, "
+              f"projector catching up {throughput['projector_per_s']:,.0f}/s)")
+        for label, projector in (("end-to-end lag", False), ("projector lag", True)):
+            lag = bench_lag(runtime, bootstrap_servers, args.rate, args.duration, projector)
+            print(f"{label} at {lag['rate']:.0f} events/s over {lag['events']} events "
+                  f"(missing {lag['missing']}): p50 {lag['p50_ms']:.1f} ms, "
+                  f"p99 {lag['p99_ms']:.1f} ms, max {lag['max_ms']:.1f} ms, "
+                  f"mean {lag['mean_ms']:.1f} ms")
     finally:
         runtime.close()
         if broker is not None:

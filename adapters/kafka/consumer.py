@@ -56,6 +56,20 @@ class EventHandler(Protocol):
     def handle(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None: ...
 
 
+class StagingHandler(EventHandler, Protocol):
+    """A handler that can leave per-transaction work for the end of the batch.
+
+    The consumer calls `stage` for each event instead of `handle`, then `flush` once, inside
+    the same transaction, before it commits the batch and its positions. `handle` must stay
+    `stage` followed by `flush`. A failing `flush` rolls the whole batch back; it is retried
+    like a lost connection, never dead-lettered (it is about the batch, not one event).
+    """
+
+    def stage(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None: ...
+
+    def flush(self, conn: psycopg.Connection[Any]) -> None: ...
+
+
 class _BatchFailed(Exception):
     """A handler failed while a batch ran without savepoints."""
 
@@ -96,6 +110,9 @@ class ConsumerRunner:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.handler = handler
+        # A StagingHandler's stage (flushed once per transaction), else None: handle per event.
+        self._stage = (getattr(handler, "stage", None)
+                       if callable(getattr(handler, "flush", None)) else None)
         self.name: str = handler.name
         self.instance = instance
         self.instances = instances
@@ -178,16 +195,22 @@ class ConsumerRunner:
 
     # ---- positions ----------------------------------------------------------------------
     def _store_position(self, partition: int, pos: Position) -> None:
+        self._store_positions({partition: pos})
+
+    def _store_positions(self, positions: dict[int, Position]) -> None:
+        """Upsert the positions of several partitions (one round trip: executemany)."""
         assert self._conn is not None
-        self._conn.execute(
-            sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, notification_id, "
-                    "epoch) VALUES (%s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
-                    "kafka_offset = EXCLUDED.kafka_offset, "
-                    "notification_id = EXCLUDED.notification_id, epoch = EXCLUDED.epoch, "
-                    "updated_at = now()").format(self._t_positions),
-            (self.name, self.topic, partition, pos.kafka_offset, pos.notification_id, pos.epoch),
-        )
+        with self._conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, "
+                        "notification_id, epoch) VALUES (%s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
+                        "kafka_offset = EXCLUDED.kafka_offset, "
+                        "notification_id = EXCLUDED.notification_id, epoch = EXCLUDED.epoch, "
+                        "updated_at = now()").format(self._t_positions),
+                [(self.name, self.topic, partition, pos.kafka_offset, pos.notification_id,
+                  pos.epoch) for partition, pos in positions.items()],
+            )
 
     def _rewind(self, tp: TopicPartition, reason: str, epoch: int | None = None,
                 pos: Position | None = None) -> Position:
@@ -223,9 +246,10 @@ class ConsumerRunner:
         batch is redone carefully (saves two round trips per event in the common case).
         """
         assert self._conn is not None
+        handle = self._stage or self.handler.handle
         if not careful:
             try:
-                self.handler.handle(self._conn, envelope)
+                handle(self._conn, envelope)
                 return None
             except psycopg.OperationalError:
                 raise
@@ -235,7 +259,7 @@ class ConsumerRunner:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 with self._conn.transaction():
-                    self.handler.handle(self._conn, envelope)
+                    handle(self._conn, envelope)
                 return None
             except psycopg.OperationalError:
                 raise  # the connection is gone: not the event's fault
@@ -273,8 +297,9 @@ class ConsumerRunner:
                     stored)
 
     def _apply_partition(self, tp: TopicPartition, records: list[Any],
-                         applied: list[EventEnvelope], careful: bool) -> Position:
-        """Apply one partition's records (inside the batch transaction); return its position."""
+                         due: list[tuple[EventEnvelope, Any]]) -> Position:
+        """Decide which of one partition's records to apply (adding them to `due`) and
+        dead-letter those that cannot be read; return the partition's new position."""
         pos = replace(self._positions[tp.partition])
         for record in records:
             epoch = header_int(record.headers, HEADER_EPOCH)
@@ -328,12 +353,7 @@ class ConsumerRunner:
                 log.info("consumer %s: partition %d continues after notification %d",
                          self.name, tp.partition, pos.notification_id)
             pos.notification_id = envelope.notification_id
-            error = self._apply(envelope, careful)
-            if error is None:
-                applied.append(envelope)
-            else:
-                self._dead_letter(record, envelope.to_json().decode(), envelope.notification_id,
-                                  error, self.max_attempts)
+            due.append((envelope, record))
         return pos
 
     def poll_once(self) -> tuple[int, int]:
@@ -392,12 +412,31 @@ class ConsumerRunner:
         assert self._conn is not None
         applied: list[EventEnvelope] = []
         new_positions: dict[int, Position] = {}
+        due: list[tuple[EventEnvelope, Any]] = []
         with self._conn.transaction():
             for tp, records in batch.items():
-                pos = self._apply_partition(tp, records, applied, careful)
-                self._store_position(tp.partition, pos)
-                new_positions[tp.partition] = pos
+                new_positions[tp.partition] = self._apply_partition(tp, records, due)
+            self._store_positions(new_positions)
+            # Apply in event-store order across partitions (each partition's own order is
+            # kept: its notification ids rise): a handler whose state spans aggregates, like
+            # an account's position over many orders, then rarely sees a late older event.
+            due.sort(key=lambda item: item[0].notification_id)
+            for envelope, record in due:
+                error = self._apply(envelope, careful)
+                if error is None:
+                    applied.append(envelope)
+                else:
+                    self._dead_letter(record, envelope.to_json().decode(),
+                                      envelope.notification_id, error, self.max_attempts)
+            self._flush()
         return applied, new_positions
+
+    def _flush(self) -> None:
+        """End a transaction's staged work (StagingHandler.flush), if the handler stages."""
+        flush = getattr(self.handler, "flush", None)
+        if self._stage is not None and flush is not None:
+            assert self._conn is not None
+            flush(self._conn)
 
     def _after_commit(self, applied: list[EventEnvelope]) -> None:
         after_commit = getattr(self.handler, "after_commit", None)
@@ -439,6 +478,7 @@ class ConsumerRunner:
                 except (ValueError, KeyError, TypeError) as exc:
                     envelope, error = None, exc
                 if error is None and envelope is not None:
+                    self._flush()
                     self._conn.execute(
                         sql.SQL("UPDATE {} SET resolved_at = now(), retry_requested = false, "
                                 "attempts = attempts + 1 WHERE id = %s").format(self._t_dead),

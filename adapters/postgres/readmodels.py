@@ -35,7 +35,7 @@ CHANGE_KINDS = ("ORDER_UPDATE", "TRADE", "POSITION")
 PROJECTIONS: dict[str, tuple[str, ...]] = {
     "orders": ("orders_view",),
     "trades": ("trades_view",),
-    "positions": ("positions_view",),
+    "positions": ("positions_view", "position_history"),
     "activity": ("event_log_view", "analytics_symbol_minute", "analytics_events_minute",
                  "analytics_latency", "analytics_rejections"),
     "audit": ("audit_chain",),
@@ -65,6 +65,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "orders_view": ("order_id",),
     "trades_view": ("order_id", "trade_id"),
     "positions_view": ("account_id", "symbol"),
+    "position_history": ("account_id", "symbol", "last_notification_id"),
     "event_log_view": ("notification_id",),
     "analytics_symbol_minute": ("account_id", "symbol", "minute"),
     "analytics_events_minute": ("account_id", "minute"),
@@ -98,6 +99,13 @@ def _table_ddl(q: str, name: str) -> list[str]:
             realized_pnl numeric NOT NULL, fees numeric NOT NULL, other_fees jsonb NOT NULL,
             updated_at timestamptz, last_notification_id bigint NOT NULL,
             trade_count int NOT NULL, PRIMARY KEY (account_id, symbol)""",
+        # The position after each of its fills (POSITION_COLS; last_notification_id is the
+        # fill's): where an older fill that arrives late starts its recomputation.
+        "position_history": """account_id uuid NOT NULL, symbol text NOT NULL,
+            quantity numeric NOT NULL, average_entry_price numeric NOT NULL,
+            realized_pnl numeric NOT NULL, fees numeric NOT NULL, other_fees jsonb NOT NULL,
+            updated_at timestamptz, last_notification_id bigint NOT NULL,
+            trade_count int NOT NULL, PRIMARY KEY (account_id, symbol, last_notification_id)""",
         "event_log_view": """notification_id bigint PRIMARY KEY, account_id uuid NOT NULL,
             aggregate_type text NOT NULL, aggregate_id uuid NOT NULL, version int NOT NULL,
             event_type text NOT NULL, symbol text, time timestamptz NOT NULL,

@@ -28,7 +28,7 @@ from domain.envelope import EventEnvelope
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("orders_view", "trades_view", "positions_view", "event_log_view",
+TABLES = ("orders_view", "trades_view", "positions_view", "position_history", "event_log_view",
           "analytics_symbol_minute", "analytics_events_minute", "analytics_latency",
           "analytics_rejections", "audit_chain")
 
@@ -183,12 +183,43 @@ def test_fills_of_different_orders_arriving_out_of_order_give_the_same_position(
     # Kafka keeps order per aggregate only: deliver the orders one after another instead.
     by_aggregate = sorted(items, key=lambda e: (e.aggregate_id, e.version))
     project(runtime, by_aggregate)
-    shuffled = dump(runtime.database_url, schema, ("positions_view", "trades_view"))
+    position_tables = ("positions_view", "position_history", "trades_view")
+    shuffled = dump(runtime.database_url, schema, position_tables)
     with psycopg.connect(runtime.database_url, autocommit=True) as conn:
         for t in (*TABLES, "view_changes"):
             conn.execute(f'TRUNCATE "{schema}".{t}')
     project(runtime, items)
-    assert dump(runtime.database_url, schema, ("positions_view", "trades_view")) == shuffled
+    assert dump(runtime.database_url, schema, position_tables) == shuffled
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_late_fills_in_any_interleaving_give_the_positions_of_store_order(
+        runtime: Runtime, seed: int) -> None:
+    import random
+
+    make_activity(runtime.app, orders=4)
+    items = envelopes(runtime.app)
+    schema = runtime.settings.database_schema
+    position_tables = ("positions_view", "position_history")
+    project(runtime, items)
+    in_order = dump(runtime.database_url, schema, position_tables)
+    assert len(in_order["position_history"]) == 12  # one row per fill, 3 per order round
+    # Any interleaving Kafka may deliver: each order's events stay in version order.
+    queues: dict[str, list[EventEnvelope]] = {}
+    for envelope in items:
+        queues.setdefault(envelope.aggregate_id, []).append(envelope)
+    rng = random.Random(seed)
+    delivered = []
+    while queues:
+        key = rng.choice(sorted(queues))
+        delivered.append(queues[key].pop(0))
+        if not queues[key]:
+            del queues[key]
+    with psycopg.connect(runtime.database_url, autocommit=True) as conn:
+        for t in (*TABLES, "view_changes"):
+            conn.execute(f'TRUNCATE "{schema}".{t}')
+    project(runtime, delivered, batch=3)  # several transactions, like the consumer's
+    assert dump(runtime.database_url, schema, position_tables) == in_order
 
 
 def test_balances_are_recorded_as_reported(runtime: Runtime, models: ReadModels) -> None:
