@@ -22,9 +22,11 @@ account notified once per transaction instead of once per event.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.types.json import Jsonb
 
 from adapters.postgres.readmodels import (
@@ -145,6 +147,10 @@ class Projector:
         self._notices: dict[str, int] = {}
         # (account, symbol) -> the oldest notification id of its fills staged (a hint only)
         self._fills: dict[tuple[str, str], int] = {}
+        # (account, cursor of a change insert): its seq is read at flush
+        self._seq_cursors: list[tuple[str, psycopg.Cursor[Any]]] = []
+        # The batch's orders as of the last staged event (prepare), until flush
+        self._orders: dict[str, OrderRow | None] | None = None
         t = {name: f"{q}.{name}" for name in (
             "orders_view", "trades_view", "positions_view", "position_history",
             "event_log_view",
@@ -153,6 +159,8 @@ class Projector:
         self._sql = {
             "order_get": f"SELECT {', '.join(ORDER_COLS)} FROM {t['orders_view']} "  # noqa: S608
                          "WHERE order_id = %s FOR UPDATE",
+            "orders_get": f"SELECT {', '.join(ORDER_COLS)} FROM {t['orders_view']} "  # noqa: S608
+                          "WHERE order_id = ANY(%s::uuid[]) FOR UPDATE",
             "order_put": _upsert(t["orders_view"], ORDER_COLS, ("order_id",)),
             "event_put": f"INSERT INTO {t['event_log_view']} ({', '.join(EVENT_LOG_COLS)}) "  # noqa: S608
                          f"VALUES ({_placeholders(len(EVENT_LOG_COLS))}) "
@@ -228,6 +236,10 @@ class Projector:
         """Finish what the staged events of this transaction left: extend the audit chain to
         the newest of them and send one change notification per account (Postgres delivers
         NOTIFY on commit only, so one per batch wakes the SSE hub as early as one per event)."""
+        self._orders = None
+        seqs, self._seq_cursors = self._seq_cursors, []
+        for account_id, cursor in seqs:  # reading them syncs a pipeline the batch runs in
+            self._note_seqs(account_id, [cursor])
         fills, self._fills = self._fills, {}
         if fills:
             # Pipelined: only the reads wait for their answers.
@@ -243,6 +255,27 @@ class Projector:
             conn.execute("SELECT pg_notify(%s, %s)",
                          (CHANGES_CHANNEL, notify_payload(seq, account_id)))
 
+    def discard(self) -> None:
+        """Forget what was staged: the batch's transaction is being rolled back."""
+        self._orders = None
+        self._seq_cursors = []
+        self._fills = {}
+        self._chain_upto = 0
+
+    def prepare(self, conn: psycopg.Connection[Any], envelopes: list[EventEnvelope]) -> None:
+        """Read (and lock) every order the batch touches in one query; stage then reads and
+        updates this copy until flush."""
+        ids = list({e.aggregate_id for e in envelopes if e.aggregate_type == "Order"})
+        orders: dict[str, OrderRow | None] = dict.fromkeys(ids)
+        if ids:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._gate,))
+                cur.execute(self._sql["orders_get"], (ids,))
+                for row in cur.fetchall():
+                    order = order_from_db(row)
+                    orders[order.order_id] = order
+        self._orders = orders
+
     def stage(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None:
         """Apply one event to the read models; positions, the audit chain and NOTIFY wait
         for flush."""
@@ -250,20 +283,28 @@ class Projector:
             ensure_tables(conn, self.schema)
             self._ready = True
         sql = self._sql
-        seq_cursors: list[psycopg.Cursor[Any]] = []
-        # Pipeline mode: statements go out without waiting for each answer; only reading the
-        # order makes a round trip, and leaving the block another (about 2 per event instead
-        # of 8). An error still surfaces here, inside this event's savepoint.
-        with conn.pipeline(), conn.cursor() as cur:
+        seq_cursors: list[tuple[str, psycopg.Cursor[Any]]] = []
+        orders = self._orders
+        # Pipeline mode: statements go out without waiting for each answer. Under the
+        # consumer the whole batch is one pipeline (no round trip per event); alone (a careful
+        # redo, or handle()) this event gets its own, so an error surfaces here, inside the
+        # event's savepoint.
+        batched = conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+        with (nullcontext() if batched else conn.pipeline()), conn.cursor() as cur:
             # Replay's swap takes this lock exclusively; the projector waits meanwhile.
             cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._gate,))
             before: OrderRow | None = None
             if envelope.aggregate_type == "Order":
-                cur.execute(sql["order_get"], (envelope.aggregate_id,))
-                found = cur.fetchone()
-                before = order_from_db(found) if found else None
+                if orders is not None and envelope.aggregate_id in orders:
+                    before = orders[envelope.aggregate_id]
+                else:
+                    cur.execute(sql["order_get"], (envelope.aggregate_id,))
+                    found = cur.fetchone()
+                    before = order_from_db(found) if found else None
             after = (apply_order_event(before, envelope)
                      if envelope.aggregate_type == "Order" else None)
+            if orders is not None and after is not None:
+                orders[after.order_id] = after
             order = after or before
             if envelope.aggregate_type == "Order" and order is None:
                 log.warning("event %s of unknown order %s skipped",
@@ -275,8 +316,9 @@ class Projector:
 
             if after is not None and (before is None or after.version != before.version):
                 cur.execute(sql["order_put"], order_values(after))
-                seq_cursors.append(self._change(conn, envelope.account_id, envelope.timestamp,
-                                                "ORDER_UPDATE", after.order_id, after.to_dict()))
+                seq_cursors.append((envelope.account_id, self._change(
+                    conn, envelope.account_id, envelope.timestamp, "ORDER_UPDATE",
+                    after.order_id, after.to_dict())))
 
             if envelope.event_type == "OrderFilled" and order is not None:
                 trade = trade_from_fill(order, envelope)
@@ -284,11 +326,11 @@ class Projector:
                 trade_cursor.execute(sql["trade_put_change"], (
                     *trade_values(trade), envelope.account_id, trade.trade_id,
                     Jsonb(trade.to_dict()), envelope.timestamp))
-                seq_cursors.append(trade_cursor)
+                seq_cursors.append((envelope.account_id, trade_cursor))
                 key = (trade.account_id, trade.symbol)
                 self._fills[key] = min(self._fills.get(key, trade.notification_id),
                                        trade.notification_id)
-        self._note_seqs(envelope.account_id, seq_cursors)
+        self._seq_cursors.extend(seq_cursors)
         self._chain_upto = max(self._chain_upto, envelope.notification_id)
 
     def _log_and_count(self, event_values: tuple[Any, ...], inc: Increments

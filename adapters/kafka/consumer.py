@@ -61,7 +61,11 @@ class StagingHandler(EventHandler, Protocol):
 
     The consumer calls `stage` for each event instead of `handle`, then `flush` once, inside
     the same transaction, before it commits the batch and its positions. `handle` must stay
-    `stage` followed by `flush`. A failing `flush` rolls the whole batch back; it is retried
+    `stage` followed by `flush`. A batch first runs whole in pipeline mode (statements are
+    sent without waiting for answers, so errors may surface only at a later read or at
+    `flush`), after `prepare(conn, envelopes)` if the handler has it (to read what the batch
+    needs at once); if anything fails, `discard()` (if the handler has it) forgets what was
+    staged, and the batch runs again carefully, without `prepare`, one savepoint per event. A `flush` that fails then rolls the whole batch back and is retried
     like a lost connection, never dead-lettered (it is about the batch, not one event).
     """
 
@@ -384,10 +388,12 @@ class ConsumerRunner:
             except _BatchFailed:
                 # A handler failed: redo the batch with a savepoint per event, so only the
                 # failing event is retried and, at worst, dead-lettered.
+                self._discard_staged()
                 self._from_start = set(from_start)
                 applied, new_positions = self._apply_batch(batch, careful=True)
         except BaseException:
             # Nothing of the batch was stored: go back to the stored positions.
+            self._discard_staged()
             self._reseek()
             raise
         self._positions.update(new_positions)
@@ -421,6 +427,10 @@ class ConsumerRunner:
             # kept: its notification ids rise): a handler whose state spans aggregates, like
             # an account's position over many orders, then rarely sees a late older event.
             due.sort(key=lambda item: item[0].notification_id)
+            if self._stage is not None and not careful:
+                self._apply_staged([envelope for envelope, _ in due])
+                applied.extend(envelope for envelope, _ in due)
+                return applied, new_positions
             for envelope, record in due:
                 error = self._apply(envelope, careful)
                 if error is None:
@@ -430,6 +440,29 @@ class ConsumerRunner:
                                       envelope.notification_id, error, self.max_attempts)
             self._flush()
         return applied, new_positions
+
+    def _discard_staged(self) -> None:
+        discard = getattr(self.handler, "discard", None)
+        if self._stage is not None and discard is not None:
+            discard()
+
+    def _apply_staged(self, envelopes: list[EventEnvelope]) -> None:
+        """Stage a whole batch and flush it in one pipeline: statements go out without
+        waiting for each answer. Any failure redoes the batch carefully (_BatchFailed), where
+        each event runs in its own savepoint, so only a failing event is dead-lettered."""
+        assert self._conn is not None and self._stage is not None
+        prepare = getattr(self.handler, "prepare", None)
+        try:
+            with self._conn.pipeline():
+                if prepare is not None:
+                    prepare(self._conn, envelopes)
+                for envelope in envelopes:
+                    self._stage(self._conn, envelope)
+                self._flush()
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:
+            raise _BatchFailed from exc
 
     def _flush(self) -> None:
         """End a transaction's staged work (StagingHandler.flush), if the handler stages."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -122,3 +123,41 @@ def test_projector_through_kafka_matches_a_replay_of_the_store(
     check = replay(runtime.app, runtime.database_url, schema, resolve_projections("all"),
                    verify=True)
     assert check.differences == []
+
+
+def test_projector_batch_failing_in_the_database_dead_letters_only_the_bad_event(
+        runtime: Runtime, kafka_bootstrap: str, kafka_topic: str) -> None:
+    """A whole batch runs in one pipeline, so a SQL error surfaces only at a later sync; the
+    careful redo must still isolate the one event and let every other one through."""
+    from adapters.kafka.consumer import ConsumerRunner
+    from adapters.kafka.relay import Relay
+    from adapters.projector import Projector
+
+    class Poisoned(Projector):
+        def _log_and_count(self, event_values: Any, inc: Any) -> Any:
+            if event_values[0] == 7:  # account_id is a uuid column: the insert fails
+                event_values = (event_values[0], "not-a-uuid", *event_values[2:])
+            return super()._log_and_count(event_values, inc)
+
+    make_activity(runtime.app, orders=2)
+    relay = Relay(app=runtime.app, database_url=runtime.database_url,
+                  bootstrap_servers=kafka_bootstrap, topic=kafka_topic, partitions=6)
+    relay.open()
+    try:
+        published = relay.publish_pending()
+    finally:
+        relay.close()
+    schema = runtime.settings.database_schema
+    runner = ConsumerRunner(database_url=runtime.database_url, schema=schema,
+                            bootstrap_servers=kafka_bootstrap, topic=kafka_topic,
+                            handler=Poisoned(schema), batch_size=50)
+    try:
+        assert runner.run_until_idle(20) == published - 1
+    finally:
+        runner.close()
+    with psycopg.connect(runtime.database_url) as conn:
+        letters = conn.execute(f'SELECT notification_id FROM "{schema}".dead_letters '
+                               "WHERE consumer = 'projector'").fetchall()
+        logged = conn.execute(f'SELECT count(*) FROM "{schema}".event_log_view').fetchone()
+    assert letters == [(7,)]
+    assert logged == (published - 1,)
