@@ -65,8 +65,9 @@ class StagingHandler(EventHandler, Protocol):
     sent without waiting for answers, so errors may surface only at a later read or at
     `flush`), after `prepare(conn, envelopes)` if the handler has it (to read what the batch
     needs at once); if anything fails, `discard()` (if the handler has it) forgets what was
-    staged, and the batch runs again carefully, without `prepare`, one savepoint per event. A `flush` that fails then rolls the whole batch back and is retried
-    like a lost connection, never dead-lettered (it is about the batch, not one event).
+    staged, and the batch runs again carefully, without `prepare`, one savepoint per event.
+    A `flush` that fails then rolls the whole batch back and is retried like a lost
+    connection, never dead-lettered (it is about the batch, not one event).
     """
 
     def stage(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None: ...
