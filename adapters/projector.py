@@ -227,15 +227,21 @@ class Projector:
         create_read_models(conn, self.schema)
         self._ready = True
 
+    def _ensure_ready(self, conn: psycopg.Connection[Any]) -> None:
+        if not self._ready:
+            ensure_tables(conn, self.schema)
+            self._ready = True
+
     def handle(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None:
         """Apply one event to every read model, inside the caller's transaction."""
         self.stage(conn, envelope)
         self.flush(conn)
 
     def flush(self, conn: psycopg.Connection[Any]) -> None:
-        """Finish what the staged events of this transaction left: extend the audit chain to
-        the newest of them and send one change notification per account (Postgres delivers
-        NOTIFY on commit only, so one per batch wakes the SSE hub as early as one per event)."""
+        """Finish what the staged events of this transaction left: apply the fills to their
+        positions, extend the audit chain to the newest event and send one change
+        notification per account (Postgres delivers NOTIFY on commit only, so one per batch
+        wakes the SSE hub as early as one per event)."""
         self._orders = None
         seqs, self._seq_cursors = self._seq_cursors, []
         for account_id, cursor in seqs:  # reading them syncs a pipeline the batch runs in
@@ -265,6 +271,7 @@ class Projector:
     def prepare(self, conn: psycopg.Connection[Any], envelopes: list[EventEnvelope]) -> None:
         """Read (and lock) every order the batch touches in one query; stage then reads and
         updates this copy until flush."""
+        self._ensure_ready(conn)
         ids = list({e.aggregate_id for e in envelopes if e.aggregate_type == "Order"})
         orders: dict[str, OrderRow | None] = dict.fromkeys(ids)
         if ids:
@@ -279,9 +286,7 @@ class Projector:
     def stage(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None:
         """Apply one event to the read models; positions, the audit chain and NOTIFY wait
         for flush."""
-        if not self._ready:
-            ensure_tables(conn, self.schema)
-            self._ready = True
+        self._ensure_ready(conn)
         sql = self._sql
         seq_cursors: list[tuple[str, psycopg.Cursor[Any]]] = []
         orders = self._orders
