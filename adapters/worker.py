@@ -59,6 +59,10 @@ INDEX_EVENTS = ("OrderPlaced", "OrderFilled", "OrderRejected", "OrderCanceled", 
 KEY_EVENTS = ("ExchangeKeysConnected", "ExchangeKeysRotated", "ExchangeKeysRevoked")
 NOT_RESTING = (OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.CANCEL_REQUESTED)
 BALANCES_TABLE_RETRY_SECONDS = 10
+# Orders driven at once. Each lane spends most of an order waiting (its two group-committed
+# saves, the exchange, Postgres), so more lanes mean fuller group commits and relay batches:
+# on the 2-core bench machine 16 lanes used 8-18% less CPU per order than 8 (bench_worker).
+DEFAULT_LANES = 16
 
 
 class Lanes:
@@ -489,7 +493,7 @@ class ExecutionWorker:
         runtime: Runtime,
         gateway: BinanceGateway,
         *,
-        lanes: int = 8,
+        lanes: int = DEFAULT_LANES,
         instance: int = 0,
         instances: int = 1,
         follow_streams: bool = True,
@@ -704,7 +708,7 @@ class ExecutionWorker:
 
 
 def run_worker(settings: Any, instance: int, instances: int, stop: threading.Event,
-               lanes: int = 8) -> None:
+               lanes: int = DEFAULT_LANES) -> None:
     """Run the worker process until `stop` is set."""
     from adapters.kafka.consumer import ConsumerRunner
     from adapters.runtime import open_runtime

@@ -1,7 +1,7 @@
 """Benchmark the execution worker against the paper exchange.
 
     PYTHONPATH=. python scripts/bench_worker.py [--orders 3000] [--rate 100] [--duration 20]
-                                                [--lanes 8] [--accounts 8]
+                                                [--lanes 16] [--accounts 8]
 
 Two phases, on a throw-away schema of TRADELEDGER_DATABASE_URL (default: the machine's
 Postgres), TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS or an embedded Tansu broker, and a paper
@@ -45,7 +45,7 @@ from adapters.kafka.embedded import start_embedded_broker  # noqa: E402
 from adapters.kafka.topics import ensure_topic  # noqa: E402
 from adapters.paper_exchange.runner import start_subprocess  # noqa: E402
 from adapters.settings import Settings  # noqa: E402
-from adapters.worker import ExecutionWorker  # noqa: E402
+from adapters.worker import DEFAULT_LANES, ExecutionWorker  # noqa: E402
 from commands.messages import PlaceOrder, RegisterAccount  # noqa: E402
 from domain.values import OrderStatus  # noqa: E402
 
@@ -243,7 +243,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--lanes", type=int, default=8)
+    parser.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     parser.add_argument("--accounts", type=int, default=8)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -16,8 +16,8 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--instances", type=int, default=None,
                         help="how many replicas share the work (default: "
                         "TRADELEDGER_INSTANCES)")
-    worker.add_argument("--lanes", type=int, default=8,
-                        help="orders driven in parallel (threads; default 8)")
+    worker.add_argument("--lanes", type=int, default=16,  # adapters.worker.DEFAULT_LANES
+                        help="orders driven in parallel (threads; default 16)")
     worker.set_defaults(func=cmd_worker)
 
     reconcile = subparsers.add_parser(
