@@ -126,21 +126,27 @@ class Lanes:
 class GroupSaver:
     """Save aggregates from many threads in shared transactions (group commit).
 
-    Every save into the event store takes the events table's lock and an fsync'd commit, so
-    saves are serial; one transaction for whatever the lanes queued meanwhile multiplies the
-    rate. If the shared save conflicts, each aggregate is saved alone so that only the one
+    Every save into the event store ends in an fsync'd commit (serialized by Postgres's
+    NOTIFY lock), so one transaction for whatever the lanes queued meanwhile multiplies the
+    rate. Two saver threads take turns, so encoding and sending one batch overlaps the
+    other's commit. If the shared save conflicts, each aggregate is saved alone so that only the one
     that lost a race sees IntegrityError (and reloads, in ExecutionManager._record).
     """
 
-    def __init__(self, app: TradingApplication, max_batch: int = 64) -> None:
+    def __init__(self, app: TradingApplication, max_batch: int = 64, threads: int = 2) -> None:
         self.app = app
         self.max_batch = max_batch
         self.batches = 0  # transactions written, and aggregates saved in them
         self.saved = 0
         self.seconds = 0.0
+        self._stats = threading.Lock()
         self._queue: queue.Queue[tuple[list[Any], Future[None]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="group-saver", daemon=True)
-        self._thread.start()
+        # Two savers: while one waits for its commit, the other encodes and sends the next
+        # batch (the commits themselves still queue on Postgres's NOTIFY lock).
+        self._threads = [threading.Thread(target=self._run, name=f"group-saver-{i}",
+                                          daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def __call__(self, aggregate: Any) -> None:
         events = aggregate.collect_events()
@@ -152,12 +158,14 @@ class GroupSaver:
 
     def stop(self) -> None:
         self._queue.put(None)
-        self._thread.join(10)
+        for thread in self._threads:
+            thread.join(10)
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
+                self._queue.put(None)  # the other saver threads stop too
                 return
             batch = [item]
             while len(batch) < self.max_batch:
@@ -183,9 +191,10 @@ class GroupSaver:
             else:
                 for _, done in batch:
                     done.set_result(None)
-            self.batches += 1
-            self.saved += len(batch)
-            self.seconds += time.perf_counter() - started
+            with self._stats:
+                self.batches += 1
+                self.saved += len(batch)
+                self.seconds += time.perf_counter() - started
 
 
 class PgOrderLocks:
