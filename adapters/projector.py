@@ -147,6 +147,8 @@ class Projector:
         self._notices: dict[str, int] = {}
         # (account, symbol) -> the oldest notification id of its fills staged (a hint only)
         self._fills: dict[tuple[str, str], int] = {}
+        # (cursor of an event-log insert, the counters the event adds if that row is new)
+        self._counted: list[tuple[psycopg.Cursor[Any], Increments]] = []
         # (account, cursor of a change insert): its seq is read at flush
         self._seq_cursors: list[tuple[str, psycopg.Cursor[Any]]] = []
         # The batch's orders as of the last staged event (prepare), until flush
@@ -177,35 +179,31 @@ class Projector:
                               f"FROM {t['position_history']} WHERE account_id = %s "
                               "AND symbol = %s AND last_notification_id < %s "
                               "ORDER BY last_notification_id DESC LIMIT 1",
-            "unapplied": f"SELECT min(t.notification_id) FROM {t['trades_view']} t "  # noqa: S608
-                         "WHERE t.account_id = %s AND t.symbol = %s "
-                         "AND t.notification_id >= %s AND NOT EXISTS (SELECT 1 FROM "
-                         f"{t['position_history']} h WHERE h.account_id = t.account_id "
-                         "AND h.symbol = t.symbol "
-                         "AND h.last_notification_id = t.notification_id)",
+            "fills_since": f"SELECT notification_id FROM {t['trades_view']} "  # noqa: S608
+                           "WHERE account_id = %s AND symbol = %s AND notification_id >= %s "
+                           "ORDER BY notification_id",
+            "held_since": f"SELECT last_notification_id FROM {t['position_history']} "  # noqa: S608
+                          "WHERE account_id = %s AND symbol = %s "
+                          "AND last_notification_id >= %s",
             "trades_after": f"SELECT {', '.join(TRADE_COLS)} FROM {t['trades_view']} "  # noqa: S608
                             "WHERE account_id = %s AND symbol = %s AND notification_id > %s "
                             "ORDER BY notification_id",
-            # Counters, each a CTE of the event-log insert (see _log_and_count): they add up
-            # only when the event is new to the log.
+            # Counters: added once per batch and key, for the events new to the log (see
+            # flush); adding per event made a busy account's row a long chain of versions.
             "sym_min": f"INSERT INTO {t['analytics_symbol_minute']} AS a "  # noqa: S608
                        "(account_id, symbol, minute, orders, fills, volume) "
-                       "SELECT %s::uuid, %s::text, %s::timestamptz, %s::bigint, %s::bigint, "
-                       "%s::numeric FROM new_event ON CONFLICT (account_id, symbol, minute) "
+                       "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account_id, symbol, minute) "
                        "DO UPDATE SET orders = a.orders + excluded.orders, "
                        "fills = a.fills + excluded.fills, volume = a.volume + excluded.volume",
             "ev_min": f"INSERT INTO {t['analytics_events_minute']} AS a "  # noqa: S608
-                      "(account_id, minute, events) "
-                      "SELECT %s::uuid, %s::timestamptz, %s::bigint FROM new_event "
+                      "(account_id, minute, events) VALUES (%s, %s, %s) "
                       "ON CONFLICT (account_id, minute) DO UPDATE SET "
                       "events = a.events + excluded.events",
             "latency": f"INSERT INTO {t['analytics_latency']} AS a (account_id, bucket, count) "  # noqa: S608
-                       "SELECT %s::uuid, %s::text, %s::bigint FROM new_event "
-                       "ON CONFLICT (account_id, bucket) DO UPDATE SET "
+                       "VALUES (%s, %s, %s) ON CONFLICT (account_id, bucket) DO UPDATE SET "
                        "count = a.count + excluded.count",
             "reject": f"INSERT INTO {t['analytics_rejections']} AS a "  # noqa: S608
-                      "(account_id, code, reason, count) "
-                      "SELECT %s::uuid, %s::text, %s::text, %s::bigint FROM new_event "
+                      "(account_id, code, reason, count) VALUES (%s, %s, %s, %s) "
                       "ON CONFLICT (account_id, code, reason) DO UPDATE SET "
                       "count = a.count + excluded.count",
             # A TRADE change only for a trade new to trades_view.
@@ -246,6 +244,13 @@ class Projector:
         seqs, self._seq_cursors = self._seq_cursors, []
         for account_id, cursor in seqs:  # reading them syncs a pipeline the batch runs in
             self._note_seqs(account_id, [cursor])
+        counted, self._counted = self._counted, []
+        total = Increments()
+        for logged, inc in counted:
+            if logged.fetchone() is not None:  # new to the event log: count it once
+                total.add(inc)
+            logged.close()
+        self._add_analytics(conn, total)
         fills, self._fills = self._fills, {}
         if fills:
             # Pipelined: only the reads wait for their answers.
@@ -265,6 +270,7 @@ class Projector:
         """Forget what was staged: the batch's transaction is being rolled back."""
         self._orders = None
         self._seq_cursors = []
+        self._counted = []
         self._fills = {}
         self._chain_upto = 0
 
@@ -316,8 +322,9 @@ class Projector:
                             envelope.event_id, envelope.aggregate_id)
 
             entry = event_log_row(envelope, order.symbol if order else None)
-            cur.execute(*self._log_and_count(event_log_values(entry),
-                                             analytics_increments(envelope, order)))
+            logged = conn.cursor()  # answers at flush whether the row is new to the log
+            logged.execute(sql["event_put"], event_log_values(entry))
+            counted = (logged, analytics_increments(envelope, order))
 
             if after is not None and (before is None or after.version != before.version):
                 cur.execute(sql["order_put"], order_values(after))
@@ -336,25 +343,21 @@ class Projector:
                 self._fills[key] = min(self._fills.get(key, trade.notification_id),
                                        trade.notification_id)
         self._seq_cursors.extend(seq_cursors)
+        self._counted.append(counted)
         self._chain_upto = max(self._chain_upto, envelope.notification_id)
 
-    def _log_and_count(self, event_values: tuple[Any, ...], inc: Increments
-                       ) -> tuple[str, list[Any]]:
-        """One statement: the event-log row, and the counters it adds when it is new."""
+    def _add_analytics(self, conn: psycopg.Connection[Any], inc: Increments) -> None:
+        """Add a batch's counters, one upsert per key."""
         sql = self._sql
-        parts = [f"WITH new_event AS ({sql['event_put']})"]
-        params: list[Any] = list(event_values)
-        counters: list[tuple[str, tuple[Any, ...]]] = [
-            *(("sym_min", (*k, *v)) for k, v in inc.symbol_minute.items()),
-            *(("ev_min", (*k, n)) for k, n in inc.events_minute.items()),
-            *(("latency", (*k, n)) for k, n in inc.latency.items()),
-            *(("reject", (*k, n)) for k, n in inc.rejections.items()),
-        ]
-        for index, (name, values) in enumerate(counters):
-            parts.append(f", count{index} AS ({sql[name]})")
-            params.extend(values)
-        parts.append(" SELECT 1")
-        return "".join(parts), params
+        with conn.cursor() as cur:
+            for name, rows in (
+                ("sym_min", [(*k, *v) for k, v in inc.symbol_minute.items()]),
+                ("ev_min", [(*k, n) for k, n in inc.events_minute.items()]),
+                ("latency", [(*k, n) for k, n in inc.latency.items()]),
+                ("reject", [(*k, n) for k, n in inc.rejections.items()]),
+            ):
+                if rows:
+                    cur.executemany(sql[name], rows)
 
     def _change(self, conn: psycopg.Connection[Any], account_id: str, time: str, kind: str,
                 entity_id: str, data: dict[str, Any]) -> psycopg.Cursor[Any]:
@@ -387,9 +390,14 @@ class Projector:
         # makes the lock order the same everywhere.
         cur.execute("SELECT pg_advisory_xact_lock(%s)",
                     (lock_key(self.schema, f"position:{account_id}:{symbol}"),))
-        cur.execute(sql["unapplied"], (account_id, symbol, since))
-        row = cur.fetchone()
-        oldest = row[0] if row else None
+        # The oldest fill since `since` without a history row. Two index range scans and a
+        # set difference here: as one anti-join, a plan made before the tables had
+        # statistics compared every trade with every history row (seconds per batch).
+        cur.execute(sql["fills_since"], (account_id, symbol, since))
+        fills = [nid for (nid,) in cur.fetchall()]
+        cur.execute(sql["held_since"], (account_id, symbol, since))
+        held = {nid for (nid,) in cur.fetchall()}
+        oldest = next((nid for nid in fills if nid not in held), None)
         if oldest is None:
             return  # every fill was applied before (a re-delivery)
         # Fold from the position after the fill before the oldest unapplied one, over every
