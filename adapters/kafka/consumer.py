@@ -154,7 +154,11 @@ class ConsumerRunner:
         consumer = never_auto_create(KafkaConsumer(
             bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
             auto_offset_reset="none", max_poll_records=self.batch_size,
-            fetch_max_wait_ms=max(1, min(self.poll_timeout_ms, 20)),
+            # How long the broker may hold an empty fetch. The embedded broker holds it the
+            # whole time even when records arrive meanwhile (Apache Kafka answers at once),
+            # so this is latency there: 10 ms keeps the projector's lag p99 under 50 ms at
+            # 500 events/s for about 3.5% of a core per idle consumer (5 ms: 6%, 20 ms: 2%).
+            fetch_max_wait_ms=max(1, min(self.poll_timeout_ms, 10)),
             # Small per-partition fetches (about a hundred records each): a poll then mixes
             # the partitions instead of draining one far ahead of the others, so a handler
             # whose state spans aggregates (positions) rarely sees an older event late,
