@@ -19,9 +19,10 @@ Decisions (docs/read-side.md has the worked examples):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
 ZERO = Decimal(0)
 
@@ -32,6 +33,7 @@ KNOWN_QUOTES = (
 )
 
 
+@cache
 def split_symbol(symbol: str) -> tuple[str, str]:
     """Split a Binance symbol into (base, quote) by its quote-asset suffix."""
     for quote in KNOWN_QUOTES:
@@ -124,8 +126,10 @@ def apply_fill(
     else:
         raise ValueError(f"unknown side {fill.side!r}")
     qty, avg, realized = _trade(position, delta, fill.price)
-    return replace(
-        position,
+    # Built directly: dataclasses.replace inspects the fields on every call (replay applies
+    # every fill of the log through here).
+    return Position(
+        symbol=position.symbol,
         quantity=qty,
         average_entry_price=avg,
         realized_pnl=position.realized_pnl + realized,

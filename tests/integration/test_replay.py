@@ -162,3 +162,25 @@ def test_projector_batch_failing_in_the_database_dead_letters_only_the_bad_event
         logged = conn.execute(f'SELECT count(*) FROM "{schema}".event_log_view').fetchone()
     assert letters == [(7,)]
     assert logged == (published - 1,)
+
+
+def test_replay_takes_the_slow_decoder_for_state_it_cannot_read_fast(runtime: Runtime) -> None:
+    """Replay reads originator ids as text; the domain-event path gives the same envelope."""
+    from adapters.postgres.envelopes import to_envelope
+    from adapters.projector_cli import StoredNotification
+
+    make_activity(runtime.app, orders=1)
+    n = runtime.app.recorder.select_notifications(1, 1)[0]
+    as_replay_reads_it = StoredNotification(n.id, str(n.originator_id), n.originator_version,
+                                            n.topic, bytes(n.state))
+    slow = EventEnvelope.from_domain_event(runtime.app.mapper.to_domain_event(n), n.id)
+
+    class SlowMapper:  # with a compressor, to_envelope never takes the fast decoder
+        cipher = None
+        compressor = "configured"
+        to_domain_event = staticmethod(runtime.app.mapper.to_domain_event)
+
+    class App:
+        mapper = SlowMapper()
+
+    assert to_envelope(App(), as_replay_reads_it) == slow
