@@ -110,20 +110,6 @@ class ProjectorLag:
                     pass
 
 
-def start_projector_process(settings: Settings, bootstrap_servers: str, topic: str,
-                            log_path: Path) -> subprocess.Popen[bytes]:
-    """Run the projector as its own process, as in production (`tradeledger projector`)."""
-    env = {**os.environ, **settings_env(settings)}
-    env.update({
-        "PYTHONPATH": str(REPO),
-        "TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "TRADELEDGER_KAFKA_TOPIC": topic,
-        "TRADELEDGER_LOG_LEVEL": "WARNING",
-    })
-    return subprocess.Popen([sys.executable, "-m", "adapters.cli", "projector"], env=env,
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))
-
-
 class Lifecycles:
     """One event per save, as live trading appends them: each order is placed, submitted,
     accepted and filled in four separate saves (so the projector sees every event type)."""
@@ -166,38 +152,37 @@ def bench_throughput(runtime: Runtime, bootstrap_servers: str, events: int) -> d
     relay_s = time.perf_counter() - started
     relay_cpu_s = time.process_time() - cpu_started
     relay.close()
-    handler = LagHandler()
-    runner = ConsumerRunner(database_url=runtime.database_url,
-                            schema=runtime.settings.database_schema,
-                            bootstrap_servers=bootstrap_servers, topic=topic, handler=handler)
-    runner.open()
-    started = time.perf_counter()
-    applied = runner.run_until_idle(120)
-    consume_s = time.perf_counter() - started
-    runner.close()
+
+    def catch_up(handler: Any, timeout: float) -> float:
+        """Consume the whole topic with `handler`; return events applied per second."""
+        runner = ConsumerRunner(database_url=runtime.database_url,
+                                schema=runtime.settings.database_schema,
+                                bootstrap_servers=bootstrap_servers, topic=topic,
+                                handler=handler)
+        runner.open()
+        started = time.perf_counter()
+        applied = runner.run_until_idle(timeout)
+        seconds = time.perf_counter() - started
+        runner.close()
+        return applied / seconds
+
+    consumer_per_s = catch_up(LagHandler(), 120)
     # The real projector catching up on the same events: its capacity in events/s.
     projector = Projector(runtime.settings.database_schema)
     with psycopg.connect(runtime.database_url) as conn, conn.transaction():
         projector.setup(conn)
-    runner = ConsumerRunner(database_url=runtime.database_url,
-                            schema=runtime.settings.database_schema,
-                            bootstrap_servers=bootstrap_servers, topic=topic, handler=projector)
-    runner.open()
-    started = time.perf_counter()
-    projected = runner.run_until_idle(300)
-    project_s = time.perf_counter() - started
-    runner.close()
+    projector_per_s = catch_up(projector, 300)
     return {"events": published, "append_per_s": events / append_s,
-            "relay_per_s": published / relay_s, "consumer_per_s": applied / consume_s,
-            "projector_per_s": projected / project_s,
+            "relay_per_s": published / relay_s, "consumer_per_s": consumer_per_s,
+            "projector_per_s": projector_per_s,
             # Events per CPU-second of the relay's process: what one free core would reach
             # if Postgres and the broker had the other core (a machine-load-free estimate).
             "relay_per_cpu_s": published / relay_cpu_s}
 
 
-def start_relay_process(settings: Settings, bootstrap_servers: str, topic: str,
-                        log_path: Path) -> subprocess.Popen[bytes]:
-    """Run the relay as its own process, as in production (`tradeledger relay`)."""
+def start_process(command: list[str], settings: Settings, bootstrap_servers: str, topic: str,
+                  log_path: Path) -> subprocess.Popen[bytes]:
+    """Run a TradeLedger process (`relay`, `projector`) on its own, as in production."""
     env = {**os.environ, **settings_env(settings)}
     env.update({
         "PYTHONPATH": str(REPO),
@@ -205,8 +190,8 @@ def start_relay_process(settings: Settings, bootstrap_servers: str, topic: str,
         "TRADELEDGER_KAFKA_TOPIC": topic,
         "TRADELEDGER_LOG_LEVEL": "WARNING",
     })
-    return subprocess.Popen([sys.executable, "-m", "adapters.kafka.relay"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))
+    return subprocess.Popen([sys.executable, "-m", "adapters.cli", *command], env=env,  # noqa: S603
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))
 
 
 def bench_lag(runtime: Runtime, bootstrap_servers: str, rate: float,
@@ -215,13 +200,14 @@ def bench_lag(runtime: Runtime, bootstrap_servers: str, rate: float,
     (`projector`) the real projector over whole order lifecycles."""
     topic = f"bench.lag.{uuid.uuid4().hex[:8]}"
     ensure_topic(bootstrap_servers, topic, 6)
-    relay = start_relay_process(runtime.settings, bootstrap_servers, topic,
-                                runtime.settings.data_dir / "relay.log")
+    data_dir = runtime.settings.data_dir
+    relay = start_process(["relay"], runtime.settings, bootstrap_servers, topic,
+                          data_dir / "relay.log")
     stop = threading.Event()
     handler: LagHandler | ProjectorLag
     if projector:
-        processes = [relay, start_projector_process(runtime.settings, bootstrap_servers, topic,
-                                                    runtime.settings.data_dir / "projector.log")]
+        processes = [relay, start_process(["projector"], runtime.settings, bootstrap_servers,
+                                          topic, data_dir / "projector.log")]
         handler = ProjectorLag(runtime.database_url, runtime.settings.database_schema)
         threads = [threading.Thread(target=handler.run, args=(stop,), daemon=True)]
     else:

@@ -97,29 +97,38 @@ def test_the_fast_decoder_gives_the_same_envelopes_as_the_mapper(runtime: Runtim
         assert fast_envelope(n) == slow
 
 
-def test_projector_through_kafka_matches_a_replay_of_the_store(
-        runtime: Runtime, kafka_bootstrap: str, kafka_topic: str) -> None:
+def project_through_kafka(runtime: Runtime, bootstrap: str, topic: str, handler: Any,
+                          batch_size: int) -> tuple[int, int]:
+    """Relay the whole store to `topic`, run `handler` over it; return (published, applied)."""
     from adapters.kafka.consumer import ConsumerRunner
     from adapters.kafka.relay import Relay
-    from adapters.projector import Projector
 
-    make_activity(runtime.app, orders=2)
-    make_activity(runtime.app, email="second@example.com", orders=1)
     relay = Relay(app=runtime.app, database_url=runtime.database_url,
-                  bootstrap_servers=kafka_bootstrap, topic=kafka_topic, partitions=6)
+                  bootstrap_servers=bootstrap, topic=topic, partitions=6)
     relay.open()
     try:
         published = relay.publish_pending()
     finally:
         relay.close()
-    schema = runtime.settings.database_schema
-    runner = ConsumerRunner(database_url=runtime.database_url, schema=schema,
-                            bootstrap_servers=kafka_bootstrap, topic=kafka_topic,
-                            handler=Projector(schema), batch_size=7)
+    runner = ConsumerRunner(database_url=runtime.database_url,
+                            schema=runtime.settings.database_schema, bootstrap_servers=bootstrap,
+                            topic=topic, handler=handler, batch_size=batch_size)
     try:
-        assert runner.run_until_idle(20) == published
+        return published, runner.run_until_idle(20)
     finally:
         runner.close()
+
+
+def test_projector_through_kafka_matches_a_replay_of_the_store(
+        runtime: Runtime, kafka_bootstrap: str, kafka_topic: str) -> None:
+    from adapters.projector import Projector
+
+    make_activity(runtime.app, orders=2)
+    make_activity(runtime.app, email="second@example.com", orders=1)
+    schema = runtime.settings.database_schema
+    published, applied = project_through_kafka(runtime, kafka_bootstrap, kafka_topic,
+                                               Projector(schema), batch_size=7)
+    assert applied == published
     # Kafka interleaves the partitions; the views still equal a fold in store order.
     check = replay(runtime.app, runtime.database_url, schema, resolve_projections("all"),
                    verify=True)
@@ -130,8 +139,6 @@ def test_projector_batch_failing_in_the_database_dead_letters_only_the_bad_event
         runtime: Runtime, kafka_bootstrap: str, kafka_topic: str) -> None:
     """A whole batch runs in one pipeline, so a SQL error surfaces only at a later sync; the
     careful redo must still isolate the one event and let every other one through."""
-    from adapters.kafka.consumer import ConsumerRunner
-    from adapters.kafka.relay import Relay
     from adapters.projector import Projector
 
     class Poisoned(Projector):
@@ -141,21 +148,10 @@ def test_projector_batch_failing_in_the_database_dead_letters_only_the_bad_event
             super().stage(conn, envelope)
 
     make_activity(runtime.app, orders=2)
-    relay = Relay(app=runtime.app, database_url=runtime.database_url,
-                  bootstrap_servers=kafka_bootstrap, topic=kafka_topic, partitions=6)
-    relay.open()
-    try:
-        published = relay.publish_pending()
-    finally:
-        relay.close()
     schema = runtime.settings.database_schema
-    runner = ConsumerRunner(database_url=runtime.database_url, schema=schema,
-                            bootstrap_servers=kafka_bootstrap, topic=kafka_topic,
-                            handler=Poisoned(schema), batch_size=50)
-    try:
-        assert runner.run_until_idle(20) == published - 1
-    finally:
-        runner.close()
+    published, applied = project_through_kafka(runtime, kafka_bootstrap, kafka_topic,
+                                               Poisoned(schema), batch_size=50)
+    assert applied == published - 1
     with psycopg.connect(runtime.database_url) as conn:
         letters = conn.execute(f'SELECT notification_id FROM "{schema}".dead_letters '
                                "WHERE consumer = 'projector'").fetchall()
