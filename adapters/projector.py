@@ -7,11 +7,10 @@ an event twice:
 - event_log_view and the analytics counters: the event log's primary key (notification id);
 - orders_view: the order's version;
 - trades_view: (order id, trade id);
-- positions_view and position_history: a fill newer than the position applies
-  incrementally; an older fill that was new to trades_view (events of different orders can
-  arrive out of order across partitions) folds again from the position_history row before
-  it, over the fills in trades_view since, in notification order; anything else was
-  applied already;
+- positions_view and position_history: a fill is applied exactly when position_history has
+  a row at its notification id. Once per batch, the fills in trades_view without one fold
+  from the history row before the oldest of them, over every fill since, in notification
+  order (events of different orders can arrive out of order across partitions);
 - audit_chain: extended from the event store up to the batch's newest notification id.
 Change rows go to view_changes and a NOTIFY on CHANGES_CHANNEL, which Postgres delivers on
 commit only. Under the consumer framework the projector stages each event and flushes once
@@ -167,11 +166,6 @@ class Projector:
             "event_put": f"INSERT INTO {t['event_log_view']} ({', '.join(EVENT_LOG_COLS)}) "  # noqa: S608
                          f"VALUES ({_placeholders(len(EVENT_LOG_COLS))}) "
                          "ON CONFLICT (notification_id) DO NOTHING RETURNING notification_id",
-            "trade_put": f"INSERT INTO {t['trades_view']} ({', '.join(TRADE_COLS)}) "  # noqa: S608
-                         f"VALUES ({_placeholders(len(TRADE_COLS))}) "
-                         "ON CONFLICT (order_id, trade_id) DO NOTHING RETURNING trade_id",
-            "trades_of": f"SELECT {', '.join(TRADE_COLS)} FROM {t['trades_view']} "  # noqa: S608
-                         "WHERE account_id = %s AND symbol = %s ORDER BY notification_id",
             "pos_put": _upsert(t["positions_view"], POSITION_COLS, ("account_id", "symbol")),
             "history_put": _upsert(t["position_history"], POSITION_COLS,
                                    ("account_id", "symbol", "last_notification_id")),
@@ -273,6 +267,7 @@ class Projector:
         self._counted = []
         self._fills = {}
         self._chain_upto = 0
+        self._notices = {}
 
     def prepare(self, conn: psycopg.Connection[Any], envelopes: list[EventEnvelope]) -> None:
         """Read (and lock) every order the batch touches in one query; stage then reads and
@@ -407,12 +402,9 @@ class Projector:
         # from before position_history existed) fold every fill.
         cur.execute(sql["history_before"], (account_id, symbol, oldest))
         base = cur.fetchone()
-        if base is None:
-            position = Position(symbol=symbol)
-            cur.execute(sql["trades_of"], (account_id, symbol))
-        else:
-            position = position_from_db(base)
-            cur.execute(sql["trades_after"], (account_id, symbol, position.last_notification_id))
+        # Without a base, last_notification_id 0 takes every fill (ids start at 1).
+        position = position_from_db(base) if base else Position(symbol=symbol)
+        cur.execute(sql["trades_after"], (account_id, symbol, position.last_notification_id))
         history = []
         for row in cur.fetchall():
             trade = trade_from_db(row)

@@ -35,14 +35,15 @@ def minute_of(time: datetime) -> datetime:
     return time.replace(second=0, microsecond=0)
 
 
+def _secret(key: str) -> bool:
+    return key in SECRET_FIELDS or key.endswith("_ciphertext")
+
+
 def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """Drop what must never leave the write side: password hashes and ciphertexts."""
-    if not any(k in SECRET_FIELDS or k.endswith("_ciphertext") for k in payload):
+    if not any(_secret(k) for k in payload):
         return payload  # the common case (every order event): nothing to drop, no copy
-    return {
-        k: v for k, v in payload.items()
-        if k not in SECRET_FIELDS and not k.endswith("_ciphertext")
-    }
+    return {k: v for k, v in payload.items() if not _secret(k)}
 
 
 @dataclass
