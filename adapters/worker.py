@@ -496,6 +496,10 @@ class ExecutionWorker:
     """EventHandler "worker": drives orders on the exchange and follows user-data streams."""
 
     name = "worker"
+    # What `handle` acts on; the consumer passes over the rest (most of the topic: every
+    # order's acceptance and fills) by header, without decoding them.
+    event_types = frozenset(("OrderPlaced", "OrderCancelRequested", "AccountRegistered",
+                             *KEY_EVENTS))
 
     def __init__(
         self,
@@ -659,6 +663,10 @@ class ExecutionWorker:
         order_id = order_id_from_client_order_id(report.client_order_id)
         if order_id is None:
             return  # an order placed elsewhere (web UI, another tool): not ours to record
+        if self.manager.recorded(order_id, report, account_id):
+            # The echo of a submit whose answer was recorded already (most reports): no need
+            # to wake the order's lane. A report that arrives first still goes through it.
+            return
         self._submit(order_id, self._apply_report, account_id, order_id, report)
 
     def _apply_report(self, account_id: UUID, order_id: UUID, report: Any) -> None:

@@ -27,10 +27,12 @@ from psycopg import sql
 from adapters.kafka.chain import Decision, decide
 from adapters.kafka.schema import (
     HEADER_EPOCH,
+    HEADER_EVENT_TYPE,
     HEADER_EXPECTED_OFFSET,
     HEADER_NOTIFICATION_ID,
     HEADER_PREV_NOTIFICATION_ID,
     header_int,
+    header_str,
 )
 from adapters.kafka.store import ensure_bus_tables
 from adapters.kafka.topics import ensure_topic, never_auto_create
@@ -43,13 +45,18 @@ log = logging.getLogger(__name__)
 RETRY_CHECK_INTERVAL = 1.0
 PARTITION_FETCH_BYTES = 64 * 1024
 MAX_ERROR_LENGTH = 4000
+# A batch with nothing to apply (only events the handler does not want, or duplicates) stores
+# its positions at most this often: they only save rereading those events after a restart.
+IDLE_POSITIONS_INTERVAL = 1.0
 
 
 class EventHandler(Protocol):
     """What a consumer implements. `handle` runs inside the transaction that stores the position.
 
     A handler may also define `after_commit(self, envelopes: list[EventEnvelope]) -> None`,
-    called with the envelopes it applied once their transaction committed (for notifications).
+    called with the envelopes it applied once their transaction committed (for notifications),
+    and `event_types: frozenset[str]`, the only event types it wants: the others are passed
+    over by their header, never decoded (the chain is still followed, so gaps are seen).
     """
 
     name: str  # the consumer's name: key of its positions and dead letters
@@ -119,6 +126,7 @@ class ConsumerRunner:
         # A StagingHandler's stage (flushed once per transaction), else None: handle per event.
         self._stage = (getattr(handler, "stage", None)
                        if callable(getattr(handler, "flush", None)) else None)
+        self._wanted: frozenset[str] | None = getattr(handler, "event_types", None)
         self.name: str = handler.name
         self.instance = instance
         self.instances = instances
@@ -135,6 +143,10 @@ class ConsumerRunner:
         # Partitions waiting for the relay to republish events they miss (logged once each).
         self._waiting: set[int] = set()
         self._last_retry_check = 0.0
+        # Positions advanced by batches that applied nothing, not stored yet (see
+        # IDLE_POSITIONS_INTERVAL); any later store writes them too.
+        self._unstored: dict[int, Position] = {}
+        self._positions_stored_at = 0.0
         self._t_positions = sql.Identifier(self.schema, "consumer_positions")
         self._t_dead = sql.Identifier(self.schema, "dead_letters")
 
@@ -195,9 +207,16 @@ class ConsumerRunner:
         stored = {int(r[0]): Position(int(r[1]), int(r[2]), int(r[3])) for r in rows}
         self._positions = {p: stored.get(p, Position()) for p in self.partitions}
         self._from_start = {p for p, pos in self._positions.items() if pos.kafka_offset == 0}
+        self._unstored.clear()
 
     def close(self) -> None:
         """Close the Kafka consumer and the database connection."""
+        if self._unstored and self._conn is not None and not self._conn.broken:
+            try:
+                with self._conn.transaction():
+                    self._store_positions({})
+            except psycopg.Error:  # they only save rereading a few events we do not want
+                log.debug("storing the last positions failed", exc_info=True)
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -213,8 +232,13 @@ class ConsumerRunner:
         self._store_positions({partition: pos})
 
     def _store_positions(self, positions: dict[int, Position]) -> None:
-        """Upsert the positions of several partitions (one round trip: executemany)."""
+        """Upsert the positions of several partitions (one round trip: executemany), with
+        any that idle batches left unstored."""
         assert self._conn is not None
+        if self._unstored:
+            positions = {**self._unstored, **positions}
+            self._unstored.clear()
+        self._positions_stored_at = time.monotonic()
         with self._conn.cursor() as cur:
             cur.executemany(
                 sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, "
@@ -311,10 +335,29 @@ class ConsumerRunner:
                     "to republish", self.name, partition, record.offset, notification_id, prev,
                     stored)
 
+    def _follows(self, tp: TopicPartition, record: Any, pos: Position, notification_id: int,
+                 prev: int | None) -> bool:
+        """Tell whether the record is next in the partition's chain; if so, advance `pos`."""
+        decision = decide(notification_id, prev, pos.notification_id)
+        if decision is Decision.SKIP:
+            return False  # applied already: a relay retry or a republish
+        if decision is Decision.GAP:
+            # Neither applied nor remembered: the republished chain brings it back in order.
+            assert prev is not None
+            self._note_gap(tp.partition, record, notification_id, prev, pos.notification_id)
+            return False
+        if tp.partition in self._waiting:
+            self._waiting.discard(tp.partition)
+            log.info("consumer %s: partition %d continues after notification %d",
+                     self.name, tp.partition, pos.notification_id)
+        pos.notification_id = notification_id
+        return True
+
     def _apply_partition(self, tp: TopicPartition, records: list[Any],
-                         due: list[tuple[EventEnvelope, Any]]) -> Position:
-        """Decide which of one partition's records to apply (adding them to `due`) and
-        dead-letter those that cannot be read; return the partition's new position."""
+                         due: list[tuple[EventEnvelope, Any]],
+                         unreadable: list[tuple[Any, str, int | None, Exception]]) -> Position:
+        """Decide which of one partition's records to apply (adding them to `due`) and which
+        to dead-letter (`unreadable`); return the partition's new position."""
         pos = replace(self._positions[tp.partition])
         for record in records:
             epoch = header_int(record.headers, HEADER_EPOCH)
@@ -337,6 +380,13 @@ class ConsumerRunner:
             # them makes us reread from offset 0 anyway.
             pos.epoch = max(pos.epoch, epoch or 0)
             pos.kafka_offset = record.offset + 1
+            if self._wanted is not None and prev is not None:
+                event_type = header_str(record.headers, HEADER_EVENT_TYPE)
+                notification_id = header_int(record.headers, HEADER_NOTIFICATION_ID)
+                if (event_type is not None and notification_id is not None
+                        and event_type not in self._wanted):
+                    self._follows(tp, record, pos, notification_id, prev)
+                    continue
             try:
                 envelope = EventEnvelope.from_json(record.value)
             except (ValueError, KeyError, TypeError) as exc:
@@ -345,30 +395,12 @@ class ConsumerRunner:
                 if notification_id is not None and prev is not None:
                     # Keep the chain going over a record we cannot read: dead-letter it once,
                     # like an event whose handler keeps failing.
-                    decision = decide(notification_id, prev, pos.notification_id)
-                    if decision is Decision.GAP:
-                        self._note_gap(tp.partition, record, notification_id, prev,
-                                       pos.notification_id)
-                    if decision is not Decision.APPLY:
+                    if not self._follows(tp, record, pos, notification_id, prev):
                         continue
-                    pos.notification_id = notification_id
-                self._dead_letter(record, raw, notification_id, exc, 1)
+                unreadable.append((record, raw, notification_id, exc))
                 continue
-            decision = decide(envelope.notification_id, prev, pos.notification_id)
-            if decision is Decision.SKIP:
-                continue  # applied already: a relay retry or a republish
-            if decision is Decision.GAP:
-                # Neither applied nor remembered: the republished chain brings it back in order.
-                assert prev is not None
-                self._note_gap(tp.partition, record, envelope.notification_id, prev,
-                               pos.notification_id)
-                continue
-            if tp.partition in self._waiting:
-                self._waiting.discard(tp.partition)
-                log.info("consumer %s: partition %d continues after notification %d",
-                         self.name, tp.partition, pos.notification_id)
-            pos.notification_id = envelope.notification_id
-            due.append((envelope, record))
+            if self._follows(tp, record, pos, envelope.notification_id, prev):
+                due.append((envelope, record))
         return pos
 
     def poll_once(self) -> tuple[int, int]:
@@ -428,11 +460,20 @@ class ConsumerRunner:
         """Apply a fetched batch and store the positions in one transaction."""
         assert self._conn is not None
         applied: list[EventEnvelope] = []
-        new_positions: dict[int, Position] = {}
         due: list[tuple[EventEnvelope, Any]] = []
+        unreadable: list[tuple[Any, str, int | None, Exception]] = []
+        new_positions = {tp.partition: self._apply_partition(tp, records, due, unreadable)
+                         for tp, records in batch.items()}
+        if not due and not unreadable:
+            # Nothing to apply: no transaction, and the positions wait (IDLE_POSITIONS_INTERVAL).
+            self._unstored.update(new_positions)
+            if time.monotonic() - self._positions_stored_at >= IDLE_POSITIONS_INTERVAL:
+                with self._conn.transaction():
+                    self._store_positions({})
+            return applied, new_positions
         with self._conn.transaction():
-            for tp, records in batch.items():
-                new_positions[tp.partition] = self._apply_partition(tp, records, due)
+            for record, raw, notification_id, error in unreadable:
+                self._dead_letter(record, raw, notification_id, error, 1)
             self._store_positions(new_positions)
             # Apply in event-store order across partitions (each partition's own order is
             # kept: its notification ids rise): a handler whose state spans aggregates, like

@@ -63,6 +63,17 @@ def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int,
     ]
 
 
+def header_str(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
+    """Read a text header, None when it is absent or not UTF-8."""
+    for key, value in headers or ():
+        if key == name:
+            try:
+                return value.decode()
+            except (AttributeError, UnicodeDecodeError):
+                return None
+    return None
+
+
 def header_int(headers: list[tuple[str, bytes]] | None, name: str) -> int | None:
     """Read an integer header, None when it is absent or malformed."""
     for key, value in headers or ():

@@ -145,11 +145,26 @@ def test_instance_outside_the_range_is_refused() -> None:
                        topic="t", handler=EffectsHandler(), instance=2, instances=2)
 
 
-def _envelope(nid: int) -> bytes:
+def _envelope(nid: int, event_type: str = "OrderSubmitted") -> bytes:
     aggregate = str(uuid.uuid4())
     return EventEnvelope(notification_id=nid, event_id=f"{aggregate}:1", aggregate_type="Order",
-                         aggregate_id=aggregate, version=1, event_type="OrderSubmitted",
+                         aggregate_id=aggregate, version=1, event_type=event_type,
                          timestamp="2026-11-24T07:31:23+00:00", account_id=aggregate).to_json()
+
+
+def _send_chain(bootstrap: str, topic: str,
+                records: list[tuple[bytes, int, int | None, str | None]]) -> None:
+    """Publish hand-made records to partition 0: (value, notification id, prev, event type)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value, nid, prev, event_type in records:
+        headers = [("relay-epoch", b"1"), ("notification-id", str(nid).encode())]
+        if prev is not None:
+            headers.append(("prev-notification-id", str(prev).encode()))
+        if event_type is not None:
+            headers.append(("event-type", event_type.encode()))
+        producer.send(topic, value=value, partition=0, headers=headers)
+    producer.flush()
+    producer.close()
 
 
 def test_the_chain_waits_over_a_gap_and_keeps_going_over_an_unreadable_record(
@@ -158,23 +173,14 @@ def test_the_chain_waits_over_a_gap_and_keeps_going_over_an_unreadable_record(
 ) -> None:
     schema = runtime.settings.database_schema
     create_effects_table(pg_url, schema)
-    # (value, notification id, prev): hand-made records of partition 0.
-    records: list[tuple[bytes, int, int | None]] = [
-        (_envelope(5), 5, 0),  # first of the partition: applied
-        (_envelope(9), 9, 7),  # follows 7, which we have not seen: a gap, not applied
-        (b"{not json", 7, 5),  # follows 5, unreadable: dead-lettered, the chain moves to 7
-        (_envelope(9), 9, 7),  # republished: now it follows 7
-        (_envelope(9), 9, 7),  # a duplicate
-        (_envelope(12), 12, None),  # an older relay's record without the chain: old rule
-    ]
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    for value, nid, prev in records:
-        headers = [("relay-epoch", b"1"), ("notification-id", str(nid).encode())]
-        if prev is not None:
-            headers.append(("prev-notification-id", str(prev).encode()))
-        producer.send(kafka_topic, value=value, partition=0, headers=headers)
-    producer.flush()
-    producer.close()
+    _send_chain(kafka_bootstrap, kafka_topic, [
+        (_envelope(5), 5, 0, None),  # first of the partition: applied
+        (_envelope(9), 9, 7, None),  # follows 7, which we have not seen: a gap, not applied
+        (b"{not json", 7, 5, None),  # follows 5, unreadable: dead-lettered, the chain moves to 7
+        (_envelope(9), 9, 7, None),  # republished: now it follows 7
+        (_envelope(9), 9, 7, None),  # a duplicate
+        (_envelope(12), 12, None, None),  # an older relay's record without the chain: old rule
+    ])
 
     caplog.set_level(logging.WARNING, logger="adapters.kafka.consumer")
     runner = runner_for(runtime, kafka_bootstrap, kafka_topic, EffectsHandler())
@@ -192,4 +198,40 @@ def test_the_chain_waits_over_a_gap_and_keeps_going_over_an_unreadable_record(
     assert applied == [5, 9, 12]
     assert position == (6, 12)
     assert [(d.notification_id, d.kafka_offset) for d in letters] == [(7, 2)]
+    assert caplog.text.count("waiting for the relay to republish") == 1
+
+
+def test_a_handler_gets_only_the_event_types_it_wants_and_the_chain_still_holds(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str, pg_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    schema = runtime.settings.database_schema
+    create_effects_table(pg_url, schema)
+    _send_chain(kafka_bootstrap, kafka_topic, [
+        (_envelope(5, "OrderPlaced"), 5, 0, "OrderPlaced"),  # wanted: applied
+        (_envelope(6), 6, 5, "OrderSubmitted"),  # not wanted: passed over, the chain is at 6
+        (_envelope(9), 9, 8, "OrderSubmitted"),  # not wanted, but after a gap: not passed
+        (_envelope(10, "OrderPlaced"), 10, 9, "OrderPlaced"),  # so this one waits too
+        (b"{not json", 8, 6, "OrderSubmitted"),  # not wanted: never decoded, so no dead letter
+        (_envelope(9), 9, 8, "OrderSubmitted"),  # republished: the chain goes on
+        (_envelope(10, "OrderPlaced"), 10, 9, "OrderPlaced"),  # applied now
+    ])
+    handler = EffectsHandler()
+    handler.event_types = frozenset({"OrderPlaced"})  # type: ignore[attr-defined]
+    caplog.set_level(logging.WARNING, logger="adapters.kafka.consumer")
+    runner = runner_for(runtime, kafka_bootstrap, kafka_topic, handler)
+    try:
+        assert runner.run_until_idle(20) == 2
+    finally:
+        runner.close()  # also stores the positions that batches applying nothing left
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        applied = [(n, t) for n, t in conn.execute(
+            f'SELECT notification_id, event_type FROM "{schema}".effects ORDER BY seq')]
+        position = conn.execute(
+            f'SELECT kafka_offset, notification_id FROM "{schema}".consumer_positions '
+            "WHERE partition = 0").fetchone()
+        letters = list_dead_letters(conn, schema)
+    assert applied == [(5, "OrderPlaced"), (10, "OrderPlaced")]
+    assert position == (7, 10)
+    assert letters == []
     assert caplog.text.count("waiting for the relay to republish") == 1
