@@ -215,13 +215,19 @@ class ExecutionManager:
 
         With `account_id`, a report about another account's order is ignored.
         """
-        known = self.known(order_id)
-        if known is not None and known.covers(report) and account_id in (None, known.account_id):
-            return  # already recorded (typically by the submit that this event echoes)
+        if self.recorded(order_id, report, account_id):
+            return  # typically the echo of the submit that recorded it
         order = self._load(order_id)
         if account_id is not None and order.account_id != account_id:
             return
         self._apply(order, report, complete_from_exchange=True)
+
+    def recorded(self, order_id: UUID, report: ExchangeOrderReport,
+                 account_id: UUID | None = None) -> bool:
+        """Tell whether this process already recorded everything the report says."""
+        known = self.known(order_id)
+        return (known is not None and known.covers(report)
+                and account_id in (None, known.account_id))
 
     def known(self, order_id: UUID) -> Known | None:
         """Return what this process last saw recorded for the order."""
