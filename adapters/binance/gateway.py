@@ -29,6 +29,7 @@ from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from adapters.binance.enums import parse_status
 from adapters.binance.errors import BinanceErrorCode, map_api_error
+from adapters.binance.loopback import LoopbackSession
 from adapters.security import ConfigurationError
 from adapters.settings import Settings
 from commands.application import ExchangeCredentials
@@ -142,10 +143,12 @@ class BinanceGateway:
         if self.api_url:
             client.API_URL = self.api_url  # per instance: other clients stay untouched
         if self.environment == "paper":
-            # The paper exchange is local: no proxy or .netrc applies, and looking them up
-            # (requests scans the whole environment on every request) cost about a tenth of
-            # the worker's CPU per order.
-            client.session.trust_env = False
+            # The paper exchange is local: no proxy, .netrc, cookie or redirect applies, and
+            # requests' per-call handling of them was a fifth of the worker's CPU per order.
+            session = LoopbackSession()
+            session.headers.update(client.session.headers)  # the API key, Accept, User-Agent
+            client.session.close()
+            client.session = session
         client.REQUEST_RECVWINDOW = self.recv_window_ms
         client.timestamp_offset = self._timestamp_offset
         cache[key] = (client, now)
