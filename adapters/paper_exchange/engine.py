@@ -68,8 +68,13 @@ class Engine:
         self.orders: dict[int, Order] = {o.order_id: o for o in store.load_orders()}
         self.open: dict[int, Order] = {i: o for i, o in self.orders.items() if o.is_open}
         self.trades: list[Trade] = store.load_trades()
-        self._next_order_id = int(store.get_meta("next_order_id") or 1)
-        self._next_trade_id = int(store.get_meta("next_trade_id") or 1)
+        # Ids continue after the highest stored one: an id reaches a client only after its
+        # order or trade is committed, so none is ever reused, and no counter has to be
+        # written with every order. State dirs from before kept counters in meta: honoured.
+        self._next_order_id = max(int(store.get_meta("next_order_id") or 1),
+                                  max(self.orders, default=0) + 1)
+        self._next_trade_id = max(int(store.get_meta("next_trade_id") or 1),
+                                  self.trades[-1].trade_id + 1 if self.trades else 1)
         self.sinks: list[UserEventSink] = []
         self._pending: list[tuple[str, dict[str, Any]]] = []
 
@@ -278,7 +283,6 @@ class Engine:
             is_maker=is_maker,
         )
         self._next_trade_id += 1
-        self._store.set_meta("next_trade_id", str(self._next_trade_id))
         self._store.save_trade(trade)
         self.trades.append(trade)
         self.market.record_trade(order.symbol, qty, quote_qty)
@@ -400,12 +404,11 @@ class Engine:
     def _take_order_id(self) -> int:
         order_id = self._next_order_id
         self._next_order_id += 1
-        self._store.set_meta("next_order_id", str(self._next_order_id))
         return order_id
 
     def _changed(self, order: Order, execution: str, assets: set[str],
                  trade: Trade | None = None, cancel_id: str | None = None) -> None:
-        """Persist the order and balances, then tell the user-data subscribers."""
+        """Persist the order and balances (written at commit), queue the user-data events."""
         account = self.accounts[order.api_key]
         if order.is_open:
             self.open[order.order_id] = order

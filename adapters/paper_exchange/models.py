@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -66,8 +66,21 @@ class Order:
         return self.status in OPEN_STATUSES
 
     def to_json(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (Decimals as strings)."""
-        return _dump(self)
+        """Return a JSON-ready dict (Decimals as strings), keys in field order.
+
+        Spelled out rather than `dataclasses.asdict`: asdict deep-copies every value and was
+        a tenth of the exchange's CPU per order (tests check the keys match the fields).
+        """
+        return {
+            "order_id": self.order_id, "api_key": self.api_key, "symbol": self.symbol,
+            "client_order_id": self.client_order_id, "side": self.side, "type": self.type,
+            "time_in_force": self.time_in_force, "price": str(self.price),
+            "orig_qty": str(self.orig_qty),
+            "orig_quote_order_qty": str(self.orig_quote_order_qty), "time": self.time,
+            "update_time": self.update_time, "status": self.status,
+            "executed_qty": str(self.executed_qty), "cum_quote": str(self.cum_quote),
+            "locked": str(self.locked),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Order:
@@ -93,17 +106,19 @@ class Trade:
     is_maker: bool
 
     def to_json(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (Decimals as strings)."""
-        return _dump(self)
+        """Return a JSON-ready dict (Decimals as strings), keys in field order (see Order)."""
+        return {
+            "trade_id": self.trade_id, "order_id": self.order_id, "api_key": self.api_key,
+            "symbol": self.symbol, "side": self.side, "price": str(self.price),
+            "qty": str(self.qty), "quote_qty": str(self.quote_qty),
+            "commission": str(self.commission), "commission_asset": self.commission_asset,
+            "time": self.time, "is_maker": self.is_maker,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trade:
         """Rebuild a trade from `to_json` output."""
         return _load(cls, data)
-
-
-def _dump(obj: Order | Trade) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(obj).items()}
 
 
 def _load(cls: type[_Record], data: dict[str, Any]) -> _Record:

@@ -74,6 +74,15 @@ class _Subscriber:
     streams: set[str] = field(default_factory=set)
 
 
+@dataclass(eq=False)
+class _UserSession:
+    """One WS-API connection: its outgoing queue and user-data subscriptions (id -> key)."""
+
+    queue: asyncio.Queue[str]
+    subscriptions: dict[int, str] = field(default_factory=dict)
+    next_id: int = 0
+
+
 class PaperExchange:
     """The server: one aiohttp app on one port for REST, streams, WS-API and admin."""
 
@@ -86,6 +95,8 @@ class PaperExchange:
         self.markets = markets or DEFAULT_MARKETS
         self.fault = Fault()
         self._subscribers: list[_Subscriber] = []
+        # WS-API connections by the API keys they follow: an event goes only to those.
+        self._followers: dict[str, list[_UserSession]] = {}
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._store: Store | None = None
@@ -104,6 +115,7 @@ class PaperExchange:
         self.market = MarketSimulator(self._store, self.markets, self.seed, self.history_days,
                                       now_ms())
         self.engine = Engine(self._store, self.market, self.markets, now_ms)
+        self.engine.sinks.append(self._user_event)
         app = web.Application(middlewares=[self._errors, self._faults])
         self._routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -487,29 +499,48 @@ class PaperExchange:
         # CPU for nothing (Binance may offer it; clients must work either way).
         ws = web.WebSocketResponse(heartbeat=30, compress=False)
         await ws.prepare(request)
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
-        subscriptions: dict[int, str] = {}
-        next_id = [0]
-
-        def sink(api_key: str, event: dict[str, Any]) -> None:
-            for sid, key in subscriptions.items():
-                if key == api_key:
-                    _put(queue, json.dumps({"subscriptionId": sid, "event": event}))
-
-        self.engine.sinks.append(sink)
-        writer = asyncio.create_task(_drain(queue, ws))
+        session = _UserSession(asyncio.Queue(maxsize=10_000))
+        writer = asyncio.create_task(_drain(session.queue, ws))
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
-                _put(queue, json.dumps(self._ws_api_call(msg.data, subscriptions, next_id)))
+                followed = set(session.subscriptions.values())
+                _put(session.queue, json.dumps(self._ws_api_call(msg.data, session)))
+                self._refollow(session, followed)
         finally:
-            self.engine.sinks.remove(sink)
+            followed = set(session.subscriptions.values())
+            session.subscriptions.clear()
+            self._refollow(session, followed)
             writer.cancel()
         return ws
 
-    def _ws_api_call(self, data: str, subscriptions: dict[int, str],
-                     next_id: list[int]) -> dict[str, Any]:
+    def _refollow(self, session: _UserSession, followed: set[str]) -> None:
+        """Update `_followers` after the keys a session follows may have changed."""
+        now = set(session.subscriptions.values())
+        for key in followed - now:
+            sessions = self._followers[key]
+            sessions.remove(session)
+            if not sessions:
+                del self._followers[key]
+        for key in now - followed:
+            self._followers.setdefault(key, []).append(session)
+
+    def _user_event(self, api_key: str, event: dict[str, Any]) -> None:
+        """The engine's sink: queue a user-data event for the sessions following its key.
+
+        The event is serialized once, whatever the number of subscriptions.
+        """
+        sessions = self._followers.get(api_key)
+        if not sessions:
+            return
+        data = json.dumps(event)
+        for session in sessions:
+            for sid, key in session.subscriptions.items():
+                if key == api_key:  # as json.dumps({"subscriptionId": sid, "event": event})
+                    _put(session.queue, f'{{"subscriptionId": {sid}, "event": {data}}}')
+
+    def _ws_api_call(self, data: str, session: _UserSession) -> dict[str, Any]:
         try:
             msg = json.loads(data)
             req_id, method = msg.get("id"), msg["method"]
@@ -523,18 +554,18 @@ class PaperExchange:
                 result = {"serverTime": now_ms()}
             elif method == "userDataStream.subscribe.signature":
                 account = self._ws_signed(params)
-                sid = next_id[0]
-                next_id[0] += 1
-                subscriptions[sid] = account.api_key
+                sid = session.next_id
+                session.next_id += 1
+                session.subscriptions[sid] = account.api_key
                 result = {"subscriptionId": sid}
             elif method == "userDataStream.unsubscribe":
                 if "subscriptionId" in params:
-                    subscriptions.pop(int(params["subscriptionId"]), None)
+                    session.subscriptions.pop(int(params["subscriptionId"]), None)
                 else:
-                    subscriptions.clear()
+                    session.subscriptions.clear()
                 result = {}
             elif method == "session.subscriptions":
-                result = [{"subscriptionId": sid} for sid in subscriptions]
+                result = [{"subscriptionId": sid} for sid in session.subscriptions]
             else:
                 raise e.BinanceError(-1100, f"Illegal characters found in parameter 'method'; "
                                      f"legal range is 'known method'. Got '{method}'.")

@@ -38,11 +38,6 @@ _CANDLES = ("SELECT open_time, o, h, l, c, v, q, n FROM candles "
 _CANDLES_OLDEST = _CANDLES + "ASC"
 _CANDLES_NEWEST = _CANDLES + "DESC"
 
-_CANDLES = ("SELECT open_time, o, h, l, c, v, q, n FROM candles "
-            "WHERE symbol = ? AND open_time BETWEEN ? AND ? ORDER BY open_time ")
-_CANDLES_OLDEST = _CANDLES + "ASC"
-_CANDLES_NEWEST = _CANDLES + "DESC"
-
 # One candle row: open time, then open/high/low/close in ticks, volumes in 1e-8 units, count.
 CandleRow = tuple[int, int, int, int, int, int, int, int]
 
@@ -55,10 +50,19 @@ class Store:
         self._db = sqlite3.connect(
             state_dir / "paper_exchange.sqlite3", isolation_level=None, check_same_thread=False
         )
+        # WAL with synchronous=NORMAL: a COMMIT appends to the WAL without an fsync, so a
+        # committed order survives a crash of this process (the OS holds the write) but maybe
+        # not a power cut. The paper exchange only has to survive the former; FULL would
+        # fsync on every order.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._depth = 0
+        # Writes of the open transaction, made at its commit: an order changes several times
+        # in one transaction (NEW, then every fill) and is written once, in its final state.
+        self._orders: dict[int, Order] = {}
+        self._balances: dict[tuple[str, str], Account] = {}
+        self._trades: list[Trade] = []
 
     def close(self) -> None:
         """Close the database."""
@@ -66,7 +70,11 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic commit (nested uses join the outer one)."""
+        """Group writes into one atomic commit (nested uses join the outer one).
+
+        Orders, balances and trades saved inside are written just before the COMMIT (see
+        `_write_pending`); a rollback drops them with the rest.
+        """
         if self._depth:
             self._depth += 1
             try:
@@ -78,6 +86,7 @@ class Store:
         self._depth = 1
         try:
             yield
+            self._write_pending()
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -85,6 +94,17 @@ class Store:
             self._db.execute("COMMIT")
         finally:
             self._depth = 0
+            self._orders.clear()
+            self._balances.clear()
+            self._trades.clear()
+
+    def _write_pending(self) -> None:
+        if self._orders:
+            self._write_orders(self._orders.values())
+        if self._balances:
+            self._write_balances(self._balances.items())
+        if self._trades:
+            self._write_trades(self._trades)
 
     def get_meta(self, key: str) -> str | None:
         """Return a stored setting or counter."""
@@ -108,14 +128,19 @@ class Store:
         self.save_balances(account, account.balances)
 
     def save_balances(self, account: Account, assets: Iterable[str]) -> None:
-        """Store some of an account's balances."""
+        """Store some of an account's balances (their values at commit, in a transaction)."""
+        if not self._depth:
+            self._write_balances(((account.api_key, a), account) for a in assets)
+            return
+        for asset in assets:
+            self._balances[account.api_key, asset] = account
+
+    def _write_balances(self, items: Iterable[tuple[tuple[str, str], Account]]) -> None:
         self._db.executemany(
             "INSERT OR REPLACE INTO balances VALUES (?, ?, ?, ?)",
-            [
-                (account.api_key, a, str(account.balances[a].free),
-                 str(account.balances[a].locked))
-                for a in assets
-            ],
+            [(key, asset, str(account.balances[asset].free),
+              str(account.balances[asset].locked))
+             for (key, asset), account in items],
         )
 
     def load_accounts(self) -> dict[str, Account]:
@@ -129,11 +154,17 @@ class Store:
         return accounts
 
     def save_order(self, order: Order) -> None:
-        """Insert or update an order."""
-        self._db.execute(
+        """Insert or update an order (as it is at commit, in a transaction)."""
+        if self._depth:
+            self._orders[order.order_id] = order
+        else:
+            self._write_orders([order])
+
+    def _write_orders(self, orders: Iterable[Order]) -> None:
+        self._db.executemany(
             "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?)",
-            (order.order_id, order.api_key, order.symbol, order.status,
-             json.dumps(order.to_json())),
+            [(o.order_id, o.api_key, o.symbol, o.status, json.dumps(o.to_json()))
+             for o in orders],
         )
 
     def load_orders(self) -> list[Order]:
@@ -142,11 +173,17 @@ class Store:
         return [Order.from_json(json.loads(data)) for (data,) in rows]
 
     def save_trade(self, trade: Trade) -> None:
-        """Insert a trade."""
-        self._db.execute(
+        """Insert a trade (at commit, in a transaction)."""
+        if self._depth:
+            self._trades.append(trade)
+        else:
+            self._write_trades([trade])
+
+    def _write_trades(self, trades: Iterable[Trade]) -> None:
+        self._db.executemany(
             "INSERT INTO trades VALUES (?, ?, ?, ?, ?)",
-            (trade.trade_id, trade.api_key, trade.symbol, trade.order_id,
-             json.dumps(trade.to_json())),
+            [(t.trade_id, t.api_key, t.symbol, t.order_id, json.dumps(t.to_json()))
+             for t in trades],
         )
 
     def load_trades(self) -> list[Trade]:

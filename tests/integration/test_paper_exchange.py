@@ -4,18 +4,24 @@ and websockets. Prices are pinned through the admin endpoint so every fill is ex
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
 from binance import AsyncClient, BinanceSocketManager, Client
 from binance.exceptions import BinanceAPIException
 
 from adapters.paper_exchange import BackgroundPaperExchange, request_keys, start_subprocess
+from adapters.paper_exchange.models import Order, Trade
 from tests.fixtures.paper_exchange import PaperExchangeHandle
 
 pytestmark = [
@@ -438,6 +444,60 @@ def test_user_data_stream_with_a_wrong_secret_is_refused(exchange: PaperExchange
     assert info.value.code == -1022
 
 
+def test_user_data_events_go_to_each_subscription_until_it_unsubscribes(
+        exchange: PaperExchangeHandle) -> None:
+    keys = exchange.issue_keys()
+    client = Client(keys.api_key, keys.secret_key, ping=False)
+    exchange.set_price("ADAUSDT", "0.5")
+
+    def signed(api_key: str, secret: str) -> dict[str, Any]:
+        params: dict[str, Any] = {"apiKey": api_key, "timestamp": int(time.time() * 1000)}
+        payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+        params["signature"] = hmac.new(secret.encode(), payload.encode(),
+                                       hashlib.sha256).hexdigest()
+        return params
+
+    async def call(ws: aiohttp.ClientWebSocketResponse, req_id: int, method: str,
+                   params: dict[str, Any]) -> Any:
+        await ws.send_str(json.dumps({"id": req_id, "method": method, "params": params}))
+        reply = json.loads(await asyncio.wait_for(ws.receive_str(), 5))
+        assert reply["id"] == req_id and reply["status"] == 200, reply
+        return reply["result"]
+
+    async def events(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[tuple[int, str]]:
+        got = [json.loads(await asyncio.wait_for(ws.receive_str(), 5)) for _ in range(count)]
+        return [(m["subscriptionId"], m["event"]["e"]) for m in got]
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(exchange.ws_api_url) as ws, \
+                session.ws_connect(exchange.ws_api_url) as other:
+            subscribe = "userDataStream.subscribe.signature"
+            assert await call(ws, 1, subscribe, signed(keys.api_key, keys.secret_key)) == {
+                "subscriptionId": 0}
+            assert await call(ws, 2, subscribe, signed(keys.api_key, keys.secret_key)) == {
+                "subscriptionId": 1}
+            await call(other, 1, subscribe, signed(keys.api_key, keys.secret_key))
+            await asyncio.to_thread(client.order_market_buy, symbol="ADAUSDT", quantity="20")
+            # NEW and TRADE reports plus one position, to each of the two subscriptions
+            assert sorted(await events(ws, 6)) == sorted(
+                [(0, "executionReport")] * 2 + [(0, "outboundAccountPosition")]
+                + [(1, "executionReport")] * 2 + [(1, "outboundAccountPosition")])
+            assert [e for _, e in await events(other, 3)] == [
+                "executionReport", "executionReport", "outboundAccountPosition"]
+            assert await call(ws, 3, "userDataStream.unsubscribe", {"subscriptionId": 0}) == {}
+            await call(other, 2, "userDataStream.unsubscribe", {})
+            await asyncio.to_thread(client.order_market_sell, symbol="ADAUSDT", quantity="20")
+            assert [i for i, _ in await events(ws, 3)] == [1, 1, 1]
+            assert await call(ws, 4, "session.subscriptions", {}) == [{"subscriptionId": 1}]
+            assert await call(other, 3, "session.subscriptions", {}) == []
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        client.close_connection()
+
+
 def test_kline_and_ticker_streams_deliver_updates(exchange: PaperExchangeHandle) -> None:
     async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         client = await AsyncClient.create()
@@ -495,6 +555,45 @@ def test_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         again = client.order_market_buy(symbol="ETHUSDT", quantity="0.01")
         assert again["orderId"] > resting["orderId"]
         assert again["fills"][0]["tradeId"] > filled["fills"][-1]["tradeId"]
+
+
+def test_committed_orders_survive_a_crash_and_ids_keep_growing(tmp_path: Path) -> None:
+    # Order and trade ids are not counted in a meta row: they continue from the stored ones.
+    proc, url = start_subprocess(tmp_path / "crash", history_days=1)
+    try:
+        keys = request_keys(url)
+        client = Client(keys.api_key, keys.secret_key, ping=False)
+        client.API_URL = url + "/api"
+        filled = [client.order_market_buy(symbol="ETHUSDT", quantity="0.01") for _ in range(3)]
+        resting = client.order_limit_buy(symbol="ETHUSDT", quantity="1", price="10")
+        account_before = balances(client)
+    finally:
+        proc.kill()  # SIGKILL: no shutdown, only what was committed is there
+        proc.wait(10)
+    proc, url = start_subprocess(tmp_path / "crash", history_days=1)
+    try:
+        client.API_URL = url + "/api"
+        assert balances(client) == account_before
+        assert [o["orderId"] for o in client.get_all_orders(symbol="ETHUSDT")] == [
+            *(f["orderId"] for f in filled), resting["orderId"]]
+        assert [t["id"] for t in client.get_my_trades(symbol="ETHUSDT")] == [
+            f["fills"][0]["tradeId"] for f in filled]
+        again = client.order_market_buy(symbol="ETHUSDT", quantity="0.01")
+        assert again["orderId"] == resting["orderId"] + 1
+        assert again["fills"][0]["tradeId"] == filled[-1]["fills"][0]["tradeId"] + 1
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+@pytest.mark.parametrize("record", [Order, Trade])
+def test_stored_records_keep_every_field(record: type[Order] | type[Trade]) -> None:
+    # to_json is spelled out field by field (cheaper than asdict): it must not miss one.
+    values: dict[str, Any] = {f.name: Decimal("1.5") if f.type == "Decimal" else f.name
+              for f in dataclasses.fields(record)}
+    item = record(**values)
+    assert list(item.to_json()) == [f.name for f in dataclasses.fields(record)]
+    assert record.from_json(json.loads(json.dumps(item.to_json()))) == item
 
 
 def test_module_entry_point_serves_in_a_subprocess(tmp_path: Path) -> None:
