@@ -57,7 +57,11 @@ def limit(price: str, qty: str = "0.01", symbol: str = "BTCUSDT", side: str = "B
                                 client_order_id or coid())
 
 
-def test_market_order_fills_at_once_with_trades_and_commission(gateway, creds) -> None:  # type: ignore[no-untyped-def]
+def test_market_order_fills_at_once_with_trades_and_commission(  # type: ignore[no-untyped-def]
+        gateway, creds, paper_exchange) -> None:
+    # The session's exchange is shared: tests of the paper exchange leave ETH near 2,000,
+    # where 0.5 ETH straddles the 1,000 USDT split threshold. Start it well above.
+    paper_exchange.set_price("ETHUSDT", "3400.00", freeze=False)
     report = gateway.submit_order(creds, market(qty="0.5"))  # ~1,700 USDT: three trades
     assert report.status is ExchangeOrderStatus.FILLED
     assert len(report.fills) == 3
