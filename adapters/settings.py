@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=None, description="Kafka bootstrap servers; unset = embedded Tansu broker.")
     kafka_topic: str = "tradeledger.events"
     kafka_partitions: int = Field(default=6, ge=1, le=1024)
+    relay_linger_ms: float = Field(
+        default=10.0, ge=0, le=1000,
+        description="Under steady appends the relay publishes at most once per this many ms "
+                    "(more events per batch, less CPU); an append after a quiet spell goes "
+                    "out at once.")
     exchange: Literal["paper", "testnet", "live"] = Field(
         default="paper", description="Which exchange the worker trades on.")
     allow_live_trading: bool = Field(

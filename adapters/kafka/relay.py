@@ -85,6 +85,7 @@ class Relay:
         batch_size: int = 5000,
         poll_interval: float = 0.25,
         check_interval: float = 10.0,
+        linger: float = 0.0,
         producer_config: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
@@ -101,6 +102,9 @@ class Relay:
         self._caught_up = False  # the last batch read was all the log had
         self.poll_interval = poll_interval
         self.check_interval = check_interval
+        # The shortest time between the starts of two publishing rounds (see _linger).
+        self.linger = linger
+        self._round_started = 0.0
         self.producer_config = {**PRODUCER_CONFIG, **(producer_config or {})}
         self.state = RelayState(offsets=[0] * partitions, heads=[0] * partitions)
         self.published = 0  # events published by this instance (republishes included)
@@ -423,12 +427,26 @@ class Relay:
         finally:
             self.close()
 
+    def _linger(self, stop: threading.Event) -> None:
+        """Let a round start no sooner than `linger` after the previous one.
+
+        A round costs the same few round trips (read, produce and wait for the acks, store
+        the position) for one event or a thousand; under steady appends each commit would
+        otherwise wake its own round. After a quiet spell nothing waits: the previous round
+        started long ago.
+        """
+        pause = self._round_started + self.linger - time.monotonic()
+        if pause > 0:
+            stop.wait(pause)
+        self._round_started = time.monotonic()
+
     def _relay_until_stopped(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 if self._producer is None:
                     self._ensure_producer()
                     self.check_broker()
+                self._linger(stop)
                 published = self.publish_pending()
                 if published and not self._caught_up:
                     continue  # stopped short of the log's end (the topic was restarted)
@@ -454,6 +472,7 @@ class Relay:
 def relay_from_runtime(runtime: Any, bootstrap_servers: str, **kwargs: Any) -> Relay:
     """Build the relay of a bootstrapped runtime (adapters.bootstrap.Runtime)."""
     settings = runtime.settings
+    kwargs.setdefault("linger", settings.relay_linger_ms / 1000)
     return Relay(app=runtime.app, database_url=runtime.database_url,
                  bootstrap_servers=bootstrap_servers, topic=settings.kafka_topic,
                  partitions=settings.kafka_partitions, **kwargs)
