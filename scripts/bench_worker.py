@@ -13,6 +13,11 @@ worker (consumer + lanes + user-data streams) in this process:
    (so it includes relay -> Kafka -> worker -> exchange -> recording).
 2. throughput: --orders MARKET orders placed while the worker's consumer is stopped, then the
    consumer starts and we time until every one of them is FILLED.
+
+Each phase also prints the CPU each process spent per order (this process, which runs the
+worker, and in the latency phase places the orders too; the relay; the paper exchange; the
+broker; Postgres): unlike orders per second, that figure barely moves when other work
+shares the machine, and it says which process a gain or a limit belongs to.
 """
 
 from __future__ import annotations
@@ -50,6 +55,46 @@ from commands.messages import PlaceOrder, RegisterAccount  # noqa: E402
 from domain.values import OrderStatus  # noqa: E402
 
 MACHINE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds used so far by this process, its children and the machine's Postgres."""
+    import psutil
+
+    me = psutil.Process()
+    found: dict[str, float] = {}
+
+    def add(name: str, proc: psutil.Process) -> None:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            return
+        found[name] = found.get(name, 0.0) + times.user + times.system
+
+    add("worker", me)
+    for child in me.children(recursive=True):
+        try:
+            cmd = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        name = ("relay" if "relay" in cmd else "paper exchange" if "paper_exchange" in cmd
+                else "broker" if "tansu" in cmd or "kafka" in cmd else "other")
+        add(name, child)
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "postgres":
+            add("postgres", proc)
+    return found
+
+
+def cpu_per_order(before: dict[str, float], orders: int) -> str:
+    """Describe the CPU per order spent since `before` (cpu_by_process), by process."""
+    after = cpu_by_process()
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    parts = [f"{name} {seconds / orders * 1000:.2f}"
+             for name, seconds in sorted(spent.items(), key=lambda item: -item[1])
+             if seconds > 0]
+    total = sum(spent.values()) / orders * 1000
+    return f"CPU per order (ms): {', '.join(parts)}; total {total:.2f}"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -199,6 +244,7 @@ class Bench:
         total = int(rate * duration)
         print(f"latency: {total} MARKET orders at {rate}/s ...", flush=True)
         ids: list[UUID] = []
+        cpu_before = cpu_by_process()
         start = time.monotonic()
         for n in range(total):
             target = start + n / rate
@@ -208,6 +254,7 @@ class Bench:
             ids.append(self.place(accounts[n % len(accounts)], n))
         achieved = total / (time.monotonic() - start)
         self.wait_filled(ids, 120)
+        print(f"  {cpu_per_order(cpu_before, total)}", flush=True)
         lat = self.latencies_ms(ids)
         return {"orders": len(lat), "rate": achieved, "p50": percentile(lat, 50),
                 "p90": percentile(lat, 90), "p99": percentile(lat, 99), "max": max(lat),
@@ -223,9 +270,11 @@ class Bench:
         print("throughput: consumer started", flush=True)
         saver = self.worker.saver
         batches, saved, busy = saver.batches, saver.saved, saver.seconds
+        cpu_before = cpu_by_process()
         started = time.monotonic()
         self.start_consumer()
         finished = self.wait_filled(ids, 300)
+        print(f"  {cpu_per_order(cpu_before, n)}")
         seconds = finished - started
         batches, saved = saver.batches - batches, saver.saved - saved
         print(f"  group commit: {saved} saves in {batches} transactions "

@@ -44,7 +44,7 @@ class LoopbackSession(requests.Session):
         prepared.method = method.upper()
         # python-binance hands GET parameters over already encoded.
         prepared.url = f"{url}?{params}" if params else url
-        merged = CaseInsensitiveDict(self.headers)
+        merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(self.headers)
         if headers:
             merged.update(headers)
         body = (RequestEncodingMixin._encode_params(data)

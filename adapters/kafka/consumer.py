@@ -472,8 +472,8 @@ class ConsumerRunner:
                     self._store_positions({})
             return applied, new_positions
         with self._conn.transaction():
-            for record, raw, notification_id, error in unreadable:
-                self._dead_letter(record, raw, notification_id, error, 1)
+            for record, raw, notification_id, exc in unreadable:
+                self._dead_letter(record, raw, notification_id, exc, 1)
             self._store_positions(new_positions)
             # Apply in event-store order across partitions (each partition's own order is
             # kept: its notification ids rise): a handler whose state spans aggregates, like
