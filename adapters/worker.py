@@ -128,73 +128,80 @@ class GroupSaver:
 
     Every save into the event store ends in an fsync'd commit (serialized by Postgres's
     NOTIFY lock), so one transaction for whatever the lanes queued meanwhile multiplies the
-    rate. Two saver threads take turns, so encoding and sending one batch overlaps the
-    other's commit. If the shared save conflicts, each aggregate is saved alone so that only the one
-    that lost a race sees IntegrityError (and reloads, in ExecutionManager._record).
+    rate. The lane that finds fewer than `leaders` saves in progress saves the queue itself
+    (its own aggregate first), and goes on while more is queued; the others wait for a
+    leader to save theirs. So a lone save costs no hand-off to another thread, and with two
+    leaders one batch is encoded and sent while the other waits for its commit. If a shared
+    save conflicts, each aggregate is saved alone so that only the one that lost a race sees
+    IntegrityError (and reloads, in ExecutionManager._record).
     """
 
-    def __init__(self, app: TradingApplication, max_batch: int = 64, threads: int = 2) -> None:
+    def __init__(self, app: TradingApplication, max_batch: int = 64, leaders: int = 2) -> None:
         self.app = app
         self.max_batch = max_batch
+        self.leaders = leaders
         self.batches = 0  # transactions written, and aggregates saved in them
         self.saved = 0
         self.seconds = 0.0
-        self._stats = threading.Lock()
-        self._queue: queue.Queue[tuple[list[Any], Future[None]] | None] = queue.Queue()
-        # Two savers: while one waits for its commit, the other encodes and sends the next
-        # batch (the commits themselves still queue on Postgres's NOTIFY lock).
-        self._threads = [threading.Thread(target=self._run, name=f"group-saver-{i}",
-                                          daemon=True) for i in range(threads)]
-        for thread in self._threads:
-            thread.start()
+        self._lock = threading.Lock()
+        self._pending: list[tuple[list[Any], Future[None]]] = []
+        self._leading = 0
 
     def __call__(self, aggregate: Any) -> None:
         events = aggregate.collect_events()
         if not events:
             return
         done: Future[None] = Future()
-        self._queue.put((events, done))
+        with self._lock:
+            self._pending.append((events, done))
+            lead = self._leading < self.leaders
+            if lead:
+                self._leading += 1
+        if lead:
+            self._lead()
         done.result()
 
     def stop(self) -> None:
-        self._queue.put(None)
-        for thread in self._threads:
-            thread.join(10)
+        """Nothing to stop: saves run on the threads that ask for them."""
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                self._queue.put(None)  # the other saver threads stop too
-                return
-            batch = [item]
-            while len(batch) < self.max_batch:
+    def _lead(self) -> None:
+        batch: list[tuple[list[Any], Future[None]]] = []
+        try:
+            while True:
+                with self._lock:
+                    batch = self._pending[:self.max_batch]
+                    del self._pending[:self.max_batch]
+                    if not batch:
+                        self._leading -= 1
+                        return
+                self._save(batch)
+        except BaseException as exc:  # never leave the batch's lanes waiting
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            with self._lock:
+                self._leading -= 1
+            raise
+
+    def _save(self, batch: list[tuple[list[Any], Future[None]]]) -> None:
+        started = time.perf_counter()
+        try:
+            self.app.save(*[e for events, _ in batch for e in events])
+        except Exception:
+            for events, done in batch:
                 try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
-            started = time.perf_counter()
-            try:
-                self.app.save(*[e for events, _ in batch for e in events])
-            except Exception:
-                for events, done in batch:
-                    try:
-                        self.app.save(*events)
-                    except Exception as exc:  # handed to the lane that asked
-                        done.set_exception(exc)
-                    else:
-                        done.set_result(None)
-            else:
-                for _, done in batch:
+                    self.app.save(*events)
+                except Exception as exc:  # handed to the lane that asked
+                    done.set_exception(exc)
+                else:
                     done.set_result(None)
-            with self._stats:
-                self.batches += 1
-                self.saved += len(batch)
-                self.seconds += time.perf_counter() - started
+        else:
+            for _, done in batch:
+                done.set_result(None)
+        with self._lock:
+            self.batches += 1
+            self.saved += len(batch)
+            self.seconds += time.perf_counter() - started
 
 
 class PgOrderLocks:
