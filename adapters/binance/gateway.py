@@ -144,7 +144,7 @@ class BinanceGateway:
             client.API_URL = self.api_url  # per instance: other clients stay untouched
         if self.environment == "paper":
             # The paper exchange is local: no proxy, .netrc, cookie or redirect applies, and
-            # requests' per-call handling of them was a fifth of the worker's CPU per order.
+            # requests' per-call handling of them was 0.3 of the ~1 ms of CPU a call took.
             session = LoopbackSession()
             session.headers.update(client.session.headers)  # the API key, Accept, User-Agent
             client.session.close()

@@ -5,8 +5,8 @@ timeout=...)`. Before any byte goes out, `requests.Session.request` merges the s
 cookies, hooks, auth, proxies and environment into a new request, parses and re-quotes the
 URL, and afterwards runs hooks, stores cookies and looks for redirects. For the paper
 exchange on loopback none of that applies (no cookies, auth, proxy or redirect; the URLs are
-python-binance's own, already encoded), and on the 2-core bench machine it was about a tenth
-of the worker's CPU per order (docs/benchmarks.md). This session prepares such a request
+python-binance's own, already encoded), and on the 2-core bench machine it was 0.3 of the
+~1 ms of CPU a call took (docs/benchmarks.md). This session prepares such a request
 directly and hands it to the same connection adapter (urllib3 with keep-alive), so the
 bytes on the wire, the Response and requests' exceptions (which the gateway maps to
 "maybe sent" or not) are those of a plain Session. Anything else -- other arguments, cookies

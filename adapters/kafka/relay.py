@@ -387,9 +387,8 @@ class Relay:
         """Publish until the relay has caught up with the log; return how many were published.
 
         A batch shorter than batch_size was everything there was: no read to confirm it (two
-        fewer queries per wake-up, which is most of the relay's cost at a few hundred commits
-        a second). An append that commits meanwhile leaves its NOTIFY waiting, so the next
-        _wait_for_append returns at once.
+        fewer queries per round). An append that commits meanwhile leaves its NOTIFY waiting,
+        so the next _wait_for_append returns at once.
         """
         total = 0
         while True:
