@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python scripts/bench_worker.py [--orders 3000] [--rate 100] [--duration 20]
                                                 [--lanes 16] [--accounts 8]
+                                                [--processes N [--placers 4]]
 
 Two phases, on a throw-away schema of TRADELEDGER_DATABASE_URL (default: the machine's
 Postgres), TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS or an embedded Tansu broker, and a paper
@@ -13,6 +14,13 @@ worker (consumer + lanes + user-data streams) in this process:
    (so it includes relay -> Kafka -> worker -> exchange -> recording).
 2. throughput: --orders MARKET orders placed while the worker's consumer is stopped, then the
    consumer starts and we time until every one of them is FILLED.
+
+With --processes N the worker runs as N `tradeledger worker --instance i --instances N`
+processes instead (partitions and orders split between them), as a deployment scales it
+out. A subprocess's consumer cannot be paused, so the throughput phase then places --orders
+orders from --placers threads as fast as they go while the workers run, and times from the
+first placement to the last fill (--processes 1 is the same method with one worker process,
+for comparison).
 
 Each phase also prints the CPU each process spent per order (this process, which runs the
 worker, and in the latency phase places the orders too; the relay; the paper exchange; the
@@ -57,8 +65,9 @@ from domain.values import OrderStatus  # noqa: E402
 MACHINE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def cpu_by_process() -> dict[str, float]:
-    """CPU seconds used so far by this process, its children and the machine's Postgres."""
+def cpu_by_process(own: str = "worker") -> dict[str, float]:
+    """CPU seconds used so far by this process (named `own`), its children and the machine's
+    Postgres."""
     import psutil
 
     me = psutil.Process()
@@ -71,13 +80,14 @@ def cpu_by_process() -> dict[str, float]:
             return
         found[name] = found.get(name, 0.0) + times.user + times.system
 
-    add("worker", me)
+    add(own, me)
     for child in me.children(recursive=True):
         try:
             cmd = " ".join(child.cmdline())
         except psutil.Error:
             continue
         name = ("relay" if "relay" in cmd else "paper exchange" if "paper_exchange" in cmd
+                else "worker" if "adapters.cli worker" in cmd
                 else "broker" if "tansu" in cmd or "kafka" in cmd else "other")
         add(name, child)
     for proc in psutil.process_iter(["name"]):
@@ -86,9 +96,9 @@ def cpu_by_process() -> dict[str, float]:
     return found
 
 
-def cpu_per_order(before: dict[str, float], orders: int) -> str:
+def cpu_per_order(before: dict[str, float], orders: int, own: str = "worker") -> str:
     """Describe the CPU per order spent since `before` (cpu_by_process), by process."""
-    after = cpu_by_process()
+    after = cpu_by_process(own)
     spent = {name: after[name] - before.get(name, 0.0) for name in after}
     parts = [f"{name} {seconds / orders * 1000:.2f}"
              for name, seconds in sorted(spent.items(), key=lambda item: -item[1])
@@ -111,6 +121,7 @@ class Bench:
         self.topic = f"bench.worker.{uuid.uuid4().hex[:8]}"
         self.cleanups: list[Any] = []
         self.consumer_stop: threading.Event | None = None
+        self.own = "worker"  # what this process's CPU is reported as
 
     def setup(self) -> None:
         print("starting the paper exchange, the broker and the relay ...", flush=True)
@@ -146,6 +157,17 @@ class Bench:
             stdout=subprocess.DEVNULL, stderr=open(self.work / "relay.log", "w"))
         self.cleanups.append(lambda: (relay.terminate(), relay.wait(10)))
 
+        if self.args.processes:
+            self.own = "bench"  # this process only places orders and watches
+            count = self.args.processes
+            for i in range(count):
+                worker = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+                    [sys.executable, "-m", "adapters.cli", "worker", "--instance", str(i),
+                     "--instances", str(count), "--lanes", str(self.args.lanes)],
+                    env={**env, "TRADELEDGER_PAPER_EXCHANGE_URL": self.exchange_url},
+                    stdout=subprocess.DEVNULL, stderr=open(self.work / f"worker-{i}.log", "w"))
+                self.cleanups.append(lambda w=worker: (w.terminate(), w.wait(10)))
+            return
         self.gateway = BinanceGateway.from_settings(self.settings)
         self.worker = ExecutionWorker(self.rt, self.gateway, lanes=self.args.lanes,
                                       sweep_interval=0)
@@ -190,6 +212,9 @@ class Bench:
             if time.monotonic() > deadline:
                 raise RuntimeError("the worker did not issue paper keys")
             time.sleep(0.1)
+        if self.args.processes:
+            time.sleep(3.0)  # the worker processes' user-data streams connect meanwhile
+            return ids
         while len(self.worker.streams.connected) < count:  # type: ignore[union-attr]
             if time.monotonic() > deadline:
                 break
@@ -244,7 +269,7 @@ class Bench:
         total = int(rate * duration)
         print(f"latency: {total} MARKET orders at {rate}/s ...", flush=True)
         ids: list[UUID] = []
-        cpu_before = cpu_by_process()
+        cpu_before = cpu_by_process(self.own)
         start = time.monotonic()
         for n in range(total):
             target = start + n / rate
@@ -254,13 +279,45 @@ class Bench:
             ids.append(self.place(accounts[n % len(accounts)], n))
         achieved = total / (time.monotonic() - start)
         self.wait_filled(ids, 120)
-        print(f"  {cpu_per_order(cpu_before, total)}", flush=True)
+        print(f"  {cpu_per_order(cpu_before, total, self.own)}", flush=True)
         lat = self.latencies_ms(ids)
         return {"orders": len(lat), "rate": achieved, "p50": percentile(lat, 50),
                 "p90": percentile(lat, 90), "p99": percentile(lat, 99), "max": max(lat),
                 "mean": statistics.fmean(lat)}
 
+    def sustained_phase(self, accounts: list[UUID]) -> dict[str, float]:
+        """Place --orders orders as fast as --placers threads go while the workers run."""
+        n, placers = self.args.orders, self.args.placers
+        print(f"throughput: {n} MARKET orders from {placers} threads, the workers running ...",
+              flush=True)
+        ids: list[UUID | None] = [None] * n
+        cpu_before = cpu_by_process(self.own)
+        started = time.monotonic()
+
+        def place(first: int) -> None:
+            for i in range(first, n, placers):
+                ids[i] = self.place(accounts[i % len(accounts)], i)
+
+        threads = [threading.Thread(target=place, args=(k,)) for k in range(placers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        placed = time.monotonic() - started
+        placed_ids = [i for i in ids if i is not None]
+        finished = self.wait_filled(placed_ids, 300)
+        print(f"  {cpu_per_order(cpu_before, n, self.own)}")
+        print(f"  placed at {n / placed:.0f}/s")
+        statuses: dict[str, int] = {}
+        for order_id in placed_ids:
+            status = self.rt.app.get_order(order_id).status.value
+            statuses[status] = statuses.get(status, 0) + 1
+        seconds = finished - started
+        return {"orders": n, "seconds": seconds, "orders_per_s": n / seconds, **statuses}
+
     def throughput_phase(self, accounts: list[UUID]) -> dict[str, float]:
+        if self.args.processes:
+            return self.sustained_phase(accounts)
         n = self.args.orders
         print(f"throughput: placing {n} MARKET orders with the worker's consumer stopped ...",
               flush=True)
@@ -294,6 +351,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     parser.add_argument("--accounts", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=0,
+                        help="run the worker as this many processes (0: in this process)")
+    parser.add_argument("--placers", type=int, default=4,
+                        help="threads placing orders in the --processes throughput phase")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import warnings
