@@ -29,7 +29,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -46,6 +45,7 @@ from commands.execution import (
     RetryPolicy,
     order_id_from_client_order_id,
 )
+from commands.group_commit import GroupCommit
 from commands.messages import ConnectExchangeKeys
 from domain.envelope import EventEnvelope
 from domain.errors import DomainError, ExchangeError, ExchangeKeysMissing, OrderNotFound
@@ -123,85 +123,24 @@ class Lanes:
                 thread.join(timeout)
 
 
-class GroupSaver:
-    """Save aggregates from many threads in shared transactions (group commit).
+class GroupSaver(GroupCommit):
+    """The worker's saves of changed orders, group-committed (commands/group_commit.py).
 
-    Every save into the event store ends in an fsync'd commit (serialized by Postgres's
-    NOTIFY lock), so one transaction for whatever the lanes queued meanwhile multiplies the
-    rate. The lane that finds fewer than `leaders` saves in progress saves the queue itself
-    (its own aggregate first), and goes on while more is queued; the others wait for a
-    leader to save theirs. So a lone save costs no hand-off to another thread, and with two
-    leaders one batch is encoded and sent while the other waits for its commit. If a shared
-    save conflicts, each aggregate is saved alone so that only the one that lost a race sees
-    IntegrityError (and reloads, in ExecutionManager._record).
+    Two leaders, and any failure of a shared save is retried one order at a time, so only
+    the order that lost a race sees IntegrityError (and reloads, in
+    ExecutionManager._record).
     """
 
     def __init__(self, app: TradingApplication, max_batch: int = 64, leaders: int = 2) -> None:
-        self.app = app
-        self.max_batch = max_batch
-        self.leaders = leaders
-        self.batches = 0  # transactions written, and aggregates saved in them
-        self.saved = 0
-        self.seconds = 0.0
-        self._lock = threading.Lock()
-        self._pending: list[tuple[list[Any], Future[None]]] = []
-        self._leading = 0
+        super().__init__(app.save, max_batch=max_batch, leaders=leaders)
 
     def __call__(self, aggregate: Any) -> None:
         events = aggregate.collect_events()
-        if not events:
-            return
-        done: Future[None] = Future()
-        with self._lock:
-            self._pending.append((events, done))
-            lead = self._leading < self.leaders
-            if lead:
-                self._leading += 1
-        if lead:
-            self._lead()
-        done.result()
+        if events:
+            self.commit(events)
 
     def stop(self) -> None:
         """Nothing to stop: saves run on the threads that ask for them."""
-
-    def _lead(self) -> None:
-        batch: list[tuple[list[Any], Future[None]]] = []
-        try:
-            while True:
-                with self._lock:
-                    batch = self._pending[:self.max_batch]
-                    del self._pending[:self.max_batch]
-                    if not batch:
-                        self._leading -= 1
-                        return
-                self._save(batch)
-        except BaseException as exc:  # never leave the batch's lanes waiting
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-            with self._lock:
-                self._leading -= 1
-            raise
-
-    def _save(self, batch: list[tuple[list[Any], Future[None]]]) -> None:
-        started = time.perf_counter()
-        try:
-            self.app.save(*[e for events, _ in batch for e in events])
-        except Exception:
-            for events, done in batch:
-                try:
-                    self.app.save(*events)
-                except Exception as exc:  # handed to the lane that asked
-                    done.set_exception(exc)
-                else:
-                    done.set_result(None)
-        else:
-            for _, done in batch:
-                done.set_result(None)
-        with self._lock:
-            self.batches += 1
-            self.saved += len(batch)
-            self.seconds += time.perf_counter() - started
 
 
 class PgOrderLocks:

@@ -9,9 +9,7 @@ when they lose a race with another writer.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -20,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import IntegrityError
 
+from commands.group_commit import GroupCommit
 from commands.messages import (
     Command,
     ConnectExchangeKeys,
@@ -130,9 +129,10 @@ class TradingApplication(Application[UUID]):
         self.symbols = symbols
         self.hasher = hasher
         self.cipher = cipher
-        self._group_lock = threading.Lock()
-        self._group_pending: list[tuple[list[Any], Future[None]]] = []
-        self._group_leader = False
+        # One leader: concurrent placements are many small saves, and a duplicate order id
+        # is the one failure that must reach only its own caller.
+        self._group = GroupCommit(self.save, max_batch=GROUP_COMMIT_MAX,
+                                  alone_on=(IntegrityError,))
         self._handlers: dict[type[Command], Callable[[Any], Any]] = {
             RegisterAccount: self.register_account,
             ConnectExchangeKeys: self.connect_exchange_keys,
@@ -355,42 +355,9 @@ class TradingApplication(Application[UUID]):
         if not self.group_commit:
             self.save(order)
             return
-        done: Future[None] = Future()
         # Collect the events now: a failed save() would drain them from the aggregate, and
-        # the one-by-one retry below needs them.
-        events = list(order.collect_events())
-        with self._group_lock:
-            self._group_pending.append((events, done))
-            leader = not self._group_leader
-            self._group_leader = True
-        if leader:
-            self._lead_group_commits()
-        done.result()
-
-    def _lead_group_commits(self) -> None:
-        while True:
-            with self._group_lock:
-                batch = self._group_pending[:GROUP_COMMIT_MAX]
-                del self._group_pending[:GROUP_COMMIT_MAX]
-                if not batch:
-                    self._group_leader = False
-                    return
-            try:
-                self.save(*(event for events, _ in batch for event in events))
-            except IntegrityError:
-                # A duplicate in the batch fails it whole: save one by one to find it.
-                for events, done in batch:
-                    try:
-                        self.save(*events)
-                        done.set_result(None)
-                    except Exception as exc:
-                        done.set_exception(exc)
-            except Exception as exc:
-                for _, done in batch:
-                    done.set_exception(exc)
-            else:
-                for _, done in batch:
-                    done.set_result(None)
+        # the one-by-one retry after a failed shared save needs them.
+        self._group.commit(list(order.collect_events()))
 
     def _update(
         self, aggregate_id: UUID, load: Callable[[UUID], A], change: Callable[[A], Any]

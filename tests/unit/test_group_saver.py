@@ -1,4 +1,5 @@
-"""The worker's group commit: lanes share transactions, and a conflict stays with its lane."""
+"""Group commit (commands/group_commit.py) and the worker's GroupSaver on it: callers share
+transactions, and a conflict stays with its caller."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.worker import GroupSaver
+from commands.group_commit import GroupCommit
 
 
 class Conflict(Exception):
@@ -119,3 +121,45 @@ def test_an_interrupted_leader_leaves_no_lane_waiting(monkeypatch: pytest.Monkey
     monkeypatch.undo()
     saver(Aggregate("b"))  # leadership was given back: the next save runs
     assert app.transactions == [["b"]]
+
+
+def test_only_the_named_failures_are_retried_alone() -> None:
+    """The application's placements retry alone only on IntegrityError (here: Conflict);
+    any other failure of a shared save goes to every caller of the batch."""
+
+    class Down(Exception):
+        pass
+
+    release = threading.Event()
+
+    def save(*events: str) -> None:
+        if "first" in events:
+            release.wait(5)  # hold the leader while the others queue up behind it
+        if "down" in events:
+            raise Down("database gone")
+
+    commit = GroupCommit(save, max_batch=64, alone_on=(Conflict,))
+    outcome: dict[str, BaseException | None] = {}
+
+    def caller(name: str) -> None:
+        try:
+            commit.commit([name])
+            outcome[name] = None
+        except Exception as exc:
+            outcome[name] = exc
+
+    first = threading.Thread(target=caller, args=("first",))
+    first.start()
+    others = [threading.Thread(target=caller, args=(n,)) for n in ("a", "down", "b")]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(commit._pending) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert outcome["first"] is None
+    # a, down and b shared the next transaction; Down is not retried alone: all three fail.
+    shared = ("a", "down", "b")
+    assert {n: type(outcome[n]) for n in shared} == dict.fromkeys(shared, Down)
