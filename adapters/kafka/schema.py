@@ -63,23 +63,27 @@ def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int,
     ]
 
 
-def header_str(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
-    """Read a text header, None when it is absent or not UTF-8."""
+def _header(headers: list[tuple[str, bytes]] | None, name: str) -> bytes | None:
+    """The first header of that name, None when there is none."""
     for key, value in headers or ():
         if key == name:
-            try:
-                return value.decode()
-            except (AttributeError, UnicodeDecodeError):
-                return None
+            return value
     return None
+
+
+def header_str(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
+    """Read a text header, None when it is absent or not UTF-8."""
+    value = _header(headers, name)
+    try:
+        return None if value is None else value.decode()
+    except (AttributeError, UnicodeDecodeError):
+        return None
 
 
 def header_int(headers: list[tuple[str, bytes]] | None, name: str) -> int | None:
     """Read an integer header, None when it is absent or malformed."""
-    for key, value in headers or ():
-        if key == name:
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
-    return None
+    value = _header(headers, name)
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
