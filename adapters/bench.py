@@ -132,13 +132,16 @@ def process_usage() -> list[tuple[str, float, float]]:
     rows = []
     for proc in psutil.process_iter(["cmdline", "cpu_times", "memory_info", "name"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "adapters.cli" in cmd or "tansu" in cmd or proc.info["name"] == "postgres":
+        if ("adapters.cli" in cmd or "adapters.paper_exchange" in cmd or "tansu" in cmd
+                or proc.info["name"] == "postgres"):
             args = proc.info["cmdline"] or ["?"]
             if "adapters.cli" in args:
                 name = args[args.index("adapters.cli") + 1]
                 if name == "bench":
                     continue  # the load generator itself
                 name = "supervisor" if name == "up" else name
+            elif "adapters.paper_exchange" in args:  # started on its own (scripts, tests)
+                name = "paper-exchange"
             else:
                 name = "broker" if "tansu" in cmd else "postgres"
             cpu = proc.info["cpu_times"]

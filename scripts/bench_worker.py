@@ -51,6 +51,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from adapters.bench import process_usage  # noqa: E402
 from adapters.binance.gateway import BinanceGateway  # noqa: E402
 from adapters.bootstrap import bootstrap  # noqa: E402
 from adapters.kafka.consumer import ConsumerRunner  # noqa: E402
@@ -66,33 +67,14 @@ MACHINE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def cpu_by_process(own: str = "worker") -> dict[str, float]:
-    """CPU seconds used so far by this process (named `own`), its children and the machine's
-    Postgres."""
+    """CPU seconds used so far by each TradeLedger process on this machine (as `tradeledger
+    bench` counts them: relay, worker processes, paper exchange, broker, Postgres), and by
+    this one, named `own`."""
     import psutil
 
-    me = psutil.Process()
-    found: dict[str, float] = {}
-
-    def add(name: str, proc: psutil.Process) -> None:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            return
-        found[name] = found.get(name, 0.0) + times.user + times.system
-
-    add(own, me)
-    for child in me.children(recursive=True):
-        try:
-            cmd = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        name = ("relay" if "relay" in cmd else "paper exchange" if "paper_exchange" in cmd
-                else "worker" if "adapters.cli worker" in cmd
-                else "broker" if "tansu" in cmd or "kafka" in cmd else "other")
-        add(name, child)
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] == "postgres":
-            add("postgres", proc)
+    found = {name: cpu for name, cpu, _ in process_usage()}
+    times = psutil.Process().cpu_times()
+    found[own] = found.get(own, 0.0) + times.user + times.system
     return found
 
 
