@@ -233,6 +233,15 @@ class Bench:
             time.sleep(0.05)
         return time.monotonic()
 
+    def outcome(self, order_ids: list[UUID], seconds: float) -> dict[str, float]:
+        """Orders, seconds, orders per second and how many ended in each status."""
+        statuses: dict[str, int] = {}
+        for order_id in order_ids:
+            status = self.rt.app.get_order(order_id).status.value
+            statuses[status] = statuses.get(status, 0) + 1
+        n = len(order_ids)
+        return {"orders": n, "seconds": seconds, "orders_per_s": n / seconds, **statuses}
+
     def latencies_ms(self, order_ids: list[UUID]) -> list[float]:
         app = self.rt.app
         out: list[float] = []
@@ -290,12 +299,7 @@ class Bench:
         finished = self.wait_filled(placed_ids, 300)
         print(f"  {cpu_per_order(cpu_before, n, self.own)}")
         print(f"  placed at {n / placed:.0f}/s")
-        statuses: dict[str, int] = {}
-        for order_id in placed_ids:
-            status = self.rt.app.get_order(order_id).status.value
-            statuses[status] = statuses.get(status, 0) + 1
-        seconds = finished - started
-        return {"orders": n, "seconds": seconds, "orders_per_s": n / seconds, **statuses}
+        return self.outcome(placed_ids, finished - started)
 
     def throughput_phase(self, accounts: list[UUID]) -> dict[str, float]:
         if self.args.processes:
@@ -309,21 +313,17 @@ class Bench:
         print("throughput: consumer started", flush=True)
         saver = self.worker.saver
         batches, saved, busy = saver.batches, saver.saved, saver.seconds
-        cpu_before = cpu_by_process()
+        cpu_before = cpu_by_process(self.own)
         started = time.monotonic()
         self.start_consumer()
         finished = self.wait_filled(ids, 300)
-        print(f"  {cpu_per_order(cpu_before, n)}")
+        print(f"  {cpu_per_order(cpu_before, n, self.own)}")
         seconds = finished - started
         batches, saved = saver.batches - batches, saver.saved - saved
         print(f"  group commit: {saved} saves in {batches} transactions "
               f"({saved / max(batches, 1):.1f} per transaction, "
               f"{(saver.seconds - busy) / max(batches, 1) * 1000:.1f} ms each)")
-        statuses: dict[str, int] = {}
-        for order_id in ids:
-            status = self.rt.app.get_order(order_id).status.value
-            statuses[status] = statuses.get(status, 0) + 1
-        return {"orders": n, "seconds": seconds, "orders_per_s": n / seconds, **statuses}
+        return self.outcome(ids, seconds)
 
 
 def main() -> int:
