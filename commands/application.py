@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
@@ -35,7 +34,7 @@ from commands.messages import (
     RequestCancel,
     RevokeExchangeKeys,
 )
-from commands.ports import PasswordHasher, SecretCipher, SymbolCatalog
+from commands.ports import ExchangeCredentials, PasswordHasher, SecretCipher, SymbolCatalog
 from domain.account import Account, account_id_for, mask_api_key, normalize_email
 from domain.errors import (
     AccountNotFound,
@@ -96,18 +95,6 @@ def apply_report(order: Order, command: Command) -> None:
         order.expire(command.actor, command.reason)
     else:
         raise TypeError(f"not an exchange report command: {type(command).__name__}")
-
-
-@dataclass(frozen=True)
-class ExchangeCredentials:
-    """Decrypted keys, made just in time for one exchange call and never logged."""
-
-    api_key: str
-    secret_key: str
-    environment: str
-
-    def __repr__(self) -> str:
-        return f"ExchangeCredentials(api_key={mask_api_key(self.api_key)!r}, secret_key='***')"
 
 
 class TradingApplication(Application[UUID]):

@@ -29,7 +29,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.application import ExchangeCredentials, TradingApplication, apply_report
+from commands.application import TradingApplication, apply_report
 from commands.messages import (
     Command,
     RecordAcceptance,
@@ -42,6 +42,7 @@ from commands.messages import (
 )
 from commands.ports import (
     CredentialsProvider,
+    ExchangeCredentials,
     ExchangeGateway,
     ExchangeOrderReport,
     ExchangeOrderRequest,

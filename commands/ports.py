@@ -6,13 +6,23 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from uuid import UUID
 
+from domain.account import mask_api_key
 from domain.symbols import SymbolRules
 
-if TYPE_CHECKING:
-    from commands.application import ExchangeCredentials
+
+@dataclass(frozen=True)
+class ExchangeCredentials:
+    """Decrypted keys, made just in time for one exchange call and never logged."""
+
+    api_key: str
+    secret_key: str
+    environment: str
+
+    def __repr__(self) -> str:
+        return f"ExchangeCredentials(api_key={mask_api_key(self.api_key)!r}, secret_key='***')"
 
 
 class SymbolCatalog(Protocol):

@@ -45,7 +45,7 @@ def _env(name: str, default: str) -> str:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     # The dashboard imports nothing of ours but dashboard/*: it reads the same TRADELEDGER_*
-    # variables as adapters/settings.py instead of importing it.
+    # variables as adapters/platform/settings.py instead of importing it.
     logging.basicConfig(level=_env("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

@@ -1,6 +1,6 @@
 """Benchmark: accepted orders per second through HTTP with JWT, and latency p50/p99.
 
-Starts a real uvicorn (N workers, `adapters.api.asgi:app_from_environment`) on a fresh
+Starts a real uvicorn (N workers, `adapters.processes.api:app_from_environment`) on a fresh
 Postgres schema, registers a few users over HTTP, then drives POST /api/trading/orders
 with keep-alive connections from a lean asyncio client (raw HTTP/1.1, so the client costs
 as little CPU as possible on a small machine). Every order is a new LIMIT order with its
@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -67,12 +66,6 @@ def postgres_backends(db_url: str) -> list[int]:
         return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity").fetchall()]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_json(url: str, body: dict[str, object]) -> dict[str, object]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),  # noqa: S310
                                      headers={"Content-Type": "application/json"})
@@ -95,15 +88,15 @@ def start_server(db_url: str, schema: str, port: int, workers: int,
     }
     # Create the event store tables before the workers start (they would race on them).
     sys.path.insert(0, str(ROOT))
-    from adapters.bootstrap import bootstrap
-    from adapters.settings import Settings
+    from adapters.platform.bootstrap import bootstrap
+    from adapters.platform.settings import Settings
 
     os.environ.update(settings)
     bootstrap(Settings(), db_url).close()
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT)
     command = [sys.executable, "-m", "uvicorn", "--factory",
-               "adapters.api.asgi:app_from_environment", "--host", "127.0.0.1",
+               "adapters.processes.api:app_from_environment", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers), "--no-access-log",
                "--log-level", "warning"]
     for module, flag in (("uvloop", "--loop=uvloop"), ("httptools", "--http=httptools")):
@@ -186,6 +179,8 @@ def main() -> int:
     schema = f"bench_api_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
+    from adapters.platform.net import free_port
+
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix=schema))
     server = start_server(args.database_url, schema, port, args.workers, data_dir)

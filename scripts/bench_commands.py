@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 
-from adapters.bootstrap import bootstrap
-from adapters.settings import Settings
+from adapters.platform.bootstrap import bootstrap
+from adapters.platform.settings import Settings
 from commands.messages import PlaceOrder, RegisterAccount
 
 

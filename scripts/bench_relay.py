@@ -30,14 +30,14 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters.bootstrap import Runtime, bootstrap  # noqa: E402
 from adapters.kafka.consumer import ConsumerRunner  # noqa: E402
 from adapters.kafka.embedded import start_embedded_broker  # noqa: E402
 from adapters.kafka.relay import Relay  # noqa: E402
 from adapters.kafka.topics import ensure_topic  # noqa: E402
+from adapters.platform.bootstrap import Runtime, bootstrap  # noqa: E402
+from adapters.platform.settings import Settings, settings_env  # noqa: E402
+from adapters.postgres.projector import Projector  # noqa: E402
 from adapters.postgres.readmodels import CHANGES_CHANNEL, EVENTS_TABLE  # noqa: E402
-from adapters.projector import Projector  # noqa: E402
-from adapters.settings import Settings, settings_env  # noqa: E402
 from domain.envelope import EventEnvelope  # noqa: E402
 from domain.order import Order  # noqa: E402
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.bootstrap import bootstrap
-from adapters.projector_cli import replay, resolve_projections
-from adapters.settings import Settings
+from adapters.platform.bootstrap import bootstrap
+from adapters.platform.settings import Settings
+from adapters.postgres.replay import replay, resolve_projections
 from commands.messages import RegisterAccount
 from domain.order import Order
 

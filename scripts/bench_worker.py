@@ -51,15 +51,15 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters.bench import process_usage  # noqa: E402
 from adapters.binance.gateway import BinanceGateway  # noqa: E402
-from adapters.bootstrap import bootstrap  # noqa: E402
+from adapters.cli.bench import process_usage  # noqa: E402
 from adapters.kafka.consumer import ConsumerRunner  # noqa: E402
 from adapters.kafka.embedded import start_embedded_broker  # noqa: E402
 from adapters.kafka.topics import ensure_topic  # noqa: E402
 from adapters.paper_exchange.runner import start_subprocess  # noqa: E402
-from adapters.settings import Settings  # noqa: E402
-from adapters.worker import DEFAULT_LANES, ExecutionWorker  # noqa: E402
+from adapters.platform.bootstrap import bootstrap  # noqa: E402
+from adapters.platform.settings import Settings  # noqa: E402
+from adapters.processes.worker import DEFAULT_LANES, ExecutionWorker  # noqa: E402
 from commands.messages import PlaceOrder, RegisterAccount  # noqa: E402
 from domain.values import OrderStatus  # noqa: E402
 

@@ -26,8 +26,8 @@ from adapters.api.ratelimit import RateLimiter
 from adapters.api.routes import account, auth, health, orders, queries, stream
 from adapters.api.routes import market as market_routes
 from adapters.api.tokens import TokenService
-from adapters.bootstrap import Runtime
-from adapters.marketdata import MarketData
+from adapters.binance.marketdata import MarketData
+from adapters.platform.bootstrap import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from adapters.api.errors import ApiError, unauthorized
 from adapters.api.hub import ChangeHub
 from adapters.api.ratelimit import RateLimiter
 from adapters.api.tokens import STREAM_AUDIENCE, Principal, TokenService
-from adapters.bootstrap import Runtime
-from adapters.marketdata import MarketData
+from adapters.binance.marketdata import MarketData
+from adapters.platform.bootstrap import Runtime
 
 ACCESS_COOKIE = "tl_access"
 ReadyCheck = Callable[[], "bool | Awaitable[bool]"]

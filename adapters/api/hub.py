@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import anyio
 import psycopg
 
-from adapters.aio import cancel_and_wait
+from adapters.platform.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -81,7 +81,7 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from adapters.logs import request_id
+        from adapters.platform.logs import request_id
 
         incoming = dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1")
         rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]

@@ -30,10 +30,14 @@ from binance.exceptions import BinanceAPIException, BinanceRequestException
 from adapters.binance.enums import parse_status
 from adapters.binance.errors import BinanceErrorCode, map_api_error
 from adapters.binance.loopback import LoopbackSession
-from adapters.security import ConfigurationError
-from adapters.settings import Settings
-from commands.application import ExchangeCredentials
-from commands.ports import ExchangeFill, ExchangeOrderReport, ExchangeOrderRequest
+from adapters.platform.crypto import ConfigurationError
+from adapters.platform.settings import Settings
+from commands.ports import (
+    ExchangeCredentials,
+    ExchangeFill,
+    ExchangeOrderReport,
+    ExchangeOrderRequest,
+)
 from domain.errors import ExchangeError, ExchangeRejected, ExchangeUnavailable
 
 log = logging.getLogger(__name__)
@@ -178,7 +182,7 @@ class BinanceGateway:
 
     # ---- calls -----------------------------------------------------------------------
     def _call(self, client: Client, what: str, fn: Callable[[], T], *, safe: bool) -> T:
-        from adapters.metrics import EXCHANGE_ERRORS, EXCHANGE_LATENCY
+        from adapters.platform.metrics import EXCHANGE_ERRORS, EXCHANGE_LATENCY
 
         attempts = self.retries + 1 if safe else 1
         for attempt in range(attempts):

@@ -19,12 +19,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from adapters.aio import cancel_and_wait
-from adapters.marketdata import KLINE_INTERVALS
+from adapters.platform.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+KLINE_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d", "1w")
 
 TICKER_FRESH_SECONDS = 5.0
 SUBSCRIBER_QUEUE = 100
@@ -33,6 +34,23 @@ BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 
 class MarketDataError(RuntimeError):
     """The exchange did not answer a market-data request."""
+
+
+@runtime_checkable
+class MarketData(Protocol):
+    """Candles and tickers per symbol; every price and volume is a decimal string."""
+
+    async def klines(self, symbol: str, interval: str, limit: int) -> list[dict[str, Any]]:
+        """Return the last `limit` candles: {time (ms), open, high, low, close, volume}."""
+        ...
+
+    async def ticker(self, symbol: str) -> dict[str, Any]:
+        """Return {symbol, price, change24h (percent), high24h, low24h, volume24h, time}."""
+        ...
+
+    def stream(self, symbol: str, interval: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield live kline updates (the candle dict plus `closed: bool`) until cancelled."""
+        ...
 
 
 def candle_from_array(row: list[Any]) -> dict[str, Any]:
@@ -83,7 +101,7 @@ class _KlineFeed:
 
 
 class BinanceMarketData:
-    """The MarketData port on python-binance (adapters/marketdata.py)."""
+    """The MarketData port on python-binance (above)."""
 
     def __init__(self, symbols: Any = None, *, watch: Iterable[str] | None = None,
                  api_url: str | None = None, stream_url: str | None = None,

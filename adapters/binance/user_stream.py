@@ -19,8 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.binance.enums import parse_status
-from commands.application import ExchangeCredentials
-from commands.ports import ExchangeFill, ExchangeOrderReport
+from commands.ports import ExchangeCredentials, ExchangeFill, ExchangeOrderReport
 from domain.errors import ExchangeKeysMissing
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from adapters.kafka.schema import (
 )
 from adapters.kafka.store import ensure_bus_tables
 from adapters.kafka.topics import ensure_topic, never_auto_create
-from adapters.metrics import CONSUMER_APPLIED, CONSUMER_LAG, DEAD_LETTERS
+from adapters.platform.metrics import CONSUMER_APPLIED, CONSUMER_LAG, DEAD_LETTERS
 from adapters.postgres.store import check_schema_name
 from domain.envelope import EventEnvelope
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +16,9 @@ from pathlib import Path
 from types import TracebackType
 
 from adapters.kafka.topics import ensure_topic
-from adapters.settings import Settings
+from adapters.platform.net import free_port
+from adapters.platform.readiness import broker_answers
+from adapters.platform.settings import Settings
 
 __all__ = [
     "EmbeddedBroker", "broker_bootstrap", "ensure_topic", "free_port", "start_embedded_broker",
@@ -25,26 +26,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 15.0
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def broker_answers(port: int) -> bool:
-    """Tell whether the broker answers a Kafka ApiVersions request on `port`."""
-    # ApiVersions v0: size, api_key=18, version=0, correlation_id=1, client_id="probe".
-    body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
-    body += (5).to_bytes(2, "big") + b"probe"
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(len(body).to_bytes(4, "big") + body)
-            return len(sock.recv(8)) >= 8
-    except OSError:
-        return False
 
 
 class EmbeddedBroker:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from adapters.kafka.store import (
     wake_channel,
 )
 from adapters.kafka.topics import admin_client, ensure_topic, never_auto_create, topic_partitions
-from adapters.metrics import RELAY_LAG, RELAY_PUBLISHED
+from adapters.platform.metrics import RELAY_LAG, RELAY_PUBLISHED
 from adapters.postgres.envelopes import to_envelope
 
 log = logging.getLogger(__name__)
@@ -469,26 +468,9 @@ class Relay:
 
 
 def relay_from_runtime(runtime: Any, bootstrap_servers: str, **kwargs: Any) -> Relay:
-    """Build the relay of a bootstrapped runtime (adapters.bootstrap.Runtime)."""
+    """Build the relay of a bootstrapped runtime (adapters.platform.bootstrap.Runtime)."""
     settings = runtime.settings
     kwargs.setdefault("linger", settings.relay_linger_ms / 1000)
     return Relay(app=runtime.app, database_url=runtime.database_url,
                  bootstrap_servers=bootstrap_servers, topic=settings.kafka_topic,
                  partitions=settings.kafka_partitions, **kwargs)
-
-
-def run_relay_process() -> int:
-    """Run the relay until SIGTERM/SIGINT, with settings from the environment."""
-    from adapters.kafka.embedded import broker_bootstrap
-    from adapters.runtime import open_runtime, start_process
-    from adapters.settings import get_settings
-
-    settings = get_settings()
-    stop = start_process(settings)
-    with open_runtime(settings) as runtime, broker_bootstrap(settings) as bootstrap:
-        relay_from_runtime(runtime, bootstrap).run(stop)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_relay_process())

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
-from adapters.markets import Market
 from adapters.paper_exchange import errors as e
 from adapters.paper_exchange.formats import (
     COMMISSION_RATE,
@@ -24,6 +23,7 @@ from adapters.paper_exchange.formats import (
     execution_report,
 )
 from adapters.paper_exchange.market import MarketSimulator
+from adapters.paper_exchange.markets import Market
 from adapters.paper_exchange.models import ZERO, Account, Balance, Order, Trade
 from adapters.paper_exchange.store import Store
 

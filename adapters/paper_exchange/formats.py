@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from adapters.markets import Market
+from adapters.paper_exchange.markets import Market
 from adapters.paper_exchange.models import Account, Order, Trade, fmt
 
 COMMISSION_RATE = Decimal("0.001")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from adapters.markets import Market
+from adapters.paper_exchange.markets import Market
 from adapters.paper_exchange.models import fmt
 from adapters.paper_exchange.store import CandleRow, Store
 

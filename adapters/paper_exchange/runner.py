@@ -1,5 +1,6 @@
 """Ways to run the paper exchange: blocking, in a background thread, as a subprocess, and
-the `tradeledger paper-exchange` command line."""
+from a command line (`python -m adapters.paper_exchange`; `tradeledger paper-exchange`
+registers the same options)."""
 
 from __future__ import annotations
 
@@ -156,18 +157,51 @@ def admin_post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the serving command."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--state-dir", default=".tradeledger/paper-exchange")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the price history")
+    parser.add_argument("--tick-ms", type=int, default=250, help="price tick period")
+    parser.add_argument("--history-days", type=int, default=30,
+                        help="days of 1m history generated for a new state dir")
+
+
+def add_keys_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the key-issuing command."""
+    parser.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    parser.add_argument("--balance", action="append", default=[], metavar="ASSET=AMOUNT",
+                        help="starting balance (repeatable); default: the standard set")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve until interrupted."""
+    run_paper_exchange(args.host, args.port, args.state_dir, args.seed, args.tick_ms,
+                       args.history_days)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Print a new key pair as JSON."""
+    balances: dict[str, Decimal | str] | None = (
+        {a.upper(): Decimal(v) for a, v in (b.split("=", 1) for b in args.balance)}
+        if args.balance else None)
+    keys = request_keys(args.url, balances)
+    print(json.dumps({"apiKey": keys.api_key, "secretKey": keys.secret_key}))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `[serve options]` or `issue-keys --url URL [--balance A=N]` (python -m entry)."""
-    from adapters.paper_exchange import cli
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "issue-keys":
         parser = argparse.ArgumentParser(prog="python -m adapters.paper_exchange issue-keys",
                                          description="Issue a funded API key pair.")
-        cli.add_keys_options(parser)
-        return cli.cmd_keys(parser.parse_args(args[1:]))
+        add_keys_options(parser)
+        return cmd_keys(parser.parse_args(args[1:]))
     parser = argparse.ArgumentParser(
         prog="python -m adapters.paper_exchange",
         description="Serve a Binance-compatible paper exchange (REST + websockets).")
-    cli.add_serve_options(parser)
-    return cli.cmd_serve(parser.parse_args(args))
+    add_serve_options(parser)
+    return cmd_serve(parser.parse_args(args))

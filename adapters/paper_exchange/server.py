@@ -20,11 +20,11 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from aiohttp import WSMsgType, web
 
-from adapters.markets import DEFAULT_MARKETS, Market
 from adapters.paper_exchange import errors as e
 from adapters.paper_exchange import formats
 from adapters.paper_exchange.engine import Engine, OrderRequest
 from adapters.paper_exchange.market import INTERVALS, MarketSimulator
+from adapters.paper_exchange.markets import DEFAULT_MARKETS, Market
 from adapters.paper_exchange.models import Account, fmt
 from adapters.paper_exchange.store import Store
 

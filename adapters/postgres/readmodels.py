@@ -253,7 +253,7 @@ def record_balances(
     the caller's transaction and emits no view change: balances are not an SSE kind.
     """
     if schema is None:
-        from adapters.settings import get_settings
+        from adapters.platform.settings import get_settings
 
         schema = get_settings().database_schema
     q = f'"{check_schema_name(schema)}"'

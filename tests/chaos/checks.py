@@ -18,7 +18,7 @@ from uuid import UUID
 
 import psycopg
 
-from adapters.launcher import ROOT
+from adapters.platform.launcher import ROOT
 from tests.chaos.traders import PlannedOrder, Trader
 
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
@@ -66,8 +66,8 @@ def read_orders(db_url: str, schema: str, order_ids: list[str]) -> dict[str, dic
 
 def read_truth(env: dict[str, str], order_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The orders as their aggregates in the event store have them (the source of truth)."""
-    from adapters.runtime import open_runtime
-    from adapters.settings import Settings
+    from adapters.platform.runtime import open_runtime
+    from adapters.platform.settings import Settings
     from domain.errors import OrderNotFound
 
     settings = Settings(database_url=env["TRADELEDGER_DATABASE_URL"],

@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 
 from adapters.kafka.embedded import broker_answers
-from adapters.launcher import RunningSystem
+from adapters.platform.launcher import RunningSystem
 
 # A child killed sooner than this after its start makes the supervisor back off
-# exponentially (adapters/supervisor.py: `quick` restarts); older ones restart in 0.5 s.
+# exponentially (adapters/processes/supervisor.py: `quick` restarts); older ones restart in 0.5 s.
 MIN_CHILD_AGE = 6.0
 
 

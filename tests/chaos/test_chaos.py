@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.launcher import RunningSystem, start_system, stop_system
+from adapters.platform.launcher import RunningSystem, start_system, stop_system
 from tests.chaos import checks
 from tests.chaos.processes import ChaosMonkey, child_env, restarts_reported
 from tests.chaos.traders import (

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from adapters.markets import DEFAULT_MARKETS
+from adapters.paper_exchange.markets import DEFAULT_MARKETS
 
 # The API restarts within seconds of a SIGKILL; a call waits this long for it at most.
 CALL_PATIENCE = 120.0

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from adapters.bench import render, run_load
+from adapters.cli.bench import render, run_load
 from tests.fixtures.system import RunningSystem
 
 pytestmark = pytest.mark.e2e

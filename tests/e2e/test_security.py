@@ -18,7 +18,7 @@ import jwt
 import psycopg
 import pytest
 
-from adapters.launcher import RunningSystem
+from adapters.platform.launcher import RunningSystem
 from tests.chaos.processes import child_env
 
 pytestmark = pytest.mark.e2e

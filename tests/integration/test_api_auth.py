@@ -13,7 +13,7 @@ import jwt
 import psycopg
 import pytest
 
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
 from tests.integration.test_api_support import (  # noqa: F401 (fixtures)
     LIMIT_ORDER,
     PASSWORD,

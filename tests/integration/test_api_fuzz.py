@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
 from tests.fixtures.postgres import make_test_settings
 from tests.integration.test_api_support import TestClient, create_app, register
 

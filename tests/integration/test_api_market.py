@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from adapters.binance.marketdata import BinanceMarketData
-from adapters.bootstrap import Runtime
-from adapters.markets import SymbolCatalogAdapter
+from adapters.binance.symbols import SymbolCatalogAdapter
+from adapters.platform.bootstrap import Runtime
 from tests.integration.test_api_support import (
     LiveServer,
     TestClient,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
 from commands.messages import RecordAcceptance, RecordFill
 from tests.fixtures.postgres import make_test_settings
 from tests.integration.test_api_support import (  # noqa: F401 (fixtures)

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
 from adapters.postgres.readmodels import record_balances
 from commands.messages import RecordAcceptance, RecordFill
 from tests.integration.test_api_support import (  # noqa: F401 (fixtures)

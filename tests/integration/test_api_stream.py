@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
 from tests.integration.test_api_support import (  # noqa: F401 (fixtures)
     LIMIT_ORDER,
     PASSWORD,

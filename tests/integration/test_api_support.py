@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from adapters.api.app import create_app
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
 from adapters.postgres.readmodels import CHANGES_CHANNEL
 from domain.envelope import EventEnvelope
 
@@ -61,7 +61,7 @@ def register(client: Any, email: str | None = None, **extra: Any) -> User:
 
 def project(runtime: Runtime, audit: bool = False) -> None:
     """Run the real projector over the whole notification log (it is idempotent)."""
-    from adapters.projector import Projector
+    from adapters.postgres.projector import Projector
 
     projector = Projector(runtime.settings.database_schema, audit=audit)
     app = runtime.app

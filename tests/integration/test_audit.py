@@ -8,10 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from adapters.bootstrap import Runtime
 from adapters.cli import main
-from adapters.projector_cli import replay, resolve_projections, verify_audit
-from adapters.settings import Settings, get_settings
+from adapters.platform.bootstrap import Runtime
+from adapters.platform.settings import Settings, get_settings
+from adapters.postgres.replay import replay, resolve_projections, verify_audit
 from domain.order import order_id_for
 from projections.audit import order_state_at
 from tests.integration.test_projections import envelopes, make_activity, project

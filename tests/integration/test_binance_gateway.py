@@ -10,10 +10,9 @@ from decimal import Decimal
 import pytest
 
 from adapters.binance.gateway import BinanceGateway, resolve_endpoints
-from adapters.security import ConfigurationError
-from adapters.settings import Settings
-from commands.application import ExchangeCredentials
-from commands.ports import ExchangeOrderRequest, ExchangeOrderStatus
+from adapters.platform.crypto import ConfigurationError
+from adapters.platform.settings import Settings
+from commands.ports import ExchangeCredentials, ExchangeOrderRequest, ExchangeOrderStatus
 from domain.errors import (
     ExchangeDuplicateOrder,
     ExchangeOrderUnknown,

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
-from adapters.bootstrap import Runtime
 from adapters.kafka.consumer import ConsumerRunner
 from adapters.kafka.dead_letters import list_dead_letters, request_retry
 from adapters.kafka.relay import Relay
+from adapters.platform.bootstrap import Runtime
 from domain.envelope import EventEnvelope
 from tests.fixtures.kafka import (
     EffectsHandler,

@@ -12,9 +12,9 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
+from adapters.postgres.projector import Projector
 from adapters.postgres.readmodels import CHANGES_CHANNEL, ReadModels, record_balances
-from adapters.projector import Projector
 from commands.messages import (
     PlaceOrder,
     RecordAcceptance,

@@ -19,12 +19,12 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from adapters.bootstrap import Runtime
 from adapters.kafka.consumer import ConsumerRunner
 from adapters.kafka.embedded import start_embedded_broker
 from adapters.kafka.relay import Relay
 from adapters.kafka.schema import partition_for
-from adapters.settings import Settings, settings_env
+from adapters.platform.bootstrap import Runtime
+from adapters.platform.settings import Settings, settings_env
 from commands.messages import RegisterAccount
 from domain.envelope import EventEnvelope
 from tests.fixtures.kafka import (
@@ -289,7 +289,7 @@ def test_relay_killed_three_times_still_applies_every_event_exactly_once(
     background(make_runner(runtime, kafka_bootstrap, kafka_topic, handler).run)
 
     def start_relay(index: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "adapters.kafka.relay"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "adapters.processes.relay"], env=env,
                                 cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=open(tmp_path / f"relay-{index}.log", "wb"))
 

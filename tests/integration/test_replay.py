@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters.bootstrap import Runtime
-from adapters.projector_cli import replay, resolve_projections
+from adapters.platform.bootstrap import Runtime
+from adapters.postgres.replay import replay, resolve_projections
 from commands.messages import PlaceOrder, RecordFill, RegisterAccount
 from domain.envelope import EventEnvelope
 from tests.integration.test_projections import dump, envelopes, make_activity, project
@@ -121,7 +121,7 @@ def project_through_kafka(runtime: Runtime, bootstrap: str, topic: str, handler:
 
 def test_projector_through_kafka_matches_a_replay_of_the_store(
         runtime: Runtime, kafka_bootstrap: str, kafka_topic: str) -> None:
-    from adapters.projector import Projector
+    from adapters.postgres.projector import Projector
 
     make_activity(runtime.app, orders=2)
     make_activity(runtime.app, email="second@example.com", orders=1)
@@ -139,7 +139,7 @@ def test_projector_batch_failing_in_the_database_dead_letters_only_the_bad_event
         runtime: Runtime, kafka_bootstrap: str, kafka_topic: str) -> None:
     """A whole batch runs in one pipeline, so a SQL error surfaces only at a later sync; the
     careful redo must still isolate the one event and let every other one through."""
-    from adapters.projector import Projector
+    from adapters.postgres.projector import Projector
 
     class Poisoned(Projector):
         def stage(self, conn: Any, envelope: EventEnvelope) -> None:
@@ -163,7 +163,7 @@ def test_projector_batch_failing_in_the_database_dead_letters_only_the_bad_event
 def test_replay_takes_the_slow_decoder_for_state_it_cannot_read_fast(runtime: Runtime) -> None:
     """Replay reads originator ids as text; the domain-event path gives the same envelope."""
     from adapters.postgres.envelopes import to_envelope
-    from adapters.projector_cli import StoredNotification
+    from adapters.postgres.replay import StoredNotification
 
     make_activity(runtime.app, orders=1)
     n = runtime.app.recorder.select_notifications(1, 1)[0]

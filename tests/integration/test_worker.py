@@ -17,11 +17,11 @@ import psycopg
 import pytest
 
 from adapters.binance.gateway import BinanceGateway
-from adapters.bootstrap import Runtime, bootstrap
 from adapters.kafka.consumer import ConsumerRunner
 from adapters.kafka.relay import Relay
+from adapters.platform.bootstrap import Runtime, bootstrap
 from adapters.postgres.readmodels import create_read_models
-from adapters.worker import ExecutionWorker
+from adapters.processes.worker import ExecutionWorker
 from commands.execution import RetryPolicy, exchange_client_order_id
 from commands.messages import (
     ConnectExchangeKeys,

@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
 from commands.messages import (
     ConnectExchangeKeys,
     PlaceOrder,

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from decimal import Decimal
 
-from adapters.markets import DEFAULT_MARKETS
+from adapters.paper_exchange.markets import DEFAULT_MARKETS
 from domain.symbols import SymbolRules
 
 

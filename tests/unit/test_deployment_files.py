@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.config_docs import env_name, render
-from adapters.settings import Settings
+from adapters.cli.config_docs import env_name, render
+from adapters.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = {env_name(name) for name in Settings.model_fields}
@@ -62,7 +62,7 @@ def test_live_trading_is_never_the_default() -> None:
 
 def test_settings_survive_the_trip_through_a_child_process_environment(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from adapters.settings import settings_env
+    from adapters.platform.settings import settings_env
 
     original = Settings(_env_file=None, data_dir=tmp_path, database_url="postgresql://x/y",  # type: ignore[call-arg]
                         master_keys="k1:abc", jwt_secret="s" * 40, allow_live_trading=True,

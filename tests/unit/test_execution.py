@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from commands.application import ExchangeCredentials, TradingApplication
+from commands.application import TradingApplication
 from commands.execution import (
     NO_KEYS_CODE,
     ExecutionManager,
@@ -26,6 +26,7 @@ from commands.messages import (
     RequestCancel,
 )
 from commands.ports import (
+    ExchangeCredentials,
     ExchangeFill,
     ExchangeOrderReport,
     ExchangeOrderRequest,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.worker import GroupSaver
+from adapters.processes.worker import GroupSaver
 from commands.group_commit import GroupCommit
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters.metrics import probe_app
+from adapters.platform.metrics import probe_app
 
 
 def call(app: Any, path: str) -> tuple[str, bytes]:

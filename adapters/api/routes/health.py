@@ -67,7 +67,7 @@ def metrics(ctx: Ctx) -> Response:
     """Prometheus metrics of this API process, with orders by status read at scrape time."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from adapters.metrics import ORDERS_BY_STATUS
+    from adapters.platform.metrics import ORDERS_BY_STATUS
 
     if ctx.pool is not None:
         schema = ctx.runtime.settings.database_schema

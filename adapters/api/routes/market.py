@@ -17,7 +17,7 @@ from sse_starlette import EventSourceResponse
 from adapters.api.deps import ApiContext, Ctx
 from adapters.api.routes.stream import PING_SECONDS, SSE_HEADERS
 from adapters.api.serializers import dec
-from adapters.metrics import SSE_CLIENTS
+from adapters.platform.metrics import SSE_CLIENTS
 from domain.errors import UnknownSymbol
 
 log = logging.getLogger(__name__)

@@ -119,7 +119,7 @@ def verify_chain(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
     """Recompute the audit hash chain over the whole event log (cached for 30 s)."""
     import time
 
-    from adapters.projector_cli import verify_audit
+    from adapters.postgres.audit import verify_audit
 
     if ctx.pool is None:
         raise ApiError(503, "unavailable", "the API is still starting")

@@ -13,7 +13,7 @@ from adapters.api.deps import Ctx, CurrentUser, StreamUser
 from adapters.api.errors import ApiError
 from adapters.api.schemas import StreamToken
 from adapters.api.tokens import STREAM_TOKEN_SECONDS
-from adapters.metrics import SSE_CLIENTS
+from adapters.platform.metrics import SSE_CLIENTS
 from domain.errors import ValidationFailed
 
 router = APIRouter(tags=["stream"])

@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.markets import SymbolCatalogAdapter
+from adapters.binance.symbols import SymbolCatalogAdapter
+from adapters.platform.crypto import AesGcmCipher, Argon2PasswordHasher, ConfigurationError
+from adapters.platform.settings import Settings, load_or_create_embedded_secrets
 from adapters.postgres.store import ensure_schema, eventsourcing_env, schema_ddl_lock
-from adapters.security import AesGcmCipher, Argon2PasswordHasher, ConfigurationError
-from adapters.settings import Settings, load_or_create_embedded_secrets
 from commands.application import TradingApplication
 
 log = logging.getLogger(__name__)

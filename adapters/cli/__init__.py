@@ -9,16 +9,13 @@ from collections.abc import Sequence
 
 # Each module exposes register(subparsers); a sub-command sets `func(args) -> int`.
 COMMAND_MODULES = (
-    "adapters.core_cli",
-    "adapters.config_docs",
-    "adapters.supervisor",
-    "adapters.kafka.cli",
-    "adapters.paper_exchange.cli",
-    "adapters.binance.cli",
-    "adapters.api.cli",
-    "adapters.projector_cli",
-    "adapters.bench",
-    "adapters.demo",
+    "adapters.cli.orders",
+    "adapters.cli.config_docs",
+    "adapters.cli.processes",
+    "adapters.cli.operations",
+    "adapters.cli.audit",
+    "adapters.cli.bench",
+    "adapters.cli.demo",
     "dashboard.cli",
 )
 
@@ -48,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    from adapters.security import ConfigurationError
+    from adapters.platform.crypto import ConfigurationError
 
     try:
         return int(func(args) or 0)
@@ -57,7 +54,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

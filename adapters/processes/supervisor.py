@@ -7,10 +7,8 @@ processes. A child that dies is restarted (with backoff) and reported; Ctrl-C st
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,21 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from adapters.settings import Settings, get_settings
+from adapters.platform.net import free_port
+from adapters.platform.settings import Settings
 
 CHILD_ORDER = ("api", "relay", "projector", "worker", "dashboard")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex((host, port)) == 0
 
 
 def _die_with_parent() -> None:
@@ -132,7 +119,7 @@ class Supervisor:
 
     # ---- servers --------------------------------------------------------------------
     def _start_servers(self) -> dict[str, str]:
-        from adapters.bootstrap import resolve_secrets
+        from adapters.platform.bootstrap import resolve_secrets
 
         settings = self.settings
         env = dict(os.environ)
@@ -258,39 +245,3 @@ class Supervisor:
             except Exception as exc:
                 status("cleanup", "failed", str(exc))
         self._cleanups.clear()
-
-
-def register(subparsers: Any) -> None:
-    up = subparsers.add_parser(
-        "up", help="run everything on this machine (embedded Postgres, broker, paper exchange)")
-    up.add_argument("--data-dir", type=Path, default=None, help="default: ~/.tradeledger")
-    up.add_argument("--api-port", type=int, default=None, help="default 8000; 0 = any free port")
-    up.add_argument("--dashboard-port", type=int, default=None,
-                    help="default 8050; 0 = any free port")
-    up.add_argument("--no-dashboard", action="store_true")
-    up.set_defaults(func=cmd_up)
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    if args.data_dir is not None:
-        os.environ["TRADELEDGER_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
-    get_settings.cache_clear()
-    settings = get_settings()
-    api_port = settings.api_port if args.api_port is None else args.api_port
-    dashboard_port = settings.dashboard_port if args.dashboard_port is None else args.dashboard_port
-    api_port = api_port or free_port()
-    dashboard_port = dashboard_port or free_port()
-    for name, port in (("API", api_port), ("dashboard", dashboard_port)):
-        if port_in_use(port):
-            print(f"tradeledger: port {port} for the {name} is already in use; "
-                  f"pass --{name.lower()}-port N (or 0 for any free port)", file=sys.stderr)
-            return 2
-    supervisor = Supervisor(settings=settings, api_port=api_port, dashboard_port=dashboard_port,
-                            with_dashboard=not args.no_dashboard)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        supervisor.stop_event.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return supervisor.run()

@@ -1,12 +1,12 @@
-"""The markets TradeLedger knows by default, with Binance-like filters.
+"""The paper exchange's markets, with Binance-like filters.
 
-The paper exchange serves these in exchangeInfo and simulates them; the write side
-validates against the same rules, so an order we accept is an order the exchange accepts.
+The paper exchange serves these in exchangeInfo and simulates them. They are also the
+write side's default symbol catalog (adapters/binance/symbols.py) until one is loaded from
+the exchange.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -50,26 +50,3 @@ DEFAULT_MARKETS: dict[str, Market] = {
         _market("LINKUSDT", "LINK", "0.01", "0.001", "0.01", "90000", "18.500", 0.95),
     )
 }
-
-
-class SymbolCatalogAdapter:
-    """SymbolCatalog over a set of rules, with reference prices fed by market data."""
-
-    def __init__(self, rules: dict[str, SymbolRules] | None = None) -> None:
-        self._rules = rules or {s: m.rules for s, m in DEFAULT_MARKETS.items()}
-        self._prices: dict[str, Decimal] = {}
-        self._lock = threading.Lock()
-
-    def rules(self, symbol: str) -> SymbolRules | None:
-        return self._rules.get(symbol)
-
-    def symbols(self) -> list[str]:
-        return sorted(self._rules)
-
-    def reference_price(self, symbol: str) -> Decimal | None:
-        with self._lock:
-            return self._prices.get(symbol)
-
-    def update_price(self, symbol: str, price: Decimal) -> None:
-        with self._lock:
-            self._prices[symbol] = price

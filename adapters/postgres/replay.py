@@ -1,11 +1,9 @@
-"""Read-side sub-commands: `projector`, `replay [--projection NAME|all] [--verify]`,
-`audit verify`. The replay and verification engines live here too (docs/read-side.md)."""
+"""Rebuild read models from the event store, or compare them with it (docs/read-side.md):
+the engine behind `tradeledger replay [--projection NAME|all] [--verify]`."""
 
 from __future__ import annotations
 
-import argparse
 import gc
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,11 +11,11 @@ from typing import Any, NamedTuple, TextIO
 
 import psycopg
 
+from adapters.postgres.audit import verify_audit
 from adapters.postgres.envelopes import to_envelope
 from adapters.postgres.readmodels import (
     AUDIT_COLS,
     EVENT_LOG_COLS,
-    EVENTS_TABLE,
     ORDER_COLS,
     POSITION_COLS,
     PRIMARY_KEYS,
@@ -32,7 +30,7 @@ from adapters.postgres.readmodels import (
     trade_values,
 )
 from adapters.postgres.store import check_schema_name
-from projections.audit import GENESIS, ChainEntry, StoredRow, link_hashes, verify_chain
+from projections.audit import GENESIS, link_hashes
 from projections.state import ReadModelState
 
 PAGE_SIZE = 10_000
@@ -252,7 +250,7 @@ def _replay(app: Any, database_url: str, schema: str, projections: list[str],
     One transaction: build the new tables beside the live ones while the projector runs
     on; then hold the projector off (advisory lock), fold what it appended meanwhile,
     write the rest and swap (or compare). The projector then carries on: whatever it
-    re-delivers is already applied and skipped (see adapters/projector.py).
+    re-delivers is already applied and skipped (see adapters/postgres/projector.py).
     """
     check_schema_name(schema)
     q = f'"{schema}"'
@@ -308,128 +306,3 @@ def _replay(app: Any, database_url: str, schema: str, projections: list[str],
     result.last_notification_id = fold.state.last_notification_id
     result.seconds = time.monotonic() - started
     return result
-
-
-# ---- audit verify ----------------------------------------------------------------------
-
-def _stream(conn: psycopg.Connection[Any], name: str, sql: str) -> Iterator[tuple[Any, ...]]:
-    with conn.cursor(name=name) as cur:
-        cur.itersize = 5000
-        cur.execute(sql)  # type: ignore[arg-type]
-        yield from cur
-
-
-def verify_audit(conn: psycopg.Connection[Any], schema: str) -> Any:
-    """Recompute the chain from the stored rows and compare it with audit_chain."""
-    q = f'"{check_schema_name(schema)}"'
-    with conn.transaction():
-        rows = (StoredRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in _stream(
-            conn, "audit_rows",
-            f"SELECT notification_id, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {q}.{EVENTS_TABLE} ORDER BY notification_id"))
-        chain = (ChainEntry(*r) for r in _stream(
-            conn, "audit_chain",
-            f"SELECT {', '.join(AUDIT_COLS)} FROM {q}.audit_chain ORDER BY notification_id"))  # noqa: S608
-        return verify_chain(rows, chain)
-
-
-# ---- CLI -------------------------------------------------------------------------------
-
-def register(subparsers: Any) -> None:
-    proj = subparsers.add_parser("projector", help="run the projector (read models, audit chain)")
-    proj.add_argument("--instance", type=int, default=None,
-                      help="this replica's index (default: TRADELEDGER_INSTANCE, or claim a "
-                      "free slot)")
-    proj.add_argument("--instances", type=int, default=None,
-                      help="how many replicas share the partitions (default: "
-                      "TRADELEDGER_INSTANCES)")
-    proj.add_argument("--batch-size", type=int, default=500)
-    proj.add_argument("--no-audit", action="store_true", help="do not extend the audit chain")
-    proj.set_defaults(func=cmd_projector)
-
-    rep = subparsers.add_parser("replay", help="rebuild read models from the event store")
-    rep.add_argument("--projection", default="all",
-                     choices=["all", *PROJECTIONS], help="which projection (default: all)")
-    rep.add_argument("--verify", action="store_true",
-                     help="rebuild into shadow tables and report rows that differ from live")
-    rep.add_argument("--force", action="store_true",
-                     help="rebuild the audit chain even when it does not verify")
-    rep.add_argument("--page-size", type=int, default=PAGE_SIZE)
-    rep.set_defaults(func=cmd_replay)
-
-    audit = subparsers.add_parser("audit", help="audit log tools")
-    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION")
-    ver = audit_sub.add_parser("verify", help="recompute the hash chain from the event store")
-    ver.set_defaults(func=cmd_audit_verify)
-
-
-def cmd_projector(args: argparse.Namespace) -> int:
-    from adapters.kafka.consumer import ConsumerRunner
-    from adapters.kafka.embedded import broker_bootstrap
-    from adapters.projector import Projector
-    from adapters.runtime import open_runtime, resolve_instance, start_process
-    from adapters.settings import get_settings
-
-    settings = get_settings()
-    stop = start_process(settings)
-    with open_runtime(settings) as rt, broker_bootstrap(settings) as bootstrap:
-        instance, instances, slot = resolve_instance("projector", args.instance,
-                                                     args.instances, settings)
-        projector = Projector(settings.database_schema, audit=not args.no_audit)
-        with psycopg.connect(rt.database_url) as conn, conn.transaction():
-            projector.setup(conn)
-        runner = ConsumerRunner(
-            database_url=rt.database_url, schema=settings.database_schema,
-            bootstrap_servers=bootstrap, topic=settings.kafka_topic,
-            handler=projector, instance=instance, instances=instances,
-            batch_size=args.batch_size)
-        try:
-            runner.run(stop)
-        finally:
-            runner.close()
-            if slot is not None:
-                slot.close()
-    return 0
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from adapters.runtime import configure_logging, open_runtime
-    from adapters.settings import get_settings
-
-    settings = get_settings()
-    configure_logging(settings)
-    with open_runtime(settings) as rt:
-        result = replay(rt.app, rt.database_url, settings.database_schema,
-                        resolve_projections(args.projection), verify=args.verify,
-                        progress=sys.stderr, page_size=args.page_size, force=args.force)
-    if result.refused:
-        print(f"replay refused: {result.refused}", file=sys.stderr)
-        return 1
-    summary = (f"{result.events:,} events up to notification {result.last_notification_id} in "
-               f"{result.seconds:.1f}s ({result.rate:,.0f} events/s); tables: "
-               f"{', '.join(result.tables)}")
-    if not args.verify:
-        print(f"replayed {summary}")
-        return 0
-    for diff in result.differences:
-        print(f"DIFF {diff['table']} {diff['key']}\n  live:    {diff['live']}\n"
-              f"  rebuilt: {diff['rebuilt']}")
-    if result.differences:
-        print(f"verify: {len(result.differences)} rows differ ({summary})")
-        return 1
-    print(f"verify: live tables match the event store ({summary})")
-    return 0
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from adapters.runtime import configure_logging, database_url
-    from adapters.settings import get_settings
-
-    settings = get_settings()
-    configure_logging(settings)
-    with database_url(settings) as url, psycopg.connect(url) as conn:
-        create_read_models(conn, settings.database_schema)
-        conn.commit()
-        result = verify_audit(conn, settings.database_schema)
-    print(result.describe())
-    return 0 if result.ok else 1

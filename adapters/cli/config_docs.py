@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from adapters.settings import Settings
+from adapters.platform.settings import Settings
 
 HEADER = """# Configuration reference
 
 Every setting is an environment variable (or a line in `.env`). This page is generated from
-`adapters/settings.py` by `tradeledger config-docs > docs/configuration.md`; a test keeps it in
-sync. **Embedded** is what `tradeledger up` does with nothing set; **production** is what
-docker-compose.yml sets.
+`adapters/platform/settings.py` by `tradeledger config-docs > docs/configuration.md`; a test
+keeps it in sync. **Embedded** is what `tradeledger up` does with nothing set; **production**
+is what docker-compose.yml sets.
 
 | variable | default | embedded | production | meaning |
 |---|---|---|---|---|

@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from adapters.platform.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -32,18 +34,10 @@ class RunningSystem:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_system(data_dir: Path, *, with_dashboard: bool = True,
                  timeout: float = 150.0) -> RunningSystem:
     """Run `tradeledger up` and wait until the API says it is ready."""
-    api_port, dashboard_port = _free_port(), _free_port()
+    api_port, dashboard_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADELEDGER_")}
     env["PYTHONPATH"] = str(ROOT)
     env["TRADELEDGER_DATA_DIR"] = str(data_dir)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from adapters.bootstrap import Runtime, bootstrap
-from adapters.readiness import postgres_check
-from adapters.settings import Settings, get_settings
+from adapters.platform.bootstrap import Runtime, bootstrap
+from adapters.platform.readiness import postgres_check
+from adapters.platform.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def configure_logging(settings: Settings) -> None:
     """Plain or JSON logs; quiet the libraries that print deprecations on import."""
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"websockets\..*")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"binance\..*")
-    from adapters.logs import setup_logging
+    from adapters.platform.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_json)
 
@@ -59,8 +59,8 @@ def open_runtime(settings: Settings | None = None) -> Iterator[Runtime]:
 def start_process(settings: Settings) -> threading.Event:
     """Set up a long-running process: logging, metrics port, and a stop flag set by
     SIGTERM or SIGINT so its loop can finish the batch in hand and exit cleanly."""
-    from adapters.metrics import serve_metrics
-    from adapters.readiness import ready_checks
+    from adapters.platform.metrics import serve_metrics
+    from adapters.platform.readiness import ready_checks
 
     configure_logging(settings)
     checks = ready_checks(settings)
@@ -91,3 +91,24 @@ def resolve_instance(name: str, instance: int | None, instances: int | None,
 
     claimed, conn = claim_instance_slot(settings.database_url, name, count)
     return claimed, count, conn
+
+
+@contextmanager
+def consumer_process(name: str, instance: int | None, instances: int | None
+                     ) -> Iterator[tuple[Settings, threading.Event, int, int]]:
+    """Start one replica of a long-running consumer process (worker, projector).
+
+    Logging, the metrics port and the stop flag (`start_process`), then this replica's index
+    (`resolve_instance`); yields (settings, stop, index, count) and releases the claimed slot
+    when the process ends.
+    """
+    settings = get_settings()
+    stop = start_process(settings)
+    index, count, slot = resolve_instance(name, instance, instances, settings)
+    try:
+        yield settings, stop, index, count
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        if slot is not None:
+            slot.close()

@@ -64,7 +64,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from adapters.settings import get_settings
+    from adapters.platform.settings import get_settings
 
     settings = get_settings()
     api_url = args.api_url or settings.api_url or f"http://127.0.0.1:{settings.api_port}"

@@ -23,22 +23,22 @@ rejected with code NO_KEYS and a message saying to connect keys.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from adapters.binance.gateway import BinanceGateway
-from adapters.bootstrap import Runtime
+from adapters.platform.bootstrap import Runtime
+from adapters.platform.settings import get_settings
+from adapters.postgres.order_locks import PgOrderLocks
 from adapters.postgres.readmodels import record_balances
-from commands.application import ExchangeCredentials, TradingApplication
+from commands.application import TradingApplication
 from commands.execution import (
     DriveResult,
     ExecutionManager,
@@ -47,6 +47,7 @@ from commands.execution import (
 )
 from commands.group_commit import GroupCommit
 from commands.messages import ConnectExchangeKeys
+from commands.ports import ExchangeCredentials
 from domain.envelope import EventEnvelope
 from domain.errors import DomainError, ExchangeError, ExchangeKeysMissing, OrderNotFound
 from domain.values import OrderStatus
@@ -141,90 +142,6 @@ class GroupSaver(GroupCommit):
 
     def stop(self) -> None:
         """Nothing to stop: saves run on the threads that ask for them."""
-
-
-class PgOrderLocks:
-    """OrderLocks across processes: a Postgres session advisory lock per order.
-
-    Inside `lazily()` (the worker's lanes) a thread does not release its order's lock on the
-    spot: the release travels with the thread's next lock, in the same round trip, or goes
-    out in `release_deferred()` when the thread runs out of work. A lane drives one order
-    after another, so this saves a round trip per order; the lock is held a little longer
-    (never across an idle lane), which only makes another process wait that much longer.
-    """
-
-    def __init__(self, database_url: str, schema: str) -> None:
-        self.database_url = database_url
-        self.schema = schema
-        self._local = threading.local()
-        self._conns: list[psycopg.Connection[Any]] = []
-        self._guard = threading.Lock()
-
-    def _conn(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = psycopg.connect(self.database_url, autocommit=True,
-                                   application_name="tradeledger-worker-locks")
-            self._local.conn = conn
-            with self._guard:
-                self._conns.append(conn)
-        return conn
-
-    def key(self, order_id: UUID) -> int:
-        digest = hashlib.sha256(f"{self.schema}:order:{order_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big", signed=True)
-
-    @contextmanager
-    def hold(self, order_id: UUID) -> Iterator[None]:
-        key = self.key(order_id)
-        conn = self._conn()
-        deferred: int | None = getattr(self._local, "deferred", None)
-        self._local.deferred = None
-        if deferred is None:
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        elif deferred != key:
-            # Release the previous order, then wait for this one: one round trip, and never
-            # holding one lock while waiting for another. Both are our own integers.
-            conn.execute(f"SELECT pg_advisory_unlock({deferred:d}); "
-                         f"SELECT pg_advisory_lock({key:d})", prepare=False)
-        # else: the lock kept from this thread's last step is this order's: still ours.
-        try:
-            yield
-        finally:
-            if getattr(self._local, "lazy", False) and not conn.broken:
-                self._local.deferred = key
-            else:
-                self._unlock(conn, key)
-
-    @contextmanager
-    def lazily(self) -> Iterator[None]:
-        """Let this thread's locks be released late (see the class doc)."""
-        self._local.lazy = True
-        try:
-            yield
-        finally:
-            self._local.lazy = False
-
-    def release_deferred(self) -> None:
-        """Release the lock this thread kept from its last step, if any."""
-        deferred: int | None = getattr(self._local, "deferred", None)
-        if deferred is not None:
-            self._local.deferred = None
-            self._unlock(self._conn(), deferred)
-
-    @staticmethod
-    def _unlock(conn: psycopg.Connection[Any], key: int) -> None:
-        try:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        except psycopg.Error:
-            # A broken connection released its locks with it.
-            log.debug("advisory unlock failed", exc_info=True)
-
-    def close(self) -> None:
-        with self._guard:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
 
 
 class OpenOrderIndex:
@@ -670,30 +587,33 @@ class ExecutionWorker:
                 log.exception("sweep failed")
 
 
-def run_worker(settings: Any, instance: int, instances: int, stop: threading.Event,
-               lanes: int = DEFAULT_LANES) -> None:
-    """Run the worker process until `stop` is set."""
+def run_worker(instance: int | None = None, instances: int | None = None,
+               lanes: int = DEFAULT_LANES) -> int:
+    """Run one worker replica until SIGTERM/SIGINT."""
     from adapters.kafka.consumer import ConsumerRunner
-    from adapters.runtime import open_runtime
-    from adapters.security import ConfigurationError
+    from adapters.platform.crypto import ConfigurationError
+    from adapters.platform.runtime import consumer_process, open_runtime
 
-    if not settings.kafka_bootstrap_servers:
+    if not get_settings().kafka_bootstrap_servers:
         raise ConfigurationError(
-            "the worker consumes the event topic: set TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS, or "
-            "run everything with `tradeledger up` (which starts an embedded broker)")
-    gateway = BinanceGateway.from_settings(settings)
-    with open_runtime(settings) as rt:
-        worker = ExecutionWorker(rt, gateway, lanes=lanes, instance=instance,
-                                 instances=instances)
-        runner = ConsumerRunner(
-            database_url=rt.database_url, schema=settings.database_schema,
-            bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic,
-            handler=worker, instance=instance, instances=instances)
-        worker.start()
-        log.info("worker %d/%d trading on the %s exchange", instance, instances,
-                 gateway.environment)
-        try:
-            runner.run(stop)
-        finally:
-            worker.stop()
-            gateway.close()
+            "the worker consumes the event topic: set TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS to a "
+            "Kafka (or Tansu) broker, or run everything with `tradeledger up`, which starts "
+            "an embedded one")
+    with consumer_process("worker", instance, instances) as (settings, stop, index, count):
+        assert settings.kafka_bootstrap_servers is not None  # checked above
+        gateway = BinanceGateway.from_settings(settings)
+        with open_runtime(settings) as rt:
+            worker = ExecutionWorker(rt, gateway, lanes=lanes, instance=index, instances=count)
+            runner = ConsumerRunner(
+                database_url=rt.database_url, schema=settings.database_schema,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=settings.kafka_topic, handler=worker, instance=index, instances=count)
+            worker.start()
+            log.info("worker %d/%d trading on the %s exchange", index, count,
+                     gateway.environment)
+            try:
+                runner.run(stop)
+            finally:
+                worker.stop()
+                gateway.close()
+    return 0

@@ -319,7 +319,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         import tempfile
         from pathlib import Path
 
-        from adapters.launcher import start_system
+        from adapters.platform.launcher import start_system
 
         print("starting a fresh system with `tradeledger up` in a temporary directory...",
               file=sys.stderr)
@@ -346,7 +346,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     finally:
         if system is not None:
-            from adapters.launcher import stop_system
+            from adapters.platform.launcher import stop_system
 
             stop_system(system)
 

@@ -7,20 +7,33 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from adapters.settings import Settings
+from adapters.platform.settings import Settings
+
+
+def broker_answers(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """Tell whether a Kafka-protocol broker answers an ApiVersions request at host:port."""
+    # ApiVersions v0: size, api_key=18, version=0, correlation_id=1, client_id="probe".
+    body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big")
+    body += (5).to_bytes(2, "big") + b"probe"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(len(body).to_bytes(4, "big") + body)
+            return len(sock.recv(8)) >= 8
+    except OSError:
+        return False
 
 
 def broker_check(bootstrap_servers: str, timeout: float = 1.0) -> Callable[[], bool]:
-    """True when a TCP connection to one of the bootstrap servers opens."""
+    """True when one of the bootstrap servers answers as a Kafka-protocol broker."""
     hosts = [h.strip() for h in bootstrap_servers.split(",") if h.strip()]
 
     def check() -> bool:
         for host in hosts:
             name, _, port = host.rpartition(":")
             try:
-                with socket.create_connection((name or host, int(port or 9092)), timeout):
+                if broker_answers(int(port or 9092), name or host, timeout):
                     return True
-            except (OSError, ValueError):
+            except ValueError:
                 continue
         return False
 
