@@ -28,6 +28,7 @@ from adapters.api.routes import market as market_routes
 from adapters.api.tokens import TokenService
 from adapters.binance.marketdata import MarketData
 from adapters.platform.bootstrap import Runtime
+from adapters.postgres.readmodels import ReadModels, create_read_models
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +118,8 @@ def create_app(
     return app
 
 
-def _open_read_models(pool: ConnectionPool, schema: str) -> Any:
-    """Create the read-side tables if missing and return the query object (None if absent)."""
-    try:
-        from adapters.postgres.readmodels import ReadModels, create_read_models
-    except ImportError:
-        log.warning("adapters.postgres.readmodels is missing: query routes answer 503")
-        return None
+def _open_read_models(pool: ConnectionPool, schema: str) -> ReadModels:
+    """Create the read-side tables if missing and return the query object."""
     with pool.connection() as conn, conn.transaction():
         create_read_models(conn, schema)
     return ReadModels(pool, schema)

@@ -17,6 +17,7 @@ from adapters.api.ratelimit import RateLimiter
 from adapters.api.tokens import STREAM_AUDIENCE, Principal, TokenService
 from adapters.binance.marketdata import MarketData
 from adapters.platform.bootstrap import Runtime
+from adapters.postgres.readmodels import ReadModels
 
 ACCESS_COOKIE = "tl_access"
 ReadyCheck = Callable[[], "bool | Awaitable[bool]"]
@@ -34,7 +35,7 @@ class ApiContext:
     ready_checks: Mapping[str, ReadyCheck] = field(default_factory=dict)
     pool: ConnectionPool | None = None
     auth_store: AuthStore | None = None
-    read_models: Any = None
+    read_models: ReadModels | None = None
     hub: ChangeHub | None = None
     write_limiter: Any = None  # anyio.CapacityLimiter, made in the lifespan (needs a loop)
 
@@ -43,7 +44,7 @@ class ApiContext:
             raise ApiError(503, "unavailable", "the API is still starting")
         return self.auth_store
 
-    def require_read_models(self) -> Any:
+    def require_read_models(self) -> ReadModels:
         if self.read_models is None:
             raise ApiError(503, "unavailable", "the read models are not available")
         return self.read_models

@@ -16,6 +16,7 @@ from adapters.platform.settings import get_settings
 from adapters.postgres.audit import verify_audit
 from adapters.postgres.readmodels import PROJECTIONS, create_read_models
 from adapters.postgres.replay import PAGE_SIZE, replay, resolve_projections
+from commands.application import TradingApplication
 from domain.envelope import EventEnvelope
 
 
@@ -77,7 +78,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def print_events(app: Any, aggregate_id: uuid.UUID) -> int:
+def print_events(app: TradingApplication, aggregate_id: uuid.UUID) -> int:
     """Print an aggregate's events, one line each (never a password hash); return how many."""
     count = 0
     for event in app.events.get(aggregate_id):

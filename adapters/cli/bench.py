@@ -17,10 +17,13 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
+
+if TYPE_CHECKING:
+    from adapters.platform.launcher import RunningSystem
 
 
 @dataclass
@@ -351,7 +354,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             stop_system(system)
 
 
-def _system_env(system: Any, name: str) -> str | None:
+def _system_env(system: RunningSystem | None, name: str) -> str | None:
     """Read a child's configuration from the `up` process tree (for the baselines)."""
     if system is None:
         return None
@@ -359,7 +362,7 @@ def _system_env(system: Any, name: str) -> str | None:
 
     for child in psutil.Process(system.process.pid).children(recursive=True):
         try:
-            value = child.environ().get(f"TRADELEDGER_{name}")
+            value: str | None = child.environ().get(f"TRADELEDGER_{name}")
         except psutil.Error:
             continue
         if value:

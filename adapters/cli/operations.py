@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -118,7 +119,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     with open_runtime(settings) as rt:
         app = rt.app
         accounts = {
-            n.originator_id
+            UUID(str(n.originator_id))
             for n in app.recorder.select_notifications(
                 start=1, limit=10**9, topics=["domain.account:Account.AccountRegistered"])
         }

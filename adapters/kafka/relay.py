@@ -31,8 +31,11 @@ from adapters.kafka.store import (
     wake_channel,
 )
 from adapters.kafka.topics import admin_client, ensure_topic, never_auto_create, topic_partitions
+from adapters.platform.bootstrap import Runtime
 from adapters.platform.metrics import RELAY_LAG, RELAY_PUBLISHED
 from adapters.postgres.envelopes import to_envelope
+from adapters.postgres.store import postgres_recorder
+from commands.application import TradingApplication
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ class Relay:
     def __init__(
         self,
         *,
-        app: Any,
+        app: TradingApplication,
         database_url: str,
         bootstrap_servers: str,
         topic: str,
@@ -88,10 +91,10 @@ class Relay:
         producer_config: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
-        self.recorder = app.recorder
+        self.recorder = postgres_recorder(app)
         self.mapper = app.mapper
-        self.schema: str = app.recorder.datastore.schema
-        self.events_table: str = app.recorder.events_table_name
+        self.schema: str = self.recorder.datastore.schema
+        self.events_table: str = self.recorder.events_table_name
         self.database_url = database_url
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -467,7 +470,7 @@ class Relay:
         self._conn = None
 
 
-def relay_from_runtime(runtime: Any, bootstrap_servers: str, **kwargs: Any) -> Relay:
+def relay_from_runtime(runtime: Runtime, bootstrap_servers: str, **kwargs: Any) -> Relay:
     """Build the relay of a bootstrapped runtime (adapters.platform.bootstrap.Runtime)."""
     settings = runtime.settings
     kwargs.setdefault("linger", settings.relay_linger_ms / 1000)

@@ -47,7 +47,8 @@ def without_secrets(envelope: EventEnvelope) -> EventEnvelope:
 @lru_cache(maxsize=65536)
 def partition_for(key: bytes, partitions: int) -> int:
     """Pick the partition of a key exactly as Kafka's default (murmur2) partitioner does."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int,

@@ -54,7 +54,7 @@ def ensure_bus_tables(conn: psycopg.Connection, schema: str) -> None:
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog: serialize.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"bus-ddl:{schema}",))
         for statement in _TABLES:
-            conn.execute(sql.SQL(statement).format(schema=ident))  # type: ignore[arg-type]
+            conn.execute(sql.SQL(statement).format(schema=ident))
 
 
 def wake_channel(schema: str) -> str:

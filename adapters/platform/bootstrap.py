@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from adapters.binance.symbols import SymbolCatalogAdapter
 from adapters.platform.crypto import AesGcmCipher, Argon2PasswordHasher, ConfigurationError
@@ -25,7 +24,6 @@ class Runtime:
     symbols: SymbolCatalogAdapter
     cipher: AesGcmCipher
     jwt_secret: str
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         self.app.close()

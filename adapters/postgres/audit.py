@@ -15,7 +15,7 @@ from projections.audit import ChainEntry, StoredRow, VerifyResult, verify_chain
 def _stream(conn: psycopg.Connection[Any], name: str, sql: str) -> Iterator[tuple[Any, ...]]:
     with conn.cursor(name=name) as cur:
         cur.itersize = 5000
-        cur.execute(sql)  # type: ignore[arg-type]
+        cur.execute(sql)
         yield from cur
 
 

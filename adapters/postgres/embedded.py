@@ -15,7 +15,9 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
 
     pgdata = data_dir / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    # The package exports get_server without listing it in __all__.
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode="stop")
     url = server.get_uri()
     log.info("embedded Postgres running in %s", pgdata)
     return url, server

@@ -5,8 +5,13 @@ read the whole log this way)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
 
 from domain.envelope import EventEnvelope
 
@@ -20,7 +25,7 @@ def _uuid_str(h: str) -> str:
 
 
 # eventsourcing's JSON transcodings, decoded straight to their public (envelope) strings.
-_PUBLIC = {
+_PUBLIC: dict[str, Callable[[str], str]] = {
     # Fixed-point, as EventEnvelope renders Decimals ("0.00000020", never "2.0E-7").
     "decimal_str": lambda s: format(Decimal(s), "f"),
     "datetime_iso": str,
@@ -65,7 +70,7 @@ def fast_envelope(n: Any) -> EventEnvelope | None:
         payload=state)
 
 
-def to_envelope(app: Any, n: Any) -> EventEnvelope:
+def to_envelope(app: Application[UUID], n: Notification) -> EventEnvelope:
     """The public envelope of a notification (fast path when the state is plain JSON)."""
     mapper = app.mapper
     if mapper.cipher is None and mapper.compressor is None:

@@ -162,7 +162,7 @@ def create_read_models(conn: psycopg.Connection[Any], schema: str) -> None:
     # Several processes may start at once; serialize their CREATE IF NOT EXISTS.
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(schema, "ddl"),))
     for statement in ddl(schema):
-        conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute(statement)
 
 
 def lock_key(schema: str, purpose: str) -> int:
@@ -303,7 +303,7 @@ class ReadModels:
 
     def _fetch(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[tuple[Any, ...]]:
         with self._pool.connection() as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
     def list_orders(self, account_id: UUID, status: str | None = None,
                     symbol: str | None = None, limit: int = 50,
@@ -410,7 +410,7 @@ class ReadModels:
             for r in self._fetch(sql, [*params, limit, offset])
         ]
 
-    def changes_since(self, account_id: UUID, seq: int, limit: int = 500) -> list[Change]:
+    def changes_since(self, account_id: UUID | str, seq: int, limit: int = 500) -> list[Change]:
         """Changes after `seq`, in order: what a reconnecting SSE client missed."""
         rows = self._fetch(
             f"SELECT seq, account_id, kind, entity_id, data FROM {self._q}.view_changes "  # noqa: S608
@@ -419,7 +419,7 @@ class ReadModels:
         return [Change(seq=s, account_id=str(a), kind=k, entity_id=e, data=d)
                 for s, a, k, e, d in rows]
 
-    def latest_seq(self, account_id: UUID) -> int:
+    def latest_seq(self, account_id: UUID | str) -> int:
         rows = self._fetch(
             f"SELECT coalesce(max(seq), 0) FROM {self._q}.view_changes "  # noqa: S608
             "WHERE account_id = %s", (str(account_id),))

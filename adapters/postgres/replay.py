@@ -29,7 +29,8 @@ from adapters.postgres.readmodels import (
     position_values,
     trade_values,
 )
-from adapters.postgres.store import check_schema_name
+from adapters.postgres.store import check_schema_name, postgres_recorder
+from commands.application import TradingApplication
 from projections.audit import GENESIS, link_hashes
 from projections.state import ReadModelState
 
@@ -89,7 +90,7 @@ class _Fold:
         self.chain: list[tuple[Any, ...]] = []  # audit_chain rows, in AUDIT_COLS order
         self.prev = GENESIS
 
-    def feed(self, app: Any, notifications: list[Any]) -> None:
+    def feed(self, app: TradingApplication, notifications: list[Any]) -> None:
         state, chain, with_audit = self.state, self.chain, self.with_audit
         prev = self.prev
         for n in notifications:
@@ -113,8 +114,8 @@ class StoredNotification(NamedTuple):
     state: bytes
 
 
-def _read_pages(app: Any, after: int, page_size: int) -> Iterator[list[Any]]:
-    recorder = app.recorder
+def _read_pages(app: TradingApplication, after: int, page_size: int) -> Iterator[list[Any]]:
+    recorder = postgres_recorder(app)
     # originator_id as text: Postgres prints it, sparing a UUID object and its str() per
     # event (the envelope wants the text; a uuid column takes it back as it is).
     query = (f"SELECT notification_id, originator_id::text, originator_version, topic, state "  # noqa: S608
@@ -125,7 +126,7 @@ def _read_pages(app: Any, after: int, page_size: int) -> Iterator[list[Any]]:
     with recorder.datastore.get_connection() as conn:
         while True:
             with conn.cursor(row_factory=lambda _cursor: make) as cur:
-                page = cur.execute(query, (after, page_size)).fetchall()  # type: ignore[arg-type]
+                page = cur.execute(query, (after, page_size)).fetchall()
             if not page:
                 return
             yield page
@@ -175,13 +176,13 @@ def _rows_for(table: str, fold: _Fold) -> tuple[tuple[str, ...], Iterator[tuple[
 def _copy(conn: psycopg.Connection[Any], q: str, table: str, suffix: str, fold: _Fold) -> None:
     cols, rows = _rows_for(table, fold)
     with conn.cursor() as cur, cur.copy(
-        f"COPY {q}.{table}{suffix} ({', '.join(cols)}) FROM STDIN"  # type: ignore[arg-type]
+        f"COPY {q}.{table}{suffix} ({', '.join(cols)}) FROM STDIN"
     ) as copy:
         for row in rows:
             copy.write_row(row)
 
 
-def _feed_and_stream(conn: psycopg.Connection[Any], q: str, app: Any, fold: _Fold,
+def _feed_and_stream(conn: psycopg.Connection[Any], q: str, app: TradingApplication, fold: _Fold,
                      pages: Iterator[list[Any]], streamed: list[str], suffix: str,
                      bar: Progress) -> None:
     """Fold pages; write the append-only rows of each page at once and forget them."""
@@ -197,22 +198,22 @@ def _feed_and_stream(conn: psycopg.Connection[Any], q: str, app: Any, fold: _Fol
 
 def _swap(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
     q = f'"{schema}"'
-    conn.execute(f"DROP TABLE IF EXISTS {q}.{table}")  # type: ignore[arg-type]
-    conn.execute(f"ALTER TABLE {q}.{table}{REBUILD} RENAME TO {table}")  # type: ignore[arg-type]
+    conn.execute(f"DROP TABLE IF EXISTS {q}.{table}")
+    conn.execute(f"ALTER TABLE {q}.{table}{REBUILD} RENAME TO {table}")
     indexes = conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
         (schema, table)).fetchall()
     prefix = f"{table}{REBUILD}"
     for (name,) in indexes:
         if name.startswith(prefix):
-            conn.execute(f'ALTER INDEX {q}."{name}" RENAME TO "{table}{name[len(prefix):]}"')  # type: ignore[arg-type]
+            conn.execute(f'ALTER INDEX {q}."{name}" RENAME TO "{table}{name[len(prefix):]}"')
 
 
 def _differences(conn: psycopg.Connection[Any], q: str, table: str) -> list[dict[str, Any]]:
     keys = PRIMARY_KEYS[table]
     on = " AND ".join(f"l.{k} = s.{k}" for k in keys)
     rows = conn.execute(
-        f"SELECT to_jsonb(l), to_jsonb(s) FROM {q}.{table} l FULL JOIN {q}.{table}{SHADOW} s "  # type: ignore[arg-type]  # noqa: S608
+        f"SELECT to_jsonb(l), to_jsonb(s) FROM {q}.{table} l FULL JOIN {q}.{table}{SHADOW} s "  # noqa: S608
         f"ON {on} WHERE ROW(l.*) IS DISTINCT FROM ROW(s.*) "
         f"ORDER BY {', '.join(f'coalesce(l.{k}, s.{k})' for k in keys)}").fetchall()
     out = []
@@ -223,7 +224,7 @@ def _differences(conn: psycopg.Connection[Any], q: str, table: str) -> list[dict
     return out
 
 
-def replay(app: Any, database_url: str, schema: str, projections: list[str],
+def replay(app: TradingApplication, database_url: str, schema: str, projections: list[str],
            verify: bool = False, progress: TextIO | None = None,
            page_size: int = PAGE_SIZE, force: bool = False) -> ReplayResult:
     """Rebuild `projections` from the event store and swap them in (or, with `verify`,
@@ -241,7 +242,7 @@ def replay(app: Any, database_url: str, schema: str, projections: list[str],
             gc.enable()
 
 
-def _replay(app: Any, database_url: str, schema: str, projections: list[str],
+def _replay(app: TradingApplication, database_url: str, schema: str, projections: list[str],
             verify: bool, progress: TextIO | None, page_size: int, force: bool
             ) -> ReplayResult:
     """Rebuild `projections` from the event store and swap them in (or, with `verify`,
@@ -274,9 +275,9 @@ def _replay(app: Any, database_url: str, schema: str, projections: list[str],
                 return result
         with conn.transaction() as tx:
             for table in tables:
-                conn.execute(f"DROP TABLE IF EXISTS {q}.{table}{suffix}")  # type: ignore[arg-type]
+                conn.execute(f"DROP TABLE IF EXISTS {q}.{table}{suffix}")
             for statement in ddl(schema, tuple(tables), suffix):
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
             # Phase 1, projector running: the store as it is now.
             _feed_and_stream(conn, q, app, fold, _read_pages(app, 0, page_size), streamed,
                              suffix, bar)

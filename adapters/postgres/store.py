@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
 
 import psycopg
+from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.conninfo import conninfo_to_dict
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -55,3 +58,12 @@ def schema_ddl_lock(url: str, schema: str) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"tradeledger-ddl:{schema}",))
+
+
+def postgres_recorder(app: Application[UUID]) -> PostgresApplicationRecorder:
+    """Return the application's recorder, which must be eventsourcing's Postgres one (the
+    relay and replay read its table directly)."""
+    recorder = app.recorder
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        raise TypeError(f"the event store must be Postgres, not {type(recorder).__name__}")
+    return recorder

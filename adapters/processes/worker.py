@@ -47,7 +47,7 @@ from commands.execution import (
 )
 from commands.group_commit import GroupCommit
 from commands.messages import ConnectExchangeKeys
-from commands.ports import ExchangeCredentials
+from commands.ports import ExchangeCredentials, ExchangeOrderReport
 from domain.envelope import EventEnvelope
 from domain.errors import DomainError, ExchangeError, ExchangeKeysMissing, OrderNotFound
 from domain.values import OrderStatus
@@ -532,7 +532,8 @@ class ExecutionWorker:
             return
         self._submit(order_id, self._apply_report, account_id, order_id, report)
 
-    def _apply_report(self, account_id: UUID, order_id: UUID, report: Any) -> None:
+    def _apply_report(self, account_id: UUID, order_id: UUID,
+                      report: ExchangeOrderReport) -> None:
         try:
             self.manager.apply_report(order_id, report, account_id)
         except OrderNotFound:
