@@ -1,4 +1,4 @@
-"""Shared pytest set-up. Fixture modules live in tests/fixtures/ and are plugins here."""
+"""Shared pytest set-up. Fixture modules live in tests/support/ and are plugins here."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"websocke
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"binance\..*")
 
 _FIXTURE_MODULES = [
-    "tests.fixtures.postgres",
-    "tests.fixtures.kafka",
-    "tests.fixtures.paper_exchange",
-    "tests.fixtures.system",
+    "tests.support.postgres",
+    "tests.support.kafka",
+    "tests.support.paper_exchange",
+    "tests.support.system",
 ]
 pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m) is not None]
 
@@ -28,7 +28,7 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     outcome = yield
     report = outcome.get_result()
     if IN_CI and report.skipped and any(
-        item.get_closest_marker(m) for m in ("integration", "e2e", "browser")
+        item.get_closest_marker(m) for m in ("integration", "e2e", "browser", "chaos")
     ):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must run every test: {report.longrepr}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,10 @@ from typing import Any
 import pytest
 
 CHROMIUM = os.environ.get("TRADELEDGER_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to a temporary folder; `scripts/refresh-screenshots` points this at
+# docs/screenshots to refresh the README's pictures.
+SCREENSHOTS = Path(os.environ.get("TRADELEDGER_SCREENSHOTS_DIR")
+                   or Path(tempfile.gettempdir()) / "tradeledger-screenshots")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]

@@ -36,7 +36,7 @@ from tests.chaos.traders import (
     register,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.chaos
 
 ORDERS = int(os.environ.get("TRADELEDGER_CHAOS_ORDERS", "600"))
 USERS = int(os.environ.get("TRADELEDGER_CHAOS_USERS", str(max(4, min(20, ORDERS // 75)))))

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from adapters.cli.bench import render, run_load
-from tests.fixtures.system import RunningSystem
+from tests.support.system import RunningSystem
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.fixtures.system import RunningSystem
+from tests.support.system import RunningSystem
 
 pytestmark = pytest.mark.e2e
 

@@ -1,5 +1,4 @@
 """Auth through HTTP: register, login, refresh rotation, logout, throttling, bad tokens."""
-# ruff: noqa: F811 (fixtures imported from test_api_support are parameters by design)
 
 from __future__ import annotations
 
@@ -14,11 +13,9 @@ import psycopg
 import pytest
 
 from adapters.platform.bootstrap import Runtime
-from tests.integration.test_api_support import (  # noqa: F401 (fixtures)
+from tests.support.api import (
     LIMIT_ORDER,
     PASSWORD,
-    api,
-    api_app,
     register,
 )
 
@@ -63,7 +60,7 @@ def test_register_twice_is_409_and_short_password_422_and_bad_email_422(api: Any
 
 
 def test_register_with_keys_connects_them_and_calls_the_hook(runtime: Runtime) -> None:
-    from tests.integration.test_api_support import TestClient, create_app
+    from tests.support.api import TestClient, create_app
 
     seen: list[Any] = []
     with TestClient(create_app(runtime, on_account_registered=seen.append)) as client:

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.platform.bootstrap import Runtime
-from tests.fixtures.postgres import make_test_settings
-from tests.integration.test_api_support import TestClient, create_app, register
+from tests.support.api import TestClient, create_app, register
+from tests.support.postgres import make_test_settings
 
 pytestmark = pytest.mark.integration
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,

@@ -12,7 +12,7 @@ import pytest
 from adapters.binance.marketdata import BinanceMarketData
 from adapters.binance.symbols import SymbolCatalogAdapter
 from adapters.platform.bootstrap import Runtime
-from tests.integration.test_api_support import (
+from tests.support.api import (
     LiveServer,
     TestClient,
     create_app,

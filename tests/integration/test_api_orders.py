@@ -1,6 +1,5 @@
 """Orders through HTTP: place, idempotency, read-your-writes, time travel, audit, cancel,
 another user's order, rate limits, and bad input that must never become a 500."""
-# ruff: noqa: F811 (fixtures imported from test_api_support are parameters by design)
 
 from __future__ import annotations
 
@@ -14,16 +13,14 @@ import pytest
 
 from adapters.platform.bootstrap import Runtime
 from commands.messages import RecordAcceptance, RecordFill
-from tests.fixtures.postgres import make_test_settings
-from tests.integration.test_api_support import (  # noqa: F401 (fixtures)
+from tests.support.api import (
     LIMIT_ORDER,
     PASSWORD,
     TestClient,
-    api,
-    api_app,
     create_app,
     register,
 )
+from tests.support.postgres import make_test_settings
 
 pytestmark = pytest.mark.integration
 ORDERS = "/api/trading/orders"
@@ -198,7 +195,7 @@ def test_as_of_version_and_time_travel_and_the_audit_trail(api: Any, runtime: Ru
 
 
 def test_aggregate_shape_equals_the_read_model_shape(api: Any, runtime: Runtime) -> None:
-    from tests.integration.test_api_support import project
+    from tests.support.api import project
 
     user = register(api)
     order_id = place(api, user).json()["orderId"]

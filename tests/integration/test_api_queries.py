@@ -1,5 +1,4 @@
 """The query routes over the real read models, filled by the real projector."""
-# ruff: noqa: F811 (fixtures imported from test_api_support are parameters by design)
 
 from __future__ import annotations
 
@@ -13,10 +12,8 @@ import pytest
 from adapters.platform.bootstrap import Runtime
 from adapters.postgres.readmodels import record_balances
 from commands.messages import RecordAcceptance, RecordFill
-from tests.integration.test_api_support import (  # noqa: F401 (fixtures)
+from tests.support.api import (
     LIMIT_ORDER,
-    api,
-    api_app,
     project,
     register,
 )
@@ -115,7 +112,7 @@ def test_market_symbols_health_ready_and_docs(api: Any, runtime: Any) -> None:
 
 
 def test_ready_reports_injected_checks_and_fails_with_503(runtime: Runtime) -> None:
-    from tests.integration.test_api_support import TestClient, create_app
+    from tests.support.api import TestClient, create_app
 
     async def broker() -> bool:
         return True

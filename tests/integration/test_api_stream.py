@@ -1,5 +1,4 @@
 """Per-user SSE against a real uvicorn server: delivery, every tab, isolation, exact resume."""
-# ruff: noqa: F811 (fixtures imported from test_api_support are parameters by design)
 
 from __future__ import annotations
 
@@ -10,13 +9,12 @@ import httpx
 import pytest
 
 from adapters.platform.bootstrap import Runtime
-from tests.integration.test_api_support import (  # noqa: F401 (fixtures)
+from tests.support.api import (
     LIMIT_ORDER,
     PASSWORD,
     LiveServer,
     User,
     insert_change,
-    live_api,
     next_event,
     project,
     sse_events,

@@ -15,7 +15,7 @@ from adapters.kafka.dead_letters import list_dead_letters, request_retry
 from adapters.kafka.relay import Relay
 from adapters.platform.bootstrap import Runtime
 from domain.envelope import EventEnvelope
-from tests.fixtures.kafka import (
+from tests.support.kafka import (
     EffectsHandler,
     append_events,
     create_effects_table,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.platform.runtime import resolve_instance
-from tests.fixtures.postgres import make_test_settings
+from tests.support.postgres import make_test_settings
 
 pytestmark = pytest.mark.integration
 

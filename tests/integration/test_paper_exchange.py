@@ -22,7 +22,7 @@ from binance.exceptions import BinanceAPIException
 
 from adapters.paper_exchange import BackgroundPaperExchange, request_keys, start_subprocess
 from adapters.paper_exchange.models import Order, Trade
-from tests.fixtures.paper_exchange import PaperExchangeHandle
+from tests.support.paper_exchange import PaperExchangeHandle
 
 pytestmark = [
     pytest.mark.integration,

@@ -27,7 +27,7 @@ from adapters.platform.bootstrap import Runtime
 from adapters.platform.settings import Settings, settings_env
 from commands.messages import RegisterAccount
 from domain.envelope import EventEnvelope
-from tests.fixtures.kafka import (
+from tests.support.kafka import (
     EffectsHandler,
     append_events,
     create_effects_table,

@@ -32,7 +32,7 @@ from commands.messages import (
 )
 from commands.ports import ExchangeOrderRequest
 from domain.values import OrderStatus
-from tests.fixtures.postgres import make_test_settings
+from tests.support.postgres import make_test_settings
 
 pytestmark = pytest.mark.integration
 D = Decimal

@@ -1,8 +1,6 @@
-"""Shared helpers and fixtures of the API tests (imported by the test_api_* modules).
-
-Holds no tests itself. `api` is a TestClient with the lifespan running; `live_api` is a
-real uvicorn server on a free port in a thread (SSE needs one: ASGITransport buffers).
-"""
+"""Shared helpers of the API tests. Their fixtures (`api`, a TestClient with the lifespan
+running; `live_api`, a real uvicorn server on a free port in a thread, since SSE needs one:
+ASGITransport buffers) are in tests/integration/conftest.py."""
 
 from __future__ import annotations
 
@@ -13,23 +11,20 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
 from adapters.postgres.readmodels import CHANGES_CHANNEL
 from domain.envelope import EventEnvelope
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 PASSWORD = "correct horse battery"
 LIMIT_ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
@@ -90,17 +85,6 @@ def insert_change(runtime: Runtime, account_id: str, kind: str, data: dict[str, 
     return int(row[0])
 
 
-@pytest.fixture
-def api_app(runtime: Runtime) -> FastAPI:
-    return create_app(runtime)
-
-
-@pytest.fixture
-def api(api_app: FastAPI) -> Iterator[Any]:
-    with TestClient(api_app) as client:
-        yield client
-
-
 class LiveServer:
     """A uvicorn server in a thread."""
 
@@ -126,15 +110,6 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
-
-
-@pytest.fixture
-def live_api(runtime: Runtime) -> Iterator[LiveServer]:
-    server = LiveServer(create_app(runtime, hub_poll_seconds=30.0)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass
