@@ -11,8 +11,7 @@ from typing import Any
 
 import psycopg
 
-from adapters.platform.runtime import configure_logging, database_url, open_runtime
-from adapters.platform.settings import get_settings
+from adapters.platform.runtime import command_settings, database_url, open_runtime
 from adapters.postgres.audit import verify_audit
 from adapters.postgres.readmodels import PROJECTIONS, create_read_models
 from adapters.postgres.replay import PAGE_SIZE, replay, resolve_projections
@@ -42,8 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    configure_logging(settings)
+    settings = command_settings()
     with open_runtime(settings) as rt:
         result = replay(rt.app, rt.database_url, settings.database_schema,
                         resolve_projections(args.projection), verify=args.verify,
@@ -68,8 +66,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    configure_logging(settings)
+    settings = command_settings()
     with database_url(settings) as url, psycopg.connect(url) as conn:
         create_read_models(conn, settings.database_schema)
         conn.commit()
@@ -91,8 +88,7 @@ def print_events(app: TradingApplication, aggregate_id: uuid.UUID) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    configure_logging(settings)
+    settings = command_settings()
     with open_runtime(settings) as rt:
         if print_events(rt.app, args.aggregate_id) == 0:
             print(f"no events for {args.aggregate_id}", file=sys.stderr)

@@ -10,8 +10,7 @@ from uuid import UUID
 
 import psycopg
 
-from adapters.platform.runtime import configure_logging, database_url, open_runtime
-from adapters.platform.settings import get_settings
+from adapters.platform.runtime import command_settings, database_url, open_runtime
 from commands.messages import ReencryptExchangeKeys
 
 
@@ -51,8 +50,7 @@ def register(subparsers: Any) -> None:
 
 
 def _connect_and(action: Any) -> Any:
-    settings = get_settings()
-    configure_logging(settings)
+    settings = command_settings()
     with database_url(settings) as url, psycopg.connect(url, autocommit=True) as conn:
         return action(conn, settings.database_schema)
 
@@ -94,8 +92,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from adapters.binance.gateway import BinanceGateway
     from adapters.processes.worker import ExecutionWorker
 
-    settings = get_settings()
-    configure_logging(settings)
+    settings = command_settings()
     gateway = BinanceGateway.from_settings(settings)
     with open_runtime(settings) as rt:
         worker = ExecutionWorker(rt, gateway, follow_streams=False, sweep_interval=0)
@@ -114,8 +111,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    configure_logging(settings)
+    settings = command_settings()
     with open_runtime(settings) as rt:
         app = rt.app
         accounts = {

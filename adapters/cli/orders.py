@@ -8,8 +8,7 @@ import uuid
 from typing import Any
 
 from adapters.cli.audit import print_events
-from adapters.platform.runtime import configure_logging, open_runtime
-from adapters.platform.settings import get_settings
+from adapters.platform.runtime import command_settings, open_runtime
 from commands.messages import PlaceOrder, RegisterAccount
 from domain.account import account_id_for
 from domain.errors import DomainError, EmailAlreadyRegistered
@@ -30,8 +29,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_place_order(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    configure_logging(settings)
+    settings = command_settings()
     with open_runtime(settings) as rt:
         app = rt.app
         try:

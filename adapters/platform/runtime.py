@@ -112,3 +112,10 @@ def consumer_process(name: str, instance: int | None, instances: int | None
     finally:
         if slot is not None:
             slot.close()
+
+
+def command_settings() -> Settings:
+    """Settings for a one-shot command (replay, reconcile, ...), with logging set up."""
+    settings = get_settings()
+    configure_logging(settings)
+    return settings
