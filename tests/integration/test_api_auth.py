@@ -60,7 +60,8 @@ def test_register_twice_is_409_and_short_password_422_and_bad_email_422(api: Any
 
 
 def test_register_with_keys_connects_them_and_calls_the_hook(runtime: Runtime) -> None:
-    from tests.support.api import TestClient, create_app
+    from adapters.api.app import create_app
+    from tests.support.api import TestClient
 
     seen: list[Any] = []
     with TestClient(create_app(runtime, on_account_registered=seen.append)) as client:

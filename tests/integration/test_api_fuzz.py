@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
-from tests.support.api import TestClient, create_app, register
+from tests.support.api import TestClient, register
 from tests.support.postgres import make_test_settings
 
 pytestmark = pytest.mark.integration

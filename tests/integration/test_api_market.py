@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.api.app import create_app
 from adapters.binance.marketdata import BinanceMarketData
 from adapters.binance.symbols import SymbolCatalogAdapter
 from adapters.platform.bootstrap import Runtime
 from tests.support.api import (
     LiveServer,
     TestClient,
-    create_app,
     next_event,
     sse_events,
 )

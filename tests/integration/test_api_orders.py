@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
 from commands.messages import RecordAcceptance, RecordFill
 from tests.support.api import (
     LIMIT_ORDER,
     PASSWORD,
     TestClient,
-    create_app,
     register,
 )
 from tests.support.postgres import make_test_settings

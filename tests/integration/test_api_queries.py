@@ -112,7 +112,8 @@ def test_market_symbols_health_ready_and_docs(api: Any, runtime: Any) -> None:
 
 
 def test_ready_reports_injected_checks_and_fails_with_503(runtime: Runtime) -> None:
-    from tests.support.api import TestClient, create_app
+    from adapters.api.app import create_app
+    from tests.support.api import TestClient
 
     async def broker() -> bool:
         return True

@@ -25,6 +25,8 @@ from domain.envelope import EventEnvelope
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
+    # Re-exported: starlette's TestClient warns on import about its httpx use.
+    from fastapi.testclient import TestClient as TestClient
 
 PASSWORD = "correct horse battery"
 LIMIT_ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
