@@ -4,24 +4,23 @@ Users trade only against the simulated market, never against each other. MARKET 
 at once at the last price plus/minus a 1 bp half spread; LIMIT orders that cross on arrival
 fill at that price too (taker), the rest rests and fills at its limit price (maker) when the
 last price reaches it. Fills of 1,000 quote or more are split into three trades (50/30/20%).
-Commission is 0.1% of what the user receives: the base asset on a BUY, the quote on a SELL
-(Binance's default without BNB discounts), rounded up to 8 decimals.
+Commission is `commission_rate` of what the user receives: the base asset on a BUY, the quote
+on a SELL, rounded up to 8 decimals (0 by default, as on the Testnet; Binance charges 0.001
+without BNB discounts).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
 from adapters.paper_exchange import errors as e
-from adapters.paper_exchange.formats import (
-    COMMISSION_RATE,
-    account_position,
-    execution_report,
-)
+from adapters.paper_exchange.filters import SymbolState
+from adapters.paper_exchange.formats import account_position, execution_report
 from adapters.paper_exchange.market import MarketSimulator
 from adapters.paper_exchange.markets import Market
 from adapters.paper_exchange.models import ZERO, Account, Balance, Order, Trade
@@ -59,14 +58,25 @@ class Engine:
     """Accounts, orders and the matching of orders against the simulated prices."""
 
     def __init__(self, store: Store, market: MarketSimulator, markets: dict[str, Market],
-                 clock: Callable[[], int]) -> None:
+                 clock: Callable[[], int], states: dict[str, SymbolState] | None = None,
+                 commission_rate: Decimal = ZERO) -> None:
         self._store = store
         self.market = market
         self.markets = markets
+        self.states = states if states is not None else {s: SymbolState() for s in markets}
+        self.commission_rate = commission_rate
         self._clock = clock
         self.accounts = store.load_accounts()
+        self.funding = store.load_funding()
         self.orders: dict[int, Order] = {o.order_id: o for o in store.load_orders()}
-        self.open: dict[int, Order] = {i: o for i, o in self.orders.items() if o.is_open}
+        self.open: dict[int, Order] = {}
+        # Open orders per (key, symbol), kept as orders open and close: MAX_NUM_ORDERS in O(1).
+        self._open_count: dict[tuple[str, str], int] = {}
+        for order in self.orders.values():
+            if order.is_open:
+                self._track_open(order)
+        # Orders that queries do not see yet (query_lag): order id -> monotonic time it shows.
+        self.hidden: dict[int, float] = {}
         self.trades: list[Trade] = store.load_trades()
         # Ids continue after the highest stored one: an id reaches a client only after its
         # order or trade is committed, so none is ever reused, and no counter has to be
@@ -83,12 +93,38 @@ class Engine:
     def issue_keys(self, balances: dict[str, Decimal] | None = None) -> Account:
         """Create an API key pair funded with `balances` (default: DEFAULT_BALANCES)."""
         account = Account(secrets.token_hex(32), secrets.token_hex(32), self._clock())
-        for asset, amount in (DEFAULT_BALANCES if balances is None else balances).items():
+        funding = dict(DEFAULT_BALANCES if balances is None else balances)
+        for asset, amount in funding.items():
             account.balances[asset] = Balance(amount)
         with self._store.transaction():
             self._store.save_account(account)
+            self._store.save_funding(account.api_key, funding)
         self.accounts[account.api_key] = account
+        self.funding[account.api_key] = funding
         return account
+
+    def reset(self) -> int:
+        """Wipe every order and trade and fund each account anew (the Testnet's reset).
+
+        Ids keep growing across the reset (stored in meta), so no id is ever reused.
+        Returns the number of orders removed.
+        """
+        removed = len(self.orders)
+        with self._store.transaction():
+            self._store.set_meta("next_order_id", str(self._next_order_id))
+            self._store.set_meta("next_trade_id", str(self._next_trade_id))
+            self._store.wipe()
+            for key, account in self.accounts.items():
+                funding = self.funding.get(key, DEFAULT_BALANCES)
+                account.balances = {a: Balance(v) for a, v in funding.items()}
+                self._store.save_account(account)
+        self.orders.clear()
+        self.open.clear()
+        self._open_count.clear()
+        self.trades.clear()
+        self.hidden.clear()
+        self._pending.clear()
+        return removed
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -96,7 +132,12 @@ class Engine:
         """Validate, accept and execute an order; return it with the fills it got at once."""
         market = self._market(req.symbol)
         rules = market.rules
-        price, qty = self._validate(req, market)
+        state = self.states[req.symbol]
+        if not state.accepts_orders:
+            raise e.error(e.MARKET_CLOSED)
+        price, qty = self._validate(req, market, state)
+        if self._open_count.get((account.api_key, req.symbol), 0) >= state.max_num_orders:
+            raise e.filter_failure("MAX_NUM_ORDERS")
         client_id = req.client_order_id or "web_" + secrets.token_hex(11)
         if any(o.client_order_id == client_id and o.api_key == account.api_key
                for o in self.open.values()):
@@ -136,7 +177,8 @@ class Engine:
         self._flush()
         return order, fills
 
-    def _validate(self, req: OrderRequest, market: Market) -> tuple[Decimal, Decimal]:
+    def _validate(self, req: OrderRequest, market: Market,
+                  state: SymbolState) -> tuple[Decimal, Decimal]:
         rules = market.rules
         if req.side not in SIDES:
             raise e.error(e.INVALID_SIDE)
@@ -163,6 +205,11 @@ class Engine:
                 assert req.quantity is not None
                 qty = req.quantity
             self._check_lot(qty, market)
+            max_qty = state.market_max_qty or rules.max_qty
+            step = state.market_step_size
+            if (qty < state.market_min_qty or qty > max_qty
+                    or (step and (qty - state.market_min_qty) % step != 0)):
+                raise e.filter_failure("MARKET_LOT_SIZE")
             if qty * ref < rules.min_notional:
                 raise e.filter_failure("NOTIONAL")
             return ref, qty
@@ -184,9 +231,21 @@ class Engine:
                 or (price - rules.min_price) % rules.tick_size != 0):
             raise e.filter_failure("PRICE_FILTER")
         self._check_lot(qty, market)
-        if price * qty < rules.min_notional:
+        self._check_percent_price(req.symbol, req.side, price, state)
+        if price * qty < rules.min_notional or price * qty > state.max_notional:
             raise e.filter_failure("NOTIONAL")
         return price, qty
+
+    def _check_percent_price(self, symbol: str, side: str, price: Decimal,
+                             state: SymbolState) -> None:
+        ref = (self.market.avg_price(symbol) if state.avg_price_mins
+               else self.market.price(symbol))
+        if side == "BUY":
+            low, high = state.bid_multiplier_down, state.bid_multiplier_up
+        else:
+            low, high = state.ask_multiplier_down, state.ask_multiplier_up
+        if price < ref * low or price > ref * high:
+            raise e.filter_failure("PERCENT_PRICE_BY_SIDE")
 
     @staticmethod
     def _check_lot(qty: Decimal, market: Market) -> None:
@@ -250,7 +309,7 @@ class Engine:
         quote_qty = price * qty
         now = self._clock()
         if order.side == "BUY":
-            commission = (qty * COMMISSION_RATE).quantize(EIGHT, ROUND_UP)
+            commission = (qty * self.commission_rate).quantize(EIGHT, ROUND_UP)
             commission_asset = rules.base_asset
             base.free += qty - commission
             if order.type == "MARKET":
@@ -261,7 +320,7 @@ class Engine:
                 quote.locked -= release
                 quote.free += release - quote_qty
         else:
-            commission = (quote_qty * COMMISSION_RATE).quantize(EIGHT, ROUND_UP)
+            commission = (quote_qty * self.commission_rate).quantize(EIGHT, ROUND_UP)
             commission_asset = rules.quote_asset
             quote.free += quote_qty - commission
             if order.type == "MARKET":
@@ -313,6 +372,8 @@ class Engine:
                      client_id: str | None, cancel_id: str | None) -> Order:
         """Cancel an open order (-2011 if it is unknown or no longer open)."""
         self._market(symbol)
+        if not self.states[symbol].accepts_cancels:
+            raise e.error(e.MARKET_CLOSED)
         order = self._find(account, symbol, order_id, client_id)
         if order is None or not order.is_open:
             raise e.error(e.UNKNOWN_ORDER)
@@ -330,9 +391,23 @@ class Engine:
         """Return one of the account's orders (-2013 if there is no such order)."""
         self._market(symbol)
         order = self._find(account, symbol, order_id, client_id)
-        if order is None:
+        if order is None or (self.hidden and not self._visible(order.order_id)):
             raise e.error(e.NO_SUCH_ORDER)
         return order
+
+    def hide(self, order_id: int, seconds: float) -> None:
+        """Keep an order out of query answers for `seconds` (query_lag)."""
+        self.hidden[order_id] = time.monotonic() + seconds
+
+    def _visible(self, order_id: int) -> bool:
+        """Tell whether queries may see an order; forget lags that have ended."""
+        until = self.hidden.get(order_id)
+        if until is None:
+            return True
+        if time.monotonic() < until:
+            return False
+        del self.hidden[order_id]
+        return True
 
     def _find(self, account: Account, symbol: str, order_id: int | None,
               client_id: str | None) -> Order | None:
@@ -354,7 +429,8 @@ class Engine:
             self._market(symbol)
         return [o for o in self.open.values()
                 if o.api_key == account.api_key
-                and (symbol is None or o.symbol == symbol)]
+                and (symbol is None or o.symbol == symbol)
+                and (not self.hidden or self._visible(o.order_id))]
 
     def all_orders(self, account: Account, symbol: str, from_id: int | None,
                    start: int | None, end: int | None, limit: int) -> list[Order]:
@@ -363,7 +439,8 @@ class Engine:
         found = [o for o in self.orders.values()
                  if o.api_key == account.api_key and o.symbol == symbol
                  and (from_id is None or o.order_id >= from_id)
-                 and (start is None or o.time >= start) and (end is None or o.time <= end)]
+                 and (start is None or o.time >= start) and (end is None or o.time <= end)
+                 and (not self.hidden or self._visible(o.order_id))]
         found.sort(key=lambda o: o.order_id)
         return found[:limit] if from_id is not None or start is not None else found[-limit:]
 
@@ -376,13 +453,16 @@ class Engine:
                  if t.api_key == account.api_key and t.symbol == symbol
                  and (order_id is None or t.order_id == order_id)
                  and (from_id is None or t.trade_id >= from_id)
-                 and (start is None or t.time >= start) and (end is None or t.time <= end)]
+                 and (start is None or t.time >= start) and (end is None or t.time <= end)
+                 and (not self.hidden or self._visible(t.order_id))]
         return found[:limit] if from_id is not None or start is not None else found[-limit:]
 
     # -- matching -------------------------------------------------------------------------
 
     def match(self, symbol: str) -> None:
         """Fill resting orders on `symbol` that the last price has reached."""
+        if not self.states[symbol].accepts_orders:
+            return  # a closed market does not trade
         last = self.market.price(symbol)
         resting = sorted(
             (o for o in self.open.values() if o.symbol == symbol),
@@ -401,6 +481,11 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _track_open(self, order: Order) -> None:
+        self.open[order.order_id] = order
+        key = (order.api_key, order.symbol)
+        self._open_count[key] = self._open_count.get(key, 0) + 1
+
     def _take_order_id(self) -> int:
         order_id = self._next_order_id
         self._next_order_id += 1
@@ -411,9 +496,11 @@ class Engine:
         """Persist the order and balances (written at commit), queue the user-data events."""
         account = self.accounts[order.api_key]
         if order.is_open:
-            self.open[order.order_id] = order
-        else:
-            self.open.pop(order.order_id, None)
+            if order.order_id not in self.open:
+                self._track_open(order)
+        elif self.open.pop(order.order_id, None) is not None:
+            key = (order.api_key, order.symbol)
+            self._open_count[key] -= 1
         self._store.save_order(order)
         self._store.save_balances(account, assets)
         now = self._clock()

@@ -11,6 +11,9 @@ class BinanceError(Exception):
         self.code = code
         self.msg = msg
         self.status = status
+        # For 429/418: the seconds to wait (sent as Retry-After); the weight used so far.
+        self.retry_after: int | None = None
+        self.used_weight: int | None = None
 
     def body(self) -> dict[str, object]:
         """Return the JSON body Binance sends for this error."""
@@ -34,6 +37,11 @@ def illegal(param: str, legal: str) -> BinanceError:
 def not_required(param: str) -> BinanceError:
     """Return -1106 for a parameter sent with an order type that does not take it."""
     return BinanceError(-1106, f"Parameter '{param}' sent when not required.")
+
+
+def too_precise(param: str) -> BinanceError:
+    """Return -1111 for a number with more decimals than the asset's precision."""
+    return BinanceError(-1111, f"Parameter '{param}' has too much precision.")
 
 
 def filter_failure(name: str) -> BinanceError:
@@ -62,6 +70,7 @@ BACKEND_TIMEOUT = (
     "Timeout waiting for response from backend server. Send status unknown; "
     "execution status unknown.",
 )
+MARKET_CLOSED = (-1013, "Market is closed.")
 SERVICE_UNAVAILABLE = (-1001, "Internal error; unable to process your request. Please try again.")
 
 

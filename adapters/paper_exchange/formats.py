@@ -5,31 +5,30 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from adapters.paper_exchange.filters import SymbolState, filters_json
 from adapters.paper_exchange.markets import Market
 from adapters.paper_exchange.models import Account, Order, Trade, fmt
 
-COMMISSION_RATE = Decimal("0.001")
+# Binance's production rate without BNB discount; the Testnet charges 0 (our default).
+BINANCE_COMMISSION_RATE = Decimal("0.001")
 
 
-def exchange_info(markets: dict[str, Market], now: int) -> dict[str, Any]:
+def exchange_info(markets: dict[str, Market], states: dict[str, SymbolState],
+                  rate_limits: list[dict[str, Any]], now: int) -> dict[str, Any]:
     """Build the /api/v3/exchangeInfo body for some markets."""
     return {
         "timezone": "UTC",
         "serverTime": now,
-        "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-             "limit": 6000},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-        ],
+        "rateLimits": rate_limits,
         "exchangeFilters": [],
-        "symbols": [_symbol(m) for m in markets.values()],
+        "symbols": [_symbol(m, states[s]) for s, m in markets.items()],
     }
 
 
-def _symbol(market: Market) -> dict[str, Any]:
+def _symbol(market: Market, state: SymbolState) -> dict[str, Any]:
     r = market.rules
     return {
-        "symbol": r.symbol, "status": "TRADING",
+        "symbol": r.symbol, "status": state.status,
         "baseAsset": r.base_asset, "baseAssetPrecision": 8,
         "quoteAsset": r.quote_asset, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
@@ -38,15 +37,7 @@ def _symbol(market: Market) -> dict[str, Any]:
         "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
         "cancelReplaceAllowed": False, "amendAllowed": False,
         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
-        "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": fmt(r.min_price),
-             "maxPrice": fmt(r.max_price), "tickSize": fmt(r.tick_size)},
-            {"filterType": "LOT_SIZE", "minQty": fmt(r.min_qty), "maxQty": fmt(r.max_qty),
-             "stepSize": fmt(r.step_size)},
-            {"filterType": "NOTIONAL", "minNotional": fmt(r.min_notional),
-             "applyMinToMarket": True, "maxNotional": "9000000.00000000",
-             "applyMaxToMarket": False, "avgPriceMins": 5},
-        ],
+        "filters": filters_json(market, state),
         "permissions": [], "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER",
@@ -126,16 +117,18 @@ def my_trade(trade: Trade) -> dict[str, Any]:
     }
 
 
-def account_info(account: Account, now: int, omit_zero: bool) -> dict[str, Any]:
+def account_info(account: Account, now: int, omit_zero: bool,
+                 commission_rate: Decimal) -> dict[str, Any]:
     """Build the /api/v3/account body."""
     balances = [
         {"asset": a, "free": fmt(b.free), "locked": fmt(b.locked)}
         for a, b in sorted(account.balances.items())
         if not (omit_zero and b.free == 0 and b.locked == 0)
     ]
-    rate = fmt(COMMISSION_RATE)
+    rate = fmt(commission_rate)
+    bps = int(commission_rate * 10_000)
     return {
-        "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0,
+        "makerCommission": bps, "takerCommission": bps, "buyerCommission": 0,
         "sellerCommission": 0,
         "commissionRates": {"maker": rate, "taker": rate, "buyer": fmt(Decimal(0)),
                             "seller": fmt(Decimal(0))},

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -16,13 +17,15 @@ import threading
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from adapters.paper_exchange.server import PaperExchange
+from adapters.paper_exchange.limits import LimitSettings
+from adapters.paper_exchange.server import ADMIN_TOKEN_HEADER, PaperExchange
 
 DEFAULT_PORT = 9900
+ENV = "TRADELEDGER_PAPER_"  # prefix of the settings read from the environment
 READY_RE = re.compile(r"paper exchange listening on (http://\S+)")
 
 
@@ -36,10 +39,15 @@ class ApiKeys:
 
 def run_paper_exchange(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                        state_dir: str | Path = ".tradeledger/paper-exchange", seed: int = 7,
-                       tick_ms: int = 250, history_days: int = 30) -> None:
+                       tick_ms: int = 250, history_days: int = 30, *,
+                       limits: LimitSettings | None = None,
+                       commission_rate: Decimal = Decimal(0),
+                       admin_token: str | None = None) -> None:
     """Serve the paper exchange until interrupted (SIGINT/SIGTERM); blocks."""
     async def serve() -> None:
-        exchange = PaperExchange(Path(state_dir), seed, tick_ms, history_days)
+        exchange = PaperExchange(Path(state_dir), seed, tick_ms, history_days,
+                                 limits=limits, commission_rate=commission_rate,
+                                 admin_token=admin_token)
         await exchange.start(host, port)
         print(f"paper exchange listening on http://{host}:{exchange.port}", flush=True)
         stop = asyncio.Event()
@@ -60,8 +68,13 @@ class BackgroundPaperExchange:
     """The paper exchange on its own event loop in a daemon thread (for tests and tools)."""
 
     def __init__(self, state_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
-                 seed: int = 7, tick_ms: int = 250, history_days: int = 30) -> None:
-        self.exchange = PaperExchange(Path(state_dir), seed, tick_ms, history_days)
+                 seed: int = 7, tick_ms: int = 250, history_days: int = 30, *,
+                 limits: LimitSettings | None = None,
+                 commission_rate: Decimal = Decimal(0),
+                 admin_token: str | None = None) -> None:
+        self.exchange = PaperExchange(Path(state_dir), seed, tick_ms, history_days,
+                                      limits=limits, commission_rate=commission_rate,
+                                      admin_token=admin_token)
         self.host = host
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,12 +131,15 @@ class BackgroundPaperExchange:
 
 
 def start_subprocess(state_dir: str | Path, port: int = 0, seed: int = 7, tick_ms: int = 250,
-                     history_days: int = 30,
-                     timeout: float = 30.0) -> tuple[subprocess.Popen[str], str]:
-    """Start `python -m adapters.paper_exchange` and return the process and its base URL."""
+                     history_days: int = 30, timeout: float = 30.0,
+                     extra_args: Sequence[str] = ()) -> tuple[subprocess.Popen[str], str]:
+    """Start `python -m adapters.paper_exchange` and return the process and its base URL.
+
+    `extra_args` are more serve options, e.g. `["--orders-per-10s", "1000000"]`.
+    """
     cmd = [sys.executable, "-m", "adapters.paper_exchange", "--port", str(port),
            "--state-dir", str(state_dir), "--seed", str(seed), "--tick-ms", str(tick_ms),
-           "--history-days", str(history_days)]
+           "--history-days", str(history_days), *extra_args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)  # noqa: S603
     assert proc.stdout is not None
     result: list[str] = []
@@ -147,14 +163,28 @@ def request_keys(url: str, balances: dict[str, Decimal | str] | None = None) -> 
     return ApiKeys(data["apiKey"], data["secretKey"])
 
 
+def admin_headers() -> dict[str, str]:
+    """Return the headers of an admin call: the admin token when the environment has one."""
+    token = os.environ.get(ENV + "ADMIN_TOKEN")
+    return {ADMIN_TOKEN_HEADER: token} if token else {}
+
+
 def admin_post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST a JSON body to an admin endpoint and return the JSON answer."""
     req = urllib.request.Request(  # noqa: S310 - our own loopback server
         url.rstrip("/") + path, data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
+        headers={"Content-Type": "application/json", **admin_headers()}, method="POST")
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
         result: dict[str, Any] = json.loads(resp.read())
     return result
+
+
+def admin_get(url: str, path: str) -> Any:
+    """GET an admin endpoint (path with its query) and return the JSON answer."""
+    req = urllib.request.Request(  # noqa: S310 - our own loopback server
+        url.rstrip("/") + path, headers=admin_headers())
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        return json.loads(resp.read())
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -166,6 +196,25 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tick-ms", type=int, default=250, help="price tick period")
     parser.add_argument("--history-days", type=int, default=30,
                         help="days of 1m history generated for a new state dir")
+    # Defaults may come from the environment, so a process that starts the exchange for us
+    # (`tradeledger up`, benches) can be tuned without new plumbing.
+    env = os.environ.get
+    parser.add_argument("--commission", default=env(ENV + "COMMISSION", "0"),
+                        help="commission rate per fill, e.g. 0.001 (default 0, as the Testnet)"
+                             f"; env {ENV}COMMISSION")
+    for flag, default, text in (
+            ("weight-per-minute", 6000, "REQUEST_WEIGHT per minute per IP (Binance: 6000)"),
+            ("orders-per-10s", 100, "ORDERS per 10 seconds per key (Binance: 100)"),
+            ("orders-per-day", 200_000, "ORDERS per day per key (Binance: 200000)"),
+            ("ban-seconds", 120, "first IP ban for ignoring a 429 (doubles per ban, max 3 "
+                                 "days)")):
+        name = ENV + flag.upper().replace("-", "_")
+        parser.add_argument("--" + flag, type=int, default=env(name, str(default)),
+                            help=f"{text}; env {name}")
+    parser.add_argument("--admin-token", default=None,
+                        help="token the admin controls require (header X-TradeLedger-Admin-"
+                             f"Token); default: ${ENV}ADMIN_TOKEN. Without one they "
+                             "answer loopback callers only")
 
 
 def add_keys_options(parser: argparse.ArgumentParser) -> None:
@@ -177,8 +226,22 @@ def add_keys_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    try:
+        commission = Decimal(args.commission)
+    except InvalidOperation:
+        commission = Decimal(-1)
+    if not commission.is_finite() or not 0 <= commission < 1:
+        raise SystemExit(f"--commission must be a fraction from 0 to below 1, got "
+                         f"{args.commission!r}")
+    for name in ("weight_per_minute", "orders_per_10s", "orders_per_day", "ban_seconds"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    limits = LimitSettings(args.weight_per_minute, args.orders_per_10s, args.orders_per_day,
+                           args.ban_seconds)
+    token = args.admin_token or os.environ.get(ENV + "ADMIN_TOKEN") or None
     run_paper_exchange(args.host, args.port, args.state_dir, args.seed, args.tick_ms,
-                       args.history_days)
+                       args.history_days, limits=limits, commission_rate=commission,
+                       admin_token=token)
     return 0
 
 

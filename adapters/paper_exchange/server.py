@@ -1,5 +1,6 @@
 """The paper exchange's HTTP and websocket server (aiohttp): Binance's spot REST API, market
-streams, the WS-API user-data stream, and admin endpoints for keys, prices and faults."""
+streams, the WS-API user-data stream, and admin endpoints for keys, prices, faults, rate
+limits, exchangeInfo changes, resets and WS-API connection events."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -16,13 +18,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
 
 from adapters.paper_exchange import errors as e
+from adapters.paper_exchange import filters as symbol_filters
 from adapters.paper_exchange import formats
 from adapters.paper_exchange.engine import Engine, OrderRequest
+from adapters.paper_exchange.filters import SymbolState
+from adapters.paper_exchange.limits import LimitSettings, RateLimiter
 from adapters.paper_exchange.market import INTERVALS, MarketSimulator
 from adapters.paper_exchange.markets import DEFAULT_MARKETS, Market
 from adapters.paper_exchange.models import Account, fmt
@@ -36,6 +41,16 @@ INT_RANGE = r"^[0-9]{1,20}$"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 STREAM_RE = re.compile(r"^([a-z0-9]+)@(kline_(1m|5m|15m|1h|4h|1d|1w)|ticker)$")
 MAX_RECV_WINDOW = 60_000
+MAX_LATE_MS = 15_000
+MAX_DECIMALS = 8  # baseAssetPrecision / quotePrecision of every symbol served
+ADMIN_TOKEN_HEADER = "X-TradeLedger-Admin-Token"  # noqa: S105 - a header name
+SHUTDOWN_CLOSE_SECONDS = 1.0
+ORDER_COUNTS = web.RequestKey("order_counts", tuple)  # set by POST order for the headers
+# Binance's weights (rest-api.md); endpoints whose weight depends on a parameter are below.
+WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "uiKlines": 2,
+           "avgPrice": 2, "allOrders": 20, "account": 20}
+WS_WEIGHTS = {"ping": 1, "time": 1, "userDataStream.subscribe.signature": 2,
+              "userDataStream.unsubscribe": 2, "session.subscriptions": 2}
 
 
 def now_ms() -> int:
@@ -47,10 +62,17 @@ def now_ms() -> int:
 class Fault:
     """A test-injected failure of the order endpoints, active until `until` (monotonic)."""
 
-    mode: str = "none"  # "hang", "error503", "timeout" or "none"
+    mode: str = "none"  # "hang", "error503", "timeout", "late", "query_lag" or "none"
     until: float = 0.0
     execute: bool = False
     endpoints: frozenset[str] = frozenset({"order"})
+    delay_ms: int = 0  # late: how long after its 503 an order executes
+    lag_ms: int = 0  # query_lag: how long queries miss an order
+
+    @property
+    def active(self) -> bool:
+        """Tell whether the fault's window is open."""
+        return self.mode != "none" and time.monotonic() < self.until
 
     def applies(self, path: str) -> bool:
         """Tell whether a request to `path` is hit by this fault now."""
@@ -61,8 +83,15 @@ class Fault:
     def to_json(self) -> dict[str, Any]:
         """Describe the fault for the admin endpoint."""
         left = max(0.0, self.until - time.monotonic()) if self.mode != "none" else 0.0
-        return {"mode": self.mode if left else "none", "secondsLeft": round(left, 3),
-                "execute": self.execute, "endpoints": sorted(self.endpoints)}
+        body: dict[str, Any] = {"mode": self.mode if left else "none",
+                                "secondsLeft": round(left, 3)}
+        if self.mode == "late":
+            body["delayMs"] = self.delay_ms
+        elif self.mode == "query_lag":
+            body["lagMs"] = self.lag_ms
+        else:
+            body.update(execute=self.execute, endpoints=sorted(self.endpoints))
+        return body
 
 
 @dataclass
@@ -79,6 +108,8 @@ class _UserSession:
     """One WS-API connection: its outgoing queue and user-data subscriptions (id -> key)."""
 
     queue: asyncio.Queue[str]
+    ws: web.WebSocketResponse
+    ip: str
     subscriptions: dict[int, str] = field(default_factory=dict)
     next_id: int = 0
 
@@ -87,13 +118,25 @@ class PaperExchange:
     """The server: one aiohttp app on one port for REST, streams, WS-API and admin."""
 
     def __init__(self, state_dir: Path, seed: int = 7, tick_ms: int = 250,
-                 history_days: int = 30, markets: dict[str, Market] | None = None) -> None:
+                 history_days: int = 30, markets: dict[str, Market] | None = None,
+                 limits: LimitSettings | None = None,
+                 commission_rate: Decimal = Decimal(0),
+                 admin_token: str | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.seed = seed
         self.tick_ms = tick_ms
         self.history_days = history_days
-        self.markets = markets or DEFAULT_MARKETS
+        # A copy: admin changes to filters must not leak into the shared default table.
+        self.markets = dict(markets or DEFAULT_MARKETS)
+        self.states = {symbol: SymbolState() for symbol in self.markets}
+        self.limiter = RateLimiter(limits)
+        self.commission_rate = commission_rate
+        self.admin_token = admin_token or None
         self.fault = Fault()
+        self.late = Fault()
+        self.query_lag = Fault()
+        self._late_orders: set[asyncio.TimerHandle] = set()
+        self._sessions: set[_UserSession] = set()
         self._subscribers: list[_Subscriber] = []
         # WS-API connections by the API keys they follow: an event goes only to those.
         self._followers: dict[str, list[_UserSession]] = {}
@@ -114,9 +157,13 @@ class PaperExchange:
             self._store.set_meta("seed", str(self.seed))
         self.market = MarketSimulator(self._store, self.markets, self.seed, self.history_days,
                                       now_ms())
-        self.engine = Engine(self._store, self.market, self.markets, now_ms)
+        self.engine = Engine(self._store, self.market, self.markets, now_ms, self.states,
+                             self.commission_rate)
         self.engine.sinks.append(self._user_event)
-        app = web.Application(middlewares=[self._errors, self._faults])
+        if host not in ("127.0.0.1", "::1", "localhost") and not self.admin_token:
+            log.warning("paper exchange bound to %s without an admin token: admin controls "
+                        "answer loopback callers only (set TRADELEDGER_PAPER_ADMIN_TOKEN)", host)
+        app = web.Application(middlewares=[self._serve, self._faults])
         self._routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -127,6 +174,9 @@ class PaperExchange:
 
     async def stop(self) -> None:
         """Stop ticking, close connections and persist the open candles."""
+        for handle in self._late_orders:
+            handle.cancel()
+        self._late_orders.clear()
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,18 +226,50 @@ class PaperExchange:
         r.add_post("/admin/price", self.admin_price)
         r.add_post("/admin/faults", self.admin_faults)
         r.add_get("/admin/faults", self.admin_faults)
+        r.add_post("/admin/limits", self.admin_limits)
+        r.add_get("/admin/limits", self.admin_limits)
+        r.add_post("/admin/exchange-info", self.admin_exchange_info)
+        r.add_post("/admin/commission", self.admin_commission)
+        r.add_get("/admin/commission", self.admin_commission)
+        r.add_post("/admin/reset", self.admin_reset)
+        r.add_post("/admin/ws", self.admin_ws)
+        r.add_get("/admin/orders", self.admin_orders)
 
     # -- middlewares ----------------------------------------------------------------------
 
     @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/admin/") and request.remote not in LOOPBACK:
-            return web.json_response({"code": -2015, "msg": "Admin is loopback only."},
-                                     status=403)
+    async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Guard admin calls, count rate limits and answer errors as Binance does.
+
+        One middleware rather than three: each layer costs a coroutine per request, and the
+        exchange's CPU per order is what the bench watches.
+        """
+        path = request.path
+        if not path.startswith("/api/"):
+            if path.startswith("/admin/"):
+                refusal = self._admin_refusal(request)
+                if refusal is not None:
+                    return web.json_response({"code": -2015, "msg": refusal}, status=403)
+            return await self._answer(request, handler)
+        try:
+            used = self.limiter.weight(request.remote or "", _weight(request))
+        except e.BinanceError as err:
+            return _error_response(err)
+        response = await self._answer(request, handler)
+        headers = response.headers
+        headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        counts = request.get(ORDER_COUNTS)
+        if counts is not None:
+            headers["X-MBX-ORDER-COUNT-10S"] = str(counts[0])
+            headers["X-MBX-ORDER-COUNT-1D"] = str(counts[1])
+        return response
+
+    @staticmethod
+    async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except e.BinanceError as err:
-            return web.json_response(err.body(), status=err.status)
+            return _error_response(err)
         except web.HTTPException:
             raise
         except Exception:
@@ -216,6 +298,21 @@ class PaperExchange:
             return web.json_response(e.error(e.BACKEND_TIMEOUT).body(), status=408)
         return web.json_response(e.error(e.SERVICE_UNAVAILABLE).body(), status=503)
 
+    def _admin_refusal(self, request: web.Request) -> str | None:
+        """Say why an admin request is refused, or None to let it through.
+
+        With a token configured (needed once the exchange is bound beyond loopback) every
+        caller must send it; without one, only loopback callers get in.
+        """
+        if self.admin_token is not None:
+            sent = request.headers.get(ADMIN_TOKEN_HEADER, "")
+            if hmac.compare_digest(sent.encode(), self.admin_token.encode()):
+                return None
+            return f"Admin needs the {ADMIN_TOKEN_HEADER} header."
+        if request.remote in LOOPBACK:
+            return None
+        return "Admin is loopback only (set an admin token to reach it from elsewhere)."
+
     # -- parameters and auth --------------------------------------------------------------
 
     @staticmethod
@@ -243,7 +340,9 @@ class PaperExchange:
             raise e.error(e.RECV_WINDOW_TOO_LARGE)
         if not signature:
             raise e.mandatory("signature")
-        # Binance signs the query string followed by the body, as sent (minus the signature).
+        # Binance signs the query string followed by the body, exactly as sent (so
+        # percent-encoded), minus the signature: the one form the Testnet accepts since
+        # 2025-12-17.
         payload = _strip_signature(query) + _strip_signature(body)
         if not _signature_ok(account.secret, signature, payload):
             raise e.error(e.BAD_SIGNATURE)
@@ -296,7 +395,8 @@ class PaperExchange:
         params = await self._params(request)
         symbols = self._symbols(params)
         markets = {s: self.markets[s] for s in symbols}
-        return web.json_response(formats.exchange_info(markets, now_ms()))
+        return web.json_response(formats.exchange_info(
+            markets, self.states, self.limiter.settings.rate_limits(), now_ms()))
 
     async def klines(self, request: web.Request) -> web.Response:
         """GET /api/v3/klines: 12-element arrays, strings for decimals."""
@@ -356,12 +456,37 @@ class PaperExchange:
             price=_decimal(params, "price"),
             client_order_id=params.get("newClientOrderId") or None,
         )
-        order, fills = self.engine.place_order(account, req)
+        request[ORDER_COUNTS] = self.limiter.order(request.remote or "", account.api_key)
+        if self.late.active:
+            self._place_late(account, req, self.late.delay_ms / 1000)
+            return _error_response(e.error(e.BACKEND_TIMEOUT, 503))
+        order, fills = self._place(account, req)
         if resp_type == "ACK":
             return web.json_response(formats.order_ack(order))
         if resp_type == "RESULT":
             return web.json_response(formats.order_result(order))
         return web.json_response(formats.order_full(order, fills))
+
+    def _place(self, account: Account, req: OrderRequest) -> tuple[Any, Any]:
+        """Place an order; during query_lag, queries miss it for a while."""
+        order, fills = self.engine.place_order(account, req)
+        if self.query_lag.active:
+            self.engine.hide(order.order_id, self.query_lag.lag_ms / 1000)
+        return order, fills
+
+    def _place_late(self, account: Account, req: OrderRequest, delay: float) -> None:
+        """Execute an order `delay` seconds from now (its answer was a 503 -1007)."""
+        def execute() -> None:
+            self._late_orders.discard(handle)
+            try:
+                self._place(account, req)
+            except e.BinanceError as err:  # the engine refused it: it never exists
+                log.info("late order refused by the engine: %s", err.msg)
+            except Exception:
+                log.exception("late order failed")
+
+        handle = asyncio.get_running_loop().call_later(delay, execute)
+        self._late_orders.add(handle)
 
     def _order_ref(self, params: dict[str, str]) -> tuple[str, int | None, str | None]:
         symbol = self._symbol(params)
@@ -420,7 +545,8 @@ class PaperExchange:
         """GET /api/v3/account."""
         account, params = await self._signed(request)
         omit = params.get("omitZeroBalances", "false").lower() == "true"
-        return web.json_response(formats.account_info(account, now_ms(), omit))
+        return web.json_response(formats.account_info(account, now_ms(), omit,
+                                                      self.engine.commission_rate))
 
     # -- market streams -------------------------------------------------------------------
 
@@ -499,7 +625,8 @@ class PaperExchange:
         # CPU for nothing (Binance may offer it; clients must work either way).
         ws = web.WebSocketResponse(heartbeat=30, compress=False)
         await ws.prepare(request)
-        session = _UserSession(asyncio.Queue(maxsize=10_000))
+        session = _UserSession(asyncio.Queue(maxsize=10_000), ws, request.remote or "")
+        self._sessions.add(session)
         writer = asyncio.create_task(_drain(session.queue, ws))
         try:
             async for msg in ws:
@@ -509,6 +636,7 @@ class PaperExchange:
                 _put(session.queue, json.dumps(self._ws_api_call(msg.data, session)))
                 self._refollow(session, followed)
         finally:
+            self._sessions.discard(session)
             followed = set(session.subscriptions.values())
             session.subscriptions.clear()
             self._refollow(session, followed)
@@ -547,6 +675,12 @@ class PaperExchange:
             params = msg.get("params") or {}
         except (ValueError, KeyError, TypeError, AttributeError):
             return _ws_error(None, e.BinanceError(-1000, "Malformed request."))
+        if not isinstance(params, dict):
+            return _ws_error(req_id, e.illegal("params", "a JSON object"))
+        try:
+            used = self.limiter.weight(session.ip, WS_WEIGHTS.get(str(method), 1))
+        except e.BinanceError as err:
+            return _ws_error(req_id, err, self.limiter.used_weight(session.ip))
         try:
             if method == "ping":
                 result: Any = {}
@@ -560,7 +694,10 @@ class PaperExchange:
                 result = {"subscriptionId": sid}
             elif method == "userDataStream.unsubscribe":
                 if "subscriptionId" in params:
-                    session.subscriptions.pop(int(params["subscriptionId"]), None)
+                    sid_text = str(params["subscriptionId"])
+                    if not re.fullmatch(INT_RANGE, sid_text):
+                        raise e.illegal("subscriptionId", INT_RANGE)
+                    session.subscriptions.pop(int(sid_text), None)
                 else:
                     session.subscriptions.clear()
                 result = {}
@@ -570,8 +707,9 @@ class PaperExchange:
                 raise e.BinanceError(-1100, f"Illegal characters found in parameter 'method'; "
                                      f"legal range is 'known method'. Got '{method}'.")
         except e.BinanceError as err:
-            return _ws_error(req_id, err)
-        return {"id": req_id, "status": 200, "result": result, "rateLimits": []}
+            return _ws_error(req_id, err, used, self.limiter.settings.weight_per_minute)
+        return {"id": req_id, "status": 200, "result": result,
+                "rateLimits": _ws_rate_limits(used, self.limiter.settings.weight_per_minute)}
 
     def _ws_signed(self, params: dict[str, Any]) -> Account:
         """Check a WS-API signature: HMAC over the other params sorted by name."""
@@ -585,8 +723,12 @@ class PaperExchange:
         signed = sorted((k, str(v)) for k, v in params.items() if k != "signature")
         if not _signature_ok(account.secret, signature, urlencode(signed)):
             raise e.error(e.BAD_SIGNATURE)
-        timestamp = int(params.get("timestamp", 0))
-        recv_window = int(params.get("recvWindow", 5000))
+        fields = {k: str(v) for k, v in params.items()}
+        timestamp = _int(fields, "timestamp", required=True)
+        recv_window = _int(fields, "recvWindow") or 5000
+        if recv_window > MAX_RECV_WINDOW:
+            raise e.error(e.RECV_WINDOW_TOO_LARGE)
+        assert timestamp is not None
         now = now_ms()
         if timestamp > now + 1000:
             raise e.error(e.AHEAD_OF_SERVER)
@@ -630,17 +772,139 @@ class PaperExchange:
                                   else fmt(st.liquidity)})
 
     async def admin_faults(self, request: web.Request) -> web.Response:
-        """POST /admin/faults: `{"mode", "seconds", "execute"?, "endpoints"?}`; GET shows it."""
+        """POST /admin/faults `{"mode", "seconds", ...}`; GET shows the faults in force.
+
+        hang / error503 / timeout (`execute`?, `endpoints`?) replace one another; `late`
+        (`delayMs`) and `query_lag` (`lagMs`) run beside them; `none` clears all.
+        """
         if request.method == "POST":
             body = await _json_body(request)
             mode = str(body.get("mode", "none"))
-            if mode not in ("hang", "error503", "timeout", "none"):
-                raise e.illegal("mode", "hang, error503, timeout, none")
+            modes = ("hang", "error503", "timeout", "late", "query_lag", "none")
+            if mode not in modes:
+                raise e.illegal("mode", ", ".join(modes))
             seconds = float(_admin_decimal(body.get("seconds", 0), "seconds"))
+            until = time.monotonic() + seconds
+            if mode == "late":
+                delay = _admin_int(body, "delayMs", 0, MAX_LATE_MS)
+                self.late = Fault(mode, until, delay_ms=delay)
+                return web.json_response(self.late.to_json())
+            if mode == "query_lag":
+                lag = _admin_int(body, "lagMs", 0, 600_000)
+                self.query_lag = Fault(mode, until, lag_ms=lag)
+                return web.json_response(self.query_lag.to_json())
+            if mode == "none":
+                self.late = Fault()
+                self.query_lag = Fault()
             endpoints = body.get("endpoints") or ["order"]
-            self.fault = Fault(mode, time.monotonic() + seconds, bool(body.get("execute")),
+            if not isinstance(endpoints, list):
+                raise e.illegal("endpoints", "a list of paths under /api/v3/")
+            self.fault = Fault(mode, until, bool(body.get("execute")),
                                frozenset(str(p) for p in endpoints))
-        return web.json_response(self.fault.to_json())
+        return web.json_response({**self.fault.to_json(), "late": self.late.to_json(),
+                                  "queryLag": self.query_lag.to_json()})
+
+    async def admin_limits(self, request: web.Request) -> web.Response:
+        """POST /admin/limits `{"ordersPer10s"?, "weightPerMinute"?, "banSeconds"?, ...}`.
+
+        Sets the limits (the others keep their values) and restarts every counter; GET
+        shows the limits, the counters and `bans`, the bans issued so far.
+        """
+        if request.method == "POST":
+            body = await _json_body(request)
+            old = self.limiter.settings
+            names = {"weightPerMinute": "weight_per_minute", "ordersPer10s": "orders_per_10s",
+                     "ordersPerDay": "orders_per_day", "banSeconds": "ban_seconds",
+                     "backoffTolerance": "backoff_tolerance"}
+            unknown = set(body) - set(names)
+            if unknown:
+                raise e.illegal(sorted(unknown)[0], ", ".join(names))
+            values = {attr: _admin_int(body, name, 0 if name == "backoffTolerance" else 1,
+                                       10**9, getattr(old, attr))
+                      for name, attr in names.items()}
+            self.limiter.configure(LimitSettings(**values))
+        return web.json_response(self.limiter.snapshot())
+
+    async def admin_exchange_info(self, request: web.Request) -> web.Response:
+        """POST /admin/exchange-info `{"symbol", "filters"?, "status"?}`: change a symbol."""
+        body = await _json_body(request)
+        symbol = str(body.get("symbol", "")).upper()
+        if symbol not in self.markets:
+            raise e.error(e.INVALID_SYMBOL)
+        if "filters" not in body and "status" not in body:
+            raise e.mandatory("filters' or 'status")
+        market, state = symbol_filters.apply(self.markets[symbol], self.states[symbol],
+                                             body.get("filters"), body.get("status"))
+        self.markets[symbol] = market
+        self.states[symbol] = state
+        return web.json_response(formats.exchange_info(
+            {symbol: market}, self.states, self.limiter.settings.rate_limits(),
+            now_ms())["symbols"][0])
+
+    async def admin_commission(self, request: web.Request) -> web.Response:
+        """POST /admin/commission `{"rate": "0.001"}` sets the commission; GET shows it."""
+        if request.method == "POST":
+            body = await _json_body(request)
+            rate = _admin_decimal(body.get("rate"), "rate")
+            if rate >= 1:
+                raise e.illegal("rate", "a fraction below 1, e.g. 0.001")
+            self.engine.commission_rate = rate
+        return web.json_response({"rate": str(self.engine.commission_rate)})
+
+    async def admin_reset(self, request: web.Request) -> web.Response:
+        """POST /admin/reset: the Testnet's monthly reset (orders, trades, balances, streams)."""
+        for handle in self._late_orders:
+            handle.cancel()
+        self._late_orders.clear()
+        removed = self.engine.reset()
+        closed = len(self._sessions)
+        for session in list(self._sessions):
+            await session.ws.close()
+        return web.json_response({"ordersRemoved": removed, "connectionsClosed": closed})
+
+    async def admin_ws(self, request: web.Request) -> web.Response:
+        """POST /admin/ws `{"event": "serverShutdown" | "eventStreamTerminated"}`.
+
+        serverShutdown goes to every WS-API connection, closed `closeAfterMs` later (default
+        1000); eventStreamTerminated ends every user-data subscription (or those of
+        `apiKey`), the connections stay open.
+        """
+        body = await _json_body(request)
+        event = body.get("event")
+        now = now_ms()
+        if event == "serverShutdown":
+            delay = _admin_int(body, "closeAfterMs", 0, 60_000,
+                               int(SHUTDOWN_CLOSE_SECONDS * 1000)) / 1000
+            data = json.dumps({"event": {"e": "serverShutdown", "E": now}})
+            sessions = list(self._sessions)
+            for session in sessions:
+                _put(session.queue, data)
+            asyncio.get_running_loop().call_later(
+                delay, lambda: [asyncio.ensure_future(s.ws.close()) for s in sessions])
+            return web.json_response({"event": event, "connections": len(sessions)})
+        if event == "eventStreamTerminated":
+            only = body.get("apiKey")
+            ended = 0
+            data = json.dumps({"e": "eventStreamTerminated", "E": now})
+            for session in list(self._sessions):
+                followed = set(session.subscriptions.values())
+                for sid, key in list(session.subscriptions.items()):
+                    if only is None or key == only:
+                        _put(session.queue, f'{{"subscriptionId": {sid}, "event": {data}}}')
+                        del session.subscriptions[sid]
+                        ended += 1
+                self._refollow(session, followed)
+            return web.json_response({"event": event, "subscriptions": ended})
+        raise e.illegal("event", "serverShutdown, eventStreamTerminated")
+
+    async def admin_orders(self, request: web.Request) -> web.Response:
+        """GET /admin/orders?clientOrderId=X: every order whose clientOrderId contains X."""
+        wanted = request.query.get("clientOrderId", "").lower()
+        if not wanted:
+            raise e.mandatory("clientOrderId")
+        return web.json_response([
+            {**formats.order_status(o), "apiKey": o.api_key}
+            for o in self.engine.orders.values() if wanted in o.client_order_id.lower()])
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -657,8 +921,50 @@ async def _drain(queue: asyncio.Queue[str], ws: web.WebSocketResponse) -> None:
             await ws.send_str(await queue.get())
 
 
-def _ws_error(req_id: Any, err: e.BinanceError) -> dict[str, Any]:
-    return {"id": req_id, "status": err.status, "error": err.body(), "rateLimits": []}
+def _ws_rate_limits(used: int, limit: int) -> list[dict[str, Any]]:
+    return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": limit, "count": used}]
+
+
+def _ws_error(req_id: Any, err: e.BinanceError, used: int = 0,
+              limit: int = 0) -> dict[str, Any]:
+    body: dict[str, Any] = err.body()
+    if err.retry_after is not None:  # as Binance's WS-API: when to retry, in ms
+        body["data"] = {"serverTime": now_ms(), "retryAfter": now_ms() + err.retry_after * 1000}
+    answer: dict[str, Any] = {"id": req_id, "status": err.status, "error": body}
+    if limit:
+        answer["rateLimits"] = _ws_rate_limits(used, limit)
+    return answer
+
+
+def _error_response(err: e.BinanceError) -> web.Response:
+    """Answer a Binance error, with Retry-After and the used weight for 429/418."""
+    headers: dict[str, str] = {}
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
+    if err.used_weight is not None:
+        headers["X-MBX-USED-WEIGHT-1M"] = str(err.used_weight)
+    return web.json_response(err.body(), status=err.status, headers=headers)
+
+
+def _weight(request: web.Request) -> int:
+    """Return Binance's request weight of a REST call."""
+    name = request.path.removeprefix("/api/v3/")
+    weight = WEIGHTS.get(name)
+    if weight is not None:
+        return weight
+    if name == "order":
+        return 4 if request.method == "GET" else 1
+    query = request.query
+    if name == "openOrders":
+        return 6 if query.get("symbol") else 80
+    if name == "myTrades":
+        return 5 if query.get("orderId") else 20
+    if name in ("ticker/price", "ticker/24hr"):
+        if query.get("symbol"):
+            return 2
+        return 4 if name == "ticker/price" else 80
+    return 1
 
 
 def _strip_signature(raw: str) -> str:
@@ -666,12 +972,9 @@ def _strip_signature(raw: str) -> str:
 
 
 def _signature_ok(secret: str, signature: str, payload: str) -> bool:
-    """Compare against the payload as sent and, URL-decoded, as python-binance signs it."""
-    for candidate in {payload, unquote_plus(payload)}:
-        digest = hmac.new(secret.encode(), candidate.encode(), hashlib.sha256).hexdigest()
-        if hmac.compare_digest(digest, signature.lower()):
-            return True
-    return False
+    """Compare against the HMAC of the payload exactly as sent (the one canonical form)."""
+    digest = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(digest, signature.lower())
 
 
 def _int(params: dict[str, str], name: str, required: bool = False) -> int | None:
@@ -691,6 +994,9 @@ def _decimal(params: dict[str, str], name: str) -> Decimal | None:
         return None
     if not re.fullmatch(DECIMAL_RANGE, value):
         raise e.illegal(name, DECIMAL_RANGE)
+    point = value.find(".")
+    if point >= 0 and len(value[point + 1:].rstrip("0")) > MAX_DECIMALS:
+        raise e.too_precise(name)
     return Decimal(value)
 
 
@@ -702,6 +1008,24 @@ def _admin_decimal(value: object, name: str) -> Decimal:
     if not result.is_finite() or result < 0:
         raise e.illegal(name, "a non-negative decimal string")
     return result
+
+
+def _admin_int(body: dict[str, Any], name: str, low: int, high: int,
+               default: int | None = None) -> int:
+    value = body.get(name)
+    if value is None:
+        if default is None:
+            raise e.mandatory(name)
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise e.illegal(name, f"an integer from {low} to {high}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise e.illegal(name, f"an integer from {low} to {high}") from None
+    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
+        raise e.illegal(name, f"an integer from {low} to {high}")
+    return int(number)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

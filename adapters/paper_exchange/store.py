@@ -18,6 +18,9 @@ CREATE TABLE IF NOT EXISTS accounts (
 CREATE TABLE IF NOT EXISTS balances (
     api_key TEXT NOT NULL, asset TEXT NOT NULL, free TEXT NOT NULL, locked TEXT NOT NULL,
     PRIMARY KEY (api_key, asset));
+CREATE TABLE IF NOT EXISTS funding (
+    api_key TEXT NOT NULL, asset TEXT NOT NULL, amount TEXT NOT NULL,
+    PRIMARY KEY (api_key, asset));
 CREATE TABLE IF NOT EXISTS orders (
     order_id INTEGER PRIMARY KEY, api_key TEXT NOT NULL, symbol TEXT NOT NULL,
     status TEXT NOT NULL, data TEXT NOT NULL);
@@ -152,6 +155,26 @@ class Store:
         for key, asset, free, locked in self._db.execute("SELECT * FROM balances"):
             accounts[key].balances[asset] = Balance(Decimal(free), Decimal(locked))
         return accounts
+
+    def save_funding(self, api_key: str, funding: dict[str, Decimal]) -> None:
+        """Store what a key was funded with (a reset restores it)."""
+        self._db.executemany("INSERT OR REPLACE INTO funding VALUES (?, ?, ?)",
+                             [(api_key, a, str(v)) for a, v in funding.items()])
+
+    def load_funding(self) -> dict[str, dict[str, Decimal]]:
+        """Load every key's funding (keys from before funding was stored have none)."""
+        funding: dict[str, dict[str, Decimal]] = {}
+        for key, asset, amount in self._db.execute("SELECT * FROM funding"):
+            funding.setdefault(key, {})[asset] = Decimal(amount)
+        return funding
+
+    def wipe(self) -> None:
+        """Remove every order, trade and balance (the Testnet's periodic reset)."""
+        self._orders.clear()
+        self._trades.clear()
+        self._balances.clear()
+        for table in ("orders", "trades", "balances"):
+            self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
 
     def save_order(self, order: Order) -> None:
         """Insert or update an order (as it is at commit, in a transaction)."""

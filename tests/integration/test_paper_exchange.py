@@ -170,7 +170,7 @@ def test_bad_parameters_get_binance_error_codes(client: Client) -> None:
     ({"quantity": "0.000015"}, "LOT_SIZE"),
     ({"quantity": "100000"}, "LOT_SIZE"),
     ({"price": "10000.001"}, "PRICE_FILTER"),
-    ({"quantity": "0.0001", "price": "100"}, "NOTIONAL"),
+    ({"quantity": "0.0001", "price": "10000"}, "NOTIONAL"),
 ])
 def test_orders_breaking_filters_get_1013(client: Client, kw: dict[str, str],
                                           filter_name: str) -> None:
@@ -565,7 +565,7 @@ def test_committed_orders_survive_a_crash_and_ids_keep_growing(tmp_path: Path) -
         client = Client(keys.api_key, keys.secret_key, ping=False)
         client.API_URL = url + "/api"
         filled = [client.order_market_buy(symbol="ETHUSDT", quantity="0.01") for _ in range(3)]
-        resting = client.order_limit_buy(symbol="ETHUSDT", quantity="1", price="10")
+        resting = client.order_limit_buy(symbol="ETHUSDT", quantity="1", price="100")
         account_before = balances(client)
     finally:
         proc.kill()  # SIGKILL: no shutdown, only what was committed is there
