@@ -565,7 +565,7 @@ def test_committed_orders_survive_a_crash_and_ids_keep_growing(tmp_path: Path) -
         client = Client(keys.api_key, keys.secret_key, ping=False)
         client.API_URL = url + "/api"
         filled = [client.order_market_buy(symbol="ETHUSDT", quantity="0.01") for _ in range(3)]
-        resting = client.order_limit_buy(symbol="ETHUSDT", quantity="1", price="100")
+        resting = client.order_limit_buy(symbol="ETHUSDT", quantity="1", price="10")
         account_before = balances(client)
     finally:
         proc.kill()  # SIGKILL: no shutdown, only what was committed is there

@@ -373,8 +373,8 @@ def test_filters_change_at_run_time_and_are_enforced(url: str) -> None:
     assert client.order_market_buy(symbol="BTCUSDT", quantity="0.001")["status"] == "FILLED"
     admin(url, "/admin/exchange-info", {"symbol": "ETHUSDT", "filters": [
         {"filterType": "LOT_SIZE", "minQty": "0.0001", "maxQty": "9000", "stepSize": "0.0001"},
-        {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "100",
-         "bidMultiplierDown": "0.01", "askMultiplierUp": "100", "askMultiplierDown": "0.01"},
+        {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "1000",
+         "bidMultiplierDown": "0.001", "askMultiplierUp": "1000", "askMultiplierDown": "0.001"},
         {"filterType": "MARKET_LOT_SIZE", "maxQty": "0"},
         {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200}]})
 
