@@ -37,7 +37,18 @@ def process_wiring(settings: Settings, extra_origins: list[str] | None = None) -
     return {
         "cors_origins": [*origins, *(extra_origins or [])],
         "ready_checks": ready_checks(settings),
+        "keys_checker": keys_checker(settings),
     }
+
+
+def keys_checker(settings: Any) -> Any:
+    """Check keys against the exchange before storing them (adapters.binance.gateway)."""
+    from adapters.binance.gateway import check_keys
+
+    def check(api_key: str, secret_key: str, environment: str) -> None:
+        check_keys(settings, api_key, secret_key, environment)
+
+    return check
 
 
 def run_api(settings: Settings, host: str, port: int, *, workers: int = 1,
