@@ -271,7 +271,7 @@ class TradingApplication(Application[UUID]):
             raise ValidationFailed("timeInForce applies to LIMIT orders only", field="timeInForce")
         else:
             tif = None
-        rules.check(order_type, quantity, price, self.symbols.reference_price(symbol))
+        rules.check(order_type, quantity, price, self.symbols.reference_price(symbol), side)
 
         order_id = order_id_for(cmd.account_id, client_order_id)
         order = Order(
