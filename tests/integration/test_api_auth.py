@@ -68,7 +68,7 @@ def test_register_with_keys_connects_them_and_calls_the_hook(runtime: Runtime) -
         user = register(client, binanceApiKey="AKIAEXAMPLEKEY1234", binanceSecretKey="s3cret")
         keys = client.get("/api/account/exchange-keys", headers=user.headers).json()
         assert keys == {"connected": True, "apiKeyHint": "AKIA********1234",
-                        "environment": "paper"}
+                        "environment": "paper", "status": "active", "reason": None}
         assert [str(a) for a in seen] == [user.id]
         half = client.post("/auth/register", json={"email": "half@example.com",
                                                    "password": PASSWORD, "binanceApiKey": "k"})
