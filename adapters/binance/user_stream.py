@@ -221,6 +221,7 @@ class UserStreams:
         # atomically under the GIL).
         self.connected: set[UUID] = set()
         self.rejected: dict[UUID, str] = {}
+        self.refusals: dict[UUID, int] = {}  # key refusals received per account
         self.connections_opened = 0
         self.subscriptions_made = 0
 
@@ -462,6 +463,7 @@ class UserStreams:
                     "they change", account_id, exc.code, exc.message)
         self._wanted.discard(account_id)
         self.rejected[account_id] = f"{exc.code} {exc.message}"
+        self.refusals[account_id] = self.refusals.get(account_id, 0) + 1
         if self._on_keys_rejected is not None:
             self.dispatcher.run(self._on_keys_rejected, account_id, digest, exc.code,
                                 exc.message)
