@@ -55,6 +55,12 @@ class SymbolNotTrading(ValidationFailed):
     code = "symbol_not_trading"
 
 
+class TooManyOpenOrders(ValidationFailed):
+    """The account already has the exchange's maximum of open orders on the symbol."""
+
+    code = "too_many_open_orders"
+
+
 class ExchangeKeysRejected(ValidationFailed):
     """The exchange refused the keys given (bad key, signature, IP or permissions)."""
 

@@ -170,3 +170,51 @@ def refresh(client: Any) -> None:
     """What the refresher does every few minutes (or at once after -1013/-1111)."""
     info = client.app.state.exchange_info
     assert info.refresh()
+
+
+def test_max_num_orders_is_checked_against_the_open_orders_the_read_side_knows(
+        client: Any, on_paper: Runtime, paper_exchange: Any) -> None:
+    from tests.integration.test_api_support import project
+
+    user = register(client)
+    try:
+        admin_post(paper_exchange.url, "/admin/exchange-info", {
+            "symbol": "DOGEUSDT", "filters": [{"filterType": "MAX_NUM_ORDERS",
+                                               "maxNumOrders": 2}]})
+        refresh(client)
+        for _ in range(2):
+            placed = client.post("/api/trading/orders", headers=user.headers, json=order(
+                "DOGEUSDT", quantity="100", price="0.30000"))
+            assert placed.status_code == 202, placed.text
+        project(on_paper)
+        third = client.post("/api/trading/orders", headers=user.headers,
+                            json=order("DOGEUSDT", quantity="100", price="0.30000"))
+        assert third.status_code == 422, third.text
+        assert third.json()["error"]["code"] == "too_many_open_orders"
+    finally:
+        admin_post(paper_exchange.url, "/admin/exchange-info", {
+            "symbol": "DOGEUSDT", "filters": [{"filterType": "MAX_NUM_ORDERS",
+                                               "maxNumOrders": 200}]})
+        refresh(client)
+
+
+def test_an_order_refused_for_stale_rules_triggers_a_refresh(on_paper: Runtime) -> None:
+    from adapters.binance.symbols import RejectionWatch
+    from commands.messages import PlaceOrder, RecordRejection, RegisterAccount
+
+    watch = RejectionWatch(on_paper.app)
+    assert not watch()
+    account = on_paper.app.handle(RegisterAccount(email=f"w{uuid.uuid4().hex[:8]}@example.com",
+                                                  password=PASSWORD))
+
+    def rejected(code: str) -> None:
+        order_id = on_paper.app.handle(PlaceOrder(
+            account_id=account, client_order_id=uuid.uuid4().hex[:16], symbol="ETHUSDT",
+            side="BUY", order_type="MARKET", quantity="0.01"))
+        on_paper.app.handle(RecordRejection(order_id, code, "refused", "worker"))
+
+    rejected("-2010")  # insufficient balance: says nothing about the rules
+    assert not watch()
+    rejected("-1013")  # a filter failed: our copy of exchangeInfo is stale
+    assert watch()
+    assert not watch()  # each refusal counts once
