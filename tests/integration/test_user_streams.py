@@ -89,7 +89,10 @@ def test_server_shutdown_resubscribes_and_reconciles_the_gap(
         wait_for(lambda: account_id in streams.connected, 15, "the first subscription")
         order_id = resting_order(stack, paper_exchange, account_id)
         gate.clear()
-        admin_post(paper_exchange.url, "/admin/ws", {"event": "serverShutdown"})
+        # The server would close the connection only 30 s later: leaving at once shows the
+        # worker acted on the event, not on the close.
+        admin_post(paper_exchange.url, "/admin/ws", {"event": "serverShutdown",
+                                                     "closeAfterMs": 30000})
         wait_for(lambda: account_id not in streams.connected, 10, "the shutdown to be seen")
         paper_exchange.set_price("LINKUSDT", "19.400")  # the fill in the gap
         time.sleep(1.0)
