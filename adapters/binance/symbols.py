@@ -143,16 +143,21 @@ class RejectionWatch:
 
     def __call__(self) -> bool:
         stale = False
-        while True:
+        # Up to the log's end as it is now, then move past it even when nothing matched, so
+        # each look scans only what was appended since the last one.
+        end = int(self.app.recorder.max_notification_id() or 0)
+        while self._next <= end:
             page = self.app.recorder.select_notifications(
-                self._next, 500, topics=[ORDER_REJECTED_TOPIC])
+                self._next, 500, stop=end, topics=[ORDER_REJECTED_TOPIC])
             if not page:
-                return stale
+                break
             for n in page:
                 event: Any = self.app.mapper.to_domain_event(n)
                 if str(getattr(event, "code", "")) in STALE_RULES_CODES:
                     stale = True
             self._next = page[-1].id + 1
+        self._next = max(self._next, end + 1)
+        return stale
 
 
 class ExchangeInfoRefresher:

@@ -45,7 +45,8 @@ def test_register_returns_201_with_token_user_and_cookie(api: Any) -> None:
     assert "tl_access=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     me = get_me(api, body["token"]).json()
     assert me == {"id": body["user"]["id"], "email": "trader@example.com",
-                  "exchangeKeys": {"connected": False, "apiKeyHint": None, "environment": None}}
+                  "exchangeKeys": {"connected": False, "apiKeyHint": None, "environment": None,
+                                   "status": "none", "reason": None}}
 
 
 def test_register_twice_is_409_and_short_password_422_and_bad_email_422(api: Any) -> None:
