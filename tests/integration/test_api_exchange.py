@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from adapters.api.cli import exchange_info, keys_checker
-from adapters.bootstrap import Runtime
+from adapters.api.app import create_app
 from adapters.paper_exchange.runner import admin_post
+from adapters.platform.bootstrap import Runtime
+from adapters.processes.api import exchange_info, keys_checker
 from domain.account import account_id_for
-from tests.integration.test_api_support import PASSWORD, TestClient, create_app, register
+from tests.support.api import PASSWORD, TestClient, register
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +175,7 @@ def refresh(client: Any) -> None:
 
 def test_max_num_orders_is_checked_against_the_open_orders_the_read_side_knows(
         client: Any, on_paper: Runtime, paper_exchange: Any) -> None:
-    from tests.integration.test_api_support import project
+    from tests.support.api import project
 
     user = register(client)
     try:

@@ -11,11 +11,12 @@ from uuid import UUID
 
 import pytest
 
+from adapters.api.app import create_app
 from adapters.paper_exchange.runner import admin_post
 from commands.messages import ConnectExchangeKeys
 from domain.values import OrderStatus
-from tests.integration.test_api_support import TestClient, create_app, register
 from tests.integration.test_worker import Stack, stack, wait_for
+from tests.support.api import TestClient, register
 
 pytestmark = pytest.mark.integration
 __all__ = ["stack"]  # the fixture, imported for its use here
