@@ -25,6 +25,7 @@ from commands.messages import (
     RecordAcceptance,
     RecordCancellation,
     RecordCancelRejection,
+    RecordExchangeKeysRejection,
     RecordExpiry,
     RecordFill,
     RecordRejection,
@@ -125,6 +126,7 @@ class TradingApplication(Application[UUID]):
             ConnectExchangeKeys: self.connect_exchange_keys,
             RevokeExchangeKeys: self.revoke_exchange_keys,
             ReencryptExchangeKeys: self.reencrypt_exchange_keys,
+            RecordExchangeKeysRejection: self.record_keys_rejection,
             PlaceOrder: self.place_order,
             RequestCancel: self.request_cancel,
             # Exchange reports share one handler: apply_report maps each to its aggregate call.
@@ -209,6 +211,19 @@ class TradingApplication(Application[UUID]):
         self._update(cmd.account_id, self.get_account, change)
         return changed
 
+    def record_keys_rejection(self, cmd: RecordExchangeKeysRejection) -> bool:
+        """Mark the account's keys rejected if they are still the refused ones; return that."""
+        recorded = False
+
+        def change(account: Account) -> None:
+            nonlocal recorded
+            if not account.has_exchange_keys or self._decrypt(account).digest != cmd.keys_digest:
+                return  # the keys changed since: the refusal was about the old ones
+            recorded = account.reject_exchange_keys(cmd.code, cmd.reason[:300])
+
+        self._update(cmd.account_id, self.get_account, change)
+        return recorded
+
     def exchange_credentials(self, account_id: UUID) -> ExchangeCredentials:
         """Decrypt an account's exchange keys for immediate use."""
         account = self.get_account(account_id)
@@ -256,7 +271,7 @@ class TradingApplication(Application[UUID]):
             raise ValidationFailed("timeInForce applies to LIMIT orders only", field="timeInForce")
         else:
             tif = None
-        rules.check(order_type, quantity, price, self.symbols.reference_price(symbol))
+        rules.check(order_type, quantity, price, self.symbols.reference_price(symbol), side)
 
         order_id = order_id_for(cmd.account_id, client_order_id)
         order = Order(

@@ -32,6 +32,20 @@ class RevokeExchangeKeys(Command):
 
 
 @dataclass(frozen=True)
+class RecordExchangeKeysRejection(Command):
+    """The exchange refused an account's keys for good (-2014/-2015/-1022).
+
+    `keys_digest` names the refused pair (ExchangeCredentials.digest): a refusal of keys the
+    account has since replaced is not recorded against the new ones.
+    """
+
+    account_id: UUID
+    keys_digest: str
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class ReencryptExchangeKeys(Command):
     """Re-encrypt an account's keys under the cipher's current master key."""
 
@@ -78,7 +92,7 @@ class RecordFill(Command):
     price: Decimal
     quantity: Decimal
     commission: Decimal
-    commission_asset: str
+    commission_asset: str | None
     is_maker: bool = False
     actor: str = "worker"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +24,11 @@ class ExchangeCredentials:
 
     def __repr__(self) -> str:
         return f"ExchangeCredentials(api_key={mask_api_key(self.api_key)!r}, secret_key='***')"
+
+    @property
+    def digest(self) -> str:
+        """Name this key pair without revealing it (which keys a refusal was about)."""
+        return hashlib.sha256(f"{self.api_key}\0{self.secret_key}".encode()).hexdigest()
 
 
 class SymbolCatalog(Protocol):
@@ -74,7 +80,7 @@ class ExchangeFill:
     price: Decimal
     quantity: Decimal
     commission: Decimal
-    commission_asset: str
+    commission_asset: str | None  # None: no commission charged (Binance's N = null)
     is_maker: bool = False
 
 

@@ -7,6 +7,7 @@ secret never enters an event.
 from __future__ import annotations
 
 import re
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -54,6 +55,7 @@ class Account(Aggregate):
         self.key_id: str | None = None
         self.api_key_hint: str | None = None
         self.exchange_environment: str | None = None
+        self._keys_rejection: dict[str, Any] | None = None
 
     @property
     def has_exchange_keys(self) -> bool:
@@ -96,6 +98,23 @@ class Account(Aggregate):
             return
         self._keys_revoked()
 
+    @property
+    def keys_rejection(self) -> dict[str, Any] | None:
+        """The exchange's final refusal of the connected keys: {code, reason, environment}."""
+        # getattr: snapshots taken before this attribute existed do not carry it.
+        rejection: dict[str, Any] | None = getattr(self, "_keys_rejection", None)
+        return rejection
+
+    def reject_exchange_keys(self, code: int, reason: str) -> bool:
+        """Record that the exchange refuses the connected keys; False if already recorded."""
+        if not self.has_exchange_keys:
+            raise ExchangeKeysMissing("account has no exchange keys to reject")
+        current = self.keys_rejection
+        if current is not None and (current["code"], current["reason"]) == (code, reason):
+            return False
+        self._keys_rejected(code, reason, self.exchange_environment or "paper")
+        return True
+
     def change_password(self, password_hash: str) -> None:
         self._password_changed(password_hash)
 
@@ -111,6 +130,7 @@ class Account(Aggregate):
         self._set_keys(api_key_ciphertext, secret_ciphertext, key_id)
         self.api_key_hint = api_key_hint
         self.exchange_environment = environment
+        self._keys_rejection = None
 
     @event("ExchangeKeysRotated")
     def _keys_rotated(
@@ -124,6 +144,7 @@ class Account(Aggregate):
         self._set_keys(api_key_ciphertext, secret_ciphertext, key_id)
         self.api_key_hint = api_key_hint
         self.exchange_environment = environment
+        self._keys_rejection = None
 
     @event("ExchangeKeysReencrypted")
     def _keys_reencrypted(
@@ -138,6 +159,11 @@ class Account(Aggregate):
         self.key_id = None
         self.api_key_hint = None
         self.exchange_environment = None
+        self._keys_rejection = None
+
+    @event("ExchangeKeysRejected")
+    def _keys_rejected(self, code: int, reason: str, environment: str) -> None:
+        self._keys_rejection = {"code": code, "reason": reason, "environment": environment}
 
     @event("AccountPasswordChanged")
     def _password_changed(self, password_hash: str) -> None:

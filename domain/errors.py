@@ -49,6 +49,24 @@ class NotionalTooSmall(ValidationFailed):
     code = "notional_too_small"
 
 
+class SymbolNotTrading(ValidationFailed):
+    """The exchange does not take new orders on the symbol now (status BREAK, HALT, ...)."""
+
+    code = "symbol_not_trading"
+
+
+class TooManyOpenOrders(ValidationFailed):
+    """The account already has the exchange's maximum of open orders on the symbol."""
+
+    code = "too_many_open_orders"
+
+
+class ExchangeKeysRejected(ValidationFailed):
+    """The exchange refused the keys given (bad key, signature, IP or permissions)."""
+
+    code = "exchange_keys_rejected"
+
+
 class NotFound(DomainError):
     """The thing asked for does not exist for this caller (HTTP 404)."""
 
@@ -95,6 +113,12 @@ class ExchangeKeysMissing(Conflict):
     """The account has no exchange keys connected."""
 
     code = "exchange_keys_missing"
+
+
+class ExchangeKeysWrongEnvironment(ExchangeKeysMissing):
+    """The account's keys belong to another exchange environment than the one in use."""
+
+    code = "exchange_keys_wrong_environment"
 
 
 class ConcurrencyConflict(Conflict):

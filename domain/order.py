@@ -195,7 +195,7 @@ class Order(Aggregate):
         price: Decimal,
         quantity: Decimal,
         commission: Decimal,
-        commission_asset: str,
+        commission_asset: str | None,
         actor: str,
         is_maker: bool = False,
     ) -> bool:
@@ -303,7 +303,7 @@ class Order(Aggregate):
         price: Decimal,
         quantity: Decimal,
         commission: Decimal,
-        commission_asset: str,
+        commission_asset: str | None,
         is_maker: bool,
         status: str,
         actor: str,
@@ -311,9 +311,11 @@ class Order(Aggregate):
         self.trade_ids.append(trade_id)
         self.filled_quantity += quantity
         self.filled_quote += price * quantity
-        self.commissions[commission_asset] = (
-            self.commissions.get(commission_asset, Decimal(0)) + commission
-        )
+        # No asset means no commission was charged (Binance's N = null).
+        if commission_asset is not None:
+            self.commissions[commission_asset] = (
+                self.commissions.get(commission_asset, Decimal(0)) + commission
+            )
         self._status = status
 
     @event("OrderRejected")

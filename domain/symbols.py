@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.errors import InvalidPrice, InvalidQuantity, NotionalTooSmall
-from domain.values import OrderType
+from domain.errors import InvalidPrice, InvalidQuantity, NotionalTooSmall, SymbolNotTrading
+from domain.values import OrderType, Side
+
+TRADING = "TRADING"
 
 
 def plain(value: Decimal) -> str:
@@ -19,6 +21,22 @@ def is_multiple(value: Decimal, step: Decimal, origin: Decimal = Decimal(0)) -> 
     if step == 0:
         return True
     return (value - origin) % step == 0
+
+
+def decimals(value: Decimal) -> int:
+    """Count the decimal places a value needs (trailing zeros do not count)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+@dataclass(frozen=True)
+class PercentPriceBySide:
+    """Binance's PERCENT_PRICE_BY_SIDE: how far a limit price may sit from the average price."""
+
+    bid_up: Decimal
+    bid_down: Decimal
+    ask_up: Decimal
+    ask_down: Decimal
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,13 @@ class SymbolRules:
     min_price: Decimal
     max_price: Decimal
     min_notional: Decimal
+    # From the exchange's live exchangeInfo (the fallback table leaves them at their defaults).
+    status: str = TRADING
+    market_min_qty: Decimal | None = None  # MARKET_LOT_SIZE
+    market_max_qty: Decimal | None = None
+    market_step_size: Decimal | None = None
+    percent_price: PercentPriceBySide | None = None
+    max_num_orders: int | None = None  # MAX_NUM_ORDERS (open orders per account and symbol)
 
     def check(
         self,
@@ -42,14 +67,30 @@ class SymbolRules:
         quantity: Decimal,
         price: Decimal | None,
         reference_price: Decimal | None = None,
+        side: Side | None = None,
     ) -> None:
         """Raise a named error for the first rule the order breaks.
 
         MARKET orders are checked for notional against `reference_price` (the last trade
-        price) when one is known, as Binance does with its average price.
+        price) when one is known, as Binance does with its average price; LIMIT prices are
+        checked against the same reference for PERCENT_PRICE_BY_SIDE.
         """
+        if self.status != TRADING:
+            raise SymbolNotTrading(
+                f"{self.symbol} is not open for new orders now (exchange status "
+                f"{self.status}); try again when the exchange reopens it",
+                field="symbol", status=self.status)
         if quantity <= 0:
             raise InvalidQuantity("quantity must be greater than zero", field="quantity")
+        if self.step_size and decimals(quantity) > decimals(self.step_size):
+            # Binance answers -1111 ("too much precision") before looking at the step.
+            raise InvalidQuantity(
+                f"quantity {plain(quantity)} has more decimals than the step size "
+                f"{plain(self.step_size)} of {self.symbol} allows "
+                f"(at most {decimals(self.step_size)})",
+                field="quantity", stepSize=str(self.step_size))
+        if order_type is OrderType.MARKET:
+            self._check_market_lot(quantity)
         if quantity < self.min_qty:
             raise InvalidQuantity(
                 f"quantity {plain(quantity)} is below the minimum {plain(self.min_qty)} "
@@ -76,6 +117,12 @@ class SymbolRules:
                 raise InvalidPrice("price is required for LIMIT orders", field="price")
             if price <= 0:
                 raise InvalidPrice("price must be greater than zero", field="price")
+            if self.tick_size and decimals(price) > decimals(self.tick_size):
+                raise InvalidPrice(
+                    f"price {plain(price)} has more decimals than the tick size "
+                    f"{plain(self.tick_size)} of {self.symbol} allows "
+                    f"(at most {decimals(self.tick_size)})",
+                    field="price", tickSize=str(self.tick_size))
             if price < self.min_price or price > self.max_price:
                 raise InvalidPrice(
                     f"price {plain(price)} is outside "
@@ -89,6 +136,7 @@ class SymbolRules:
                     field="price",
                     tickSize=str(self.tick_size),
                 )
+            self._check_percent_price(price, reference_price, side)
         elif price is not None:
             raise InvalidPrice("price must not be given for MARKET orders", field="price")
         notional_price = price if order_type is OrderType.LIMIT else reference_price
@@ -100,3 +148,38 @@ class SymbolRules:
                 field="quantity",
                 minNotional=str(self.min_notional),
             )
+
+    def _check_market_lot(self, quantity: Decimal) -> None:
+        """MARKET_LOT_SIZE: MARKET orders have their own quantity limits (step 0: none)."""
+        if self.market_min_qty is not None and quantity < self.market_min_qty:
+            raise InvalidQuantity(
+                f"quantity {plain(quantity)} is below the minimum {plain(self.market_min_qty)} "
+                f"for MARKET orders on {self.symbol}",
+                field="quantity", marketMinQty=str(self.market_min_qty))
+        if self.market_max_qty and quantity > self.market_max_qty:
+            raise InvalidQuantity(
+                f"quantity {plain(quantity)} is above the maximum {plain(self.market_max_qty)} "
+                f"for MARKET orders on {self.symbol}",
+                field="quantity", marketMaxQty=str(self.market_max_qty))
+        step = self.market_step_size
+        if step and not is_multiple(quantity, step, self.market_min_qty or Decimal(0)):
+            raise InvalidQuantity(
+                f"quantity {plain(quantity)} is not a multiple of the MARKET step size "
+                f"{plain(step)} for {self.symbol}",
+                field="quantity", marketStepSize=str(step))
+
+    def _check_percent_price(self, price: Decimal, reference: Decimal | None,
+                             side: Side | None) -> None:
+        """PERCENT_PRICE_BY_SIDE around the reference (average) price, when both are known."""
+        band = self.percent_price
+        if band is None or reference is None or reference <= 0 or side is None:
+            return
+        up, down = ((band.bid_up, band.bid_down) if side is Side.BUY
+                    else (band.ask_up, band.ask_down))
+        low, high = reference * down, reference * up
+        if not low <= price <= high:
+            raise InvalidPrice(
+                f"{side.value} price {plain(price)} is too far from the current price "
+                f"{plain(reference)} of {self.symbol}: it must lie within "
+                f"{plain(low)}..{plain(high)}",
+                field="price", minPrice=str(low), maxPrice=str(high))

@@ -40,6 +40,8 @@ def create_app(
     *,
     market: MarketData | None = None,
     on_account_registered: Callable[[UUID], Any] | None = None,
+    keys_checker: Callable[[str, str, str], None] | None = None,
+    exchange_info: Any = None,
     ready_checks: Mapping[str, ReadyCheck] | None = None,
     cors_origins: Sequence[str] = (),
     hub_poll_seconds: float = 15.0,
@@ -50,6 +52,10 @@ def create_app(
     market: candles/ticker source; its optional `start()`/`aclose()` run in the lifespan.
     on_account_registered: called with the new account id after each registration (keys
         given at registration are already connected), e.g. to give paper-exchange keys.
+    keys_checker: (apiKey, secretKey, environment) -> None, asks the exchange whether keys
+        work before they are stored (adapters.binance.gateway.check_keys); None: not asked.
+    exchange_info: the live symbol catalog's refresher (adapters.binance.symbols); its
+        `start()`/`stop()` run in the lifespan.
     ready_checks: name -> callable (sync or async) returning truthy when reachable;
         `GET /ready` runs them beside the Postgres check.
     write_concurrency: threads writing commands at once (default min(4, pool size)); more
@@ -63,6 +69,7 @@ def create_app(
         limiter=RateLimiter(settings.order_rate_limit_per_second),
         market=market,
         on_account_registered=on_account_registered,
+        keys_checker=keys_checker,
         ready_checks=dict(ready_checks or {}),
     )
 
@@ -88,6 +95,10 @@ def create_app(
                 await hub.start()
                 stack.push_async_callback(hub.stop)
                 ctx.hub = hub
+            if exchange_info is not None:
+                # Loaded before the first order is validated; the table is the fallback.
+                await anyio.to_thread.run_sync(exchange_info.start)
+                stack.callback(exchange_info.stop)
             if market is not None and hasattr(market, "start"):
                 await market.start()
             if market is not None and hasattr(market, "aclose"):
@@ -104,6 +115,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.exchange_info = exchange_info
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(RequestId)

@@ -32,6 +32,8 @@ class ApiContext:
     limiter: RateLimiter
     market: MarketData | None = None
     on_account_registered: Callable[[UUID], Any] | None = None
+    # (apiKey, secretKey, environment) -> None; raises ExchangeKeysRejected / Unavailable.
+    keys_checker: Callable[[str, str, str], None] | None = None
     ready_checks: Mapping[str, ReadyCheck] = field(default_factory=dict)
     pool: ConnectionPool | None = None
     auth_store: AuthStore | None = None

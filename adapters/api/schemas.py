@@ -91,6 +91,9 @@ class ExchangeKeysOut(BaseModel):
     connected: bool
     apiKeyHint: str | None = None
     environment: str | None = None
+    # none | active | rejected (the exchange refused them for good) | wrong_environment
+    status: str = "none"
+    reason: str | None = None
 
 
 class MeOut(BaseModel):

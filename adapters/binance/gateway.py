@@ -38,7 +38,12 @@ from commands.ports import (
     ExchangeOrderReport,
     ExchangeOrderRequest,
 )
-from domain.errors import ExchangeError, ExchangeRejected, ExchangeUnavailable
+from domain.errors import (
+    ExchangeError,
+    ExchangeKeysRejected,
+    ExchangeRejected,
+    ExchangeUnavailable,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -311,3 +316,49 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     from urllib3.exceptions import NewConnectionError
 
     return isinstance(reason, NewConnectionError) or "Connection refused" in str(exc)
+
+
+# ---- key check (the API's one signed read-only call) ------------------------------------
+
+
+def endpoints_for(settings: Settings, environment: str) -> tuple[str | None, str | None]:
+    """Return (REST API_URL override, WS-API URL override) of one exchange environment."""
+    if environment == "paper":
+        if not settings.paper_exchange_url:
+            raise ExchangeUnavailable("the paper exchange's URL is unknown "
+                                      "(TRADELEDGER_PAPER_EXCHANGE_URL)", maybe_sent=False)
+        base = settings.paper_exchange_url.rstrip("/")
+        ws_base = "ws" + base[4:] if base.startswith("http") else base
+        return base + "/api", ws_base + "/ws-api/v3"
+    return None, None
+
+
+def check_keys(settings: Settings, api_key: str, secret_key: str, environment: str) -> None:
+    """Ask the exchange of `environment` whether these keys work: one signed read-only call.
+
+    GET /api/v3/account, as python-binance's `get_account`. Raises ExchangeKeysRejected with
+    the exchange's reason when it refuses them (-2014 format, -2015 key/IP/permissions, -1022
+    signature, ...), ExchangeUnavailable when it cannot be asked (down, timeout, rate limit).
+    Never sends an order.
+    """
+    api_url, ws_api_url = endpoints_for(settings, environment)
+    gateway = BinanceGateway(environment, api_url, ws_api_url, retries=1, backoff=0.2,
+                             timeout=(3.05, 10.0))
+    creds = ExchangeCredentials(api_key, secret_key, environment)
+    try:
+        gateway.account_balances(creds)
+    except ExchangeRejected as exc:
+        if exc.transient:  # rate limit or clock drift: says nothing about the keys
+            raise ExchangeUnavailable(
+                f"the {environment} exchange could not check the keys now: "
+                f"{exc.exchange_code} {exc.message}", maybe_sent=False) from None
+        raise ExchangeKeysRejected(
+            f"the {environment} exchange rejected these keys: {exc.message}",
+            field="apiKey", exchangeCode=exc.exchange_code, reason=exc.message,
+            environment=environment) from None
+    except ExchangeUnavailable as exc:
+        raise ExchangeUnavailable(
+            f"the {environment} exchange cannot be reached to check the keys; nothing was "
+            "stored, try again later", maybe_sent=False, environment=environment) from exc
+    finally:
+        gateway.close()

@@ -1,8 +1,8 @@
-"""The paper exchange's markets, with Binance-like filters.
+"""The markets the paper exchange serves by default, with Binance-like filters.
 
-The paper exchange serves these in exchangeInfo and simulates them. They are also the
-write side's default symbol catalog (adapters/binance/symbols.py) until one is loaded from
-the exchange.
+The paper exchange serves these in exchangeInfo and simulates them. The write side validates
+against the exchange's live exchangeInfo (adapters/binance/symbols.py); this table is only
+its fallback when the exchange cannot be reached at start.
 """
 
 from __future__ import annotations

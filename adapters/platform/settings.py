@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     paper_exchange_url: str | None = Field(
         default=None, description="Base URL of a running paper exchange; unset = start one.")
     paper_exchange_port: int = 0
+    exchange_info_refresh_seconds: float = Field(
+        default=300.0, ge=5, le=86400,
+        description="How often the API reloads the exchange's exchangeInfo (symbol status and "
+                    "filters it validates orders with); a -1013/-1111 refusal reloads at once.")
     master_keys: SecretStr | None = Field(
         default=None,
         description="Key ring for exchange secrets: 'id:base64key[,id:base64key...]', the first "

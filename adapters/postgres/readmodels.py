@@ -322,6 +322,13 @@ class ReadModels:
         rows = self._fetch(sql, [*params, limit, offset])
         return [order_from_db(r).to_dict() for r in rows]
 
+    def count_open_orders(self, account_id: UUID, symbol: str) -> int:
+        """How many of the account's orders on `symbol` are not finished (MAX_NUM_ORDERS)."""
+        sql = (f"SELECT count(*) FROM {self._q}.orders_view "  # noqa: S608
+               "WHERE account_id = %s AND symbol = %s AND status NOT IN "
+               "('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED')")
+        return int(self._fetch(sql, [str(account_id), symbol.upper()])[0][0])
+
     def get_order(self, account_id: UUID, order_id: UUID) -> dict | None:  # type: ignore[type-arg]
         rows = self._fetch(
             f"SELECT {_cols(ORDER_COLS)} FROM {self._q}.orders_view "  # noqa: S608

@@ -37,7 +37,38 @@ def process_wiring(settings: Settings, extra_origins: list[str] | None = None) -
     return {
         "cors_origins": [*origins, *(extra_origins or [])],
         "ready_checks": ready_checks(settings),
+        "keys_checker": keys_checker(settings),
     }
+
+
+def exchange_info(settings: Any, runtime: Any, exchange_url: str | None = None) -> Any:
+    """The refresher that keeps the API's symbol rules equal to the exchange's exchangeInfo."""
+    from adapters.binance.symbols import (
+        ExchangeInfoRefresher,
+        RejectionWatch,
+        exchange_info_fetcher,
+    )
+
+    url = exchange_url or (settings.paper_exchange_url if settings.exchange == "paper" else None)
+    if settings.exchange == "paper" and not url:
+        log.warning("no paper exchange URL configured: orders are checked against the "
+                    "built-in market table")
+        return None
+    api_url = url.rstrip("/") + "/api" if url else None
+    return ExchangeInfoRefresher(
+        runtime.symbols, exchange_info_fetcher(api_url, testnet=settings.exchange == "testnet"),
+        interval=settings.exchange_info_refresh_seconds,
+        stale_signals=[RejectionWatch(runtime.app)])
+
+
+def keys_checker(settings: Any) -> Any:
+    """Check keys against the exchange before storing them (adapters.binance.gateway)."""
+    from adapters.binance.gateway import check_keys
+
+    def check(api_key: str, secret_key: str, environment: str) -> None:
+        check_keys(settings, api_key, secret_key, environment)
+
+    return check
 
 
 def run_api(settings: Settings, host: str, port: int, *, workers: int = 1,
@@ -53,7 +84,9 @@ def run_api(settings: Settings, host: str, port: int, *, workers: int = 1,
         return _run_workers(settings, host, port, workers)
     with open_runtime(settings) as runtime:
         market = build_market(settings, runtime.symbols, exchange_url) if market_data else None
-        app = create_app(runtime, market=market, **process_wiring(settings, cors_origins))
+        app = create_app(runtime, market=market,
+                         exchange_info=exchange_info(settings, runtime, exchange_url),
+                         **process_wiring(settings, cors_origins))
         log.info("TradeLedger API on http://%s:%d (docs at /docs)", host, port)
         # log_config=None: uvicorn's loggers go through our redacting root handler, so a
         # `?token=` in an access-log line is masked. Request bodies are never logged.
@@ -95,4 +128,5 @@ def app_from_environment() -> FastAPI:
             "(`tradeledger api --workers N` sets it for the embedded database)")
     runtime = bootstrap(settings, settings.database_url)
     market = build_market(settings, runtime.symbols, None)
-    return create_app(runtime, market=market, **process_wiring(settings))
+    return create_app(runtime, market=market, exchange_info=exchange_info(settings, runtime),
+                      **process_wiring(settings))

@@ -46,10 +46,16 @@ from commands.execution import (
     order_id_from_client_order_id,
 )
 from commands.group_commit import GroupCommit
-from commands.messages import ConnectExchangeKeys
+from commands.messages import ConnectExchangeKeys, RecordExchangeKeysRejection
 from commands.ports import ExchangeCredentials, ExchangeOrderReport
 from domain.envelope import EventEnvelope
-from domain.errors import DomainError, ExchangeError, ExchangeKeysMissing, OrderNotFound
+from domain.errors import (
+    DomainError,
+    ExchangeError,
+    ExchangeKeysMissing,
+    ExchangeKeysWrongEnvironment,
+    OrderNotFound,
+)
 from domain.values import OrderStatus
 
 log = logging.getLogger(__name__)
@@ -229,9 +235,12 @@ class WorkerCredentials:
     """
 
     def __init__(self, app: TradingApplication, paper_keys: PaperKeys | None,
-                 ttl: float = 5.0) -> None:
+                 ttl: float = 5.0, environment: str | None = None) -> None:
         self.app = app
         self.paper_keys = paper_keys
+        # Keys are used only against the environment they were connected for: paper keys
+        # sent to the Testnet (or the reverse) fail every call with -2015.
+        self.environment = environment
         self.ttl = ttl
         self._cache: dict[UUID, tuple[ExchangeCredentials, float]] = {}
         self._lock = threading.Lock()
@@ -251,6 +260,12 @@ class WorkerCredentials:
             # account's first order are handled concurrently); then read them again.
             self.paper_keys.ensure(account_id)
             creds = self.app.exchange_credentials(account_id)
+        if self.environment is not None and creds.environment != self.environment:
+            raise ExchangeKeysWrongEnvironment(
+                f"the account's exchange keys are for {creds.environment} but this "
+                f"installation trades on {self.environment}: connect {self.environment} keys "
+                "(PUT /api/account/exchange-keys)",
+                keysEnvironment=creds.environment, exchangeEnvironment=self.environment)
         with self._lock:
             self._cache[account_id] = (creds, now)
         return creds
@@ -385,7 +400,8 @@ class ExecutionWorker:
         self.paper_keys = (PaperKeys(self.app, settings.paper_exchange_url)
                            if gateway.environment == "paper" and settings.paper_exchange_url
                            else None)
-        self.credentials = WorkerCredentials(self.app, self.paper_keys)
+        self.credentials = WorkerCredentials(self.app, self.paper_keys,
+                                             environment=gateway.environment)
         self.locks = PgOrderLocks(runtime.database_url, settings.database_schema)
         self.balances = BalanceRecorder(runtime.database_url, settings.database_schema,
                                         gateway, self.credentials)
@@ -447,7 +463,8 @@ class ExecutionWorker:
             self.credentials.credentials_for,
             environment=self.gateway.environment, api_url=self.gateway.api_url,
             ws_api_url=self.gateway.ws_api_url, on_report=self._on_execution_report,
-            on_balances=self.balances.offer, on_connected=self._on_stream_connected)
+            on_balances=self.balances.offer, on_connected=self._on_stream_connected,
+            on_keys_rejected=self._on_keys_rejected)
 
     def _submit(self, order_id: UUID, fn: Callable[..., Any], *args: Any) -> None:
         """Queue a step for an order on its lane, remembering that it is in flight."""
@@ -516,7 +533,12 @@ class ExecutionWorker:
         self._follow_if_keys(account_id)
 
     def _follow_if_keys(self, account_id: UUID) -> None:
-        if self.streams is not None and self.app.get_account(account_id).has_exchange_keys:
+        if self.streams is None:
+            return
+        account = self.app.get_account(account_id)
+        # Keys the exchange refused for good stay unfollowed until they change (a restart
+        # must not start the refusals again).
+        if account.has_exchange_keys and account.keys_rejection is None:
             self.streams.follow(account_id)
 
     def _on_execution_report(self, account_id: UUID, event: dict[str, Any]) -> None:
@@ -543,11 +565,21 @@ class ExecutionWorker:
         # A new account (or one back after an outage) gets its balances recorded at once,
         # so the order ticket shows what is available before the first fill.
         self.balances.mark_dirty(account_id)
-        if first:
-            return  # start-up reconciliation covers the time before the first connect
+        # Every subscription, the first included: a fill between the start-up reconcile and
+        # the subscription reached no stream, so only a query finds it.
         for order_id, owner in self.index.refresh().items():
             if owner == account_id:
                 self._submit(order_id, self._reconcile, order_id)
+
+    def _on_keys_rejected(self, account_id: UUID, keys_digest: str, code: int,
+                          reason: str) -> None:
+        """Record on the account that the exchange refuses its keys (GET /api/me shows it)."""
+        try:
+            self.app.handle(RecordExchangeKeysRejection(
+                account_id=account_id, keys_digest=keys_digest, code=code, reason=reason))
+        except DomainError as exc:
+            log.warning("could not record the rejection of account %s's keys: %s",
+                        account_id, exc)
 
     # ---- reconciliation ---------------------------------------------------------------------
     def reconcile_all(self, wait: bool = True, timeout: float = 120.0) -> list[DriveResult]:

@@ -167,7 +167,17 @@ def read_stream_until_ready(client: httpx.Client, headers: dict[str, str],
     return events
 
 
-def test_another_users_orders_stream_and_keys_stay_invisible(client: httpx.Client) -> None:
+def paper_exchange_url(system: RunningSystem) -> str:
+    """The paper exchange `tradeledger up` started (its status line names the URL)."""
+    import re
+
+    found = re.search(r"paper-exchange\s+up\s+(http://\S+)", system.output())
+    assert found, "the paper exchange's URL is not in the output"
+    return found.group(1)
+
+
+def test_another_users_orders_stream_and_keys_stay_invisible(
+        client: httpx.Client, running_system: RunningSystem) -> None:
     alice, bob = new_user(client), new_user(client)
     cid = "alice-" + uuid.uuid4().hex[:12]
     placed = client.post("/api/trading/orders", headers=alice["headers"], json={
@@ -206,8 +216,19 @@ def test_another_users_orders_stream_and_keys_stay_invisible(client: httpx.Clien
     assert not any(order_id in data for _, data in read_stream_until_ready(
         client, {}, params={"token": token}))
 
-    # Keys: stored encrypted, shown to their owner only as a hint, never to anyone else.
+    # Keys: checked against the exchange first (unknown ones are refused, not echoed) ...
     api_key, secret_key = "ak" + uuid.uuid4().hex, "SK" + uuid.uuid4().hex + uuid.uuid4().hex
+    PLANTED.append(secret_key)
+    response = client.put("/api/account/exchange-keys", headers=bob["headers"],
+                          json={"apiKey": api_key, "secretKey": secret_key})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "exchange_keys_rejected"
+    assert secret_key not in response.text
+    # ... then stored encrypted, shown to their owner only as a hint, never to anyone else.
+    from adapters.paper_exchange.runner import admin_post
+
+    issued = admin_post(paper_exchange_url(running_system), "/admin/keys", {})
+    api_key, secret_key = issued["apiKey"], issued["secretKey"]
     PLANTED.append(secret_key)
     response = client.put("/api/account/exchange-keys", headers=bob["headers"],
                           json={"apiKey": api_key, "secretKey": secret_key})

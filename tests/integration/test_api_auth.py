@@ -45,7 +45,8 @@ def test_register_returns_201_with_token_user_and_cookie(api: Any) -> None:
     assert "tl_access=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     me = get_me(api, body["token"]).json()
     assert me == {"id": body["user"]["id"], "email": "trader@example.com",
-                  "exchangeKeys": {"connected": False, "apiKeyHint": None, "environment": None}}
+                  "exchangeKeys": {"connected": False, "apiKeyHint": None, "environment": None,
+                                   "status": "none", "reason": None}}
 
 
 def test_register_twice_is_409_and_short_password_422_and_bad_email_422(api: Any) -> None:
@@ -68,7 +69,7 @@ def test_register_with_keys_connects_them_and_calls_the_hook(runtime: Runtime) -
         user = register(client, binanceApiKey="AKIAEXAMPLEKEY1234", binanceSecretKey="s3cret")
         keys = client.get("/api/account/exchange-keys", headers=user.headers).json()
         assert keys == {"connected": True, "apiKeyHint": "AKIA********1234",
-                        "environment": "paper"}
+                        "environment": "paper", "status": "active", "reason": None}
         assert [str(a) for a in seen] == [user.id]
         half = client.post("/auth/register", json={"email": "half@example.com",
                                                    "password": PASSWORD, "binanceApiKey": "k"})

@@ -232,8 +232,12 @@ def test_exchange_keys_put_get_delete_and_never_returned(api: Any, runtime: Runt
                         "environment": "testnet"})
     assert put.status_code == 204
     shown = api.get(keys, headers=user.headers)
-    assert shown.json() == {"connected": True, "apiKeyHint": "APIK********6789",
-                            "environment": "testnet"}
+    # This installation trades on paper: testnet keys are kept but never used, and say so.
+    assert shown.json() == {
+        "connected": True, "apiKeyHint": "APIK********6789", "environment": "testnet",
+        "status": "wrong_environment",
+        "reason": "these keys are for testnet but this installation trades on paper: they "
+                  "are not used; connect paper keys"}
     assert "SECRET" not in shown.text
     creds = runtime.app.exchange_credentials(uuid.UUID(user.id))
     assert creds.secret_key == "SECRET-abcdef"

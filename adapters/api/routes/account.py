@@ -30,12 +30,31 @@ def check_keys(ctx: ApiContext, api_key: str, secret_key: str,
     if env == "live" and not ctx.runtime.settings.allow_live_trading:
         raise ApiError(403, "live_trading_disabled",
                        "live keys are refused: this installation does not allow live trading")
+    if ctx.keys_checker is not None:
+        # One signed read-only call to the keys' own environment; a refusal (422) or an
+        # unreachable exchange (503) stores nothing.
+        ctx.keys_checker(api_key, secret_key, env)
     return api_key, secret_key, env
 
 
-def keys_out(account: Account) -> ExchangeKeysOut:
-    return ExchangeKeysOut(connected=account.has_exchange_keys, apiKeyHint=account.api_key_hint,
-                           environment=account.exchange_environment)
+def keys_out(account: Account, exchange: str | None = None) -> ExchangeKeysOut:
+    """Describe the account's keys; `exchange` is the environment this installation uses."""
+    out = ExchangeKeysOut(connected=account.has_exchange_keys, apiKeyHint=account.api_key_hint,
+                          environment=account.exchange_environment)
+    if not account.has_exchange_keys:
+        return out
+    rejection = account.keys_rejection
+    if rejection is not None:
+        out.status = "rejected"
+        out.reason = (f"keys rejected by the {rejection['environment']} exchange: "
+                      f"{rejection['code']} {rejection['reason']}")
+    elif exchange is not None and account.exchange_environment != exchange:
+        out.status = "wrong_environment"
+        out.reason = (f"these keys are for {account.exchange_environment} but this installation "
+                      f"trades on {exchange}: they are not used; connect {exchange} keys")
+    else:
+        out.status = "active"
+    return out
 
 
 @router.put("/exchange-keys", status_code=status.HTTP_204_NO_CONTENT)
@@ -57,4 +76,4 @@ def delete_keys(user: CurrentUser, ctx: Ctx) -> Response:
 @router.get("/exchange-keys", response_model=ExchangeKeysOut)
 def get_keys(user: CurrentUser, ctx: Ctx) -> ExchangeKeysOut:
     """Show whether keys are connected, a masked hint of the API key and the environment."""
-    return keys_out(ctx.runtime.app.get_account(user.account_id))
+    return keys_out(ctx.runtime.app.get_account(user.account_id), ctx.runtime.settings.exchange)

@@ -109,4 +109,5 @@ def logout(ctx: Ctx, response: Response, body: LogoutRequest | None = None) -> R
 def me(user: CurrentUser, ctx: Ctx) -> MeOut:
     """Who the token belongs to, and whether exchange keys are connected."""
     account = ctx.runtime.app.get_account(user.account_id)
-    return MeOut(id=account.id, email=account.email, exchangeKeys=keys_out(account))
+    return MeOut(id=account.id, email=account.email,
+                 exchangeKeys=keys_out(account, ctx.runtime.settings.exchange))

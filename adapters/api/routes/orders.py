@@ -18,7 +18,7 @@ from adapters.api.schemas import OrderAccepted, PlaceOrderRequest
 from adapters.api.serializers import audit_entry, events_as_of, order_view, parse_as_of
 from adapters.api.tokens import Principal
 from commands.messages import PlaceOrder, RequestCancel
-from domain.errors import OrderNotFound, ValidationFailed
+from domain.errors import OrderNotFound, TooManyOpenOrders, ValidationFailed
 
 router = APIRouter(prefix="/api/trading/orders", tags=["orders"])
 
@@ -46,6 +46,23 @@ def load_events(ctx: Ctx, user: Principal, order_id: UUID) -> list[Any]:
     return events
 
 
+def check_open_orders(ctx: Ctx, account_id: UUID, symbol: str) -> None:
+    """MAX_NUM_ORDERS, where checkable: count the open orders the read side knows of.
+
+    The read side trails the event store by a moment, so this is a first line only; the
+    exchange's own -2010 answer stays the last word.
+    """
+    rules = ctx.runtime.symbols.rules(symbol.strip().upper())
+    if rules is None or not rules.max_num_orders or ctx.read_models is None:
+        return
+    open_orders = ctx.read_models.count_open_orders(account_id, rules.symbol)
+    if open_orders >= rules.max_num_orders:
+        raise TooManyOpenOrders(
+            f"you already have {open_orders} open orders on {rules.symbol}, the exchange's "
+            f"maximum (MAX_NUM_ORDERS {rules.max_num_orders}); cancel some first",
+            field="symbol", maxNumOrders=rules.max_num_orders)
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=None,
              responses={202: {"model": OrderAccepted}})
 async def place_order(
@@ -62,6 +79,7 @@ async def place_order(
     if wait:
         raise too_many_requests("too many orders; slow down", wait)
     client_order_id = client_order_id_for(body.clientOrderId, idempotency_key)
+    await anyio.to_thread.run_sync(check_open_orders, ctx, user.account_id, body.symbol)
     command = PlaceOrder(
         account_id=user.account_id, client_order_id=client_order_id, symbol=body.symbol,
         side=body.side, order_type=body.type, quantity=body.quantity, price=body.price,
