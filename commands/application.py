@@ -28,7 +28,9 @@ from commands.messages import (
     RecordExchangeKeysRejection,
     RecordExpiry,
     RecordFill,
+    RecordOutcomeUnknown,
     RecordRejection,
+    RecordSendRefusal,
     RecordSubmission,
     ReencryptExchangeKeys,
     RegisterAccount,
@@ -63,11 +65,11 @@ A = TypeVar("A")
 
 ReportCommand = (
     RecordSubmission | RecordAcceptance | RecordFill | RecordRejection | RecordCancelRejection
-    | RecordCancellation | RecordExpiry
+    | RecordCancellation | RecordExpiry | RecordSendRefusal | RecordOutcomeUnknown
 )
 REPORT_COMMANDS: tuple[type[Command], ...] = (
     RecordSubmission, RecordAcceptance, RecordFill, RecordRejection, RecordCancelRejection,
-    RecordCancellation, RecordExpiry,
+    RecordCancellation, RecordExpiry, RecordSendRefusal, RecordOutcomeUnknown,
 )
 
 
@@ -94,6 +96,10 @@ def apply_report(order: Order, command: Command) -> None:
         order.cancel(command.actor, command.reason)
     elif isinstance(command, RecordExpiry):
         order.expire(command.actor, command.reason)
+    elif isinstance(command, RecordSendRefusal):
+        order.refuse_send(command.code, command.message, command.actor)
+    elif isinstance(command, RecordOutcomeUnknown):
+        order.mark_outcome_unknown(command.sent_at, command.reason, command.actor)
     else:
         raise TypeError(f"not an exchange report command: {type(command).__name__}")
 

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from threading import Lock
 from uuid import UUID
@@ -37,7 +38,9 @@ from commands.messages import (
     RecordCancelRejection,
     RecordExpiry,
     RecordFill,
+    RecordOutcomeUnknown,
     RecordRejection,
+    RecordSendRefusal,
     RecordSubmission,
 )
 from commands.ports import (
@@ -56,6 +59,7 @@ from domain.errors import (
     ExchangeKeysMissing,
     ExchangeOrderUnknown,
     ExchangeRejected,
+    ExchangeThrottled,
     ExchangeUnavailable,
 )
 from domain.order import Order, Trigger
@@ -74,6 +78,28 @@ NO_KEYS_MESSAGE = (
     "no exchange API keys are connected to this account: connect keys "
     "(PUT /api/account/exchange-keys) and place the order again"
 )
+NOT_SENT_CODE = "NOT_SENT"
+NOT_SENT_MESSAGE = (
+    "the order never reached the exchange: its send got no answer, and the exchange "
+    "confirmed it has no such order once the request could no longer execute. It was not "
+    "sent again (a later fill would be at a price you never saw): place it again if you "
+    "still want it"
+)
+GONE_REASON = (
+    "the exchange no longer has this order (it was wiped on the exchange, as the Binance "
+    "Testnet does about once a month)"
+)
+
+
+class Later(str):
+    """A drive's note that also asks for the order to be driven again in `after` seconds."""
+
+    after: float
+
+    def __new__(cls, note: str, after: float) -> Later:
+        self = super().__new__(cls, note)
+        self.after = max(after, 0.0)
+        return self
 
 
 def exchange_client_order_id(order_id: UUID) -> str:
@@ -97,23 +123,34 @@ class RetryPolicy:
 
     initial_delay: float = 0.1
     max_delay: float = 2.0
-    # How long one drive keeps resolving an unknown outcome before leaving it to the next
-    # reconciliation (the order then stays SUBMITTED; nothing is guessed).
+    # How long one cancel or query keeps retrying an unreachable exchange before leaving
+    # the order to the next reconciliation (nothing is guessed).
     unknown_outcome_budget: float = 60.0
-    # Added to the gateway's request validity for clock skew between us and the exchange.
-    safety_margin: float = 1.0
-    # Attempts for refusals that may pass later (rate limits, clock drift).
+    # Added to the gateway's unknown-outcome window: clock skew, a process paused between
+    # recording a send and sending it.
+    safety_margin: float = 5.0
+    # "Does not exist" counts once two such answers this far apart agree (query lag).
+    confirm_gap: float = 3.0
+    # How often an order of unknown outcome is asked about while a late execution may
+    # still show up.
+    recheck_interval: float = 3.0
+    # A rate-limit wait up to this long is slept in the drive; a longer one leaves the
+    # order PENDING and asks to be driven again then.
+    max_inline_wait: float = 1.0
+    # Sends refused for our clock (-1021) before the order is rejected.
     transient_attempts: int = 5
 
 
 @dataclass(frozen=True)
 class DriveResult:
-    """What one drive did to an order: its status before and after."""
+    """What one drive did to an order: its status before and after, and when to drive it
+    again (`recheck_after` seconds: throttled, or its outcome not proven yet)."""
 
     order_id: UUID
     before: OrderStatus
     after: OrderStatus
     note: str = ""
+    recheck_after: float | None = None
 
     @property
     def changed(self) -> bool:
@@ -200,6 +237,9 @@ class ExecutionManager:
         self.actor = actor
         self._known: OrderedDict[UUID, Known] = OrderedDict()
         self._known_lock = Lock()
+        # When the exchange first said it has no such order (evidence gathered per order
+        # until the order is resolved; lost on restart, which only costs a few seconds).
+        self._absent_since: dict[UUID, float] = {}
 
     # ---- entry points --------------------------------------------------------------
     def drive(self, order_id: UUID) -> DriveResult:
@@ -209,6 +249,11 @@ class ExecutionManager:
     def reconcile(self, order_id: UUID) -> DriveResult:
         """Ask the exchange about an open order and record the truth; submit if never sent."""
         return self._locked(order_id, reconcile=True)
+
+    def recheck(self, order_id: UUID) -> DriveResult:
+        """Drive an order that asked for it (`recheck_after`): a PENDING one is submitted
+        without a query first, any other one is reconciled."""
+        return self._locked(order_id, reconcile=None)
 
     def apply_report(self, order_id: UUID, report: ExchangeOrderReport,
                      account_id: UUID | None = None) -> None:
@@ -280,14 +325,19 @@ class ExecutionManager:
                                   orderId=str(order.id))
 
     # ---- the state machine ---------------------------------------------------------
-    def _locked(self, order_id: UUID, reconcile: bool) -> DriveResult:
+    def _locked(self, order_id: UUID, reconcile: bool | None) -> DriveResult:
         with self.locks.hold(order_id):
             order = self._load(order_id)
             before = order.status
+            if reconcile is None:
+                reconcile = before is not OrderStatus.PENDING
             note = self._step(order, reconcile)
             known = self.known(order_id)
             after = known.status if known is not None else before
-            return DriveResult(order_id, before, after, note)
+            if after in TERMINAL_STATUSES:
+                self._forget_absence(order_id)
+            recheck = note.after if isinstance(note, Later) else None
+            return DriveResult(order_id, before, after, str(note), recheck)
 
     def _step(self, order: Order, reconcile: bool) -> str:
         status = order.status
@@ -301,11 +351,11 @@ class ExecutionManager:
             return self._submit(order)
         if status is OrderStatus.SUBMITTED:
             # Submitted but never acknowledged: a worker stopped (or gave up) between
-            # sending and hearing back. The order's last change bounds when it was sent.
+            # sending and hearing back, or the send's outcome is still being proven.
             creds = self._credentials(order)
             if creds is None:
                 return "no keys to ask the exchange with"
-            return self._resolve_unknown(order, creds, sent_at=order.modified_on.timestamp())
+            return self._resolve_unknown(order, creds, sent_at=self._last_send(order))
         if reconcile:  # NEW / PARTIALLY_FILLED: resting; the stream normally reports it
             creds = self._credentials(order)
             if creds is None:
@@ -325,6 +375,17 @@ class ExecutionManager:
             self._record(order, RecordRejection(
                 order.id, NO_KEYS_CODE, NO_KEYS_MESSAGE, self.actor))
             return "rejected: no exchange keys"
+        # Under the ORDERS limit before anything is recorded: a throttled order waits in
+        # PENDING (it was never sent), and the recorded send time stays the real one.
+        try:
+            delay = self.gateway.order_delay(creds)
+            if 0 < delay <= self.policy.max_inline_wait:
+                self.sleep(delay)
+                delay = self.gateway.order_delay(creds)
+        except ExchangeRejected as exc:  # the budget could not even read the limits
+            return Later(f"waiting in PENDING: {exc.message}", self.policy.recheck_interval)
+        if delay > 0:
+            return Later(f"throttled: waits in PENDING for {delay:.1f} s", delay)
         # Recorded before sending: from here on, a restart must ask before sending again.
         order = self._record(order, RecordSubmission(order.id, self.actor))
         return self._send(order, creds)
@@ -339,80 +400,140 @@ class ExecutionManager:
             time_in_force=order.time_in_force,
             client_order_id=exchange_client_order_id(order.id),
         )
-        attempts = 0
-        while True:
-            sent_at = self.clock()
-            try:
-                report = self.gateway.submit_order(creds, request)
-            except ExchangeDuplicateOrder:
-                # The exchange holds an open order under our id: an earlier send got through.
-                return self._query_and_apply(order, creds)
-            except ExchangeRejected as exc:
-                attempts += 1
-                if exc.transient and attempts < self.policy.transient_attempts:
-                    # Refused before execution (rate limit, clock): sending again is safe.
-                    self.sleep(self._delay(attempts))
-                    continue
-                self._record(order, RecordRejection(
+        sent_at = self.clock()
+        try:
+            report = self.gateway.submit_order(creds, request)
+        except ExchangeDuplicateOrder:
+            # The exchange holds an open order under our id: an earlier send got through.
+            return self._query_and_apply(order, creds)
+        except ExchangeThrottled as exc:
+            # 429 / 418 / our own budget: refused before execution, so sending later is
+            # safe. Never a rejection: the order waits in PENDING for the back-off.
+            self._record(order, RecordSendRefusal(
+                order.id, str(exc.exchange_code), exc.message, self.actor))
+            return Later(f"throttled by the exchange ({exc.exchange_code}): waits in PENDING",
+                         exc.retry_after)
+        except ExchangeRejected as exc:
+            if exc.transient and order.send_attempts < self.policy.transient_attempts:
+                # Refused before execution (our clock): sending again is safe.
+                self._record(order, RecordSendRefusal(
                     order.id, str(exc.exchange_code), exc.message, self.actor))
-                return f"rejected by the exchange: {exc.exchange_code} {exc.message}"
-            except ExchangeUnavailable as exc:
-                log.warning("order %s: outcome of the send is unknown (%s); asking the exchange",
-                            order.id, exc.message)
-                if not exc.maybe_sent:
-                    sent_at = 0.0  # provably never left: no lost request can arrive later
-                return self._resolve_unknown(order, creds, sent_at=sent_at)
-            self._apply(order, report, complete_from_exchange=False)
-            return f"submitted: exchange says {report.status.value}"
+                return Later(f"refused for now ({exc.exchange_code}): sent again soon",
+                             self._delay(order.send_attempts))
+            self._record(order, RecordRejection(
+                order.id, str(exc.exchange_code), exc.message, self.actor))
+            return f"rejected by the exchange: {exc.exchange_code} {exc.message}"
+        except ExchangeUnavailable as exc:
+            if not exc.maybe_sent:
+                # Provably never left (connection refused): nothing can execute later.
+                self._record(order, RecordSendRefusal(
+                    order.id, "NOT_CONNECTED", exc.message, self.actor))
+                return Later(f"exchange unreachable ({exc.message}): waits in PENDING",
+                             self._delay(order.send_attempts))
+            log.warning("order %s: outcome of the send is unknown (%s); asking the exchange",
+                        order.id, exc.message)
+            return self._resolve_unknown(order, creds, sent_at=sent_at)
+        self._apply(order, report, complete_from_exchange=False)
+        return f"submitted: exchange says {report.status.value}"
+
+    def _last_send(self, order: Order) -> float:
+        """When the order's last send left: recorded with it (or, for orders recorded
+        before sends had times, its last change, which is no earlier)."""
+        if order.last_send_at is not None:
+            return order.last_send_at.timestamp()
+        return order.modified_on.timestamp()
 
     def _resolve_unknown(self, order: Order, creds: ExchangeCredentials, sent_at: float) -> str:
-        """Find out what happened to a send that got no answer, without ever sending twice.
+        """Look once at a send that got no answer; never send it again.
 
-        Ask the exchange for the order by its clientOrderId until it answers. If it has the
-        order, record what it says. If it says the order does not exist, sending again is safe
-        only once the lost request can no longer be executed: Binance refuses a request that
-        arrives more than recvWindow after its timestamp, so after sent_at + recvWindow (plus
-        a margin for clock skew) a "does not exist" answer is final. Before that, wait and ask
-        again rather than risk two orders.
+        The exchange has the order: record what it says. It says "does not exist": that
+        counts only once the window in which the lost request may still execute has closed
+        (`unknown_outcome_window_seconds` after it left, plus a margin), and only when two
+        such answers some seconds apart and the symbol's order and trade lists since the
+        order was placed agree. Then the order ends REJECTED NOT_SENT (or CANCELED, if the
+        user asked to cancel it). Until then it stays SUBMITTED, recorded as of unknown
+        outcome, and the result asks to be driven again.
         """
-        deadline = self.clock() + self.policy.unknown_outcome_budget
-        safe_after = sent_at + self.gateway.request_validity_seconds + self.policy.safety_margin
-        attempt = 0
-        while True:
-            try:
-                report = self.gateway.query_order(
-                    creds, order.symbol, exchange_client_order_id(order.id))
-            except ExchangeUnavailable as exc:
-                attempt += 1
-                if self.clock() >= deadline:
-                    log.warning("order %s: exchange still unreachable (%s); left SUBMITTED for "
-                                "the next reconciliation", order.id, exc.message)
-                    return "outcome still unknown: exchange unreachable"
-                self.sleep(self._delay(attempt))
-                continue
-            except ExchangeRejected as exc:
-                attempt += 1
-                if exc.transient and self.clock() < deadline:
-                    self.sleep(self._delay(attempt))
-                    continue
-                log.error("order %s: the exchange refused the status query: %s %s",
-                          order.id, exc.exchange_code, exc.message)
-                return f"outcome still unknown: query refused ({exc.exchange_code})"
-            if report is not None:
-                self._apply(order, report, complete_from_exchange=False)
-                return f"resolved: exchange says {report.status.value}"
-            now = self.clock()
-            if now >= safe_after:
-                fresh = self._load(order.id)
-                if fresh.status is OrderStatus.CANCEL_REQUESTED:
-                    self._record(fresh, RecordCancellation(
-                        order.id, "canceled before it reached the exchange", self.actor))
-                    return "canceled: never reached the exchange"
-                log.info("order %s never reached the exchange; sending it again", order.id)
-                return self._send(fresh, creds)
-            if now >= deadline:
-                return "outcome still unknown: the lost request may still arrive"
-            self.sleep(min(safe_after - now, deadline - now))
+        closes = (sent_at + self.gateway.unknown_outcome_window_seconds
+                  + self.policy.safety_margin)
+        try:
+            report = self.gateway.query_order(
+                creds, order.symbol, exchange_client_order_id(order.id))
+        except (ExchangeUnavailable, ExchangeRejected) as exc:
+            self._mark_unknown(order, sent_at, f"could not ask the exchange: {exc.message}")
+            wait = (exc.retry_after if isinstance(exc, ExchangeThrottled)
+                    else self.policy.recheck_interval)
+            return Later(f"outcome still unknown: could not ask ({exc.message})", wait)
+        if report is not None:
+            self._forget_absence(order.id)
+            self._apply(order, report, complete_from_exchange=False)
+            return f"resolved: exchange says {report.status.value}"
+        now = self.clock()
+        if now < closes:
+            # A lost or slow request may still execute: this answer proves nothing.
+            self._forget_absence(order.id)
+            self._mark_unknown(order, sent_at, "the send got no answer and the exchange "
+                               "does not show the order yet")
+            return Later("outcome unknown: the request may still execute",
+                         min(self.policy.recheck_interval, closes - now))
+        not_yet = self._prove_absent(order, creds, since=order.created_on.timestamp()
+                                     - self.policy.safety_margin)
+        if not_yet is not None:
+            self._mark_unknown(order, sent_at, "the send got no answer; checking")
+            return Later(f"outcome unknown: {not_yet}", self.policy.confirm_gap)
+        self._forget_absence(order.id)
+        fresh = self._load(order.id)
+        if fresh.status is OrderStatus.CANCEL_REQUESTED:
+            self._record(fresh, RecordCancellation(
+                order.id, "canceled before it reached the exchange", self.actor))
+            return "canceled: never reached the exchange"
+        log.warning("order %s never reached the exchange: rejected %s, not sent again",
+                    order.id, NOT_SENT_CODE)
+        self._record(fresh, RecordRejection(order.id, NOT_SENT_CODE, NOT_SENT_MESSAGE,
+                                            self.actor))
+        return "rejected: never reached the exchange (not sent again)"
+
+    def _prove_absent(self, order: Order, creds: ExchangeCredentials, *,
+                      since: float | None = None) -> str | None:
+        """Return None once the exchange provably has no such order, else why not yet.
+
+        Called after a "does not exist" answer. Proof: an earlier such answer at least
+        `confirm_gap` ago, and the symbol's allOrders / myTrades (from `since`, or from the
+        order's exchange id) that neither list the order nor a trade of an unlisted order.
+        """
+        now = self.clock()
+        with self._known_lock:
+            first = self._absent_since.setdefault(order.id, now)
+        if now - first < self.policy.confirm_gap:
+            return "the exchange says it has no such order; asking again to be sure"
+        try:
+            history = self.gateway.order_history(
+                creds, order.symbol, since=since,
+                from_order_id=order.exchange_order_id if since is None else None)
+        except (ExchangeUnavailable, ExchangeRejected) as exc:
+            return f"could not list the symbol's orders ({exc.message})"
+        if (exchange_client_order_id(order.id) in history.client_order_ids
+                or (order.exchange_order_id or "") in history.order_ids):
+            with self._known_lock:
+                self._absent_since.pop(order.id, None)
+            return "the order list shows it while its query does not (lag); asking again"
+        if not history.complete or not history.consistent:
+            return "the exchange's order and trade lists disagree (lag); asking again"
+        return None
+
+    def _forget_absence(self, order_id: UUID) -> None:
+        with self._known_lock:
+            self._absent_since.pop(order_id, None)
+
+    def _mark_unknown(self, order: Order, sent_at: float, reason: str) -> None:
+        """Record once that the send's outcome is unknown (the API shows "checking")."""
+        if order.outcome_unknown:
+            return
+        try:
+            self._record(order, RecordOutcomeUnknown(
+                order.id, datetime.fromtimestamp(sent_at, UTC), reason[:300], self.actor))
+        except DomainError as exc:  # the order moved on meanwhile: nothing to show
+            log.debug("order %s: outcome not marked unknown: %s", order.id, exc.message)
 
     def _reconcile_pending(self, order: Order) -> str:
         # PENDING means we never recorded a send, and we always record before sending; ask
@@ -423,7 +544,9 @@ class ExecutionManager:
                 report = self.gateway.query_order(
                     creds, order.symbol, exchange_client_order_id(order.id))
             except (ExchangeUnavailable, ExchangeRejected) as exc:
-                return f"left PENDING: could not ask the exchange ({exc.message})"
+                wait = (exc.retry_after if isinstance(exc, ExchangeThrottled)
+                        else self.policy.recheck_interval)
+                return Later(f"left PENDING: could not ask the exchange ({exc.message})", wait)
             if report is not None:
                 self._apply(order, report, complete_from_exchange=False)
                 return f"found on the exchange: {report.status.value}"
@@ -442,10 +565,11 @@ class ExecutionManager:
             return "cancel rejected: no exchange keys"
         if order.exchange_order_id is None:
             # The send's outcome is unknown: find out first (it may never have arrived).
-            note = self._resolve_unknown(order, creds, order.modified_on.timestamp())
+            note = self._resolve_unknown(order, creds, self._last_send(order))
             order = self._load(order.id)
-            if order.status is not OrderStatus.CANCEL_REQUESTED:
-                return note
+            if (order.status is not OrderStatus.CANCEL_REQUESTED
+                    or order.exchange_order_id is None):
+                return note  # resolved, or still unknown (nothing to cancel by id yet)
         attempt = 0
         deadline = self.clock() + self.policy.unknown_outcome_budget
         while True:
@@ -455,6 +579,9 @@ class ExecutionManager:
             except ExchangeOrderUnknown:
                 # Not open on the exchange: filled, canceled elsewhere or expired. Ask.
                 return self._query_and_apply(order, creds, cancel_if_missing=True)
+            except ExchangeThrottled as exc:
+                return Later(f"cancel waits for the rate limit ({exc.exchange_code})",
+                             exc.retry_after)
             except ExchangeRejected as exc:
                 attempt += 1
                 if exc.transient and attempt < self.policy.transient_attempts:
@@ -482,6 +609,9 @@ class ExecutionManager:
                 report = self.gateway.query_order(
                     creds, order.symbol, exchange_client_order_id(order.id))
                 break
+            except ExchangeThrottled as exc:
+                return Later(f"query waits for the rate limit ({exc.exchange_code})",
+                             exc.retry_after)
             except ExchangeUnavailable:
                 attempt += 1
                 if self.clock() >= deadline:
@@ -489,14 +619,24 @@ class ExecutionManager:
                 self.sleep(self._delay(attempt))
             except ExchangeRejected as exc:
                 return f"query refused: {exc.exchange_code} {exc.message}"
+        if report is None and order.exchange_order_id is None:
+            # Never acknowledged: whether it reached the exchange is what needs proving.
+            return self._resolve_unknown(order, creds, self._last_send(order))
         if report is None:
-            if cancel_if_missing:
-                self._record(order, RecordCancellation(
-                    order.id, "the exchange has no such order", self.actor))
-                return "canceled: the exchange has no such order"
-            log.error("order %s is %s here but unknown to the exchange", order.id,
-                      order.status.value)
-            return "the exchange has no such order"
+            # An order the exchange acknowledged, and now says it does not have: wiped (a
+            # Testnet reset), or a lagging query. Proven the same way as a lost send.
+            not_yet = self._prove_absent(order, creds)
+            if not_yet is not None:
+                log.info("order %s is %s here but the exchange does not show it: %s",
+                         order.id, order.status.value, not_yet)
+                return Later(f"the exchange does not show it: {not_yet}",
+                             self.policy.confirm_gap)
+            self._forget_absence(order.id)
+            reason = ("canceled: " + GONE_REASON) if cancel_if_missing else GONE_REASON
+            self._record(order, RecordCancellation(order.id, reason, self.actor))
+            log.warning("order %s: %s; recorded as canceled", order.id, GONE_REASON)
+            return "canceled: the exchange no longer has it"
+        self._forget_absence(order.id)
         self._apply(order, report, complete_from_exchange=False)
         return f"exchange says {report.status.value}"
 

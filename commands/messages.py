@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -124,4 +125,24 @@ class RecordCancellation(Command):
 class RecordExpiry(Command):
     order_id: UUID
     reason: str = ""
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordSendRefusal(Command):
+    """The exchange refused a send before executing it (429, 418, -1021): send it later."""
+
+    order_id: UUID
+    code: str
+    message: str
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordOutcomeUnknown(Command):
+    """A send got no answer and the exchange does not show the order (yet)."""
+
+    order_id: UUID
+    sent_at: datetime
+    reason: str
     actor: str = "worker"

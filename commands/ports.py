@@ -112,6 +112,25 @@ class ExchangeOrderRequest:
     client_order_id: str
 
 
+@dataclass(frozen=True)
+class ExchangeOrderHistory:
+    """What the exchange lists for one symbol (allOrders, myTrades) from a point on: the
+    evidence that an order is, or is not, on the exchange."""
+
+    client_order_ids: frozenset[str]
+    order_ids: frozenset[str]
+    # The order id of every trade listed: a trade of an order missing from the order list
+    # means the lists disagree (one of them lags), so they prove nothing.
+    trade_order_ids: frozenset[str]
+    # False when a page limit cut the listing short.
+    complete: bool = True
+
+    @property
+    def consistent(self) -> bool:
+        """Tell whether every trade listed belongs to an order listed."""
+        return self.trade_order_ids <= self.order_ids
+
+
 class ExchangeGateway(Protocol):
     """The exchange, seen from the execution process manager.
 
@@ -125,9 +144,28 @@ class ExchangeGateway(Protocol):
         """How long after being sent a lost request could still be executed (recvWindow)."""
         ...
 
+    @property
+    def unknown_outcome_window_seconds(self) -> float:
+        """How long after it left a request whose answer was lost may still be executed:
+        the exchange's own backend timeout, our read timeout and recvWindow, added up."""
+        ...
+
+    def order_delay(self, credentials: ExchangeCredentials) -> float:
+        """Return the seconds until a new order of these keys may be sent under the rate
+        limits (0: it may go now, and its slot is taken)."""
+        ...
+
     def submit_order(
         self, credentials: ExchangeCredentials, request: ExchangeOrderRequest
     ) -> ExchangeOrderReport: ...
+
+    def order_history(
+        self, credentials: ExchangeCredentials, symbol: str, *, since: float | None = None,
+        from_order_id: str | None = None,
+    ) -> ExchangeOrderHistory:
+        """List the symbol's orders and trades from `since` (epoch seconds) or from the
+        exchange order id `from_order_id` on."""
+        ...
 
     def cancel_order(
         self, credentials: ExchangeCredentials, symbol: str, client_order_id: str

@@ -178,3 +178,16 @@ class ExchangeDuplicateOrder(ExchangeRejected):
     """The exchange already has an open order with this clientOrderId: it got an earlier send."""
 
     code = "exchange_duplicate_order"
+
+
+class ExchangeThrottled(ExchangeRejected):
+    """A rate limit stops the request (Binance 429 / 418, or our own budget): nothing
+    happened, and nothing may be sent to that exchange for `retry_after` seconds."""
+
+    code = "exchange_throttled"
+
+    def __init__(self, exchange_code: int | str, message: str, *, retry_after: float,
+                 **details: Any) -> None:
+        super().__init__(exchange_code, message, transient=True, retryAfter=retry_after,
+                         **details)
+        self.retry_after = retry_after

@@ -6,6 +6,7 @@ run again on every replay. The lifecycle is the explicit table `TRANSITIONS`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -28,6 +29,8 @@ class Trigger(StrEnum):
     REQUEST_CANCEL = "REQUEST_CANCEL"
     CANCEL = "CANCEL"
     EXPIRE = "EXPIRE"
+    # The exchange refused a send before executing it (rate limit, clock): back to waiting.
+    SEND_REFUSED = "SEND_REFUSED"
 
 
 S = OrderStatus
@@ -63,6 +66,8 @@ TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (S.CANCEL_REQUESTED, T.REJECT): S.REJECTED,
     (S.CANCEL_REQUESTED, T.CANCEL): S.CANCELED,
     (S.CANCEL_REQUESTED, T.EXPIRE): S.EXPIRED,
+    (S.SUBMITTED, T.SEND_REFUSED): S.PENDING,
+    (S.CANCEL_REQUESTED, T.SEND_REFUSED): S.CANCEL_REQUESTED,
 }
 
 
@@ -73,6 +78,11 @@ def order_id_for(account_id: UUID, client_order_id: str) -> UUID:
 
 class Order(Aggregate):
     """One trader's order, from placement to a terminal status."""
+
+    # Defaults for orders loaded from snapshots taken before these attributes existed.
+    send_attempts: int = 0
+    last_send_at: datetime | None = None
+    outcome_unknown: bool = False
 
     @staticmethod
     def create_id(account_id: UUID, client_order_id: str, **_: Any) -> UUID:
@@ -109,6 +119,11 @@ class Order(Aggregate):
         self.reject_code: str | None = None
         self.reject_reason: str | None = None
         self.cancel_rejections = 0
+        # Each send to the exchange is one OrderSubmitted (attempt n is the n-th); the time
+        # the last one left bounds when a lost request could still execute.
+        self.send_attempts = 0
+        self.last_send_at = None
+        self.outcome_unknown = False
 
     # ---- derived state -------------------------------------------------------------
     @property
@@ -167,6 +182,28 @@ class Order(Aggregate):
             return
         self._next(Trigger.SUBMIT)
         self._submitted(account_id=self.account_id, actor=actor)
+
+    def refuse_send(self, code: str, message: str, actor: str) -> None:
+        """Record that the exchange refused the last send before executing it (rate limit,
+        clock): the order waits to be sent again, as if never sent."""
+        if not self.submitted:
+            return
+        if self.outcome_unknown:
+            raise IllegalTransition(
+                f"order {self.id} has a send of unknown outcome; it is never sent again",
+                orderId=str(self.id))
+        self._next(Trigger.SEND_REFUSED)
+        self._send_refused(account_id=self.account_id, attempt=self.send_attempts, code=code,
+                           message=message, actor=actor)
+
+    def mark_outcome_unknown(self, sent_at: datetime, reason: str, actor: str) -> None:
+        """Record that the last send's outcome is unknown: shown as "checking" until proven."""
+        if self.outcome_unknown or not self.submitted or self.exchange_order_id is not None:
+            return
+        if self.status not in (OrderStatus.SUBMITTED, OrderStatus.CANCEL_REQUESTED):
+            return
+        self._outcome_unknown(account_id=self.account_id, attempt=self.send_attempts,
+                              sent_at=sent_at, reason=reason, actor=actor)
 
     def accept(self, exchange_order_id: str, actor: str) -> None:
         """Record the exchange's acknowledgement; a repeated ack is a no-op."""
@@ -280,20 +317,40 @@ class Order(Aggregate):
 
     # ---- events (mutation only) ----------------------------------------------------
     @event("OrderSubmitted")
-    def _submitted(self, account_id: UUID, actor: str) -> None:
+    def _submitted(self, account_id: UUID, actor: str,
+                   timestamp: datetime | None = None) -> None:
+        # `timestamp` is the event's own (not a payload field): when this send left.
         self.submitted = True
+        self.send_attempts += 1
+        self.last_send_at = timestamp
+        self.outcome_unknown = False
         if self._status == OrderStatus.PENDING.value:
             self._status = OrderStatus.SUBMITTED.value
+
+    @event("OrderSendRefused")
+    def _send_refused(self, account_id: UUID, attempt: int, code: str, message: str,
+                      actor: str) -> None:
+        self.submitted = False
+        if self._status == OrderStatus.SUBMITTED.value:
+            self._status = OrderStatus.PENDING.value
+
+    @event("OrderOutcomeUnknown")
+    def _outcome_unknown(self, account_id: UUID, attempt: int, sent_at: datetime, reason: str,
+                         actor: str) -> None:
+        self.outcome_unknown = True
+        self.last_send_at = sent_at
 
     @event("OrderAccepted")
     def _accepted(self, account_id: UUID, exchange_order_id: str, actor: str) -> None:
         self.exchange_order_id = exchange_order_id
+        self.outcome_unknown = False
         if self._status in (OrderStatus.SUBMITTED.value, OrderStatus.PENDING.value):
             self._status = OrderStatus.NEW.value
 
     @event("OrderExchangeIdLearned")
     def _exchange_id_learned(self, account_id: UUID, exchange_order_id: str, actor: str) -> None:
         self.exchange_order_id = exchange_order_id
+        self.outcome_unknown = False
 
     @event("OrderFilled")
     def _filled(
@@ -309,6 +366,7 @@ class Order(Aggregate):
         actor: str,
     ) -> None:
         self.trade_ids.append(trade_id)
+        self.outcome_unknown = False
         self.filled_quantity += quantity
         self.filled_quote += price * quantity
         # No asset means no commission was charged (Binance's N = null).
@@ -322,6 +380,7 @@ class Order(Aggregate):
     def _rejected(self, account_id: UUID, code: str, message: str, actor: str) -> None:
         self.reject_code = code
         self.reject_reason = message
+        self.outcome_unknown = False
         self._status = OrderStatus.REJECTED.value
 
     @event("OrderCancelRequested")
@@ -337,8 +396,10 @@ class Order(Aggregate):
 
     @event("OrderCanceled")
     def _canceled(self, account_id: UUID, reason: str, actor: str) -> None:
+        self.outcome_unknown = False
         self._status = OrderStatus.CANCELED.value
 
     @event("OrderExpired")
     def _expired(self, account_id: UUID, reason: str, actor: str) -> None:
+        self.outcome_unknown = False
         self._status = OrderStatus.EXPIRED.value

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -28,13 +28,15 @@ from binance import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from adapters.binance.enums import parse_status
-from adapters.binance.errors import BinanceErrorCode, map_api_error
+from adapters.binance.errors import RATE_LIMIT_STATUSES, BinanceErrorCode, map_api_error
 from adapters.binance.loopback import LoopbackSession
+from adapters.binance.ratelimit import WEIGHTS, Limits, RateBudget, SharedBackoff, Throttled
 from adapters.platform.crypto import ConfigurationError
 from adapters.platform.settings import Settings
 from commands.ports import (
     ExchangeCredentials,
     ExchangeFill,
+    ExchangeOrderHistory,
     ExchangeOrderReport,
     ExchangeOrderRequest,
 )
@@ -42,6 +44,7 @@ from domain.errors import (
     ExchangeError,
     ExchangeKeysRejected,
     ExchangeRejected,
+    ExchangeThrottled,
     ExchangeUnavailable,
 )
 
@@ -50,6 +53,11 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
 DEFAULT_RECV_WINDOW_MS = 5000
+# Binance's REST gateway waits about this long for the matching engine before answering
+# 5xx / -1007 "execution status unknown"; the engine may still execute after that.
+EXCHANGE_BACKEND_TIMEOUT = 10.0
+# Pages of 1000 read at most when listing a symbol's orders or trades as evidence.
+HISTORY_PAGES = 5
 TESTNET_WS_API_URL = "wss://ws-api.testnet.binance.vision/ws-api/v3"
 LIVE_WS_API_URL = "wss://ws-api.binance.com/ws-api/v3"
 
@@ -101,6 +109,8 @@ class BinanceGateway:
         backoff: float = 0.2,
         client_ttl: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        budget: RateBudget | None = None,
+        shared_backoff: SharedBackoff | None = None,
     ) -> None:
         if environment not in ("paper", "testnet", "live"):
             raise ConfigurationError(f"unknown exchange environment {environment!r}")
@@ -119,6 +129,9 @@ class BinanceGateway:
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
         self._timestamp_offset = 0
+        # One budget for everything this gateway sends (one IP), per account inside it.
+        self.budget = budget or RateBudget(scope=environment, shared=shared_backoff)
+        self._limits_loaded = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> BinanceGateway:
@@ -130,6 +143,16 @@ class BinanceGateway:
     def request_validity_seconds(self) -> float:
         """A request reaching Binance later than recvWindow after its timestamp is refused."""
         return self.recv_window_ms / 1000
+
+    @property
+    def unknown_outcome_window_seconds(self) -> float:
+        """How long after leaving a request whose answer was lost may still execute.
+
+        It may arrive up to recvWindow after its timestamp (our read timeout bounds how long
+        we waited for it), and Binance's gateway gives up on the engine after about 10 s
+        while the engine may still execute it: all of them added up.
+        """
+        return self.recv_window_ms / 1000 + self.timeout[1] + EXCHANGE_BACKEND_TIMEOUT
 
     # ---- clients -------------------------------------------------------------------
     def client(self, credentials: ExchangeCredentials) -> Client:
@@ -160,6 +183,7 @@ class BinanceGateway:
             client.session = session
         client.REQUEST_RECVWINDOW = self.recv_window_ms
         client.timestamp_offset = self._timestamp_offset
+        client.tl_account = key[:16]  # the budget's name for the account (never the key)
         cache[key] = (client, now)
         with self._clients_lock:
             self._clients.append(client)
@@ -189,16 +213,36 @@ class BinanceGateway:
     def _call(self, client: Client, what: str, fn: Callable[[], T], *, safe: bool) -> T:
         from adapters.platform.metrics import EXCHANGE_ERRORS, EXCHANGE_LATENCY
 
+        account = str(getattr(client, "tl_account", "public"))
         attempts = self.retries + 1 if safe else 1
         for attempt in range(attempts):
             error: ExchangeError
+            try:
+                # No request at all while a 429/418 is waited out or the weight is spent.
+                self.budget.acquire(account, WEIGHTS.get(what, 1))
+            except Throttled as exc:
+                raise ExchangeThrottled(-1003, f"{what}: {exc.reason}",
+                                        retry_after=exc.wait) from None
             started = time.perf_counter()
+            client.response = None
             try:
                 result = fn()
                 EXCHANGE_LATENCY.labels(what).observe(time.perf_counter() - started)
+                self._observe(account, client.response)
                 return result
             except BinanceAPIException as exc:
-                error = map_api_error(int(exc.status_code), int(exc.code), str(exc.message))
+                status, code = int(exc.status_code), int(exc.code)
+                headers = _headers(exc.response)
+                self.budget.observe(account, headers)
+                if status in RATE_LIMIT_STATUSES or code in (
+                        BinanceErrorCode.TOO_MANY_REQUESTS, BinanceErrorCode.TOO_MANY_ORDERS):
+                    wait = self.budget.back_off(account, status, code, headers)
+                    if code == BinanceErrorCode.TOO_MANY_ORDERS or status == 429:
+                        self._load_limits_soon()
+                    error = ExchangeThrottled(code, str(exc.message), retry_after=wait,
+                                              httpStatus=status)
+                else:
+                    error = map_api_error(status, code, str(exc.message))
             except BinanceRequestException as exc:
                 error = ExchangeUnavailable(f"{what}: unreadable answer: {exc.message}"[:300])
             except requests.ConnectTimeout:
@@ -221,6 +265,51 @@ class BinanceGateway:
                 continue
             raise error
         raise AssertionError("unreachable")
+
+    def _observe(self, account: str, response: Any) -> None:
+        headers = _headers(response)
+        if headers:
+            self.budget.observe(account, headers)
+
+    # ---- rate limits ---------------------------------------------------------------------
+    def order_delay(self, credentials: ExchangeCredentials) -> float:
+        """Seconds until a new order of these keys may go (0 takes its slot now)."""
+        if not self._limits_loaded:
+            self.load_limits()
+        client = self.client(credentials)
+        return self.budget.order_delay(str(client.tl_account))
+
+    def load_limits(self) -> Limits | None:
+        """Read the exchange's rate limits from exchangeInfo (Binance's defaults otherwise)."""
+        self._limits_loaded = True
+        client = self._public_client()
+        try:
+            info = self._call(client, "exchange info", client.get_exchange_info, safe=True)
+        except ExchangeError as exc:
+            log.info("rate limits not read from exchangeInfo (%s); using Binance's defaults",
+                     exc.message)
+            return None
+        limits = Limits.from_exchange_info(list(info.get("rateLimits") or ()))
+        self.budget.set_limits(limits)
+        return limits
+
+    def _load_limits_soon(self) -> None:
+        # A 429 says our idea of the limits may be wrong: read them again before the next
+        # order (after the back-off, since exchangeInfo is a request too).
+        self._limits_loaded = False
+
+    def _public_client(self) -> Client:
+        client: Client | None = getattr(self._local, "public", None)
+        if client is None:
+            client = Client(None, None, requests_params={"timeout": self.timeout},
+                            testnet=self.environment == "testnet", ping=False)
+            if self.api_url:
+                client.API_URL = self.api_url
+            client.tl_account = "public"
+            self._local.public = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def submit_order(self, credentials: ExchangeCredentials,
                      request: ExchangeOrderRequest) -> ExchangeOrderReport:
@@ -296,6 +385,44 @@ class BinanceGateway:
             client, "all orders", lambda: client.get_all_orders(symbol=symbol), safe=True)
         return result
 
+    def order_history(self, credentials: ExchangeCredentials, symbol: str, *,
+                      since: float | None = None,
+                      from_order_id: str | None = None) -> ExchangeOrderHistory:
+        """List the symbol's orders (allOrders) and trades (myTrades) from a time or an order
+        id on, a few pages at most; `complete` says whether the listing reached its end."""
+        client = self.client(credentials)
+        start: dict[str, Any] = {}
+        if from_order_id is not None:
+            start["orderId"] = int(from_order_id)
+        elif since is not None:
+            start["startTime"] = int(since * 1000)
+        orders, complete = self._pages(client, "all orders", client.get_all_orders, symbol,
+                                       start, "orderId")
+        trades, trades_complete = self._pages(client, "my trades", client.get_my_trades,
+                                              symbol, start, "id")
+        # From an order id on, allOrders lists that order and later ones, and myTrades that
+        # order's trades: a trade of an order that is not listed shows a lagging list.
+        return ExchangeOrderHistory(
+            client_order_ids=frozenset(str(o["clientOrderId"]) for o in orders),
+            order_ids=frozenset(str(o["orderId"]) for o in orders),
+            trade_order_ids=frozenset(str(t["orderId"]) for t in trades),
+            complete=complete and trades_complete)
+
+    def _pages(self, client: Client, what: str, fn: Callable[..., Any], symbol: str,
+               start: dict[str, Any], id_field: str) -> tuple[list[dict[str, Any]], bool]:
+        rows: list[dict[str, Any]] = []
+        params = dict(start)
+        for _ in range(HISTORY_PAGES):
+            page: list[dict[str, Any]] = self._call(
+                client, what, lambda p=params: fn(symbol=symbol, limit=1000, **p), safe=True)
+            rows.extend(page)
+            if len(page) < 1000:
+                return rows, True
+            # Go on after the last row (by id, which Binance pages by).
+            key = "orderId" if id_field == "orderId" else "fromId"
+            params = {key: int(page[-1][id_field]) + 1}
+        return rows, False
+
     @staticmethod
     def _report(data: dict[str, Any], fills: tuple[ExchangeFill, ...]) -> ExchangeOrderReport:
         return ExchangeOrderReport(
@@ -308,6 +435,12 @@ class BinanceGateway:
             cumulative_quote=_decimal(data.get("cummulativeQuoteQty", "0")),
             fills=fills,
         )
+
+
+def _headers(response: Any) -> Mapping[str, str]:
+    """Return an answer's headers, case-insensitive (none when there was no answer)."""
+    headers: Mapping[str, str] | None = getattr(response, "headers", None)
+    return headers if headers is not None else {}
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from uuid import UUID
@@ -12,7 +13,10 @@ import pytest
 
 from commands.application import TradingApplication
 from commands.execution import (
+    GONE_REASON,
     NO_KEYS_CODE,
+    NOT_SENT_CODE,
+    DriveResult,
     ExecutionManager,
     RetryPolicy,
     exchange_client_order_id,
@@ -28,6 +32,7 @@ from commands.messages import (
 from commands.ports import (
     ExchangeCredentials,
     ExchangeFill,
+    ExchangeOrderHistory,
     ExchangeOrderReport,
     ExchangeOrderRequest,
     ExchangeOrderStatus,
@@ -36,6 +41,7 @@ from domain.errors import (
     ExchangeDuplicateOrder,
     ExchangeOrderUnknown,
     ExchangeRejected,
+    ExchangeThrottled,
     ExchangeUnavailable,
 )
 from domain.values import OrderStatus
@@ -65,15 +71,23 @@ class FakeOrder:
     report: ExchangeOrderReport
     request: ExchangeOrderRequest
     fills: list[ExchangeFill] = field(default_factory=list)
+    visible_at: float = 0.0  # before this (fake) time, queries and lists do not show it
 
 
 class FakeExchange:
-    """An exchange in memory: MARKET fills at `price`, LIMIT rests; faults on demand."""
+    """An exchange in memory: MARKET fills at `price`, LIMIT rests; faults on demand.
+
+    Binance's harsh sides: `late_by` (a submit answers -1007 and executes that many seconds
+    later), `lag` (a new order is invisible to queries and lists for that long), `wipe()`
+    (the Testnet's monthly reset), `order_wait` (the rate budget says wait).
+    """
 
     request_validity_seconds = 5.0
+    unknown_outcome_window_seconds = 25.0  # recvWindow 5 + read timeout 10 + backend 10
 
-    def __init__(self, price: str = "50000") -> None:
+    def __init__(self, price: str = "50000", clock: Callable[[], float] = time.time) -> None:
         self.price = D(price)
+        self.clock = clock
         self.orders: dict[str, FakeOrder] = {}
         self.executed_submits = 0
         self.calls: list[str] = []
@@ -81,14 +95,47 @@ class FakeExchange:
         self.lose_next_reply = False  # the next submit executes, its reply is lost
         self.reject_next: ExchangeRejected | None = None
         self.reject_cancel: ExchangeRejected | None = None
+        self.late_by: float | None = None  # next submits: -1007, executed this much later
+        self.lag = 0.0
+        self.order_wait = 0.0
+        self.stray_trade = False  # myTrades lists a trade of an order allOrders does not
+        self._late: list[tuple[float, ExchangeOrderRequest]] = []
         self._ids = itertools.count(1)
         self._trades = itertools.count(100)
 
     def _gate(self, name: str) -> None:
         self.calls.append(name)
+        now = self.clock()
+        for due, request in [item for item in self._late if item[0] <= now]:
+            self._late.remove((due, request))
+            self._execute(request)
         if self.down_for > 0:
             self.down_for -= 1
             raise ExchangeUnavailable("503 Service Unavailable")
+
+    def _visible(self, client_order_id: str) -> FakeOrder | None:
+        order = self.orders.get(client_order_id)
+        return order if order is not None and order.visible_at <= self.clock() else None
+
+    def order_delay(self, credentials: ExchangeCredentials) -> float:
+        return self.order_wait
+
+    def order_history(self, credentials: ExchangeCredentials, symbol: str, *,
+                      since: float | None = None,
+                      from_order_id: str | None = None) -> ExchangeOrderHistory:
+        self._gate("history")
+        listed = [o for c, o in self.orders.items() if self._visible(c) is not None]
+        trades = {o.report.exchange_order_id for o in listed if o.fills}
+        if self.stray_trade:
+            trades.add("999999")
+        return ExchangeOrderHistory(
+            client_order_ids=frozenset(o.report.client_order_id for o in listed),
+            order_ids=frozenset(o.report.exchange_order_id for o in listed),
+            trade_order_ids=frozenset(trades))
+
+    def wipe(self) -> None:
+        """Forget every order, as the Testnet does about once a month."""
+        self.orders.clear()
 
     def _snapshot(self, order: FakeOrder) -> ExchangeOrderReport:
         return replace(order.report, fills=tuple(order.fills))
@@ -100,21 +147,32 @@ class FakeExchange:
         if self.reject_next is not None:
             exc, self.reject_next = self.reject_next, None
             raise exc
+        if self.late_by is not None:
+            self._late.append((self.clock() + self.late_by, request))
+            raise ExchangeUnavailable("Binance 503 -1007: Timeout waiting for response from "
+                                      "backend server. Send status unknown; execution "
+                                      "status unknown.")
         existing = self.orders.get(request.client_order_id)
         if existing and existing.report.status in (S.NEW, S.PARTIALLY_FILLED):
             raise ExchangeDuplicateOrder(-2010, "Duplicate order sent.")
-        self.executed_submits += 1
-        order = FakeOrder(ExchangeOrderReport(
-            exchange_order_id=str(next(self._ids)), client_order_id=request.client_order_id,
-            symbol=request.symbol, status=S.NEW, cumulative_quantity=D(0),
-            cumulative_quote=D(0)), request)
-        self.orders[request.client_order_id] = order
-        if request.order_type == "MARKET":
-            self.fill(request.client_order_id, request.quantity, self.price)
+        order = self._execute(request)
         if self.lose_next_reply:
             self.lose_next_reply = False
             raise ExchangeUnavailable("read timed out")
         return self._snapshot(order)
+
+    def _execute(self, request: ExchangeOrderRequest) -> FakeOrder:
+        # Binance accepts a clientOrderId again once its order is closed: a second send
+        # makes a second order, which is what the manager must never cause.
+        self.executed_submits += 1
+        order = FakeOrder(ExchangeOrderReport(
+            exchange_order_id=str(next(self._ids)), client_order_id=request.client_order_id,
+            symbol=request.symbol, status=S.NEW, cumulative_quantity=D(0),
+            cumulative_quote=D(0)), request, visible_at=self.clock() + self.lag)
+        self.orders[request.client_order_id] = order
+        if request.order_type == "MARKET":
+            self.fill(request.client_order_id, request.quantity, self.price)
+        return order
 
     def fill(self, client_order_id: str, quantity: Decimal, price: Decimal) -> ExchangeFill:
         order = self.orders[client_order_id]
@@ -143,7 +201,7 @@ class FakeExchange:
     def query_order(self, credentials: ExchangeCredentials, symbol: str,
                     client_order_id: str) -> ExchangeOrderReport | None:
         self._gate("query")
-        order = self.orders.get(client_order_id)
+        order = self._visible(client_order_id)
         return None if order is None else self._snapshot(order)
 
     def open_orders(self, credentials: ExchangeCredentials) -> list[ExchangeOrderReport]:
@@ -181,14 +239,24 @@ class World:
     def event_types(self, order_id: UUID) -> list[str]:
         return [type(e).__name__ for e in self.app.events.get(order_id)]
 
+    def settle(self, result: DriveResult, limit: int = 200) -> DriveResult:
+        """Drive the order again whenever it asks to be, as the worker does; return the
+        last result (one that asks for nothing more)."""
+        for _ in range(limit):
+            if result.recheck_after is None:
+                return result
+            self.time.sleep(result.recheck_after)
+            result = self.manager.recheck(result.order_id)
+        raise AssertionError(f"order {result.order_id} never settled: {result.note}")
+
 
 @pytest.fixture
 def world() -> World:
     app = make_app(BTCUSDT="50000")
     account_id = app.handle(RegisterAccount(email="t@example.com", password="x" * 12))
     app.handle(ConnectExchangeKeys(account_id, "paper-key", "paper-secret"))
-    exchange = FakeExchange()
     fake_time = FakeTime()
+    exchange = FakeExchange(clock=fake_time.clock)
     filled: list[UUID] = []
     manager = ExecutionManager(
         app, exchange, AppCredentials(app), clock=fake_time.clock, sleep=fake_time.sleep,
@@ -236,13 +304,59 @@ def test_rejection_by_the_exchange_is_recorded_with_its_code(world: World) -> No
     assert "insufficient balance" in (order.reject_reason or "")
 
 
-def test_transient_refusal_is_sent_again_after_a_pause(world: World) -> None:
-    world.exchange.reject_next = ExchangeRejected(-1003, "Too many requests.", transient=True)
+def test_rate_limited_send_waits_in_pending_and_is_sent_after_retry_after(
+        world: World) -> None:
+    world.exchange.reject_next = ExchangeThrottled(-1003, "Too many requests.",
+                                                   retry_after=7.0)
     order_id = world.place()
-    world.manager.drive(order_id)
-    assert world.status(order_id) is OrderStatus.FILLED
+    result = world.manager.drive(order_id)
+    # A 429 is refused before execution: back to PENDING, never REJECTED.
+    assert result.after is OrderStatus.PENDING
+    assert result.recheck_after == 7.0
+    assert world.event_types(order_id)[-1] == "OrderSendRefused"
+    result = world.settle(result)
+    assert result.after is OrderStatus.FILLED
     assert world.exchange.calls == ["submit", "submit"]
-    assert world.time.slept
+    assert world.time.slept == [7.0]
+    order = world.app.get_order(order_id)
+    assert order.send_attempts == 2 and order.reject_code is None
+    assert world.event_types(order_id)[:5] == [
+        "OrderPlaced", "OrderSubmitted", "OrderSendRefused", "OrderSubmitted", "OrderAccepted"]
+
+
+def test_throttled_order_waits_in_pending_without_being_sent(world: World) -> None:
+    world.exchange.order_wait = 4.0
+    order_id = world.place()
+    result = world.manager.drive(order_id)
+    assert (result.after, result.recheck_after) == (OrderStatus.PENDING, 4.0)
+    assert world.exchange.calls == []
+    assert world.event_types(order_id) == ["OrderPlaced"]  # nothing sent, nothing recorded
+    world.exchange.order_wait = 0.0
+    assert world.settle(result).after is OrderStatus.FILLED
+
+
+def test_short_pacing_wait_is_slept_in_the_drive(world: World) -> None:
+    world.exchange.order_wait = 0.5
+    order_id = world.place()
+
+    def delay(credentials: ExchangeCredentials) -> float:
+        wait, world.exchange.order_wait = world.exchange.order_wait, 0.0
+        return wait
+
+    world.exchange.order_delay = delay  # type: ignore[method-assign]
+    assert world.manager.drive(order_id).after is OrderStatus.FILLED
+    assert world.time.slept == [0.5]
+
+
+def test_cancel_of_a_send_refused_by_the_rate_limit_needs_no_exchange(world: World) -> None:
+    world.exchange.reject_next = ExchangeThrottled(-1015, "Too many new orders.",
+                                                   retry_after=5.0)
+    order_id = world.place("LIMIT", price="49000.00")
+    world.manager.drive(order_id)
+    world.app.handle(RequestCancel(world.account_id, order_id))
+    world.manager.recheck(order_id)
+    assert world.status(order_id) is OrderStatus.CANCELED
+    assert world.exchange.executed_submits == 0
 
 
 def test_order_of_an_account_without_keys_is_rejected_with_no_keys(world: World) -> None:
@@ -267,33 +381,163 @@ def test_lost_reply_is_resolved_by_a_query_never_by_a_second_submit(world: World
     assert world.exchange.calls == ["submit", "query"]
 
 
-def test_exchange_down_then_order_unknown_is_sent_again_only_after_the_request_expired(
+def test_send_that_never_arrived_ends_not_sent_and_is_never_sent_again(
         world: World) -> None:
     world.exchange.down_for = 4  # the submit and three queries fail
     order_id = world.place()
     start = world.time.now
-    world.manager.drive(order_id)
-    assert world.status(order_id) is OrderStatus.FILLED
+    result = world.manager.drive(order_id)
+    assert result.after is OrderStatus.SUBMITTED and result.recheck_after
+    order = world.app.get_order(order_id)
+    assert order.outcome_unknown  # shown as "outcome unknown, checking"
+    assert world.event_types(order_id)[-1] == "OrderOutcomeUnknown"
+    result = world.settle(result)
+    order = world.app.get_order(order_id)
+    assert order.status is OrderStatus.REJECTED
+    assert order.reject_code == NOT_SENT_CODE
+    assert "never reached the exchange" in (order.reject_reason or "")
+    assert world.exchange.calls.count("submit") == 1  # never sent again
+    assert world.exchange.executed_submits == 0
+    # Only once the window in which the lost request could execute had closed
+    # (25 s + 5 s margin), after two "does not exist" answers 3 s apart and the lists.
+    assert world.time.now - start >= 30.0 + 3.0 - 1e-6
+    assert world.exchange.calls[-1] == "history"
+    assert world.exchange.calls.count("query") >= 2
+
+
+def test_late_execution_after_a_1007_is_recorded_once_and_never_resent(world: World) -> None:
+    world.exchange.late_by = 12.0  # answered -1007, executed 12 s later
+    order_id = world.place()
+    result = world.manager.drive(order_id)
+    world.exchange.late_by = None
+    assert result.after is OrderStatus.SUBMITTED
+    assert world.app.get_order(order_id).outcome_unknown
+    result = world.settle(result)
+    order = world.app.get_order(order_id)
+    assert order.status is OrderStatus.FILLED and not order.outcome_unknown
     assert world.exchange.executed_submits == 1
-    assert world.exchange.calls.count("submit") == 2
-    # The second submit came after the first request's validity window (5 s + 1 s margin).
-    assert world.time.now - start >= 6.0
-    second_submit = world.exchange.calls.index("submit", 1)
-    assert world.exchange.calls[second_submit - 1] == "query"
+    assert world.exchange.calls.count("submit") == 1
 
 
-def test_outcome_still_unknown_after_the_budget_stays_submitted(world: World) -> None:
+def test_execution_late_past_the_timeouts_still_finds_the_order(world: World) -> None:
+    world.exchange.late_by = 24.0  # just inside recvWindow + read timeout + backend timeout
+    order_id = world.place("LIMIT", price="49000.00")
+    result = world.settle(world.manager.drive(order_id))
+    assert result.after is OrderStatus.NEW
+    assert world.exchange.executed_submits == 1
+
+
+def test_query_lag_alone_never_rejects_or_resends(world: World) -> None:
+    world.exchange.lag = 8.0  # the executed order is invisible to queries for 8 s
+    world.exchange.lose_next_reply = True
+    order_id = world.place()
+    result = world.settle(world.manager.drive(order_id))
+    assert result.after is OrderStatus.FILLED
+    assert world.exchange.executed_submits == 1
+    assert world.exchange.calls.count("submit") == 1
+
+
+def test_does_not_exist_is_not_final_while_the_lists_disagree(world: World) -> None:
+    world.exchange.down_for = 1
+    world.exchange.stray_trade = True  # myTrades shows a trade allOrders does not list
+    order_id = world.place()
+    result = world.manager.drive(order_id)
+    for _ in range(30):
+        world.time.sleep(result.recheck_after or 0)
+        result = world.manager.recheck(order_id)
+    assert result.after is OrderStatus.SUBMITTED and result.recheck_after
+    world.exchange.stray_trade = False
+    assert world.settle(result).after is OrderStatus.REJECTED
+
+
+def test_one_does_not_exist_answer_after_the_window_is_not_enough(world: World) -> None:
+    world.exchange.down_for = 1
+    order_id = world.place()
+    world.manager.drive(order_id)
+    world.time.sleep(31.0)  # the window has closed
+    result = world.manager.recheck(order_id)
+    assert result.after is OrderStatus.SUBMITTED  # one answer: asks again a while later
+    assert "history" not in world.exchange.calls
+    assert result.recheck_after == pytest.approx(3.0)
+
+
+def test_restarted_worker_times_the_window_from_the_recorded_send(world: World) -> None:
+    world.exchange.down_for = 2
+    order_id = world.place()
+    world.manager.drive(order_id)
+    sent = world.app.get_order(order_id).last_send_at
+    assert sent is not None
+    # Another event moves the order's last change on; the window still runs from the send.
+    world.app.handle(RequestCancel(world.account_id, order_id))
+    restarted = ExecutionManager(world.app, world.exchange, AppCredentials(world.app),
+                                 clock=world.time.clock, sleep=world.time.sleep)
+    world.time.now = sent.timestamp() + 29.0
+    assert restarted.recheck(order_id).after is OrderStatus.CANCEL_REQUESTED
+    world.time.now = sent.timestamp() + 31.0
+    restarted.recheck(order_id)
+    world.time.now += 3.0
+    assert restarted.recheck(order_id).after is OrderStatus.CANCELED
+    assert world.exchange.executed_submits == 0
+
+
+def test_outcome_still_unknown_while_the_exchange_is_down_stays_submitted(
+        world: World) -> None:
     world.exchange.down_for = 10_000
     order_id = world.place()
     result = world.manager.drive(order_id)
-    assert result.after is OrderStatus.SUBMITTED
-    assert "unknown" in result.note
+    for _ in range(20):
+        world.time.sleep(result.recheck_after or 0)
+        result = world.manager.recheck(order_id)
+    assert result.after is OrderStatus.SUBMITTED and result.recheck_after
     assert world.exchange.calls.count("submit") == 1
-    # The exchange comes back; reconciliation finds the order never arrived and sends it.
+    # The exchange comes back; the order never arrived: NOT_SENT, never sent again.
     world.exchange.down_for = 0
-    world.manager.reconcile(order_id)
-    assert world.status(order_id) is OrderStatus.FILLED
+    assert world.settle(result).after is OrderStatus.REJECTED
+    assert world.exchange.calls.count("submit") == 1
+    assert world.exchange.executed_submits == 0
+
+
+def test_redelivered_order_after_a_late_fill_is_not_sent_again(world: World) -> None:
+    # Binance accepts a filled order's clientOrderId anew: only our record stops a resend.
+    world.exchange.late_by = 3.0
+    order_id = world.place()
+    world.manager.drive(order_id)
+    world.exchange.late_by = None
+    world.time.sleep(5.0)
+    restarted = ExecutionManager(world.app, world.exchange, AppCredentials(world.app),
+                                 clock=world.time.clock, sleep=world.time.sleep)
+    assert restarted.drive(order_id).after is OrderStatus.FILLED  # redelivered OrderPlaced
     assert world.exchange.executed_submits == 1
+    assert world.exchange.calls.count("submit") == 1
+
+
+def test_testnet_reset_cancels_a_resting_order_once_proven_gone(world: World) -> None:
+    order_id = world.place("LIMIT", price="49000.00")
+    world.manager.drive(order_id)
+    world.exchange.wipe()
+    result = world.manager.reconcile(order_id)
+    assert result.after is OrderStatus.NEW and result.recheck_after  # one answer only
+    result = world.settle(result)
+    order = world.app.get_order(order_id)
+    assert order.status is OrderStatus.CANCELED
+    [canceled] = [e for e in world.app.events.get(order_id)
+                  if type(e).__name__ == "OrderCanceled"]
+    assert canceled.reason == GONE_REASON  # type: ignore[attr-defined]
+    assert world.exchange.executed_submits == 1
+
+
+def test_resting_order_missing_from_its_query_but_listed_stays_open(world: World) -> None:
+    order_id = world.place("LIMIT", price="49000.00")
+    world.manager.drive(order_id)
+    coid = exchange_client_order_id(order_id)
+    real_query = world.exchange.query_order
+    world.exchange.query_order = lambda c, s, i: None  # type: ignore[assignment,method-assign]
+    result = world.manager.reconcile(order_id)
+    world.time.sleep(3.0)
+    result = world.manager.recheck(order_id)
+    assert result.after is OrderStatus.NEW and coid in world.exchange.orders
+    world.exchange.query_order = real_query  # type: ignore[method-assign]
+    assert world.settle(result).after is OrderStatus.NEW
 
 
 def test_restart_between_sending_and_recording_records_the_real_outcome(world: World) -> None:
@@ -381,9 +625,10 @@ def test_cancel_while_the_send_outcome_is_unknown_asks_first(world: World) -> No
     assert world.status(order_id) is OrderStatus.SUBMITTED
     world.exchange.down_for = 0
     world.app.handle(RequestCancel(world.account_id, order_id))
-    world.manager.drive(order_id)
+    world.settle(world.manager.drive(order_id))
     assert world.status(order_id) is OrderStatus.CANCELED
     assert "submit" not in world.exchange.calls[1:]
+    assert "cancel" not in world.exchange.calls  # nothing to cancel by id: it never arrived
 
 
 def test_duplicate_order_answer_means_an_earlier_send_arrived(world: World) -> None:
