@@ -15,6 +15,7 @@ from dashboard.api_client import ApiClient, ApiClientError, token_of
 
 EVENT_CLASS = {
     "OrderPlaced": "ev-placed", "OrderSubmitted": "ev-submitted", "OrderAccepted": "ev-accepted",
+    "OrderSendRefused": "ev-submitted", "OrderOutcomeUnknown": "ev-submitted",
     "OrderFilled": "ev-filled", "OrderRejected": "ev-rejected", "OrderCanceled": "ev-canceled",
     "OrderCancelRequested": "ev-cancel", "OrderCancelRejected": "ev-rejected",
     "OrderExpired": "ev-canceled",

@@ -23,6 +23,33 @@ _STATUS_OF = {
 }
 
 
+# What an open order is waiting for, beyond its status (None: nothing special).
+OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+THROTTLED = "THROTTLED"
+STATUS_DETAILS = {
+    OUTCOME_UNKNOWN: "outcome unknown, checking: the exchange did not answer the send; "
+                     "the order is never sent twice",
+    THROTTLED: "waiting to be sent: the exchange asked us to slow down",
+}
+
+
+def status_detail_after(kind: str, detail: str | None) -> str | None:
+    """Return an order's status detail after one of its events."""
+    if kind == "OrderOutcomeUnknown":
+        return OUTCOME_UNKNOWN
+    if kind == "OrderSendRefused":
+        return THROTTLED
+    if kind in ("OrderCancelRequested", "OrderCancelRejected"):
+        return detail  # a cancel request does not settle what the exchange did
+    return None
+
+
+def detail_fields(detail: str | None) -> dict[str, Any]:
+    """The public fields of a status detail: `outcome` and `statusDetail`."""
+    return {"outcome": "UNKNOWN" if detail == OUTCOME_UNKNOWN else None,
+            "statusDetail": STATUS_DETAILS.get(detail or "")}
+
+
 def parse_time(value: str) -> datetime:
     """Parse an envelope timestamp (ISO 8601, timezone-aware)."""
     return datetime.fromisoformat(value)
@@ -64,6 +91,7 @@ class OrderRow:
     status_times: dict[str, str] = field(default_factory=dict)
     fill_latency_ms: int | None = None
     last_notification_id: int = 0
+    status_detail: str | None = None
 
     @property
     def average_price(self) -> Decimal | None:
@@ -94,6 +122,7 @@ class OrderRow:
             "statusTimes": dict(self.status_times),
             "fillLatencyMs": self.fill_latency_ms,
             "version": self.version,
+            **detail_fields(self.status_detail),
         }
 
 
@@ -149,6 +178,7 @@ def apply_order_event(
     row.version, row.updated_at = envelope.version, time
     row.last_notification_id = envelope.notification_id
     status: str | None = _STATUS_OF.get(kind)
+    row.status_detail = status_detail_after(kind, row.status_detail)
     if kind == "OrderSubmitted":
         status = "SUBMITTED" if row.status == "PENDING" else None
     elif kind == "OrderAccepted":
@@ -169,6 +199,8 @@ def apply_order_event(
         row.reject_code, row.reject_reason = p.get("code"), p.get("message")
     elif kind == "OrderCancelRejected":
         status = str(p["status"])
+    elif kind == "OrderSendRefused":
+        status = "PENDING" if row.status == "SUBMITTED" else None
     if status is not None:
         _set_status(row, status, time)
     return row

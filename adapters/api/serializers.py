@@ -14,6 +14,7 @@ from uuid import UUID
 from domain.envelope import EventEnvelope
 from domain.errors import OrderNotFound, ValidationFailed
 from domain.order import Order
+from projections.orders import detail_fields, status_detail_after
 
 _SECRET_SUFFIXES = ("_ciphertext", "password_hash")
 
@@ -35,8 +36,10 @@ def order_view(events: list[Any]) -> tuple[Order, dict[str, Any]]:
     status_times: dict[str, str] = {}
     fill_latency_ms: int | None = None
     order: Any = None
+    detail: str | None = None
     for event in events:
         order = event.mutate(order)
+        detail = status_detail_after(type(event).__name__, detail)
         if not isinstance(order, Order):
             raise OrderNotFound(f"order {event.originator_id} not found")
         status = order.status.value
@@ -66,6 +69,7 @@ def order_view(events: list[Any]) -> tuple[Order, dict[str, Any]]:
         "statusTimes": status_times,
         "fillLatencyMs": fill_latency_ms,
         "version": int(order.version),
+        **detail_fields(detail),
     }
 
 

@@ -15,6 +15,7 @@ execution manager, which asks the exchange before anything is sent again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -414,7 +415,8 @@ class BinanceGateway:
         params = dict(start)
         for _ in range(HISTORY_PAGES):
             page: list[dict[str, Any]] = self._call(
-                client, what, lambda p=params: fn(symbol=symbol, limit=1000, **p), safe=True)
+                client, what, functools.partial(fn, symbol=symbol, limit=1000, **params),
+                safe=True)
             rows.extend(page)
             if len(page) < 1000:
                 return rows, True

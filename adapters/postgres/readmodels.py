@@ -45,7 +45,7 @@ ORDER_COLS = (
     "order_id", "account_id", "client_order_id", "symbol", "side", "type", "time_in_force",
     "quantity", "price", "status", "exchange_order_id", "filled_quantity", "filled_quote",
     "commission", "reject_code", "reject_reason", "created_at", "updated_at", "status_times",
-    "fill_latency_ms", "version", "last_notification_id",
+    "fill_latency_ms", "version", "last_notification_id", "status_detail",
 )
 TRADE_COLS = (
     "order_id", "trade_id", "account_id", "symbol", "side", "price", "quantity",
@@ -87,7 +87,7 @@ def _table_ddl(q: str, name: str) -> list[str]:
             filled_quote numeric NOT NULL, commission jsonb NOT NULL, reject_code text,
             reject_reason text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
             status_times jsonb NOT NULL, fill_latency_ms bigint, version int NOT NULL,
-            last_notification_id bigint NOT NULL""",
+            last_notification_id bigint NOT NULL, status_detail text""",
         "trades_view": """order_id uuid NOT NULL, trade_id text NOT NULL, account_id uuid NOT NULL,
             symbol text NOT NULL, side text NOT NULL, price numeric NOT NULL,
             quantity numeric NOT NULL, quote_quantity numeric NOT NULL,
@@ -124,6 +124,9 @@ def _table_ddl(q: str, name: str) -> list[str]:
             chain_hash text NOT NULL""",
     }[base]
     statements = [f"CREATE TABLE IF NOT EXISTS {t} ({body})"]
+    if base == "orders_view":
+        # Added after the table first shipped: existing read sides get it in place.
+        statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS status_detail text")
     indexes = {
         "orders_view": [("acct_created", "account_id, created_at DESC, order_id"),
                         ("acct_status", "account_id, status")],
@@ -178,7 +181,7 @@ def order_values(row: OrderRow) -> tuple[Any, ...]:
             row.time_in_force, row.quantity, row.price, row.status, row.exchange_order_id,
             row.filled_quantity, row.filled_quote, Jsonb(row.commission), row.reject_code,
             row.reject_reason, row.created_at, row.updated_at, Jsonb(row.status_times),
-            row.fill_latency_ms, row.version, row.last_notification_id)
+            row.fill_latency_ms, row.version, row.last_notification_id, row.status_detail)
 
 
 def order_from_db(r: tuple[Any, ...]) -> OrderRow:
@@ -188,7 +191,7 @@ def order_from_db(r: tuple[Any, ...]) -> OrderRow:
         exchange_order_id=r[10], filled_quantity=r[11], filled_quote=r[12],
         commission=dict(r[13]), reject_code=r[14], reject_reason=r[15], created_at=r[16],
         updated_at=r[17], status_times=dict(r[18]), fill_latency_ms=r[19], version=r[20],
-        last_notification_id=r[21],
+        last_notification_id=r[21], status_detail=r[22],
     )
 
 

@@ -23,6 +23,7 @@ rejected with code NO_KEYS and a message saying to connect keys.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
@@ -36,6 +37,7 @@ import psycopg
 from adapters.binance.gateway import BinanceGateway
 from adapters.platform.bootstrap import Runtime
 from adapters.platform.settings import get_settings
+from adapters.postgres.backoff import PgSharedBackoff
 from adapters.postgres.order_locks import PgOrderLocks
 from adapters.postgres.readmodels import record_balances
 from commands.application import TradingApplication
@@ -148,6 +150,65 @@ class GroupSaver(GroupCommit):
 
     def stop(self) -> None:
         """Nothing to stop: saves run on the threads that ask for them."""
+
+
+class Rechecks:
+    """Orders that asked to be driven again at a time (throttled, outcome being proven).
+
+    One thread sleeps until the earliest is due and hands it to `due(order_id)`; an order is
+    held once, at its earliest time. The lanes never sleep on these waits.
+    """
+
+    def __init__(self, due: Callable[[UUID], None]) -> None:
+        self._due = due
+        self._heap: list[tuple[float, UUID]] = []
+        self._when: dict[UUID, float] = {}
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="rechecks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._when)
+
+    def at(self, order_id: UUID, after: float) -> None:
+        """Drive the order again in `after` seconds (or sooner, if already due sooner)."""
+        when = time.monotonic() + after
+        with self._cond:
+            if self._when.get(order_id, float("inf")) <= when:
+                return
+            self._when[order_id] = when
+            heapq.heappush(self._heap, (when, order_id))
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop:
+                    now = time.monotonic()
+                    while self._heap and self._when.get(self._heap[0][1]) != self._heap[0][0]:
+                        heapq.heappop(self._heap)  # superseded by an earlier time
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._stop:
+                    return
+                _, order_id = heapq.heappop(self._heap)
+                self._when.pop(order_id, None)
+            try:
+                self._due(order_id)
+            except Exception:
+                log.exception("recheck of order %s not queued", order_id)
 
 
 class OpenOrderIndex:
@@ -402,6 +463,12 @@ class ExecutionWorker:
                            else None)
         self.credentials = WorkerCredentials(self.app, self.paper_keys,
                                              environment=gateway.environment)
+        # 429/418 back-offs reach every worker process through Postgres (ratelimit.py).
+        self.shared_backoff: PgSharedBackoff | None = None
+        if gateway.budget.shared is None:
+            self.shared_backoff = PgSharedBackoff(runtime.database_url,
+                                                  settings.database_schema)
+            gateway.budget.shared = self.shared_backoff
         self.locks = PgOrderLocks(runtime.database_url, settings.database_schema)
         self.balances = BalanceRecorder(runtime.database_url, settings.database_schema,
                                         gateway, self.credentials)
@@ -411,6 +478,8 @@ class ExecutionWorker:
             on_fill=self.balances.mark_dirty, save=self.saver)
         self.lanes = Lanes(lanes, on_idle=self.locks.release_deferred)
         self.index = OpenOrderIndex(self.app)
+        self.rechecks = Rechecks(lambda order_id: self._submit(order_id, self._recheck,
+                                                                order_id))
         self.sweep_interval = sweep_interval
         self.stuck_after = stuck_after
         self.streams = self._build_streams() if follow_streams else None
@@ -423,6 +492,7 @@ class ExecutionWorker:
     def start(self, reconcile: bool = True) -> None:
         """Start lanes, streams and the sweeper; provision keys; reconcile open orders."""
         self.lanes.start()
+        self.rechecks.start()
         self.balances.start()
         if self.streams is not None:
             self.streams.start()
@@ -443,12 +513,15 @@ class ExecutionWorker:
     def stop(self) -> None:
         """Stop everything (steps in progress finish first)."""
         self._stop.set()
+        self.rechecks.stop()
         if self.streams is not None:
             self.streams.stop()
         self.lanes.stop()
         self.saver.stop()
         self.balances.stop()
         self.locks.close()
+        if self.shared_backoff is not None:
+            self.shared_backoff.close()
         if self._sweeper is not None:
             self._sweeper.join(5)
 
@@ -514,10 +587,24 @@ class ExecutionWorker:
         result = self.manager.drive(order_id)
         log.debug("order %s: %s -> %s (%s)", order_id, result.before.value,
                   result.after.value, result.note)
+        self._later(result)
         return result
+
+    def _recheck(self, order_id: UUID) -> None:
+        result = self.manager.recheck(order_id)
+        if result.changed:
+            log.info("order %s: %s -> %s (%s)", order_id, result.before.value,
+                     result.after.value, result.note)
+        self._later(result)
+
+    def _later(self, result: DriveResult) -> None:
+        # Throttled (waits in PENDING) or its outcome not proven yet: ask again then.
+        if result.recheck_after is not None:
+            self.rechecks.at(result.order_id, result.recheck_after)
 
     def _reconcile(self, order_id: UUID, results: list[DriveResult] | None = None) -> None:
         result = self.manager.reconcile(order_id)
+        self._later(result)
         if result.changed:
             log.info("reconciled order %s: %s -> %s (%s)", order_id, result.before.value,
                      result.after.value, result.note)

@@ -365,7 +365,9 @@
             h("Td", { className: "mono" }, num(o.quantity)),
             h("Td", { className: "mono" }, num(o.filledQuantity)),
             h("Td", { className: "mono" }, o.averagePrice ? num(o.averagePrice, dp) : "—"),
-            h("Td", {}, h("Span", { className: cls(o.status), title: o.rejectReason || "" }, o.status)),
+            h("Td", {}, h("Span", { className: cls(o.status) + (o.outcome === "UNKNOWN" ? " status-unknown" : ""),
+                                    title: o.statusDetail || o.rejectReason || "" },
+                          o.outcome === "UNKNOWN" ? o.status + " · outcome unknown, checking" : o.status)),
             h("Td", { className: "mono" }, o.fillLatencyMs !== null && o.fillLatencyMs !== undefined ? o.fillLatencyMs + " ms" : "—"),
             h("Td", {}, open ? h("Button", { className: "btn tiny cancel-btn", "data-cancel-order": o.orderId }, "Cancel") : ""),
           ]);

@@ -106,3 +106,29 @@ def test_public_payload_drops_secrets() -> None:
     assert public_payload({"email": "a@b.c", "password_hash": "x", "api_key_ciphertext": "y",
                            "secret_ciphertext": "z", "api_key_hint": "abcd"}) == {
         "email": "a@b.c", "api_key_hint": "abcd"}
+
+
+def test_an_order_of_unknown_outcome_shows_checking_until_the_exchange_answers() -> None:
+    events = [PLACED, env(2, "OrderSubmitted", 0.05),
+              env(3, "OrderOutcomeUnknown", 10.1, attempt=1,
+                  sent_at="2026-01-02T03:04:00.050000+00:00", reason="read timeout")]
+    row = fold_order(events)
+    assert row is not None
+    d = row.to_dict()
+    assert (d["status"], d["outcome"]) == ("SUBMITTED", "UNKNOWN")
+    assert "outcome unknown, checking" in d["statusDetail"]
+    row = apply_order_event(row, env(4, "OrderAccepted", 20, exchange_order_id="9"))
+    assert row is not None
+    assert (row.to_dict()["outcome"], row.to_dict()["statusDetail"]) == (None, None)
+
+
+def test_a_rate_limited_send_shows_the_order_pending_and_waiting() -> None:
+    row = fold_order([PLACED, env(2, "OrderSubmitted", 0.05),
+                      env(3, "OrderSendRefused", 0.06, attempt=1, code="-1003",
+                          message="Too many requests")])
+    assert row is not None
+    d = row.to_dict()
+    assert d["status"] == "PENDING" and d["outcome"] is None
+    assert "slow down" in d["statusDetail"]
+    row = apply_order_event(row, env(4, "OrderSubmitted", 7))
+    assert row is not None and row.status == "SUBMITTED" and row.status_detail is None
