@@ -17,16 +17,16 @@ import psycopg
 import pytest
 
 from adapters.binance.gateway import BinanceGateway
-from adapters.bootstrap import bootstrap
 from adapters.paper_exchange import BackgroundPaperExchange
 from adapters.paper_exchange.runner import admin_get, admin_post
+from adapters.platform.bootstrap import bootstrap
 from adapters.postgres.readmodels import create_read_models
-from adapters.worker import ExecutionWorker
+from adapters.processes.worker import ExecutionWorker
 from commands.execution import RetryPolicy, exchange_client_order_id
 from domain.values import OrderStatus
-from tests.fixtures.paper_exchange import PaperExchangeHandle
-from tests.fixtures.postgres import make_test_settings
 from tests.integration.test_worker import Stack, wait_for
+from tests.support.paper_exchange import PaperExchangeHandle
+from tests.support.postgres import make_test_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
