@@ -286,6 +286,9 @@ class BinanceGateway:
         client = self._public_client()
         try:
             info = self._call(client, "exchange info", client.get_exchange_info, safe=True)
+        except ExchangeThrottled:
+            self._limits_loaded = False  # backing off: read them once it is over
+            return None
         except ExchangeError as exc:
             log.info("rate limits not read from exchangeInfo (%s); using Binance's defaults",
                      exc.message)

@@ -23,6 +23,8 @@ from adapters.platform.bootstrap import bootstrap
 from adapters.postgres.readmodels import create_read_models
 from adapters.processes.worker import ExecutionWorker
 from commands.execution import RetryPolicy, exchange_client_order_id
+from commands.ports import ExchangeCredentials
+from domain.errors import ExchangeThrottled
 from domain.values import OrderStatus
 from tests.integration.test_worker import Stack, wait_for
 from tests.support.paper_exchange import PaperExchangeHandle
@@ -155,3 +157,25 @@ def test_resting_order_wiped_by_a_testnet_reset_ends_canceled(
                   if type(e).__name__ == "OrderCanceled"]
     assert "no longer has" in canceled.reason
     exchange.set_price("LINKUSDT", "20.000", freeze=False)
+
+
+def test_gateway_sends_nothing_while_a_429_is_waited_out(
+        stack: Stack, exchange: PaperExchangeHandle) -> None:
+    admin_post(exchange.url, "/admin/limits", {"ordersPer10s": 100, "weightPerMinute": 40,
+                                               "banSeconds": 120})
+    keys = exchange.issue_keys()
+    creds = ExchangeCredentials(keys.api_key, keys.secret_key, "paper")
+    gateway = BinanceGateway("paper", exchange.api_url, backoff=0.01)
+    try:
+        with pytest.raises(ExchangeThrottled) as caught:
+            for _ in range(40):  # weight 4 each: the exchange's 429 comes within 11 calls
+                gateway.query_order(creds, "BTCUSDT", "tl" + "0" * 32)
+        assert caught.value.retry_after > 0
+        refused = admin_limits(exchange)["rejected"]
+        for _ in range(5):  # refused by our own budget: nothing reaches the exchange
+            with pytest.raises(ExchangeThrottled):
+                gateway.query_order(creds, "BTCUSDT", "tl" + "0" * 32)
+        limits = admin_limits(exchange)
+        assert limits["rejected"] == refused and limits["bans"] == 0
+    finally:
+        gateway.close()
