@@ -8,9 +8,10 @@ OrderPlaced, a redelivered one and start-up reconciliation, so every step is ide
 
 - the clientOrderId sent to the exchange is derived from our order id, so every send, query
   and cancel of one order names the same exchange order;
-- OrderSubmitted is recorded *before* the order is sent, and a submitted order whose outcome
-  is unknown is never sent again until the exchange says it does not have it and the lost
-  request can no longer be executed (see `_resolve_unknown`);
+- OrderSubmitted is recorded *before* each send (one per attempt), and an order whose send
+  got no answer is never sent again: it ends with what the exchange has, or REJECTED
+  NOT_SENT once the exchange provably never got it (see `_resolve_unknown`); only a send the
+  exchange refused before executing it (429, 418, -1021) returns the order to PENDING;
 - fills carry the exchange trade id and the aggregate ignores a trade id it already holds;
 - one order is driven by one thread or process at a time (`OrderLocks`).
 """
