@@ -31,7 +31,14 @@ from binance.exceptions import BinanceAPIException, BinanceRequestException
 from adapters.binance.enums import parse_status
 from adapters.binance.errors import RATE_LIMIT_STATUSES, BinanceErrorCode, map_api_error
 from adapters.binance.loopback import LoopbackSession
-from adapters.binance.ratelimit import WEIGHTS, Limits, RateBudget, SharedBackoff, Throttled
+from adapters.binance.ratelimit import (
+    LOW_PRIORITY,
+    WEIGHTS,
+    Limits,
+    RateBudget,
+    SharedBackoff,
+    Throttled,
+)
 from adapters.platform.crypto import ConfigurationError
 from adapters.platform.settings import Settings
 from commands.ports import (
@@ -220,7 +227,7 @@ class BinanceGateway:
             error: ExchangeError
             try:
                 # No request at all while a 429/418 is waited out or the weight is spent.
-                self.budget.acquire(account, WEIGHTS.get(what, 1))
+                self.budget.acquire(account, WEIGHTS.get(what, 1), LOW_PRIORITY.get(what, 1.0))
             except Throttled as exc:
                 raise ExchangeThrottled(-1003, f"{what}: {exc.reason}",
                                         retry_after=exc.wait) from None

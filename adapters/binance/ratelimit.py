@@ -45,6 +45,8 @@ WEIGHTS = {
     "open orders": 80, "account": 20, "all orders": 20, "my trades": 20,
     "exchange info": 20, "server time": 1,
 }
+# Calls that may use only this share of the weight (the rest is kept for orders).
+LOW_PRIORITY = {"account": 0.5}
 
 
 class SharedBackoff(Protocol):
@@ -139,8 +141,12 @@ class RateBudget:
             self.limits = limits
 
     # ---- before a call ----------------------------------------------------------------
-    def acquire(self, account: str, weight: int) -> None:
-        """Count a request of `weight` for `account`, or raise Throttled if it may not go."""
+    def acquire(self, account: str, weight: int, share: float = 1.0) -> None:
+        """Count a request of `weight` for `account`, or raise Throttled if it may not go.
+
+        `share` < 1 keeps a call of low priority (balances) under that share of the weight,
+        so it never uses up what orders and their queries need.
+        """
         self._refresh_shared()
         now = self.clock()
         with self._lock:
@@ -149,7 +155,8 @@ class RateBudget:
                 minute = int(now // 60)
                 if minute != self._weight_minute:
                     self._weight_minute, self._weight_used = minute, 0
-                if self._weight_used + weight > self.limits.weight_per_minute * HEADROOM:
+                if (self._weight_used + weight
+                        > self.limits.weight_per_minute * HEADROOM * share):
                     wait, reason = (minute + 1) * 60 - now, "request weight of this minute used"
                 else:
                     self._weight_used += weight

@@ -131,3 +131,12 @@ def test_no_retry_after_means_a_default_pause() -> None:
     budget = RateBudget(clock=clock)
     wait = budget.back_off(None, 429, -1003, {})
     assert wait > 0 and budget.order_delay("a") == pytest.approx(wait)
+
+
+def test_balance_reads_keep_to_half_the_weight_so_orders_always_have_room() -> None:
+    clock = Clock(1_000_040.0)
+    budget = RateBudget(Limits(weight_per_minute=100), clock=clock)
+    budget.acquire("a", 40, share=0.5)
+    with pytest.raises(Throttled):
+        budget.acquire("a", 20, share=0.5)  # 60 would pass half of the 90 usable
+    budget.acquire("a", 40)  # an order's call still goes
