@@ -82,13 +82,6 @@ class SymbolRules:
                 field="symbol", status=self.status)
         if quantity <= 0:
             raise InvalidQuantity("quantity must be greater than zero", field="quantity")
-        if self.step_size and decimals(quantity) > decimals(self.step_size):
-            # Binance answers -1111 ("too much precision") before looking at the step.
-            raise InvalidQuantity(
-                f"quantity {plain(quantity)} has more decimals than the step size "
-                f"{plain(self.step_size)} of {self.symbol} allows "
-                f"(at most {decimals(self.step_size)})",
-                field="quantity", stepSize=str(self.step_size))
         if order_type is OrderType.MARKET:
             self._check_market_lot(quantity)
         if quantity < self.min_qty:
@@ -105,6 +98,13 @@ class SymbolRules:
                 field="quantity",
                 maxQty=str(self.max_qty),
             )
+        if self.step_size and decimals(quantity) > decimals(self.step_size):
+            # Clearer than "not a multiple" when the quantity simply has too many decimals.
+            raise InvalidQuantity(
+                f"quantity {plain(quantity)} has more decimals than the step size "
+                f"{plain(self.step_size)} of {self.symbol} allows "
+                f"(at most {decimals(self.step_size)})",
+                field="quantity", stepSize=str(self.step_size))
         if not is_multiple(quantity, self.step_size, self.min_qty):
             raise InvalidQuantity(
                 f"quantity {plain(quantity)} is not a multiple of the step size "
@@ -117,18 +117,18 @@ class SymbolRules:
                 raise InvalidPrice("price is required for LIMIT orders", field="price")
             if price <= 0:
                 raise InvalidPrice("price must be greater than zero", field="price")
-            if self.tick_size and decimals(price) > decimals(self.tick_size):
-                raise InvalidPrice(
-                    f"price {plain(price)} has more decimals than the tick size "
-                    f"{plain(self.tick_size)} of {self.symbol} allows "
-                    f"(at most {decimals(self.tick_size)})",
-                    field="price", tickSize=str(self.tick_size))
             if price < self.min_price or price > self.max_price:
                 raise InvalidPrice(
                     f"price {plain(price)} is outside "
                     f"{plain(self.min_price)}..{plain(self.max_price)} for {self.symbol}",
                     field="price",
                 )
+            if self.tick_size and decimals(price) > decimals(self.tick_size):
+                raise InvalidPrice(
+                    f"price {plain(price)} has more decimals than the tick size "
+                    f"{plain(self.tick_size)} of {self.symbol} allows "
+                    f"(at most {decimals(self.tick_size)})",
+                    field="price", tickSize=str(self.tick_size))
             if not is_multiple(price, self.tick_size, self.min_price):
                 raise InvalidPrice(
                     f"price {plain(price)} is not a multiple of the tick size "

@@ -64,10 +64,16 @@ class SymbolCatalogAdapter:
 
 
 def _dec(value: Any, default: Decimal = Decimal(0)) -> Decimal:
+    """A filter value as a Decimal without the exchange's trailing zeros ("0.01000000" is
+    0.01), so tick and step sizes round prices and quantities to what they mean."""
     try:
-        return Decimal(str(value)) if value not in (None, "") else default
+        number = Decimal(str(value)) if value not in (None, "") else default
     except InvalidOperation:
         return default
+    exponent = number.normalize().as_tuple().exponent
+    if not isinstance(exponent, int):
+        return number  # Infinity
+    return number.normalize() if exponent <= 0 else number.quantize(Decimal(1))
 
 
 def rules_from_symbol(info: dict[str, Any]) -> SymbolRules:

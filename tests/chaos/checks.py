@@ -24,6 +24,8 @@ from tests.chaos.traders import PlannedOrder, Trader
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 RESTING = {"NEW", "PARTIALLY_FILLED"}
 EVENTS_TABLE = "tradeledger_events"
+# Binance's answers to a client over its limits: too much weight, too many orders, banned.
+RATE_LIMIT_CODES = {"-1003", "-1015", "429", "418"}
 
 
 def exchange_client_order_id(order_id: str) -> str:
@@ -85,7 +87,8 @@ def read_truth(env: dict[str, str], order_ids: list[str]) -> dict[str, dict[str,
                 "status": order.status.value, "type": order.order_type,
                 "time_in_force": order.time_in_force, "filled_quantity": order.filled_quantity,
                 "trade_ids": list(order.trade_ids), "exchange_order_id": order.exchange_order_id,
-                "version": order.version}
+                "version": order.version, "reject_code": order.reject_code,
+                "reject_reason": order.reject_reason}
     return truth
 
 
@@ -191,6 +194,28 @@ def _against_truth(order: PlannedOrder, truth: dict[str, Any], snap: Snapshot) -
     return problems
 
 
+def _binance_rules(order: PlannedOrder, truth: dict[str, Any], snap: Snapshot) -> list[str]:
+    """What Binance's harsher habits must never cost: an order rejected for a rate limit (a
+    429/418 means "not executed, wait", never "rejected"), and a MARKET order sent twice or
+    never (its outcome is proven, not guessed). The exceptions leave no exchange order: one
+    the exchange itself refused (e.g. for the balance), and one proven never to have reached
+    it (NOT_SENT: a `hang` that does not execute)."""
+    where = f"order {order.order_id} ({order.kind})"
+    problems: list[str] = []
+    code = str(truth.get("reject_code") or "")
+    if truth["status"] == "REJECTED" and code in RATE_LIMIT_CODES:
+        problems.append(f"{where} was REJECTED for a rate limit: {code} "
+                        f"{truth.get('reject_reason')}")
+    if truth["type"] == "MARKET":
+        sent = len(snap.exchange_orders.get(exchange_client_order_id(order.order_id or ""), []))
+        refused = (truth["status"] == "REJECTED" and sent == 0
+                   and (code.startswith("-") or code == "NOT_SENT"))
+        if sent != 1 and not refused:
+            problems.append(f"{where} is {sent} exchange orders, not one (status "
+                            f"{truth['status']}, reject code {code or None})")
+    return problems
+
+
 def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], dict[str, Any]]:
     """Placement, terminal states, the exchange's view, fills, and the read models.
 
@@ -223,6 +248,7 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
             problems.append(f"order {order.order_id} ({order.kind}) stuck in "
                             f"{truth['status']} in the event store")
         problems += _against_exchange(order, truth, snap)
+        problems += _binance_rules(order, truth, snap)
         problems += _against_truth(order, truth, snap)
     stats = {"statuses": dict(sorted(statuses.items())), "fills": fills,
              "exchange_orders": sum(len(v) for v in snap.exchange_orders.values())}

@@ -1,6 +1,9 @@
 """The chaos suite: orders flow through a whole `tradeledger up` while its processes are
-SIGKILLed, the broker restarts empty and the exchange times out; afterwards nothing is lost,
-doubled or out of line with the exchange (docs/chaos.md).
+SIGKILLed, the broker restarts empty, and the exchange times out, executes orders late, lags
+its order queries, squeezes its rate limit, shuts a WS-API server down and changes a symbol's
+filters; afterwards nothing is lost, doubled or out of line with the exchange, no order was
+rejected or banned for a rate limit, and every MARKET order is one exchange order
+(docs/chaos.md).
 
 Size and randomness come from the environment: TRADELEDGER_CHAOS_ORDERS (600),
 TRADELEDGER_CHAOS_USERS, TRADELEDGER_CHAOS_RATE (orders/s offered), TRADELEDGER_CHAOS_KILLS
@@ -48,14 +51,21 @@ FLOW_SECONDS = ORDERS / RATE
 SETTLE_SECONDS = 180.0
 STALL_SECONDS = 45.0
 SCHEMA = "tradeledger"
+# Binance's PERCENT_PRICE_BY_SIDE on BTCUSDT: prices within 0.2x-5x of the average price.
+BINANCE_BAND = {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5",
+                "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2",
+                "avgPriceMins": 5}
 
 
 def chaos_schedule(rng: random.Random) -> list[tuple[float, str, dict[str, Any]]]:
     """When to do what, seeded: KILLS SIGKILLs per child spread over the flow (one in each
     of KILLS equal slices, so they never bunch); one empty broker restart two seconds after
     a projector kill, so it lands while the projector is behind and catching up (the
-    hardest moment for the consumers' rewind); and two exchange outages: `timeout` that
-    still executes (status unknown) and `hang`."""
+    hardest moment for the consumers' rewind); two exchange outages, `timeout` that still
+    executes (status unknown) and `hang`; and Binance's harsher habits: `late` execution up to
+    12 s after a -1007 answer, `query_lag`, the ORDERS limit squeezed to 2 per 10 s per key
+    for 15 s, one `serverShutdown` of every WS-API connection, and one exchangeInfo change
+    (Binance's own PERCENT_PRICE_BY_SIDE band on a symbol)."""
     plan: list[tuple[float, str, dict[str, Any]]] = []
     slice_ = 0.85 * FLOW_SECONDS / KILLS
     for victim in VICTIMS:
@@ -68,6 +78,16 @@ def chaos_schedule(rng: random.Random) -> list[tuple[float, str, dict[str, Any]]
                  {"mode": "timeout", "seconds": 6, "execute": True}))
     plan.append((rng.uniform(0.5, 0.85) * FLOW_SECONDS, "fault",
                  {"mode": "hang", "seconds": 8, "execute": False}))
+    plan.append((rng.uniform(0.1, 0.4) * FLOW_SECONDS, "fault",
+                 {"mode": "late", "seconds": 6, "delayMs": rng.randint(2000, 12000)}))
+    plan.append((rng.uniform(0.4, 0.7) * FLOW_SECONDS, "fault",
+                 {"mode": "query_lag", "seconds": 8, "lagMs": rng.randint(1000, 4000)}))
+    squeeze = rng.uniform(0.2, 0.6) * FLOW_SECONDS
+    plan.append((squeeze, "limits", {"ordersPer10s": 2}))
+    plan.append((squeeze + 15, "limits", {"ordersPer10s": 100}))
+    plan.append((rng.uniform(0.2, 0.8) * FLOW_SECONDS, "ws", {"event": "serverShutdown"}))
+    plan.append((rng.uniform(0.1, 0.9) * FLOW_SECONDS, "exchange-info",
+                 {"symbol": rng.choice(["BTCUSDT", "ETHUSDT"]), "filters": [BINANCE_BAND]}))
     return sorted(plan, key=lambda item: item[0])
 
 
@@ -77,9 +97,18 @@ async def run_action(monkey: ChaosMonkey, client: httpx.AsyncClient, exchange_ur
         await asyncio.to_thread(monkey.kill, args["child"])
     elif action == "broker":
         await asyncio.to_thread(monkey.restart_broker_empty)
-    elif action == "fault":
-        response = await client.post(exchange_url + "/admin/faults", json=args, timeout=10)
-        monkey.note("exchange-fault", status=response.status_code, **args)
+    elif action == "limits":
+        # New limits restart the exchange's counters, bans included: count them first.
+        before = await client.get(exchange_url + "/admin/limits", timeout=10)
+        response = await client.post(exchange_url + "/admin/limits", json=args, timeout=10)
+        monkey.note("exchange-limits", status=response.status_code,
+                    bans_before=before.json().get("bans"),
+                    rejected_before=before.json().get("rejected"), **args)
+    else:
+        path = {"fault": "/admin/faults", "ws": "/admin/ws",
+                "exchange-info": "/admin/exchange-info"}[action]
+        response = await client.post(exchange_url + path, json=args, timeout=10)
+        monkey.note(f"exchange-{action}", status=response.status_code, **args)
 
 
 async def at(delay: float, job: Callable[[], Awaitable[None]]) -> None:
@@ -150,6 +179,12 @@ async def drive(system: RunningSystem, monkey: ChaosMonkey, rng: random.Random,
         report["flow_seconds"] = round(time.monotonic() - started, 1)
         await asyncio.gather(*chaos)
         await client.post(exchange_url + "/admin/faults", json={"mode": "none"})
+        limits = (await client.get(exchange_url + "/admin/limits", timeout=10)).json()
+        report["bans"] = limits.get("bans", 0) + sum(
+            a.get("bans_before") or 0 for a in monkey.actions if a["action"] == "exchange-limits")
+        report["rate_limited_requests"] = limits.get("rejected", 0) + sum(
+            a.get("rejected_before") or 0 for a in monkey.actions
+            if a["action"] == "exchange-limits")
         settle_started = last_change = time.monotonic()
         why = ""
         # Wait until everything settled; give up early once nothing has moved for a while
@@ -174,7 +209,7 @@ async def drive(system: RunningSystem, monkey: ChaosMonkey, rng: random.Random,
 
 
 @pytest.mark.timeout(int(900 + 3 * FLOW_SECONDS))
-def test_nothing_is_lost_or_doubled_under_sigkills_broker_loss_and_exchange_timeouts(
+def test_nothing_is_lost_doubled_or_banned_under_sigkills_broker_loss_and_binance_faults(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     print(f"\nchaos seed {SEED}: {ORDERS} orders, {USERS} users, {RATE:g} orders/s, "
           f"{KILLS} SIGKILLs per child (replay with TRADELEDGER_CHAOS_SEED={SEED})", flush=True)
@@ -196,6 +231,11 @@ def test_nothing_is_lost_or_doubled_under_sigkills_broker_loss_and_exchange_time
         stream_problems, stream_stats = checks.check_streams(plan, traders, snap)
         problems += order_problems + stream_problems
         problems += [f"API answered {e}" for e in stats.server_errors]
+        if report.get("bans"):
+            problems.append(f"the exchange banned us {report['bans']} times (418)")
+        failed_actions = [a for a in monkey.actions if a["action"].startswith("exchange-")
+                          and a.get("status") not in (200, 204)]
+        problems += [f"exchange control failed: {a}" for a in failed_actions]
         for args in (["replay", "--verify"], ["audit", "verify"]):
             code, output = checks.run_cli(args, env)
             report[" ".join(args)] = {"exit": code, "output": output[-600:]}

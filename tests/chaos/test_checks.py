@@ -103,3 +103,37 @@ def test_sse_changes_missed_repeated_or_out_of_line_are_caught() -> None:
     traders[0].events[4] = (5, "ORDER_UPDATE", {"orderId": ORDER_ID, "status": "FILLED",
                                                 "version": 3})
     assert any("exactly once" in p for p in problems(plan, traders, snap))
+
+
+def rejected(snap: Snapshot, code: str) -> Snapshot:
+    """The clean order as REJECTED with `code` and, like such an order, no exchange order."""
+    out = copy.deepcopy(snap)
+    out.truth[ORDER_ID].update(status="REJECTED", filled_quantity=Decimal(0), trade_ids=[],
+                               exchange_order_id=None, reject_code=code, reject_reason="r")
+    out.orders[ORDER_ID].update(status="REJECTED", filled_quantity=Decimal(0))
+    out.trades = {}
+    out.exchange_orders = {}
+    out.exchange_trades = {}
+    return out
+
+
+def test_an_order_rejected_for_a_rate_limit_is_caught() -> None:
+    plan, _, snap = clean()
+    for code in ("-1015", "-1003"):
+        found = check_orders(plan, rejected(snap, code))[0]
+        assert any("REJECTED for a rate limit" in p for p in found), found
+
+
+def test_a_market_order_that_is_no_exchange_order_is_caught_unless_provably_never_sent(
+) -> None:
+    plan, _, snap = clean()
+    assert not any("exchange orders, not one" in p
+                   for p in check_orders(plan, rejected(snap, "NOT_SENT"))[0])
+    assert not any("exchange orders, not one" in p
+                   for p in check_orders(plan, rejected(snap, "-2010"))[0])
+    lost = rejected(snap, "EXCHANGE_REJECTED")
+    assert any("is 0 exchange orders, not one" in p for p in check_orders(plan, lost)[0])
+    twice = copy.deepcopy(snap)
+    cid = exchange_client_order_id(ORDER_ID)
+    twice.exchange_orders[cid].append({**twice.exchange_orders[cid][0], "order_id": 8})
+    assert any("is 2 exchange orders, not one" in p for p in check_orders(plan, twice)[0])

@@ -222,3 +222,22 @@ def test_one_stuck_account_never_blocks_another_and_overflow_reconciles() -> Non
     finally:
         release.set()
         dispatcher.close()
+
+
+def test_filters_served_with_trailing_zeros_mean_their_value() -> None:
+    info = {"symbols": [{**EXCHANGE_INFO["symbols"][0], "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000",
+         "tickSize": "0.01000000"},
+        {"filterType": "LOT_SIZE", "minQty": "0.00010000", "maxQty": "9000.00000000",
+         "stepSize": "0.00010000"}]}]}
+    rules = rules_from_exchange_info(info)["ETHUSDT"]
+    # Binance serves 8 decimals; the tick is still 0.01 (a price rounded to it has 2 places).
+    assert (str(rules.tick_size), str(rules.step_size)) == ("0.01", "0.0001")
+    assert (str(rules.max_price), str(rules.max_qty)) == ("1000000", "9000")
+
+
+def test_a_quantity_below_the_minimum_says_so_before_its_decimals() -> None:
+    rules = rules_from_exchange_info(EXCHANGE_INFO)["ETHUSDT"]
+    # Binance answers LOT_SIZE here, not -1111: the minimum is what the trader must fix.
+    with pytest.raises(InvalidQuantity, match="below the minimum"):
+        rules.check(OrderType.LIMIT, D("0.0000001"), D("3000"), side=Side.BUY)
