@@ -8,6 +8,9 @@ Over a limit the request gets 429 with `Retry-After` (the seconds until its wind
 client that keeps sending over a limit after that (more than `backoff_tolerance` requests
 while told to back off) is banned: 418 for every request of that IP, for `ban_seconds`,
 doubled at each new ban of the same IP up to 3 days (Binance: "from 2 minutes to 3 days").
+Who was told to back off follows the limit broken: the IP for its request weight, the
+account (key) for its orders. Another key's first -1015 is not "still sending"; the same
+key's next orders before its Retry-After are, and they cost the IP a ban.
 """
 
 from __future__ import annotations
@@ -82,12 +85,13 @@ class _Client:
 class _Orders:
     """One account's order windows and its back-off after a -1015."""
 
-    __slots__ = ("backoff_until", "day", "ten")
+    __slots__ = ("backoff_until", "day", "strikes", "ten")
 
     def __init__(self) -> None:
         self.ten = _Window()
         self.day = _Window()
         self.backoff_until = 0.0
+        self.strikes = 0
 
 
 class RateLimiter:
@@ -122,7 +126,7 @@ class RateLimiter:
         limit = self.settings.weight_per_minute
         if used > limit:
             retry = (index + 1) * MINUTE - now
-            self._told_off(client, now, retry)
+            self._told_off(client, client, now, retry)
             raise _limited(-1003, f"Too much request weight used; current limit is {limit} "
                            "request weight per 1 MINUTE. Please use WebSocket Streams for "
                            "live updates to avoid polling the API.", retry, used)
@@ -153,8 +157,7 @@ class RateLimiter:
             else:
                 retry = (ten_index + 1) * TEN_SECONDS - now
                 limit, interval = s.orders_per_10s, "TEN_SECONDS"
-            self._told_off(client, now, retry)
-            orders.backoff_until = now + retry
+            self._told_off(orders, client, now, retry)
             raise _limited(-1015, f"Too many new orders; current limit is {limit} orders per "
                            f"{interval}.", retry, self.used_weight(ip, now))
         orders.ten.count, orders.day.count = ten, day
@@ -168,24 +171,26 @@ class RateLimiter:
         now = time.time() if now is None else now
         return orders.ten.current(int(now // TEN_SECONDS)), orders.day.current(int(now // DAY))
 
-    def _told_off(self, client: _Client, now: float, retry: float) -> None:
-        """Record a 429; a client still sending while told to back off earns a ban."""
+    def _told_off(self, told: _Client | _Orders, client: _Client, now: float,
+                  retry: float) -> None:
+        """Record a 429 to `told` (the IP for weight, the key for orders); still sending
+        over the limit while told to back off earns the IP (`client`) a ban."""
         self.rejected += 1
-        if now < client.backoff_until:
-            client.strikes += 1
-            if client.strikes > self.settings.backoff_tolerance:
+        if now < told.backoff_until:
+            told.strikes += 1
+            if told.strikes > self.settings.backoff_tolerance:
                 client.bans += 1
                 self.bans_issued += 1
                 seconds = min(self.settings.ban_seconds * 2 ** (client.bans - 1),
                               MAX_BAN_SECONDS)
                 client.ban_until = now + seconds
-                client.strikes = 0
-                client.backoff_until = 0.0
+                told.strikes = 0
+                told.backoff_until = 0.0
                 raise self._banned(client, now)
-            client.backoff_until = max(client.backoff_until, now + retry)
+            told.backoff_until = max(told.backoff_until, now + retry)
             return
-        client.strikes = 0
-        client.backoff_until = now + retry
+        told.strikes = 0
+        told.backoff_until = now + retry
 
     @staticmethod
     def _banned(client: _Client, now: float) -> e.BinanceError:

@@ -82,3 +82,17 @@ def test_configure_restarts_counters_and_lifts_bans() -> None:
     limiter.configure(LimitSettings(weight_per_minute=5))
     assert limiter.weight(IP, 5, now=1.0) == 5
     assert limiter.snapshot(now=1.0)["bans"] == 0
+
+
+def test_each_key_is_told_off_for_its_own_orders_and_only_its_own_persistence_bans() -> None:
+    limiter = RateLimiter(LimitSettings(orders_per_10s=1, backoff_tolerance=1))
+    keys = [f"key{i}" for i in range(5)]
+    for key in keys:  # every key's first order fits, its second is its first 429
+        limiter.order(IP, key, now=0.0)
+    for key in keys:
+        assert refused(lambda key=key: limiter.order(IP, key, now=1.0)).status == 429
+    assert limiter.bans_issued == 0  # five keys each told once: nobody kept going
+    assert refused(lambda: limiter.order(IP, "key0", now=2.0)).status == 429  # tolerated
+    err = refused(lambda: limiter.order(IP, "key0", now=3.0))  # key0 kept sending: a ban
+    assert (err.status, limiter.bans_issued) == (418, 1)
+    assert refused(lambda: limiter.weight(IP, 1, now=4.0)).status == 418  # for the whole IP
