@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from domain.errors import InvalidPrice, InvalidQuantity, NotionalTooSmall, SymbolNotTrading
 from domain.values import OrderType, Side
@@ -20,7 +20,11 @@ def is_multiple(value: Decimal, step: Decimal, origin: Decimal = Decimal(0)) -> 
     """Tell whether value lies on the grid origin + k * step (exact Decimal arithmetic)."""
     if step == 0:
         return True
-    return (value - origin) % step == 0
+    # Exact: the default 28-digit context would round a long quantity onto the grid.
+    # Inputs are bounded (domain/values.py), so 100 digits always hold the result.
+    with localcontext() as ctx:
+        ctx.prec = 100
+        return (value - origin) % step == 0
 
 
 def decimals(value: Decimal) -> int:
@@ -86,14 +90,14 @@ class SymbolRules:
             self._check_market_lot(quantity)
         if quantity < self.min_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is below the minimum {plain(self.min_qty)} "
+                f"quantity is below the minimum {plain(self.min_qty)} "
                 f"for {self.symbol}",
                 field="quantity",
                 minQty=str(self.min_qty),
             )
         if quantity > self.max_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is above the maximum {plain(self.max_qty)} "
+                f"quantity is above the maximum {plain(self.max_qty)} "
                 f"for {self.symbol}",
                 field="quantity",
                 maxQty=str(self.max_qty),
@@ -107,7 +111,7 @@ class SymbolRules:
                 field="quantity", stepSize=str(self.step_size))
         if not is_multiple(quantity, self.step_size, self.min_qty):
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is not a multiple of the step size "
+                f"quantity is not a multiple of the step size "
                 f"{plain(self.step_size)} for {self.symbol}",
                 field="quantity",
                 stepSize=str(self.step_size),
@@ -119,7 +123,7 @@ class SymbolRules:
                 raise InvalidPrice("price must be greater than zero", field="price")
             if price < self.min_price or price > self.max_price:
                 raise InvalidPrice(
-                    f"price {plain(price)} is outside "
+                    "price is outside "
                     f"{plain(self.min_price)}..{plain(self.max_price)} for {self.symbol}",
                     field="price",
                 )
@@ -131,7 +135,7 @@ class SymbolRules:
                     field="price", tickSize=str(self.tick_size))
             if not is_multiple(price, self.tick_size, self.min_price):
                 raise InvalidPrice(
-                    f"price {plain(price)} is not a multiple of the tick size "
+                    f"price is not a multiple of the tick size "
                     f"{plain(self.tick_size)} for {self.symbol}",
                     field="price",
                     tickSize=str(self.tick_size),
@@ -142,7 +146,7 @@ class SymbolRules:
         notional_price = price if order_type is OrderType.LIMIT else reference_price
         if notional_price is not None and quantity * notional_price < self.min_notional:
             raise NotionalTooSmall(
-                f"order value {plain(quantity * notional_price)} {self.quote_asset} is below "
+                "order value is below "
                 f"the minimum notional {plain(self.min_notional)} {self.quote_asset} "
                 f"for {self.symbol}",
                 field="quantity",
