@@ -105,7 +105,7 @@ class SymbolRules:
         if self.step_size and decimals(quantity) > decimals(self.step_size):
             # Clearer than "not a multiple" when the quantity simply has too many decimals.
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} has more decimals than the step size "
+                f"quantity has more decimals than the step size "
                 f"{plain(self.step_size)} of {self.symbol} allows "
                 f"(at most {decimals(self.step_size)})",
                 field="quantity", stepSize=str(self.step_size))
@@ -129,7 +129,7 @@ class SymbolRules:
                 )
             if self.tick_size and decimals(price) > decimals(self.tick_size):
                 raise InvalidPrice(
-                    f"price {plain(price)} has more decimals than the tick size "
+                    f"price has more decimals than the tick size "
                     f"{plain(self.tick_size)} of {self.symbol} allows "
                     f"(at most {decimals(self.tick_size)})",
                     field="price", tickSize=str(self.tick_size))
@@ -157,18 +157,18 @@ class SymbolRules:
         """MARKET_LOT_SIZE: MARKET orders have their own quantity limits (step 0: none)."""
         if self.market_min_qty is not None and quantity < self.market_min_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is below the minimum {plain(self.market_min_qty)} "
+                f"quantity is below the minimum {plain(self.market_min_qty)} "
                 f"for MARKET orders on {self.symbol}",
                 field="quantity", marketMinQty=str(self.market_min_qty))
         if self.market_max_qty and quantity > self.market_max_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is above the maximum {plain(self.market_max_qty)} "
+                f"quantity is above the maximum {plain(self.market_max_qty)} "
                 f"for MARKET orders on {self.symbol}",
                 field="quantity", marketMaxQty=str(self.market_max_qty))
         step = self.market_step_size
         if step and not is_multiple(quantity, step, self.market_min_qty or Decimal(0)):
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is not a multiple of the MARKET step size "
+                f"quantity is not a multiple of the MARKET step size "
                 f"{plain(step)} for {self.symbol}",
                 field="quantity", marketStepSize=str(step))
 
@@ -183,7 +183,7 @@ class SymbolRules:
         low, high = reference * down, reference * up
         if not low <= price <= high:
             raise InvalidPrice(
-                f"{side.value} price {plain(price)} is too far from the current price "
+                f"{side.value} price is too far from the current price "
                 f"{plain(reference)} of {self.symbol}: it must lie within "
                 f"{plain(low)}..{plain(high)}",
                 field="price", minPrice=str(low), maxPrice=str(high))

@@ -176,7 +176,7 @@ class UserAudit:
         full = latest_full_result(self._pool, self._schema)
         if first_bad is None and full is not None and not full.ok \
                 and full.altered_notification_id in notification_ids:
-            nid = int(full.altered_notification_id)  # type: ignore[arg-type]
+            nid = int(full.altered_notification_id)
             row = next(r for r in rows if int(r[0]) == nid)
             first_bad = (nid, row[1], row[2], "breaks the recorded chain")
         ok = first_bad is None

@@ -252,7 +252,7 @@ class AuthStore:
         wait: float | None = None
         with self._pool.connection() as conn, conn.transaction():
             for key, limit in sorted(budgets):  # sorted: no lock-order deadlocks
-                hits, started = conn.execute(
+                row = conn.execute(
                     self._q("INSERT INTO {schema}.api_throttle AS t (key, hits, window_start) "
                             "VALUES (%s, 1, now()) ON CONFLICT (key) DO UPDATE SET "
                             "hits = CASE WHEN t.window_start + %s < now() THEN 1 "
@@ -260,6 +260,8 @@ class AuthStore:
                             "window_start = CASE WHEN t.window_start + %s < now() THEN now() "
                             "ELSE t.window_start END RETURNING hits, window_start"),
                     (key, window, window)).fetchone()
+                assert row is not None  # INSERT ... RETURNING always returns the row
+                hits, started = row
                 if hits > limit:
                     remaining = (started + window - datetime.now(UTC)).total_seconds()
                     wait = max(wait or 0.0, remaining, 1.0)
