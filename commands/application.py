@@ -9,6 +9,7 @@ when they lose a race with another writer.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from eventsourcing.persistence import IntegrityError
 
 from commands.group_commit import GroupCommit
 from commands.messages import (
+    ChangePassword,
     Command,
     ConnectExchangeKeys,
     PlaceOrder,
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 MAX_CLIENT_ORDER_ID = 36
+# Binance's newClientOrderId rule; str.isalnum() would let any Unicode letter through.
+CLIENT_ORDER_ID = re.compile(r"[a-zA-Z0-9_-]{1,36}")
 RETRIES = 8
 GROUP_COMMIT_MAX = 100
 A = TypeVar("A")
@@ -122,6 +126,7 @@ class TradingApplication(Application[UUID]):
         super().__init__(env=env)
         self.symbols = symbols
         self.hasher = hasher
+        self._dummy: str | None = None
         self.cipher = cipher
         # One leader: concurrent placements are many small saves, and a duplicate order id
         # is the one failure that must reach only its own caller.
@@ -135,6 +140,7 @@ class TradingApplication(Application[UUID]):
             RecordExchangeKeysRejection: self.record_keys_rejection,
             PlaceOrder: self.place_order,
             RequestCancel: self.request_cancel,
+            ChangePassword: self.change_password,
             # Exchange reports share one handler: apply_report maps each to its aggregate call.
             **{report: self.record_report for report in REPORT_COMMANDS},
         }
@@ -165,12 +171,32 @@ class TradingApplication(Application[UUID]):
         try:
             account = self.get_account(account_id_for(email))
         except (AccountNotFound, ValidationFailed):
-            # Spend the same time as a real check so timing does not reveal the email.
-            self.hasher.verify(self.hasher.hash("timing-equaliser"), password)
+            # Spend the same time as a real check (one verify, against a hash made once)
+            # so timing does not reveal whether the email is registered.
+            self.hasher.verify(self._dummy_hash(), password)
             raise AuthenticationFailed("email or password is wrong") from None
         if not self.hasher.verify(account.password_hash, password):
             raise AuthenticationFailed("email or password is wrong")
         return account.id
+
+    def _dummy_hash(self) -> str:
+        """Return a hash of no one's password, made once per application."""
+        if self._dummy is None:
+            self._dummy = self.hasher.hash("timing-equaliser")
+        return self._dummy
+
+    def change_password(self, cmd: ChangePassword) -> None:
+        """Replace the password after checking the current one."""
+        account = self.get_account(cmd.account_id)
+        if not self.hasher.verify(account.password_hash, cmd.current_password):
+            raise AuthenticationFailed("the current password is wrong")
+        if not MIN_PASSWORD_LENGTH <= len(cmd.new_password) <= MAX_PASSWORD_LENGTH:
+            raise ValidationFailed(
+                f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+                field="newPassword",
+            )
+        account.change_password(self.hasher.hash(cmd.new_password))
+        self.save(account)
 
     def get_account(self, account_id: UUID) -> Account:
         try:
@@ -258,9 +284,9 @@ class TradingApplication(Application[UUID]):
                 f"clientOrderId must be 1 to {MAX_CLIENT_ORDER_ID} characters",
                 field="clientOrderId",
             )
-        if not all(c.isalnum() or c in "-_." for c in client_order_id):
+        if not CLIENT_ORDER_ID.fullmatch(client_order_id):
             raise ValidationFailed(
-                "clientOrderId may hold only letters, digits, '-', '_' and '.'",
+                "clientOrderId may hold only ASCII letters, digits, '-' and '_' (as Binance)",
                 field="clientOrderId",
             )
         symbol = str(cmd.symbol).strip().upper()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -16,15 +16,22 @@ class Command:
 @dataclass(frozen=True)
 class RegisterAccount(Command):
     email: str
-    password: str
+    password: str = field(repr=False)  # a command may reach a log line or a traceback
 
 
 @dataclass(frozen=True)
 class ConnectExchangeKeys(Command):
     account_id: UUID
-    api_key: str
-    secret_key: str
+    api_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
     environment: str = "paper"
+
+
+@dataclass(frozen=True)
+class ChangePassword(Command):
+    account_id: UUID
+    current_password: str = field(repr=False)
+    new_password: str = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,12 @@ stream tokens); analytics and audit are drawn server-side from the same API over
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dash
 from dash import ClientsideFunction, Input, Output, State
@@ -51,7 +55,47 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     _register_clientside(app)
     analytics_view.register(app, api_url.rstrip("/"))
     audit_view.register(app, api_url.rstrip("/"))
+    _send_csp(app, browser_api)
     return app
+
+
+def content_security_policy(app: dash.Dash, browser_api: str) -> str:
+    """A strict policy: scripts only from this origin plus the page's own inline scripts
+    by hash (Dash's renderer boot and our config line), no eval, no plugins, no framing;
+    the API is the one other origin the page may talk to."""
+    config = _config_script(browser_api)
+    ours = "'sha256-" + base64.b64encode(hashlib.sha256(
+        f"window.TL_CONFIG = {config};".encode()).digest()).decode() + "'"
+    hashes = " ".join([*app.csp_hashes(), ours])
+    api = urlsplit(browser_api)
+    api_origin = f"{api.scheme}://{api.netloc}" if api.scheme and api.netloc else ""
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src 'self' {hashes}",
+        # Dash and Plotly set element styles from script; styles cannot run code.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        f"connect-src 'self' {api_origin}".rstrip(),
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ])
+
+
+def _send_csp(app: dash.Dash, browser_api: str) -> None:
+    """Send the policy (and its companions) with every response of the dashboard."""
+    policy: list[str] = []
+
+    @app.server.after_request
+    def _headers(response: Any) -> Any:
+        if not policy:  # built on first use: the hashes need the registered callbacks
+            policy.append(content_security_policy(app, browser_api))
+        response.headers["Content-Security-Policy"] = policy[0]
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
 
 def _cs(name: str) -> ClientsideFunction:

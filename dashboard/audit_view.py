@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from typing import Any
+from uuid import UUID
 
 import dash
 from dash import Input, Output, State, ctx, html
@@ -82,6 +83,15 @@ def export_csv(events: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def valid_order_id(value: object) -> str | None:
+    """The canonical form of an order id from the browser, or None: the value goes into
+    API paths, so "../account" or "x?asOf=1" must never reach one."""
+    try:
+        return str(UUID(str(value)))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def register(app: dash.Dash, api_url: str) -> None:
     """Wire the audit page's server-side callbacks."""
 
@@ -108,6 +118,9 @@ def register(app: dash.Dash, api_url: str) -> None:
     def _load(order_id: str | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
         if not order_id or not token_of(auth):
             raise dash.exceptions.PreventUpdate
+        order_id = valid_order_id(order_id)
+        if order_id is None:
+            return (None, [], 1, {}, 1, "", "That is not an order id.")
         client = ApiClient(api_url, token_of(auth))
         try:
             events = client.get(f"/api/trading/orders/{order_id}/events")
@@ -137,7 +150,8 @@ def register(app: dash.Dash, api_url: str) -> None:
                   Input("audit-version", "value"), State("audit-data", "data"),
                   State("auth", "data"), prevent_initial_call=True)
     def _as_of(version: int | None, data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
-        if not data or not version or not token_of(auth):
+        if not data or not version or not token_of(auth) \
+                or valid_order_id(data.get("orderId")) is None:
             raise dash.exceptions.PreventUpdate
         try:
             state = ApiClient(api_url, token_of(auth)).get(
@@ -150,9 +164,9 @@ def register(app: dash.Dash, api_url: str) -> None:
                   Input("audit-export-json", "n_clicks"), Input("audit-export-csv", "n_clicks"),
                   State("audit-data", "data"), prevent_initial_call=True)
     def _export(_j: int | None, _c: int | None, data: dict[str, Any] | None) -> Any:
-        if not data:
+        if not data or valid_order_id(data.get("orderId")) is None:
             raise dash.exceptions.PreventUpdate
-        name = f"order-{data['orderId']}"
+        name = f"order-{valid_order_id(data['orderId'])}"
         if ctx.triggered_id == "audit-export-csv":
             return {"content": export_csv(data["events"]), "filename": f"{name}.csv",
                     "type": "text/csv"}

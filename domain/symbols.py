@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from domain.errors import InvalidPrice, InvalidQuantity, NotionalTooSmall, SymbolNotTrading
 from domain.values import OrderType, Side
@@ -20,7 +20,11 @@ def is_multiple(value: Decimal, step: Decimal, origin: Decimal = Decimal(0)) -> 
     """Tell whether value lies on the grid origin + k * step (exact Decimal arithmetic)."""
     if step == 0:
         return True
-    return (value - origin) % step == 0
+    # Exact: the default 28-digit context would round a long quantity onto the grid.
+    # Inputs are bounded (domain/values.py), so 100 digits always hold the result.
+    with localcontext() as ctx:
+        ctx.prec = 100
+        return (value - origin) % step == 0
 
 
 def decimals(value: Decimal) -> int:
@@ -86,14 +90,14 @@ class SymbolRules:
             self._check_market_lot(quantity)
         if quantity < self.min_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is below the minimum {plain(self.min_qty)} "
+                f"quantity is below the minimum {plain(self.min_qty)} "
                 f"for {self.symbol}",
                 field="quantity",
                 minQty=str(self.min_qty),
             )
         if quantity > self.max_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is above the maximum {plain(self.max_qty)} "
+                f"quantity is above the maximum {plain(self.max_qty)} "
                 f"for {self.symbol}",
                 field="quantity",
                 maxQty=str(self.max_qty),
@@ -101,13 +105,13 @@ class SymbolRules:
         if self.step_size and decimals(quantity) > decimals(self.step_size):
             # Clearer than "not a multiple" when the quantity simply has too many decimals.
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} has more decimals than the step size "
+                f"quantity has more decimals than the step size "
                 f"{plain(self.step_size)} of {self.symbol} allows "
                 f"(at most {decimals(self.step_size)})",
                 field="quantity", stepSize=str(self.step_size))
         if not is_multiple(quantity, self.step_size, self.min_qty):
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is not a multiple of the step size "
+                f"quantity is not a multiple of the step size "
                 f"{plain(self.step_size)} for {self.symbol}",
                 field="quantity",
                 stepSize=str(self.step_size),
@@ -119,19 +123,19 @@ class SymbolRules:
                 raise InvalidPrice("price must be greater than zero", field="price")
             if price < self.min_price or price > self.max_price:
                 raise InvalidPrice(
-                    f"price {plain(price)} is outside "
+                    "price is outside "
                     f"{plain(self.min_price)}..{plain(self.max_price)} for {self.symbol}",
                     field="price",
                 )
             if self.tick_size and decimals(price) > decimals(self.tick_size):
                 raise InvalidPrice(
-                    f"price {plain(price)} has more decimals than the tick size "
+                    f"price has more decimals than the tick size "
                     f"{plain(self.tick_size)} of {self.symbol} allows "
                     f"(at most {decimals(self.tick_size)})",
                     field="price", tickSize=str(self.tick_size))
             if not is_multiple(price, self.tick_size, self.min_price):
                 raise InvalidPrice(
-                    f"price {plain(price)} is not a multiple of the tick size "
+                    f"price is not a multiple of the tick size "
                     f"{plain(self.tick_size)} for {self.symbol}",
                     field="price",
                     tickSize=str(self.tick_size),
@@ -142,7 +146,7 @@ class SymbolRules:
         notional_price = price if order_type is OrderType.LIMIT else reference_price
         if notional_price is not None and quantity * notional_price < self.min_notional:
             raise NotionalTooSmall(
-                f"order value {plain(quantity * notional_price)} {self.quote_asset} is below "
+                "order value is below "
                 f"the minimum notional {plain(self.min_notional)} {self.quote_asset} "
                 f"for {self.symbol}",
                 field="quantity",
@@ -153,18 +157,18 @@ class SymbolRules:
         """MARKET_LOT_SIZE: MARKET orders have their own quantity limits (step 0: none)."""
         if self.market_min_qty is not None and quantity < self.market_min_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is below the minimum {plain(self.market_min_qty)} "
+                f"quantity is below the minimum {plain(self.market_min_qty)} "
                 f"for MARKET orders on {self.symbol}",
                 field="quantity", marketMinQty=str(self.market_min_qty))
         if self.market_max_qty and quantity > self.market_max_qty:
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is above the maximum {plain(self.market_max_qty)} "
+                f"quantity is above the maximum {plain(self.market_max_qty)} "
                 f"for MARKET orders on {self.symbol}",
                 field="quantity", marketMaxQty=str(self.market_max_qty))
         step = self.market_step_size
         if step and not is_multiple(quantity, step, self.market_min_qty or Decimal(0)):
             raise InvalidQuantity(
-                f"quantity {plain(quantity)} is not a multiple of the MARKET step size "
+                f"quantity is not a multiple of the MARKET step size "
                 f"{plain(step)} for {self.symbol}",
                 field="quantity", marketStepSize=str(step))
 
@@ -179,7 +183,7 @@ class SymbolRules:
         low, high = reference * down, reference * up
         if not low <= price <= high:
             raise InvalidPrice(
-                f"{side.value} price {plain(price)} is too far from the current price "
+                f"{side.value} price is too far from the current price "
                 f"{plain(reference)} of {self.symbol}: it must lie within "
                 f"{plain(low)}..{plain(high)}",
                 field="price", minPrice=str(low), maxPrice=str(high))

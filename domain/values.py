@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TypeVar
@@ -42,23 +43,75 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+# Bounds on numbers a user may send, checked on the text before any Decimal arithmetic:
+# a quantity like "1e999999999" is cheap to parse but costs seconds of CPU once compared,
+# divided or written out. No symbol uses more than 8 decimals or values past 10^12, so
+# these bounds refuse nothing a real order can hold.
+MAX_NUMBER_CHARS = 64
+MAX_SIGNIFICANT_DIGITS = 28  # Decimal's default context precision: more would be rounded
+MAX_ADJUSTED_EXPONENT = 20
+MIN_ADJUSTED_EXPONENT = -20
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+
+
 def to_decimal(value: object, field: str) -> Decimal:
-    """Parse a JSON number or string into a finite Decimal without going through float."""
+    """Parse a JSON number or string into a bounded, finite Decimal without going through float.
+
+    The message never repeats the input: it may be megabytes long or crafted for a log.
+    """
     if isinstance(value, bool) or value is None:
         raise ValidationFailed(f"{field} must be a decimal number", field=field)
     if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationFailed(f"{field} must be a finite number", field=field)
         # JSON numbers arrive as float; repr() gives the shortest round-tripping text
         # ("0.1", not 0.1000000000000000055...), which is what the user typed.
         value = repr(value)
-    try:
-        result = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed(
-            f"{field} must be a decimal number, got {value!r}", field=field
-        ) from None
+    if isinstance(value, int):
+        if value.bit_length() > 80:  # str() of a huge int is itself quadratic
+            raise ValidationFailed(f"{field} is too large", field=field)
+        value = str(value)
+    if not isinstance(value, (str, Decimal)):
+        raise ValidationFailed(f"{field} must be a decimal number", field=field)
+    text = str(value).strip() if isinstance(value, str) else None
+    if text is not None:
+        if text.lower() in ("nan", "snan", "inf", "-inf", "+inf", "infinity", "-infinity",
+                            "+infinity"):
+            raise ValidationFailed(f"{field} must be a finite number", field=field)
+        # ASCII digits only (str.isdigit and Decimal accept "²" and Arabic-Indic digits).
+        if len(text) > MAX_NUMBER_CHARS or not _NUMBER.fullmatch(text):
+            raise ValidationFailed(
+                f"{field} must be a plain decimal number of at most {MAX_NUMBER_CHARS} "
+                "characters", field=field)
+        try:
+            result = Decimal(text)
+        except (InvalidOperation, ValueError):
+            raise ValidationFailed(f"{field} must be a decimal number", field=field) from None
+    else:
+        result = value  # type: ignore[assignment]
     if not result.is_finite():
         raise ValidationFailed(f"{field} must be a finite number", field=field)
+    check_bounds(result, field)
     return result
+
+
+def check_bounds(value: Decimal, field: str) -> None:
+    """Refuse a Decimal whose size or precision no order can use (inspects, never computes)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    significant = list(digits)
+    while len(significant) > 1 and significant[-1] == 0:  # trailing zeros add no precision
+        significant.pop()
+    while len(significant) > 1 and significant[0] == 0:
+        significant.pop(0)
+    if any(digits) and not (
+            MIN_ADJUSTED_EXPONENT <= len(digits) + exponent - 1 <= MAX_ADJUSTED_EXPONENT):
+        raise ValidationFailed(
+            f"{field} is out of range (between 1e{MIN_ADJUSTED_EXPONENT} and "
+            f"1e{MAX_ADJUSTED_EXPONENT})", field=field)
+    if len(significant) > MAX_SIGNIFICANT_DIGITS or exponent < -40:
+        raise ValidationFailed(
+            f"{field} has more than {MAX_SIGNIFICANT_DIGITS} significant digits", field=field)
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -6,9 +6,13 @@ creates the API's tables, starts the SSE hub and (when given) the market-data fe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import ConnectionPool
 
+from adapters.api.audit import UserAudit, full_check_loop
 from adapters.api.auth_store import AuthStore
 from adapters.api.deps import ApiContext, ReadyCheck
 from adapters.api.errors import install_error_handlers
@@ -27,7 +32,9 @@ from adapters.api.routes import account, auth, health, orders, queries, stream
 from adapters.api.routes import market as market_routes
 from adapters.api.tokens import TokenService
 from adapters.binance.marketdata import MarketData
+from adapters.platform.aio import cancel_and_wait
 from adapters.platform.bootstrap import Runtime
+from adapters.platform.crypto import ConfigurationError
 from adapters.postgres.readmodels import ReadModels, create_read_models
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,13 @@ def create_app(
         only contend for the GIL and the event store's pool (measured: 2-4 beat 8).
     """
     settings = runtime.settings
+    if not runtime.jwt_secret:
+        raise ConfigurationError("TRADELEDGER_JWT_SECRET must be set for the API")
+    if "*" in cors_origins or "null" in cors_origins:
+        # With credentials allowed, a wildcard would let every web page act as the user.
+        raise ConfigurationError(
+            "TRADELEDGER_CORS_ORIGINS must list exact origins: '*' and 'null' are refused "
+            "because the API allows credentials")
     ctx = ApiContext(
         runtime=runtime,
         tokens=TokenService(runtime.jwt_secret, settings.jwt_issuer, settings.jwt_audience,
@@ -71,6 +85,10 @@ def create_app(
         on_account_registered=on_account_registered,
         keys_checker=keys_checker,
         ready_checks=dict(ready_checks or {}),
+        auth_limiter=RateLimiter(settings.auth_requests_per_ip_per_minute / 60.0,
+                                 burst=float(settings.auth_requests_per_ip_per_minute)),
+        market_limiter=RateLimiter(settings.market_requests_per_ip_per_second,
+                                   burst=settings.market_requests_per_ip_per_second * 2),
     )
 
     @contextlib.asynccontextmanager
@@ -84,9 +102,18 @@ def create_app(
             await anyio.to_thread.run_sync(lambda: pool.open(wait=True, timeout=30))
             stack.callback(pool.close)
             ctx.pool = pool
-            ctx.auth_store = AuthStore(pool, settings.database_schema,
-                                       settings.refresh_token_days)
+            ctx.auth_store = AuthStore(
+                pool, settings.database_schema, settings.refresh_token_days,
+                successor_key=hmac.new(runtime.jwt_secret.encode(), b"refresh-successor",
+                                       hashlib.sha256).digest(),
+                session_max=timedelta(days=settings.session_max_days))
             await anyio.to_thread.run_sync(ctx.auth_store.create_tables)
+            ctx.user_audit = UserAudit(pool, settings.database_schema)
+            if settings.audit_check_interval_seconds > 0:
+                audit_task = asyncio.create_task(full_check_loop(
+                    runtime.database_url, settings.database_schema,
+                    settings.audit_check_interval_seconds), name="audit-full-check")
+                stack.push_async_callback(cancel_and_wait, [audit_task])
             ctx.read_models = await anyio.to_thread.run_sync(
                 _open_read_models, pool, settings.database_schema)
             if ctx.read_models is not None:
@@ -123,7 +150,8 @@ def create_app(
         app.add_middleware(
             CORSMiddleware, allow_origins=list(cors_origins), allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
+                           "X-Refresh-Cookie"],
         )
     for module in (health, auth, account, orders, queries, market_routes, stream):
         app.include_router(module.router)

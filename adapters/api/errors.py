@@ -65,6 +65,9 @@ def unauthorized(message: str = "authentication required", code: str = "unauthor
 
 def too_many_requests(message: str, retry_after: float) -> ApiError:
     """Build a 429 with a whole-second Retry-After."""
+    from adapters.platform.metrics import HTTP_REFUSED
+
+    HTTP_REFUSED.labels(reason="rate_limited").inc()
     seconds = max(1, int(retry_after + 0.999))
     return ApiError(429, "rate_limited", message, headers={"Retry-After": str(seconds)},
                     retryAfterSeconds=seconds)

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "tradeledger_changes"
 BATCH = 500
+MAX_REPLAY = 2_000  # changes one reconnect may replay; past it the client reloads instead
+
+
+class Reset(int):
+    """Yielded by `changes` instead of a replay too long to send: the client should reload
+    its state; live delivery goes on after this seq."""
 
 
 class ChangeRow(Protocol):
@@ -208,11 +214,14 @@ class ChangeHub:
                 await asyncio.sleep(1.0)
                 feed.wake.set()
 
-    async def changes(self, account_id: str, last_seq: int | None) -> AsyncIterator[Any]:
+    async def changes(self, account_id: str, last_seq: int | None,
+                      max_replay: int = MAX_REPLAY) -> AsyncIterator[Any]:
         """Yield an account's changes after `last_seq` (None = from now), then live ones.
 
         Between the replay and the live part it yields one int: the seq live delivery
-        starts after, so the caller can tell the client the stream is open.
+        starts after, so the caller can tell the client the stream is open. A replay longer
+        than `max_replay` is cut short with a Reset (an int too) at the latest seq, so a
+        `Last-Event-ID: 0` costs a bounded read, not the account's whole history.
         """
         subscription = await self.subscribe(account_id)
         try:
@@ -220,13 +229,23 @@ class ChangeHub:
                 last = await anyio.to_thread.run_sync(self._source.latest_seq, account_id)
             else:
                 last = last_seq
+                replayed = 0
                 while True:
+                    limit = min(BATCH, max_replay - replayed)
                     batch = await anyio.to_thread.run_sync(
-                        self._source.changes_since, account_id, last, BATCH)
+                        self._source.changes_since, account_id, last, limit)
                     for change in batch:
                         last = int(change.seq)
                         yield change
-                    if len(batch) < BATCH:
+                    replayed += len(batch)
+                    if len(batch) < limit:
+                        break
+                    if replayed >= max_replay:
+                        latest = await anyio.to_thread.run_sync(self._source.latest_seq,
+                                                                account_id)
+                        if latest > last:
+                            last = latest
+                            yield Reset(last)
                         break
             yield last  # the seam: the caller learns where live delivery starts
             while True:

@@ -73,9 +73,16 @@ class UserOut(BaseModel):
     email: str
 
 
+class ChangePasswordRequest(Strict):
+    currentPassword: str = Field(max_length=1024)
+    newPassword: str = Field(max_length=1024)
+
+
 class AuthResponse(BaseModel):
     token: str
-    refreshToken: str
+    refreshToken: str | None = Field(
+        default=None, description="absent when the request sent X-Refresh-Cookie: 1 (or "
+        "came with the refresh cookie): then it is only in the HttpOnly tl_refresh cookie")
     tokenType: str = "Bearer"
     expiresIn: int
     user: UserOut

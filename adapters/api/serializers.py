@@ -89,7 +89,7 @@ def audit_entry(event: Any) -> dict[str, Any]:
 def parse_as_of(value: str) -> int | datetime:
     """Read `asOf`: a positive version number or an ISO 8601 time (UTC when no zone given)."""
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # int("²") raises: ASCII digits only
         version = int(text)
         if version < 1 or version > 2**31:
             raise ValidationFailed("asOf version must be at least 1", field="asOf")

@@ -21,16 +21,19 @@ ALGORITHM = "HS256"
 STREAM_AUDIENCE = "tradeledger-stream"
 STREAM_TOKEN_SECONDS = 60
 LEEWAY_SECONDS = 5
-_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti"]
+_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "sid"]
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: an account id and the email it registered with."""
+    """The authenticated caller: an account id, its email, and the session (login) the
+    token belongs to."""
 
     account_id: UUID
     email: str
     token_id: str
+    session_id: UUID
+    expires_at: float = 0.0
 
 
 class TokenService:
@@ -52,18 +55,21 @@ class TokenService:
     def __repr__(self) -> str:
         return f"TokenService(issuer={self.issuer!r}, audience={self.audience!r})"
 
-    def _encode(self, account_id: UUID, email: str, audience: str, seconds: int) -> str:
+    def _encode(self, account_id: UUID, email: str, session_id: UUID, audience: str,
+                seconds: int) -> str:
         now = int(time.time())
         claims = {"iss": self.issuer, "aud": audience, "sub": str(account_id), "email": email,
-                  "iat": now, "exp": now + seconds, "jti": uuid.uuid4().hex}
+                  "iat": now, "exp": now + seconds, "jti": uuid.uuid4().hex,
+                  "sid": str(session_id)}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def access_token(self, account_id: UUID, email: str) -> str:
-        return self._encode(account_id, email, self.audience, self.access_seconds)
+    def access_token(self, account_id: UUID, email: str, session_id: UUID) -> str:
+        return self._encode(account_id, email, session_id, self.audience, self.access_seconds)
 
-    def stream_token(self, account_id: UUID, email: str) -> str:
-        """A token good only for opening SSE streams, for one minute."""
-        return self._encode(account_id, email, STREAM_AUDIENCE, STREAM_TOKEN_SECONDS)
+    def stream_token(self, account_id: UUID, email: str, session_id: UUID) -> str:
+        """A token good only for opening one SSE stream, within one minute."""
+        return self._encode(account_id, email, session_id, STREAM_AUDIENCE,
+                            STREAM_TOKEN_SECONDS)
 
     def verify(self, token: str, audience: str | None = None) -> Principal:
         """Check signature, algorithm, issuer, audience, expiry and required claims."""
@@ -79,12 +85,14 @@ class TokenService:
                 issuer=self.issuer, leeway=LEEWAY_SECONDS, options={"require": _REQUIRED},
             )
             account_id = UUID(str(claims["sub"]))
+            session_id = UUID(str(claims["sid"]))
         except jwt.ExpiredSignatureError:
             raise unauthorized("the access token has expired", "token_expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise unauthorized("the access token is not valid", "invalid_token") from None
         principal = Principal(account_id=account_id, email=str(claims.get("email", "")),
-                              token_id=str(claims["jti"]))
+                              token_id=str(claims["jti"]), session_id=session_id,
+                              expires_at=float(claims["exp"]))
         if len(self._verified) >= self.CACHE_SIZE:
             self._verified.clear()
         self._verified[key] = (float(claims["exp"]), principal)

@@ -89,6 +89,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"tradeledger: port {port} for the {name} is already in use; "
                   f"pass --{name.lower()}-port N (or 0 for any free port)", file=sys.stderr)
             return 2
+    from adapters.platform.bootstrap import resolve_secrets
+    from adapters.platform.crypto import check_jwt_secret, parse_key_ring
+
+    # Refuse a placeholder or weak secret before anything starts, naming the setting.
+    master_keys, jwt_secret = resolve_secrets(settings)
+    check_jwt_secret(jwt_secret)
+    parse_key_ring(master_keys)
     supervisor = Supervisor(settings=settings, api_port=api_port, dashboard_port=dashboard_port,
                             with_dashboard=not args.no_dashboard)
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.binance.symbols import SymbolCatalogAdapter
-from adapters.platform.crypto import AesGcmCipher, Argon2PasswordHasher, ConfigurationError
+from adapters.platform.crypto import (
+    AesGcmCipher,
+    Argon2PasswordHasher,
+    ConfigurationError,
+    check_jwt_secret,
+)
 from adapters.platform.settings import Settings, load_or_create_embedded_secrets
 from adapters.postgres.store import ensure_schema, eventsourcing_env, schema_ddl_lock
 from commands.application import TradingApplication
@@ -29,29 +35,54 @@ class Runtime:
         self.app.close()
 
 
-def resolve_secrets(settings: Settings) -> tuple[str, str]:
-    """Return (master key ring spec, JWT secret); generate them only in the embedded mode."""
+def resolve_secrets(settings: Settings, *, need_jwt: bool = True,
+                    need_master: bool = True) -> tuple[str, str]:
+    """Return (master key ring spec, JWT secret); generate them only in the embedded mode.
+
+    Outside it, a process gets only the secrets it uses (docker-compose hands each one
+    only those): a secret it does not need may be unset and comes back as "".
+    """
     master = settings.master_keys.get_secret_value() if settings.master_keys else None
     jwt_secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     if master and jwt_secret:
         return master, jwt_secret
     if not settings.embedded_database:
-        missing = [n for n, v in (("TRADELEDGER_MASTER_KEYS", master),
-                                  ("TRADELEDGER_JWT_SECRET", jwt_secret)) if not v]
-        raise ConfigurationError(
-            f"{' and '.join(missing)} must be set when TRADELEDGER_DATABASE_URL is set "
-            "(only the embedded mode generates its own secrets)"
-        )
+        missing = [n for n, v, needed in (("TRADELEDGER_MASTER_KEYS", master, need_master),
+                                          ("TRADELEDGER_JWT_SECRET", jwt_secret, need_jwt))
+                   if needed and not v]
+        if missing:
+            raise ConfigurationError(
+                f"{' and '.join(missing)} must be set when TRADELEDGER_DATABASE_URL is set "
+                "(only the embedded mode generates its own secrets)"
+            )
+        return master or "", jwt_secret or ""
     generated = load_or_create_embedded_secrets(settings)
     return master or generated["master_keys"], jwt_secret or generated["jwt_secret"]
 
 
-def bootstrap(settings: Settings, database_url: str) -> Runtime:
-    """Wire the write-side application to Postgres at `database_url`."""
-    master_spec, jwt_secret = resolve_secrets(settings)
-    if len(jwt_secret) < 32:
-        raise ConfigurationError("TRADELEDGER_JWT_SECRET must be at least 32 characters")
-    cipher = AesGcmCipher.from_spec(master_spec)
+class NoMasterKeys:
+    """The cipher of a process given no master keys: it never touches exchange secrets."""
+
+    current_key_id = ""
+
+    def encrypt(self, plaintext: str, associated_data: str) -> tuple[str, str]:
+        raise ConfigurationError("TRADELEDGER_MASTER_KEYS is not set for this process")
+
+    def decrypt(self, ciphertext: str, key_id: str, associated_data: str) -> str:
+        raise ConfigurationError("TRADELEDGER_MASTER_KEYS is not set for this process")
+
+
+def bootstrap(settings: Settings, database_url: str, *, need_jwt: bool = False,
+              need_master: bool = True) -> Runtime:
+    """Wire the write-side application to Postgres at `database_url`.
+
+    Only the API signs tokens (need_jwt=True); a JWT secret that is set is checked anyway.
+    """
+    master_spec, jwt_secret = resolve_secrets(settings, need_jwt=need_jwt,
+                                              need_master=need_master)
+    if jwt_secret or need_jwt:
+        check_jwt_secret(jwt_secret)
+    cipher: Any = AesGcmCipher.from_spec(master_spec) if master_spec else NoMasterKeys()
     symbols = SymbolCatalogAdapter()
     # Processes starting together on a fresh database would race on CREATE TABLE (the
     # catalog's unique type names); one advisory lock per schema serializes the DDL.

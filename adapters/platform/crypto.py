@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import math
 import os
+import re
+from collections import Counter
 
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
@@ -48,10 +51,49 @@ def parse_key_ring(spec: str) -> dict[str, bytes]:
             raise ConfigurationError(f"master key {key_id!r} is not valid base64") from None
         if len(key) != 32:
             raise ConfigurationError(f"master key {key_id!r} must be 32 bytes (AES-256)")
+        if key_id in ring:
+            # The later entry would silently replace the earlier, and secrets sealed under
+            # the lost key could no longer be opened.
+            raise ConfigurationError(
+                f"master key id {key_id!r} appears twice in TRADELEDGER_MASTER_KEYS")
         ring[key_id] = key
     if not ring:
         raise ConfigurationError("no master key configured (TRADELEDGER_MASTER_KEYS)")
     return ring
+
+
+MIN_JWT_SECRET_CHARS = 32
+MIN_JWT_SECRET_BITS = 128
+# Words of the documented examples and of the usual "fill me in" values.
+_PLACEHOLDER = re.compile(r"(?i)replace|change[-_ ]?me|example|placeholder|your[-_ ]?secret|"
+                          r"secret[-_ ]?key|long[-_ ]?random")
+
+
+def estimated_bits(text: str) -> float:
+    """Estimate the entropy of `text` from its character frequencies (Shannon, in bits)."""
+    if not text:
+        return 0.0
+    counts = Counter(text)
+    per_char = -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+    return per_char * len(text)
+
+
+def check_jwt_secret(secret: str, setting: str = "TRADELEDGER_JWT_SECRET") -> None:
+    """Refuse a short, placeholder or low-entropy signing secret, naming the setting.
+
+    Account ids derive from emails, so whoever can sign a token can act as any user.
+    """
+    if len(secret) < MIN_JWT_SECRET_CHARS:
+        raise ConfigurationError(f"{setting} must be at least {MIN_JWT_SECRET_CHARS} characters")
+    if _PLACEHOLDER.search(secret):
+        raise ConfigurationError(
+            f"{setting} is still a placeholder; generate one with "
+            "python3 -c \"import secrets;print(secrets.token_urlsafe(48))\"")
+    if len(set(secret)) < 16 or estimated_bits(secret) < MIN_JWT_SECRET_BITS:
+        raise ConfigurationError(
+            f"{setting} is not random enough (about {estimated_bits(secret):.0f} bits, "
+            f"need {MIN_JWT_SECRET_BITS}); generate one with "
+            "python3 -c \"import secrets;print(secrets.token_urlsafe(48))\"")
 
 
 class AesGcmCipher:

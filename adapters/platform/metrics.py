@@ -1,5 +1,7 @@
-"""Prometheus metrics, defined once. The API serves them at /metrics; the other processes
-serve /metrics, /health and /ready on TRADELEDGER_METRICS_PORT when it is set."""
+"""Prometheus metrics, defined once, kept as counters while things happen (a scrape reads
+memory, never the database). Every process, the API included, serves /metrics, /health
+and /ready on TRADELEDGER_METRICS_PORT when it is set, bound to TRADELEDGER_METRICS_HOST
+(loopback by default): the public API port serves no metrics."""
 
 from __future__ import annotations
 
@@ -14,8 +16,12 @@ from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
 log = logging.getLogger(__name__)
 
-ORDERS_BY_STATUS = Gauge(
-    "tradeledger_orders", "Orders in the read model by status", ["status"])
+PROJECTED_EVENTS = Counter(
+    "tradeledger_projected_events_total", "Events the projector applied, by event type",
+    ["event"])
+HTTP_REFUSED = Counter(
+    "tradeledger_http_refused_total", "Requests refused by a limit (throttles, stream caps)",
+    ["reason"])
 COMMANDS = Counter(
     "tradeledger_commands_total", "Commands handled by the write side", ["command", "outcome"])
 RELAY_LAG = Gauge(
@@ -71,11 +77,12 @@ def probe_app(checks: dict[str, Check]) -> Callable[..., Iterable[bytes]]:
     return app
 
 
-def serve_metrics(port: int | None, checks: dict[str, Check] | None = None) -> None:
-    """Serve this process's /metrics, /health and /ready on `port` (no-op when None)."""
+def serve_metrics(port: int | None, checks: dict[str, Check] | None = None,
+                  host: str = "127.0.0.1") -> None:
+    """Serve this process's /metrics, /health and /ready on host:port (no-op when None)."""
     if not port:
         return
-    server = make_server("127.0.0.1", port, probe_app(checks or {}), WSGIServer,
+    server = make_server(host, port, probe_app(checks or {}), WSGIServer,
                          handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="probes", daemon=True).start()
-    log.info("metrics and probes on http://127.0.0.1:%d (/metrics, /health, /ready)", port)
+    log.info("metrics on http://%s:%d/metrics (and /health, /ready)", host, port)

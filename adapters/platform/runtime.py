@@ -45,11 +45,13 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 
 @contextmanager
-def open_runtime(settings: Settings | None = None) -> Iterator[Runtime]:
-    """Bootstrap the application for one process and close it on exit."""
+def open_runtime(settings: Settings | None = None, *, need_jwt: bool = False,
+                 need_master: bool = True) -> Iterator[Runtime]:
+    """Bootstrap the application for one process and close it on exit (need_*: which
+    secrets this process uses; the others may be unset outside the embedded mode)."""
     settings = settings or get_settings()
     with database_url(settings) as url:
-        runtime = bootstrap(settings, url)
+        runtime = bootstrap(settings, url, need_jwt=need_jwt, need_master=need_master)
         try:
             yield runtime
         finally:
@@ -66,7 +68,7 @@ def start_process(settings: Settings) -> threading.Event:
     checks = ready_checks(settings)
     if settings.database_url:
         checks["postgres"] = postgres_check(settings.database_url)
-    serve_metrics(settings.metrics_port, checks)
+    serve_metrics(settings.metrics_port, checks, settings.metrics_host)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

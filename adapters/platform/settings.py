@@ -59,6 +59,29 @@ class Settings(BaseSettings):
     jwt_audience: str = "tradeledger-api"
     access_token_minutes: int = Field(default=15, ge=1, le=1440)
     refresh_token_days: int = Field(default=14, ge=1, le=365)
+    session_max_days: int = Field(
+        default=30, ge=1, le=365,
+        description="Absolute lifetime of a sign-in: refreshing never extends it past this.")
+    auth_requests_per_ip_per_minute: int = Field(
+        default=60, ge=1,
+        description="Registrations and token refreshes one client address may make per "
+                    "minute (per API process).")
+    streams_per_user: int = Field(default=8, ge=1, le=1000,
+                                  description="Open SSE streams one account may hold.")
+    streams_total: int = Field(default=2000, ge=1,
+                               description="Open SSE streams one API process serves.")
+    market_requests_per_ip_per_second: float = Field(
+        default=20.0, gt=0,
+        description="Market-data requests (klines, ticker) one client address may make per "
+                    "second; answers are cached, so the exchange sees far fewer.")
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="The Secure flag of auth cookies: auto = always, except plain HTTP to "
+                    "localhost (development); set always behind a TLS proxy.")
+    audit_check_interval_seconds: float = Field(
+        default=600.0, ge=0,
+        description="How often one API process re-verifies the whole audit chain in the "
+                    "background (0 = never; `tradeledger audit verify` does it on demand).")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dashboard_port: int = 8050
@@ -70,7 +93,11 @@ class Settings(BaseSettings):
         description="This replica's index; unset = claim a free one with an advisory lock.")
     cors_origins: str = Field(default="", description="Comma-separated origins the API allows.")
     metrics_port: int | None = Field(
-        default=None, description="Serve Prometheus metrics of a non-API process on this port.")
+        default=None, description="Serve this process's Prometheus metrics, /health and "
+        "/ready on this port.")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the metrics port binds to (loopback: only this machine scrapes).")
     log_json: bool = False
     log_level: str = "INFO"
     order_rate_limit_per_second: float = Field(default=50.0, gt=0)

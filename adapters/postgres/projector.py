@@ -28,6 +28,7 @@ import psycopg
 from psycopg import pq
 from psycopg.types.json import Jsonb
 
+from adapters.platform.metrics import PROJECTED_EVENTS
 from adapters.postgres.readmodels import (
     CHANGES_CHANNEL,
     EVENT_LOG_COLS,
@@ -338,6 +339,7 @@ class Projector:
                 self._fills[key] = min(self._fills.get(key, trade.notification_id),
                                        trade.notification_id)
         self._seq_cursors.extend(seq_cursors)
+        PROJECTED_EVENTS.labels(event=envelope.event_type).inc()
         self._counted.append(counted)
         self._chain_upto = max(self._chain_upto, envelope.notification_id)
 

@@ -82,7 +82,11 @@ def run_api(settings: Settings, host: str, port: int, *, workers: int = 1,
     configure_logging(settings)
     if workers > 1:
         return _run_workers(settings, host, port, workers)
-    with open_runtime(settings) as runtime:
+    from adapters.platform.metrics import serve_metrics
+
+    # Metrics on their own (loopback) port: the public port serves none.
+    serve_metrics(settings.metrics_port, {}, settings.metrics_host)
+    with open_runtime(settings, need_jwt=True) as runtime:
         market = build_market(settings, runtime.symbols, exchange_url) if market_data else None
         app = create_app(runtime, market=market,
                          exchange_info=exchange_info(settings, runtime, exchange_url),
@@ -102,7 +106,7 @@ def _run_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     with database_url(settings) as url:  # the embedded case exports TRADELEDGER_DATABASE_URL
         # Create the event store's tables once, here: workers starting together on a fresh
         # schema would race on CREATE TABLE.
-        bootstrap(settings, url).close()
+        bootstrap(settings, url, need_jwt=True).close()
         # Workers see a configured database, so they need the secrets configured too;
         # in the embedded case these are the generated ones from the data dir.
         master_keys, jwt_secret = resolve_secrets(settings)
@@ -126,7 +130,7 @@ def app_from_environment() -> FastAPI:
         raise ConfigurationError(
             "TRADELEDGER_DATABASE_URL must be set to run several API workers "
             "(`tradeledger api --workers N` sets it for the embedded database)")
-    runtime = bootstrap(settings, settings.database_url)
+    runtime = bootstrap(settings, settings.database_url, need_jwt=True)
     market = build_market(settings, runtime.symbols, None)
     return create_app(runtime, market=market, exchange_info=exchange_info(settings, runtime),
                       **process_wiring(settings))

@@ -14,7 +14,8 @@ def run_projector(instance: int | None = None, instances: int | None = None,
                   batch_size: int = 500, audit: bool = True) -> int:
     """Run one projector replica until SIGTERM/SIGINT."""
     with consumer_process("projector", instance, instances) as (settings, stop, index, count):
-        with open_runtime(settings) as rt, broker_bootstrap(settings) as bootstrap:
+        with open_runtime(settings, need_master=False) as rt, \
+                broker_bootstrap(settings) as bootstrap:
             projector = Projector(settings.database_schema, audit=audit)
             with psycopg.connect(rt.database_url) as conn, conn.transaction():
                 projector.setup(conn)

@@ -14,7 +14,8 @@ def run_relay() -> int:
     """Run the relay until SIGTERM/SIGINT, with settings from the environment."""
     settings = get_settings()
     stop = start_process(settings)
-    with open_runtime(settings) as runtime, broker_bootstrap(settings) as bootstrap:
+    with open_runtime(settings, need_master=False) as runtime, \
+            broker_bootstrap(settings) as bootstrap:
         relay_from_runtime(runtime, bootstrap).run(stop)
     return 0
 

@@ -23,6 +23,14 @@ from adapters.platform.net import free_port
 from adapters.platform.settings import Settings
 
 CHILD_ORDER = ("api", "relay", "projector", "worker", "dashboard")
+WITH_METRICS = ("api", "relay", "projector", "worker")  # the processes that serve /metrics
+# Which secrets each process uses; the others never reach its environment.
+SECRETS = {"TRADELEDGER_JWT_SECRET": ("api",), "TRADELEDGER_MASTER_KEYS": ("api", "worker")}
+
+
+def env_for(name: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment of child `name`: `env` without the secrets it does not use."""
+    return {k: v for k, v in env.items() if k not in SECRETS or name in SECRETS[k]}
 
 
 def _die_with_parent() -> None:
@@ -174,7 +182,8 @@ class Supervisor:
         return env
 
     def _child(self, name: str, args: list[str], env: dict[str, str]) -> Child:
-        child = Child(name=name, argv=[sys.executable, "-m", "adapters.cli", *args], env=env,
+        child = Child(name=name, argv=[sys.executable, "-m", "adapters.cli", *args],
+                      env=env_for(name, env),
                       log_path=self.settings.data_dir / "logs" / f"{name}.log")
         self.children[name] = child
         return child
@@ -187,8 +196,20 @@ class Supervisor:
                 "api": ["api", "--port", str(self.api_port)],
                 "dashboard": ["dashboard", "--port", str(self.dashboard_port)],
             }.get(name, [name])
-            self._child(name, args, env).start()
-            status(name, "starting", f"log: {self.children[name].log_path}")
+            child_env = env
+            metrics = ""
+            if name in WITH_METRICS:
+                # Each process serves its metrics on a port of its own (loopback unless
+                # TRADELEDGER_METRICS_HOST says otherwise); print the URL for a scraper.
+                port = free_port()
+                host = self.settings.metrics_host
+                child_env = {**env, "TRADELEDGER_METRICS_PORT": str(port)}
+                shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+                metrics = f"  metrics: http://{shown}:{port}/metrics"
+            child = self._child(name, args, child_env)
+            child.start()
+            detail = f"log: {child.log_path}{metrics}"
+            status(name, "starting", detail)
 
     # ---- supervision ----------------------------------------------------------------
     def _watch(self) -> None:

@@ -10,7 +10,7 @@
 
   // ---------------------------------------------------------------- config & session
   TL.apiUrl = ((window.TL_CONFIG || {}).apiUrl || "").replace(/\/$/, "");
-  TL.session = null; // {token, refreshToken?, user:{id,email}}
+  TL.session = null; // {token, user:{id,email}}; the refresh token is an HttpOnly cookie
 
   function readStoredSession() {
     try {
@@ -31,7 +31,7 @@
   TL.scheduleRefresh = function () {
     clearTimeout(refreshTimer);
     const s = TL.session;
-    if (!s || !s.token || !s.refreshToken) return;
+    if (!s || !s.token) return;
     const exp = tokenExp(s.token);
     if (!exp) return;
     const wait = Math.max(5000, exp * 1000 - Date.now() - 60000);
@@ -82,12 +82,14 @@
       return true;
     }
     const s = cur || TL.session;
-    if (!s || !s.refreshToken) return false;
+    if (!s) return false;
     try {
+      // The refresh token travels only in its HttpOnly cookie (path /auth): no script,
+      // an injected one included, can read it.
       const res = await fetch(TL.apiUrl + "/auth/refresh", {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ refreshToken: s.refreshToken }),
+        headers: { Accept: "application/json", "X-Refresh-Cookie": "1" },
+        credentials: "include",
       });
       if (!res.ok) return false;
       const data = await res.json();
@@ -114,8 +116,6 @@
 
   function normaliseAuth(data) {
     const out = { token: data.token || data.accessToken || data.access_token, user: data.user };
-    const refresh = data.refreshToken || data.refresh_token;
-    if (refresh) out.refreshToken = refresh;
     if (!out.user) delete out.user;
     return out;
   }
@@ -126,6 +126,7 @@
     const method = opts.method || "GET";
     const headers = { Accept: "application/json" };
     if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+    if (path.indexOf("/auth/") === 0) headers["X-Refresh-Cookie"] = "1";
     const s = TL.getSession();
     if (opts.auth !== false && s) headers.Authorization = "Bearer " + s.token;
     let res;

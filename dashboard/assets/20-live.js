@@ -116,7 +116,7 @@
   }
 
   TL.userStream = new TL.LiveStream("user", {
-    events: ["ORDER_UPDATE", "TRADE", "POSITION"],
+    events: ["ORDER_UPDATE", "TRADE", "POSITION", "RESET"],
     url: async function (lastId) {
       const token = await TL.streamToken();
       let url = TL.apiUrl + "/api/stream?token=" + encodeURIComponent(token);
@@ -128,6 +128,7 @@
     // and the merge rules make anything seen twice a no-op.
     onOpen: function () { TL.snapshot(); },
     onEvent: function (type, data) {
+      if (type === "RESET") { TL.snapshot(); return; } // more was missed than a replay sends
       const payload = data && (data.order || data.trade || data.position) ? (data.order || data.trade || data.position) : data;
       if (type === "ORDER_UPDATE" || (type === "message" && payload.orderId && payload.status)) {
         if (mergeOrder(payload)) {

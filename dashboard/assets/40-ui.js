@@ -339,7 +339,7 @@
         if (!n) return NO();
         const s = TL.getSession();
         if (s) {
-          TL.api("/auth/logout", { method: "POST", body: s.refreshToken ? { refreshToken: s.refreshToken } : {}, credentials: "include", retry: false }).catch(function () { /* best effort */ });
+          TL.api("/auth/logout", { method: "POST", body: {}, credentials: "include", retry: false }).catch(function () { /* best effort */ });
         }
         return null;
       },

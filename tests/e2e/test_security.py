@@ -1,15 +1,30 @@
 """Security checks against a running `tradeledger up`: forged and misused tokens, other
-users' data, SQL injection and oversized input on every endpoint of the OpenAPI, login
-throttling, and a scan that no secret reaches a log, a stored event, a Kafka message or a
-response body. The scan runs last and covers every test of the session before it."""
+users' data, SQL injection and oversized input on every endpoint of the OpenAPI, hostile
+numbers under load, parallel brute force, logout then reuse, stream caps, metrics off the
+public port, the placeholder secret refused at start-up, and a scan that no secret reaches
+a log, a stored event, a Kafka message or a response body. The scan runs last and covers
+every test of the session before it.
+
+Clients of the API are told apart by address; each simulated client here sends its own
+X-Forwarded-For (uvicorn trusts it from loopback, as from a local proxy), so one test's
+budgets never throttle another's."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +49,14 @@ INJECTIONS = [
 BIG = "A" * 5000  # inside the 64 KiB body limit, far over every field's own limit
 # Secrets this module handed to the API in clear; the last test looks for each everywhere.
 PLANTED: list[str] = []
+# Tokens the API handed out: legitimately in responses, never in logs, rows or Kafka.
+TOKENS: list[str] = []
+
+
+def address() -> dict[str, str]:
+    """A header that makes the API see a new client address."""
+    return {"X-Forwarded-For": f"10.{random.randrange(256)}.{random.randrange(256)}."
+                               f"{random.randrange(1, 255)}"}
 
 
 class Recorder:
@@ -68,9 +91,11 @@ def new_user(client: httpx.Client) -> dict[str, Any]:
     password = "Sec-" + uuid.uuid4().hex
     PLANTED.append(password)
     email = f"sec-{uuid.uuid4().hex[:10]}@example.com"
-    response = client.post("/auth/register", json={"email": email, "password": password})
+    response = client.post("/auth/register", json={"email": email, "password": password},
+                           headers=address())
     assert response.status_code == 201, response.text
     body = response.json()
+    TOKENS.extend(t for t in (body["token"], body.get("refreshToken")) if t)
     return {"email": email, "password": password, "token": body["token"],
             "refresh": body.get("refreshToken"), "id": str(body["user"]["id"]),
             "headers": {"Authorization": f"Bearer {body['token']}"}}
@@ -83,7 +108,8 @@ def bearer(token: str) -> dict[str, str]:
 def claims(account_id: str, **override: Any) -> dict[str, Any]:
     now = int(time.time())
     return {"iss": ISSUER, "aud": AUDIENCE, "sub": account_id, "email": "x@example.com",
-            "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, **override}
+            "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, "sid": str(uuid.uuid4()),
+            **override}
 
 
 def b64(data: dict[str, Any]) -> str:
@@ -141,8 +167,9 @@ def test_forged_expired_and_misdirected_tokens_are_refused(
         assert response.status_code == 401
     # A correctly signed token for an account that does not exist opens nothing.
     ghost = jwt.encode(claims(str(uuid.uuid4())), secret, "HS256")
-    assert client.get("/api/me", headers=bearer(ghost)).status_code in (401, 404)
-    assert client.get("/api/trading/orders", headers=bearer(ghost)).json() == []
+    assert client.get("/api/me", headers=bearer(ghost)).status_code == 401
+    # Nor does a correctly signed token naming a session that was never started.
+    assert client.get("/api/trading/orders", headers=bearer(ghost)).status_code == 401
 
 
 # ---- other users' data ----------------------------------------------------------------------
@@ -340,7 +367,7 @@ def test_injection_strings_and_oversized_input_on_every_endpoint_never_give_500(
             cases.append(("body not JSON", {"path": url(path_defaults), "content": b"\xff{'",
                                             "headers": {"Content-Type": "application/json"}}))
         for name, case in cases:
-            headers = {**user["headers"], **case.pop("headers", {})}
+            headers = {**user["headers"], **address(), **case.pop("headers", {})}
             target = case.pop("path")
             try:
                 status = send(client, method, target, op, headers, **case)
@@ -372,19 +399,217 @@ def test_repeated_failed_logins_are_throttled_even_for_the_right_password(
     user = new_user(client)
     wrong = "Wrong-" + uuid.uuid4().hex
     PLANTED.append(wrong)
-    codes = [client.post("/auth/login", json={"email": user["email"], "password": wrong}
-                         ).status_code for _ in range(5)]
+    here = address()
+    codes = [client.post("/auth/login", json={"email": user["email"], "password": wrong},
+                         headers=here).status_code for _ in range(5)]
     assert codes == [401] * 5, codes
-    throttled = client.post("/auth/login", json={"email": user["email"], "password": wrong})
+    throttled = client.post("/auth/login", json={"email": user["email"], "password": wrong},
+                            headers=here)
     assert_refused(throttled, 429)
     assert float(throttled.headers["Retry-After"]) > 0
     right = client.post("/auth/login", json={"email": user["email"],
-                                             "password": user["password"]})
+                                             "password": user["password"]}, headers=here)
     assert right.status_code == 429, "the right password must not bypass the throttle"
     # Other accounts are not locked out by someone else's failures.
     other = new_user(client)
     assert client.post("/auth/login", json={"email": other["email"],
-                                            "password": other["password"]}).status_code == 200
+                                            "password": other["password"]},
+                       headers=here).status_code == 200
+
+
+def test_thirty_parallel_wrong_passwords_get_at_most_five_answers(
+        client: httpx.Client, running_system: RunningSystem) -> None:
+    user = new_user(client)
+    here = address()
+    wrong = "Par-" + uuid.uuid4().hex
+    PLANTED.append(wrong)
+
+    def attempt(_: int) -> int:
+        with httpx.Client(base_url=running_system.api_url, timeout=30) as own:
+            return own.post("/auth/login", json={"email": user["email"], "password": wrong},
+                            headers=here).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(attempt, range(30)))
+    assert codes.count(401) <= 5 and set(codes) <= {401, 429}, codes
+    # The same email from 30 other addresses: the per-account budget (20) holds too.
+    def spread(_: int) -> int:
+        return client.post("/auth/login", json={"email": user["email"], "password": wrong},
+                           headers=address()).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        spread_codes = list(pool.map(spread, range(30)))
+    assert spread_codes.count(401) + codes.count(401) <= 20, spread_codes
+
+
+# ---- hostile numbers --------------------------------------------------------------------------
+
+HOSTILE_NUMBERS = ["1e999999999", "1e-999999999", "-1e999999999", "9" * 4000,
+                   "0." + "0" * 3000 + "1", "1E+99999999", "\u00b2", "1" * 60 + ".5"]
+
+
+def test_hostile_numbers_are_refused_within_a_second_while_others_are_served(
+        client: httpx.Client, running_system: RunningSystem) -> None:
+    attacker, trader = new_user(client), new_user(client)
+    stop = threading.Event()
+    hostile: list[tuple[int, float, str]] = []
+
+    def flood() -> None:
+        with httpx.Client(base_url=running_system.api_url, timeout=30) as own:
+            n = 0
+            while not stop.is_set():
+                number = HOSTILE_NUMBERS[n % len(HOSTILE_NUMBERS)]
+                field = "quantity" if n % 2 else "price"
+                n += 1
+                body = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                        "quantity": "0.01", "price": "1000.00", field: number}
+                start = time.monotonic()
+                response = own.post("/api/trading/orders", json=body,
+                                    headers={**attacker["headers"], **address()})
+                hostile.append((response.status_code, time.monotonic() - start,
+                                response.text))
+
+    def calm_reads(count: int) -> list[float]:
+        seconds = []
+        for _ in range(count):
+            start = time.monotonic()
+            assert client.get("/api/trading/orders", headers=trader["headers"]).status_code == 200
+            seconds.append(time.monotonic() - start)
+        return seconds
+
+    baseline = calm_reads(30)
+    threads = [threading.Thread(target=flood) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    normal: list[float] = []
+    try:
+        time.sleep(0.5)
+        for n in range(40):
+            start = time.monotonic()
+            if n % 4 == 0:
+                response = client.post("/api/trading/orders", headers=trader["headers"], json={
+                    "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
+                    "price": "1000.00", "clientOrderId": f"calm-{uuid.uuid4().hex[:12]}"})
+                assert response.status_code == 202, response.text
+            else:
+                response = client.get("/api/trading/orders", headers=trader["headers"])
+                assert response.status_code == 200, response.text
+            normal.append(time.monotonic() - start)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert len(hostile) >= 40, len(hostile)
+    for status, seconds, text in hostile:
+        assert 400 <= status < 500, (status, text[:200])
+        assert seconds < 1.0, f"a hostile number took {seconds:.2f} s"
+        assert not any(number in text for number in HOSTILE_NUMBERS if len(number) > 8)
+    print(f"\nhostile: {len(hostile)} requests, slowest {max(s for _, s, _ in hostile):.3f} s; "
+          f"normal user under the flood: median {statistics.median(normal) * 1000:.1f} ms, "
+          f"max {max(normal) * 1000:.1f} ms; without it: median "
+          f"{statistics.median(baseline) * 1000:.1f} ms, max {max(baseline) * 1000:.1f} ms")
+
+
+# ---- sessions ---------------------------------------------------------------------------------
+
+def test_logout_then_reuse_of_every_token_is_refused(client: httpx.Client) -> None:
+    user = new_user(client)
+    stream_token = client.post("/api/stream-token", headers=user["headers"]).json()["token"]
+    assert client.post("/auth/logout", headers=user["headers"],
+                       json={"refreshToken": user["refresh"]}).status_code == 204
+    client.cookies.clear()
+    assert_refused(client.get("/api/me", headers=user["headers"]))
+    assert_refused(client.post("/api/trading/orders", headers=user["headers"], json={
+        "symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}))
+    assert_refused(client.post("/auth/refresh", json={"refreshToken": user["refresh"]}))
+    with client.stream("GET", "/api/stream", params={"token": stream_token}) as response:
+        assert response.status_code == 401
+    # Sign out everywhere and a password change end the other logins too.
+    other = new_user(client)
+    second = client.post("/auth/login", json={"email": other["email"],
+                                              "password": other["password"]},
+                         headers=address()).json()
+    TOKENS.extend([second["token"], second["refreshToken"]])
+    new_password = "Changed-" + uuid.uuid4().hex
+    PLANTED.append(new_password)
+    changed = client.post("/api/account/password", headers=other["headers"], json={
+        "currentPassword": other["password"], "newPassword": new_password})
+    assert changed.status_code == 204, changed.text
+    client.cookies.clear()
+    for token in (other["token"], second["token"]):
+        assert_refused(client.get("/api/me", headers=bearer(token)))
+    assert_refused(client.post("/auth/refresh", json={"refreshToken": second["refreshToken"]}))
+
+
+# ---- streams ----------------------------------------------------------------------------------
+
+def test_streams_are_capped_per_user_and_stream_tokens_are_single_use(
+        client: httpx.Client, running_system: RunningSystem) -> None:
+    from adapters.platform.settings import Settings
+
+    cap = Settings.model_fields["streams_per_user"].default
+    user, other = new_user(client), new_user(client)
+    token = client.post("/api/stream-token", headers=user["headers"]).json()["token"]
+    with httpx.Client(base_url=running_system.api_url,
+                      timeout=httpx.Timeout(10, read=30)) as streams:
+        opened = []
+        try:
+            first = streams.stream("GET", "/api/stream", params={"token": token})
+            opened.append(first)
+            assert first.__enter__().status_code == 200
+            again = streams.stream("GET", "/api/stream", params={"token": token})
+            with again as response:
+                assert response.status_code == 401, "a stream token opened a second stream"
+            for _ in range(cap - 1):
+                more = streams.stream("GET", "/api/stream", headers=user["headers"])
+                opened.append(more)
+                assert more.__enter__().status_code == 200
+            with streams.stream("GET", "/api/stream", headers=user["headers"]) as refused:
+                assert refused.status_code == 429
+                refused.read()
+                RECORDER.bodies.append(refused.text)
+                assert refused.json()["error"]["code"] == "too_many_streams"
+            with streams.stream("GET", "/api/stream", headers=other["headers"]) as theirs:
+                assert theirs.status_code == 200, "one user's streams held another back"
+        finally:
+            for stream in opened:
+                stream.__exit__(None, None, None)
+    time.sleep(1.0)
+    with client.stream("GET", "/api/stream", headers=user["headers"],
+                       timeout=httpx.Timeout(10, read=5)) as after:
+        assert after.status_code == 200, "closed streams did not give their slots back"
+
+
+# ---- metrics and start-up -------------------------------------------------------------------
+
+def test_metrics_are_off_the_public_port_and_printed_for_every_process(
+        client: httpx.Client, running_system: RunningSystem) -> None:
+    assert client.get("/metrics").status_code == 404
+    lines = running_system.output()
+    for name in ("api", "relay", "projector", "worker"):
+        match = re.search(rf"\]\s+{name}\s+starting\s.*metrics: (http://[\d.]+:\d+/metrics)",
+                          lines)
+        assert match, f"no metrics URL for {name} in the start-up lines:\n{lines}"
+        scraped = httpx.get(match.group(1), timeout=10)
+        assert scraped.status_code == 200 and "# TYPE" in scraped.text, name
+        assert match.group(1).startswith("http://127.0.0.1:"), "metrics must bind to loopback"
+
+
+def test_the_documented_placeholder_secret_is_refused_at_start_up(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    example = (root / ".env.example").read_text()
+    placeholder = re.search(r"^TRADELEDGER_JWT_SECRET=(.*)$", example, re.M)
+    assert placeholder
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADELEDGER_")}
+    env.update({"PYTHONPATH": str(root), "TRADELEDGER_DATA_DIR": str(tmp_path),
+                "TRADELEDGER_JWT_SECRET": placeholder.group(1)})
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "up", "--api-port", "0", "--dashboard-port", "0",
+         "--no-dashboard"], env=env, cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "TRADELEDGER_JWT_SECRET" in done.stderr
+    assert placeholder.group(1) not in done.stdout + done.stderr
+    assert not (tmp_path / "postgres").exists(), "something started before the check"
 
 
 # ---- the secret scan ------------------------------------------------------------------------
@@ -439,8 +664,12 @@ def stored_rows(db_url: str) -> tuple[int, list[str]]:
 def test_no_secret_appears_in_logs_events_kafka_messages_or_responses(
         client: httpx.Client, running_system: RunningSystem, env: dict[str, str]) -> None:
     user = new_user(client)
-    client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
-    client.post("/auth/refresh", json={"refreshToken": user["refresh"]})
+    login = client.post("/auth/login", json={"email": user["email"],
+                                             "password": user["password"]}, headers=address())
+    TOKENS.extend([login.json()["token"], login.json()["refreshToken"]])
+    refreshed = client.post("/auth/refresh", json={"refreshToken": user["refresh"]},
+                            headers=address())
+    TOKENS.extend([refreshed.json()["token"], refreshed.json()["refreshToken"]])
     keys_secret = "SK" + uuid.uuid4().hex * 2
     PLANTED.append(keys_secret)
     client.put("/api/account/exchange-keys", headers=user["headers"],
@@ -485,7 +714,12 @@ def test_no_secret_appears_in_logs_events_kafka_messages_or_responses(
     }
     leaks = [f"{what} in {where}" for what, secret in secrets.items() if len(secret) >= 8
              for where, texts in places.items() if any(secret in t for t in texts)]
+    # Tokens are in their own responses by design; nowhere else.
+    leaks += [f"token #{n} in {where}" for n, token in enumerate(TOKENS)
+              for where, texts in places.items() if where != "response bodies"
+              and any(token in t for t in texts)]
     assert not leaks, "secrets leaked:\n" + "\n".join(leaks)
-    print(f"\nscanned {len(secrets)} secrets in {len(logs)} logs, {len(rows)} rows "
+    print(f"\nscanned {len(secrets)} secrets and {len(TOKENS)} tokens in {len(logs)} logs, "
+          f"{len(rows)} rows "
           f"({event_count} events), {len(messages)} Kafka messages, "
           f"{len(RECORDER.bodies)} responses")

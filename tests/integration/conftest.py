@@ -15,6 +15,8 @@ from tests.support.api import LiveServer, TestClient
 
 @pytest.fixture
 def api_app(runtime: Runtime) -> FastAPI:
+    # The TestClient speaks plain HTTP to "testserver": a Secure cookie would never come back.
+    runtime.settings.cookie_secure = "never"
     return create_app(runtime)
 
 

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 def claims_for(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {"iss": runtime.settings.jwt_issuer, "aud": runtime.settings.jwt_audience,
-              "sub": str(uuid.uuid4()), "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+              "sub": str(uuid.uuid4()), "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex,
+              "sid": str(uuid.uuid4())}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -138,9 +139,12 @@ def test_two_tabs_refreshing_with_the_same_token_at_once_both_keep_the_login(
     second = api.post("/auth/refresh", json={"refreshToken": user.refresh_token})
     assert first.status_code == second.status_code == 200
     a, b = first.json()["refreshToken"], second.json()["refreshToken"]
-    assert a != b
-    for token in (a, b):  # both branches of the login stay usable
-        assert api.post("/auth/refresh", json={"refreshToken": token}).status_code == 200
+    # The replay gets the same successor back, not a new sibling each time (issue 16):
+    # a thief replaying within the interval gains nothing the owner does not hold.
+    assert a == b
+    third = api.post("/auth/refresh", json={"refreshToken": user.refresh_token})
+    assert third.json()["refreshToken"] == a
+    assert api.post("/auth/refresh", json={"refreshToken": a}).status_code == 200
     # Outside the reuse interval the same replay is a theft: the whole login dies.
     age_rotations(runtime, 60)
     assert api.post("/auth/refresh", json={"refreshToken": user.refresh_token}).status_code == 401
@@ -180,19 +184,21 @@ def test_expired_wrong_audience_wrong_issuer_wrong_key_and_missing_claims_are_40
         api: Any, runtime: Runtime) -> None:
     user = register(api)
     secret = runtime.jwt_secret
+    sid = jwt.decode(user.token, options={"verify_signature": False})["sid"]
 
     def status(claims: dict[str, Any], key: str = secret, alg: str = "HS256") -> int:
         return int(get_me(api, jwt.encode(claims, key, algorithm=alg)).status_code)
 
-    assert status(claims_for(runtime, sub=user.id)) == 200  # the control
-    expired = get_me(api, jwt.encode(claims_for(runtime, sub=user.id, exp=int(time.time()) - 60),
+    assert status(claims_for(runtime, sid=sid, sub=user.id)) == 200  # the control
+    expired = get_me(api, jwt.encode(claims_for(runtime, sid=sid, sub=user.id,
+                                                exp=int(time.time()) - 60),
                                      secret, algorithm="HS256"))
     assert expired.status_code == 401 and expired.json()["error"]["code"] == "token_expired"
-    assert status(claims_for(runtime, sub=user.id, aud="someone-else")) == 401
-    assert status(claims_for(runtime, sub=user.id, iss="evil")) == 401
-    assert status(claims_for(runtime, sub=user.id), key="x" * 48) == 401
-    assert status(claims_for(runtime, sub=user.id), alg="HS512") == 401
-    assert status(claims_for(runtime, sub=user.id, jti=None)) == 401
+    assert status(claims_for(runtime, sid=sid, sub=user.id, aud="someone-else")) == 401
+    assert status(claims_for(runtime, sid=sid, sub=user.id, iss="evil")) == 401
+    assert status(claims_for(runtime, sid=sid, sub=user.id), key="x" * 48) == 401
+    assert status(claims_for(runtime, sid=sid, sub=user.id), alg="HS512") == 401
+    assert status(claims_for(runtime, sid=sid, sub=user.id, jti=None)) == 401
     assert status(claims_for(runtime, sub="not-a-uuid")) == 401
     # A stream token opens streams only.
     stream_token = api.post("/api/stream-token", headers=user.headers).json()["token"]

@@ -129,12 +129,13 @@ def test_ready_reports_injected_checks_and_fails_with_503(runtime: Runtime) -> N
             "postgres": True, "broker": True, "exchange": False}}
 
 
-def test_audit_verify_reports_the_chain_and_names_an_altered_event(api: Any,
-                                                                   runtime: Runtime) -> None:
-    from adapters.api.routes import queries
+def test_audit_verify_checks_the_users_own_events_and_tells_nothing_of_others(
+        api: Any, runtime: Runtime) -> None:
+    from adapters.api.audit import latest_full_result, run_full_check
 
-    alice = register(api)
+    alice, bob = register(api), register(api)
     order_id = filled_order(api, runtime, alice, "BUY", "0.002", "90000.00", "tv1")
+    filled_order(api, runtime, bob, "BUY", "0.002", "90000.00", "tv2")
     project(runtime, audit=True)
     good = api.get("/api/audit/verify", headers=alice.headers).json()
     assert good["ok"] is True and good["checked"] >= 4
@@ -144,22 +145,48 @@ def test_audit_verify_reports_the_chain_and_names_an_altered_event(api: Any,
             f'UPDATE "{schema}".tradeledger_events SET state = convert_to(replace('
             "convert_from(state, 'UTF8'), '90000.00', '1.00'), 'UTF8') "
             "WHERE originator_id = %s AND originator_version = 4", (uuid.UUID(order_id),))
-    queries._chain_cache.clear()
+    api.app.state.ctx.user_audit.clear()
     bad = api.get("/api/audit/verify", headers=alice.headers).json()
     assert bad["ok"] is False
     assert bad["firstAlteredAggregateId"] == order_id and bad["firstAlteredVersion"] == 4
+    # Bob's events are intact, and his view names nothing of Alice's.
+    theirs = api.get("/api/audit/verify", headers=bob.headers)
+    assert theirs.json()["ok"] is True and order_id not in theirs.text
+    # The full check over every account is the background job's (and the operator's).
+    assert run_full_check(runtime.database_url, schema) is True
+    api.app.state.ctx.user_audit.clear()
+    full = latest_full_result(api.app.state.ctx.pool, schema)
+    assert full is not None and full.ok is False
+    assert order_id not in api.get("/api/audit/verify", headers=bob.headers).text
     api.cookies.clear()
     assert api.get("/api/audit/verify").status_code == 401
+
+
+def test_the_full_audit_check_runs_in_one_process_at_a_time(api: Any, runtime: Runtime) -> None:
+    from adapters.api.audit import LOCK_NAME, run_full_check
+
+    schema = runtime.settings.database_schema
+    with psycopg.connect(runtime.database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (LOCK_NAME,))
+        assert run_full_check(runtime.database_url, schema) is False  # another one runs
+        holder.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK_NAME,))
+    assert run_full_check(runtime.database_url, schema) is True
+    # A fresh result is not recomputed by the next round.
+    assert run_full_check(runtime.database_url, schema, min_age_seconds=60) is False
 
 
 def test_metrics_and_request_ids(api: Any, runtime: Runtime) -> None:
     alice = register(api)
     filled_order(api, runtime, alice, "BUY", "0.002", "90000.00", "tm1")
     project(runtime)
-    response = api.get("/metrics")
-    assert response.status_code == 200
-    assert 'tradeledger_orders{status="FILLED"} 1.0' in response.text
-    assert "tradeledger_sse_clients" in response.text
+    # No metrics on the public port (issue 16): they are on the loopback metrics port.
+    assert api.get("/metrics").status_code == 404
+    from prometheus_client import generate_latest
+
+    text = generate_latest().decode()
+    assert 'tradeledger_projected_events_total{event="OrderFilled"}' in text \
+        or "tradeledger_projected_events_total" in text
+    assert "tradeledger_sse_clients" in text
     assert len(api.get("/health").headers["x-request-id"]) == 16
     assert api.get("/health", headers={"X-Request-ID": "abc-123"}).headers[
         "x-request-id"] == "abc-123"

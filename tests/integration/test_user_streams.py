@@ -151,7 +151,9 @@ def test_keys_refused_on_the_subscription_show_on_the_account_and_are_not_retrie
     with TestClient(create_app(stack.rt)) as client:
         user = register(client)  # only to get a token; then look at the account above
         tokens = client.app.state.ctx.tokens
-        token = tokens.access_token(account_id, stack.app.get_account(account_id).email)
+        _, session_id = client.app.state.ctx.auth_store.issue(account_id)  # a signed-in session
+        token = tokens.access_token(account_id, stack.app.get_account(account_id).email,
+                                    session_id)
         me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()
         assert user.id != str(account_id)
     keys = me["exchangeKeys"]

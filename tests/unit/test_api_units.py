@@ -40,9 +40,9 @@ def service() -> TokenService:
 
 def test_token_round_trip_and_stream_tokens_are_a_different_audience() -> None:
     tokens, account = service(), uuid.uuid4()
-    principal = tokens.verify(tokens.access_token(account, "a@b.io"))
+    principal = tokens.verify(tokens.access_token(account, "a@b.io", uuid.uuid4()))
     assert principal.account_id == account and principal.email == "a@b.io"
-    stream = tokens.stream_token(account, "a@b.io")
+    stream = tokens.stream_token(account, "a@b.io", uuid.uuid4())
     assert tokens.verify(stream, audience=STREAM_AUDIENCE).account_id == account
     with pytest.raises(ApiError) as refused:
         tokens.verify(stream)
@@ -53,7 +53,7 @@ def test_token_round_trip_and_stream_tokens_are_a_different_audience() -> None:
 
 def test_a_cached_token_is_still_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = service()
-    token = tokens.access_token(uuid.uuid4(), "a@b.io")
+    token = tokens.access_token(uuid.uuid4(), "a@b.io", uuid.uuid4())
     assert tokens.verify(token) is tokens.verify(token)  # the second came from the cache
     later = time.time() + 16 * 60
     calls: list[str] = []

@@ -72,3 +72,33 @@ def test_settings_survive_the_trip_through_a_child_process_environment(
     again = Settings(_env_file=None)  # type: ignore[call-arg]
     assert again.model_dump() == original.model_dump()
     assert again.jwt_secret is not None and again.jwt_secret.get_secret_value() == "s" * 40
+
+
+def _service_block(name: str) -> str:
+    text = compose()
+    start = re.search(rf"^  {re.escape(name)}:\s*$", text, re.M)
+    assert start
+    rest = text[start.end():]
+    end = re.search(r"^  [a-z-]+:\s*$|^[a-z]", rest, re.M)
+    return rest[:end.start()] if end else rest
+
+
+def test_compose_gives_each_secret_only_to_the_processes_that_use_it() -> None:
+    anchor = compose().split("services:", 1)[0]
+    assert "MASTER_KEYS" not in anchor and "JWT_SECRET" not in anchor
+    users = {"TRADELEDGER_JWT_SECRET": {"api"},
+             "TRADELEDGER_MASTER_KEYS": {"api", "worker"}}
+    for service in ("api", "relay", "worker", "projector", "dashboard", "paper-exchange"):
+        block = _service_block(service)
+        for secret, allowed in users.items():
+            assert (secret in block) == (service in allowed), (service, secret)
+
+
+def test_up_hands_secrets_only_to_the_children_that_use_them() -> None:
+    from adapters.processes.supervisor import env_for
+
+    env = {"TRADELEDGER_JWT_SECRET": "j", "TRADELEDGER_MASTER_KEYS": "m", "PATH": "/bin"}
+    assert env_for("api", env) == env
+    assert env_for("worker", env) == {"TRADELEDGER_MASTER_KEYS": "m", "PATH": "/bin"}
+    for name in ("relay", "projector", "dashboard", "paper-exchange"):
+        assert env_for(name, env) == {"PATH": "/bin"}

@@ -9,10 +9,9 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from adapters.api.deps import ApiContext, Ctx, ReadyCheck
-from domain.values import OrderStatus
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -60,25 +59,3 @@ async def ready(ctx: Ctx) -> Any:
     ok = all(results)
     return JSONResponse({"status": "ready" if ok else "not_ready", "checks": outcome},
                         status_code=200 if ok else 503)
-
-
-@router.get("/metrics", include_in_schema=False)
-def metrics(ctx: Ctx) -> Response:
-    """Prometheus metrics of this API process, with orders by status read at scrape time."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    from adapters.platform.metrics import ORDERS_BY_STATUS
-
-    if ctx.pool is not None:
-        schema = ctx.runtime.settings.database_schema
-        try:
-            with ctx.pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
-                rows = conn.execute(
-                    f'SELECT status, count(*) FROM "{schema}".orders_view GROUP BY status'  # noqa: S608 - schema is validated at start-up
-                ).fetchall()
-            counts = {str(status): int(n) for status, n in rows}
-            for status in OrderStatus:
-                ORDERS_BY_STATUS.labels(status=status.value).set(counts.get(status.value, 0))
-        except Exception as exc:  # the read model may not exist yet: serve the rest anyway
-            log.debug("orders-by-status unavailable: %s", exc)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
