@@ -88,7 +88,7 @@ def read_truth(env: dict[str, str], order_ids: list[str]) -> dict[str, dict[str,
                 "time_in_force": order.time_in_force, "filled_quantity": order.filled_quantity,
                 "trade_ids": list(order.trade_ids), "exchange_order_id": order.exchange_order_id,
                 "version": order.version, "reject_code": order.reject_code,
-                "reject_reason": order.reject_reason}
+                "reject_reason": order.reject_reason, "submitted": order.submitted}
     return truth
 
 
@@ -198,8 +198,10 @@ def _binance_rules(order: PlannedOrder, truth: dict[str, Any], snap: Snapshot) -
     """What Binance's harsher habits must never cost: an order rejected for a rate limit (a
     429/418 means "not executed, wait", never "rejected"), and a MARKET order sent twice or
     never (its outcome is proven, not guessed). The exceptions leave no exchange order: one
-    the exchange itself refused (e.g. for the balance), and one proven never to have reached
-    it (NOT_SENT: a `hang` that does not execute)."""
+    never sent (canceled while it waited, or every send refused before execution: a 429),
+    one the exchange itself refused (e.g. for the balance), and one proven never to have
+    reached it (REJECTED NOT_SENT, or CANCELED once that was proven: a `hang` that does not
+    execute)."""
     where = f"order {order.order_id} ({order.kind})"
     problems: list[str] = []
     code = str(truth.get("reject_code") or "")
@@ -208,9 +210,10 @@ def _binance_rules(order: PlannedOrder, truth: dict[str, Any], snap: Snapshot) -
                         f"{truth.get('reject_reason')}")
     if truth["type"] == "MARKET":
         sent = len(snap.exchange_orders.get(exchange_client_order_id(order.order_id or ""), []))
-        refused = (truth["status"] == "REJECTED" and sent == 0
-                   and (code.startswith("-") or code == "NOT_SENT"))
-        if sent != 1 and not refused:
+        never_sent = sent == 0 and (
+            not truth.get("submitted", True) or truth["status"] == "CANCELED"
+            or (truth["status"] == "REJECTED" and (code.startswith("-") or code == "NOT_SENT")))
+        if sent != 1 and not never_sent:
             problems.append(f"{where} is {sent} exchange orders, not one (status "
                             f"{truth['status']}, reject code {code or None})")
     return problems

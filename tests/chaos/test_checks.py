@@ -133,6 +133,13 @@ def test_a_market_order_that_is_no_exchange_order_is_caught_unless_provably_neve
                    for p in check_orders(plan, rejected(snap, "-2010"))[0])
     lost = rejected(snap, "EXCHANGE_REJECTED")
     assert any("is 0 exchange orders, not one" in p for p in check_orders(plan, lost)[0])
+    unsent = rejected(snap, "EXCHANGE_REJECTED")
+    unsent.truth[ORDER_ID]["submitted"] = False  # every send refused before execution
+    assert not any("exchange orders, not one" in p for p in check_orders(plan, unsent)[0])
+    canceled = rejected(snap, "")
+    canceled.truth[ORDER_ID].update(status="CANCELED", reject_code=None)
+    canceled.orders[ORDER_ID].update(status="CANCELED")
+    assert not any("exchange orders, not one" in p for p in check_orders(plan, canceled)[0])
     twice = copy.deepcopy(snap)
     cid = exchange_client_order_id(ORDER_ID)
     twice.exchange_orders[cid].append({**twice.exchange_orders[cid][0], "order_id": 8})
