@@ -73,14 +73,38 @@ def export_json(order: dict[str, Any] | None, events: list[dict[str, Any]]) -> s
     return json.dumps({"order": order, "events": events}, indent=2, default=str)
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
 def export_csv(events: list[dict[str, Any]]) -> str:
+    """One row per event, one column per payload field (a spreadsheet can filter them)."""
+    keys = sorted({k for e in events for k in (e.get("payload") or {})})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["version", "type", "time", "actor", "payload"])
+    writer.writerow(["version", "type", "time", "actor", *keys])
     for e in events:
+        payload = e.get("payload") or {}
         writer.writerow([e.get("version"), e.get("type"), e.get("time"), e.get("actor"),
-                         json.dumps(e.get("payload") or {}, sort_keys=True, default=str)])
+                         *(_cell(payload.get(k)) for k in keys)])
     return buffer.getvalue()
+
+
+def state_table(state: dict[str, Any]) -> html.Table:
+    """The order at one version as a two-column table (field, value)."""
+    rows = []
+    for key, value in state.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}: {v}" for k, v in value.items()) or "—"
+        else:
+            text = "—" if value is None else str(value)
+        rows.append(html.Tr([html.Th(key), html.Td(text, className="mono",
+                                                   **{"data-field": key})]))
+    return html.Table(html.Tbody(rows), className="data-table state-table")
 
 
 def valid_order_id(value: object) -> str | None:
@@ -158,7 +182,17 @@ def register(app: dash.Dash, api_url: str) -> None:
                 f"/api/trading/orders/{data['orderId']}", {"asOf": str(version)})
         except ApiClientError as exc:
             return f"cannot read version {version}: {exc.message}", dash.no_update
-        return json.dumps(state, indent=2), timeline(data["events"], int(version))
+        return state_table(state), timeline(data["events"], int(version))
+
+    @app.callback(Output("url", "pathname", allow_duplicate=True),
+                  Input("audit-order", "value"), State("route", "data"),
+                  prevent_initial_call=True)
+    def _order_in_url(order_id: str | None, route: dict[str, Any] | None) -> str:
+        """The audited order goes into the URL, so it can be shared and reloaded."""
+        if (not order_id or not route or route.get("page") != "audit"
+                or route.get("orderId") == order_id or valid_order_id(order_id) is None):
+            raise dash.exceptions.PreventUpdate
+        return f"/audit/{order_id}"
 
     @app.callback(Output("audit-download", "data"),
                   Input("audit-export-json", "n_clicks"), Input("audit-export-csv", "n_clicks"),

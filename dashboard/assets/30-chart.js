@@ -120,8 +120,15 @@
     if (showRsi) {
       data.push({ type: "scatter", mode: "lines", name: "RSI 14", x: x, y: rsi(close, 14), yaxis: "y3", line: { color: "#ec4899", width: 1.2 } });
     }
-    // The user's fills on this symbol, inside the visible window.
+    // The user's fills on this symbol, inside the visible window, each on the candle it
+    // happened in: a fill's own time, later than the last candle's open, would widen the
+    // x axis and leave a blank strip on the right.
     const t0 = x.length ? x[0] : 0;
+    const step = x.length > 1 ? x[x.length - 1] - x[x.length - 2] : 0;
+    const tLast = x.length ? x[x.length - 1] : Infinity;
+    const onCandle = function (t) {
+      return Math.min(tLast, step > 0 ? t0 + Math.floor((tradeTime(t) - t0) / step) * step : tradeTime(t));
+    };
     const fills = Array.from(TL.state.trades.values()).filter(function (t) {
       return t.symbol === chart.symbol && tradeTime(t) >= t0;
     });
@@ -130,7 +137,7 @@
       if (!f.length) return;
       data.push({
         type: "scatter", mode: "markers", name: side === "BUY" ? "Buys" : "Sells",
-        x: f.map(tradeTime), y: f.map(function (t) { return parseFloat(t.price); }),
+        x: f.map(onCandle), y: f.map(function (t) { return parseFloat(t.price); }),
         text: f.map(function (t) { return side + " " + t.quantity + " @ " + t.price; }),
         hovertemplate: "%{text}<extra></extra>",
         marker: {
@@ -145,7 +152,9 @@
     // orders get a marker on the chart's top or bottom edge instead.
     let lo = Infinity, hi = -Infinity;
     c.forEach(function (k) { if (k.l < lo) lo = k.l; if (k.h > hi) hi = k.h; });
-    const pad = (hi - lo) * 0.15;
+    // Near the market (within 5 % of the last close) an order is always a line.
+    const lastClose = c.length ? c[c.length - 1].c : 0;
+    const pad = Math.max((hi - lo) * 0.15, lastClose * 0.05);
     Array.from(TL.state.orders.values()).forEach(function (o) {
       if (o.symbol !== chart.symbol || !TL.isOpen(o) || !o.price || String(o.type).toUpperCase() !== "LIMIT") return;
       const color = String(o.side).toUpperCase() === "BUY" ? pal.up : pal.down;
@@ -185,8 +194,19 @@
   }
 
   // Full render through Dash (a new symbol, timeframe, indicator set or theme).
+  // Indicators need a minimum of candles; say so instead of drawing an empty line.
+  const NEEDS = { sma: 20, ema: 20, bb: 20, rsi: 15 };
+  const NAMES = { sma: "SMA 20", ema: "EMA 20", bb: "Bollinger", rsi: "RSI 14" };
+  function indicatorNote() {
+    const short = chart.indicators.filter(function (i) { return NEEDS[i] && chart.candles.length < NEEDS[i]; });
+    if (!short.length || !chart.candles.length) return "";
+    return short.map(function (i) { return NAMES[i]; }).join(", ") + " need" + (short.length > 1 ? "" : "s") +
+      " at least " + Math.max.apply(null, short.map(function (i) { return NEEDS[i]; })) +
+      " candles; this timeframe has " + chart.candles.length + ". Pick a shorter timeframe.";
+  }
   chart.render = function () {
     if (!chart.symbol) return;
+    TL.setStore("chart-note", { children: indicatorNote() });
     const fig = chart.figure();
     TL.setStore("price-chart", { figure: fig });
   };
