@@ -11,7 +11,7 @@ from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, State
+from dash import Input, Output, State, callback
 
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
@@ -147,26 +147,32 @@ def build_figures(analytics: dict[str, Any], orders: list[dict[str, Any]],
     return figures, summary
 
 
-def register(app: dash.Dash, api_url: str) -> None:
-    """Fetch and draw the analytics whenever the page is shown or refreshed."""
-    outputs = [Output(i, "figure") for i in
-               ("an-pnl", "an-volume", "an-latency", "an-status", "an-throughput")]
+_api_url = ""
 
-    @app.callback(*outputs, Output("analytics-summary", "children"),
-                  Output("analytics-error", "children"),
-                  Input("route", "data"), Input("analytics-refresh", "n_clicks"),
-                  State("auth", "data"))
-    def _draw(route: dict[str, Any] | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
-        if not route or route.get("page") != "analytics" or not token_of(auth):
-            raise dash.exceptions.PreventUpdate
-        client = ApiClient(api_url, token_of(auth))
-        try:
-            analytics = client.get("/api/analytics")
-            orders = client.get("/api/trading/orders", {"limit": 500})
-            trades = client.get("/api/trading/trades", {"limit": 500})
-            positions = client.get("/api/trading/positions")
-            history = client.get("/api/trading/positions/history", {"limit": 5000})
-        except ApiClientError as exc:
-            return (*([dash.no_update] * 5), "", f"Analytics unavailable: {exc.message}")
-        figures, summary = build_figures(analytics, orders, trades, positions, history)
-        return (*figures, summary, "")
+
+def configure(api_url: str) -> None:
+    """Tell the callbacks where the server reaches the API."""
+    global _api_url
+    _api_url = api_url.rstrip("/")
+
+
+@callback(*[Output(i, "figure") for i in
+            ("an-pnl", "an-volume", "an-latency", "an-status", "an-throughput")],
+          Output("analytics-summary", "children"), Output("analytics-error", "children"),
+          Input("route", "data"), Input("analytics-refresh", "n_clicks"),
+          State("auth", "data"))
+def draw(route: dict[str, Any] | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
+    """Fetch and draw the analytics whenever the page is shown or refreshed."""
+    if not route or route.get("page") != "analytics" or not token_of(auth):
+        raise dash.exceptions.PreventUpdate
+    client = ApiClient(_api_url, token_of(auth))
+    try:
+        analytics = client.get("/api/analytics")
+        orders = client.get("/api/trading/orders", {"limit": 500})
+        trades = client.get("/api/trading/trades", {"limit": 500})
+        positions = client.get("/api/trading/positions")
+        history = client.get("/api/trading/positions/history", {"limit": 5000})
+    except ApiClientError as exc:
+        return (*([dash.no_update] * 5), "", f"Analytics unavailable: {exc.message}")
+    figures, summary = build_figures(analytics, orders, trades, positions, history)
+    return (*figures, summary, "")

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import dash
 from dash import ClientsideFunction, Input, Output, State
 
-from dashboard import account_view, alerts_view, analytics_view, audit_view
+from dashboard import account_view, alerts_view, analytics_view, audit_view, grids
 from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
 
 ASSETS = Path(__file__).parent / "assets"
@@ -53,11 +53,12 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     app.index_string = _INDEX.replace("__CONFIG__", _config_script(browser_api))
     app.layout = lambda: serve_layout(browser_api)
     _register_clientside(app)
-    # account_view and alerts_view declare module-level @callbacks; they only need the URL.
+    # The views declare module-level @callbacks; they only need the API's URL.
     account_view.configure(api_url)
     alerts_view.configure(api_url)
-    analytics_view.register(app, api_url.rstrip("/"))
-    audit_view.register(app, api_url.rstrip("/"))
+    grids.configure(api_url)
+    analytics_view.configure(api_url)
+    audit_view.configure(api_url)
     _send_csp(app, browser_api)
     return app
 
@@ -181,7 +182,7 @@ def _register_clientside(app: dash.Dash) -> None:
     cb(_cs("logout"), Output("auth", "data", allow_duplicate=True),
        Input("logout-btn", "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output("theme-toggle", "children"), Input("theme-toggle", "n_clicks"))
-    cb(_cs("ordersTable"), Output("orders-table", "children"), Input("orders-store", "data"))
+    cb(_cs("orderRows"), Output("orders-grid", "rowData"), Input("orders-store", "data"))
     cb(_cs("tradesTable"), Output("trades-table", "children"), Input("trades-store", "data"))
     cb(_cs("positionsTable"), Output("positions-table", "children"),
        Input("positions-store", "data"))

@@ -10,6 +10,8 @@ from typing import Any
 
 from dash import dcc, html
 
+from dashboard.grids import orders_grid
+
 DEFAULT_SYMBOL = "BTCUSDT"
 TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
 INDICATORS = (("SMA 20", "sma"), ("EMA 20", "ema"), ("Bollinger", "bb"), ("RSI 14", "rsi"))
@@ -219,7 +221,7 @@ def trade_page() -> html.Div:
                     dcc.Tab(label="Positions", value="positions", id="tab-positions",
                             children=html.Div(id="positions-table", className="table-wrap")),
                     dcc.Tab(label="Orders", value="orders", id="tab-orders",
-                            children=html.Div(id="orders-table", className="table-wrap")),
+                            children=orders_grid()),
                     dcc.Tab(label="Trades", value="trades", id="tab-trades",
                             children=html.Div(id="trades-table", className="table-wrap")),
                 ]),
@@ -355,6 +357,7 @@ def serve_layout(public_api_url: str) -> html.Div:
         # balance source and the Account page read it.
         dcc.Store(id="me-store"),
         dcc.Store(id="me-refresh", data=0),
+        dcc.Store(id="cancel-result"),
         header(),
         html.Main(className="app-main", children=[
             login_page(), register_page(), trade_page(), analytics_page(), audit_page(),

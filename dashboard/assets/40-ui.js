@@ -84,20 +84,8 @@
     TL.setStore("alerts-refresh", { data: Date.now() });
   };
 
-  // ---------------------------------------------------------------- cancel buttons, keys
+  // ---------------------------------------------------------------- % buttons, keys
   document.addEventListener("click", function (ev) {
-    const btn = ev.target.closest ? ev.target.closest("[data-cancel-order]") : null;
-    if (btn) {
-      const id = btn.getAttribute("data-cancel-order");
-      btn.disabled = true;
-      btn.textContent = "Canceling…";
-      TL.api("/api/trading/orders/" + id, { method: "DELETE" }).catch(function (e) {
-        btn.disabled = false;
-        btn.textContent = "Cancel";
-        TL.toast("Cancel refused", errorText(e), "error");
-      });
-      return;
-    }
     const pct = ev.target.closest ? ev.target.closest("[data-pct]") : null;
     if (pct) {
       window.dash_clientside.set_props("ticket-pct", { value: Number(pct.getAttribute("data-pct")) });
@@ -433,31 +421,9 @@
         return nowDark ? "☀" : "☾";
       },
 
-      ordersTable: function (list) {
-        const rows = (list || []).map(function (o) {
-          const dp = TL.priceDp(o.symbol);
-          const open = TL.isOpen(o) && String(o.status).toUpperCase() !== "CANCEL_REQUESTED";
-          return h("Tr", { id: "order-" + o.orderId, className: "row-" + String(o.status).toLowerCase() }, [
-            h("Td", {}, TL.fmtTime(o.createdAt)),
-            h("Td", {}, o.symbol),
-            h("Td", { className: String(o.side).toUpperCase() === "BUY" ? "up" : "down" }, o.side),
-            h("Td", {}, o.type),
-            h("Td", { className: "mono" }, o.price ? num(o.price, dp) : "market"),
-            h("Td", { className: "mono" }, num(o.quantity)),
-            h("Td", { className: "mono" }, num(o.filledQuantity)),
-            h("Td", { className: "mono" }, o.averagePrice ? num(o.averagePrice, dp) : "—"),
-            h("Td", {}, [
-              h("Span", { className: cls(o.status) + (o.outcome === "UNKNOWN" ? " status-unknown" : ""),
-                          title: o.statusDetail || o.rejectReason || "" },
-                o.outcome === "UNKNOWN" ? o.status + " · outcome unknown, checking" : o.status),
-              // The reason is part of the row, not a hover tooltip.
-              o.rejectReason ? h("Div", { className: "reject-reason" }, friendly(o.rejectReason)) : null,
-            ]),
-            h("Td", { className: "mono" }, latency(o)),
-            h("Td", {}, open ? h("Button", { className: "btn tiny cancel-btn", "data-cancel-order": o.orderId }, "Cancel") : ""),
-          ]);
-        });
-        return table(["Time", "Symbol", "Side", "Type", "Price", "Qty", "Filled", "Avg price", "Status", "Latency", ""], rows, "No orders yet.");
+      // Orders into the grid's rows; AG Grid keys them by orderId and updates in place.
+      orderRows: function (list) {
+        return (list || []).map(function (o) { return TL.orderRow(o, latency); });
       },
 
       tradesTable: function (list) {

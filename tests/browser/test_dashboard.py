@@ -98,7 +98,7 @@ def test_register_login_market_order_fills_live_without_reload(
     page.wait_for_selector("#orders-table .status-filled", timeout=FILL_TIMEOUT_MS)
     # The ticket's message follows the order to its outcome.
     page.wait_for_selector("#ticket-message.ok:has-text('filled')", timeout=FILL_TIMEOUT_MS)
-    row = page.inner_text("#orders-table tbody tr:first-child")
+    row = page.inner_text("#orders-table .ag-row[row-index='0']")
     assert "MARKET" in row and "FILLED" in row
     page.click("#tab-trades")
     page.wait_for_selector("#trades-table tbody tr")
@@ -194,7 +194,7 @@ def test_cancel_a_limit_order(page: Any, urls: Urls) -> None:
     price = price_below_market(page)
     message = place(page, "0.001", price=price)
     assert "sent" in message or "on the book" in message, message
-    row = page.locator("#orders-table tbody tr", has_text=price[:5]).first
+    row = page.locator("#orders-table .ag-row", has_text=price[:5]).first
     row.locator(".status-new, .status-accepted").wait_for(timeout=FILL_TIMEOUT_MS)
     # The open order is drawn on the chart (a line, or an edge label when far off).
     page.wait_for_function(
@@ -215,7 +215,7 @@ def test_two_tabs_both_update(context: Any, page: Any, urls: Urls) -> None:
     price = price_below_market(page, "0.7")
     place(page, "0.001", price=price)
     for tab in (page, other):
-        tab.locator("#orders-table tbody tr", has_text=price[:5]).first.wait_for(
+        tab.locator("#orders-table .ag-row", has_text=price[:5]).first.wait_for(
             timeout=FILL_TIMEOUT_MS)
     place(page, "0.001")
     for tab in (page, other):
@@ -301,7 +301,7 @@ def test_tables_catch_up_after_a_lost_stream_without_duplicates(page: Any, urls:
     wait_chart(page, "BTCUSDT")
     first = price_below_market(page, "0.7")
     place(page, "0.001", price=first)
-    page.locator("#orders-table tbody tr", has_text=first[:5]).first.wait_for()
+    page.locator("#orders-table .ag-row", has_text=first[:5]).first.wait_for()
 
     # The connection drops; meanwhile another client places an order.
     page.evaluate("() => TL.userStream.close()")
@@ -316,9 +316,10 @@ def test_tables_catch_up_after_a_lost_stream_without_duplicates(page: Any, urls:
 
     page.evaluate("() => TL.userStream.open()")
     wait_live(page)
-    page.locator("#orders-table tbody tr", has_text=second[:5]).first.wait_for()
+    page.locator("#orders-table .ag-row", has_text=second[:5]).first.wait_for()
     page.wait_for_timeout(1500)  # let any replayed event arrive
-    ids = page.eval_on_selector_all("#orders-table tbody tr", "rows => rows.map(r => r.id)")
+    ids = page.eval_on_selector_all("#orders-table .ag-row",
+                                    "rows => rows.map(r => r.getAttribute('row-id'))")
     assert len(ids) == 2 and len(set(ids)) == 2, ids
 
 

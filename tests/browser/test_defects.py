@@ -124,7 +124,7 @@ def test_3_a_rejected_order_says_so_with_its_reason(page: Any, urls: Urls) -> No
                            timeout=FILL_TIMEOUT_MS)
     assert "insufficient balance" in page.inner_text("#ticket-message").lower()
     # The reason is in the row itself, not only in a tooltip.
-    page.wait_for_selector("#orders-table tr.row-rejected .reject-reason:has-text('balance')")
+    page.wait_for_selector("#orders-table .reject-reason:has-text('balance')")
 
 
 def test_8_the_ticket_message_never_goes_stale(page: Any, urls: Urls,
@@ -214,16 +214,16 @@ def test_6_far_from_the_market_or_by_keystroke_an_order_asks_first(page: Any,
     page.click("#confirm-no")
     page.wait_for_selector("#confirm-box", state="hidden")
     page.wait_for_timeout(800)
-    assert page.locator("#orders-table tbody tr").count() == 0
+    assert page.locator("#orders-table .ag-row").count() == 0
     # Shift+Enter asks too; confirming places the order.
     price = price_below_market(page, "0.95")
     fill_ticket(page, "0.001", price=price)
     page.focus("#ticket-qty")
     page.keyboard.press("Shift+Enter")
     page.wait_for_selector("#confirm-box:has-text('Place BUY 0.001 BTCUSDT')")
-    assert page.locator("#orders-table tbody tr").count() == 0
+    assert page.locator("#orders-table .ag-row").count() == 0
     page.click("#confirm-yes")
-    page.locator("#orders-table tbody tr", has_text=price[:5]).first.wait_for(
+    page.locator("#orders-table .ag-row", has_text=price[:5]).first.wait_for(
         timeout=FILL_TIMEOUT_MS)
 
 
@@ -308,7 +308,7 @@ def test_11_smaller_defects(page: Any, urls: Urls) -> None:
         "(p) => (document.querySelector('#price-chart .js-plotly-plot').layout.shapes || [])"
         ".some(s => Math.abs(s.y0 - parseFloat(p)) < 0.01)", arg=price, timeout=FILL_TIMEOUT_MS)
     # Its latency is the time to reach the book, not the time it rests there.
-    page.wait_for_selector("#orders-table tbody tr td:has-text('to book')",
+    page.wait_for_selector("#orders-table .ag-cell:has-text('to book')",
                            timeout=FILL_TIMEOUT_MS)
     # A fill sits on its candle: no blank strip right of the chart.
     place(page, "0.001")

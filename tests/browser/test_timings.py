@@ -71,10 +71,10 @@ def test_time_two_tabs_agree(context: Any, page: Any, urls: Urls) -> None:
     wait_chart(page, "BTCUSDT")
     price = price_below_market(page, "0.7")
     place_only(page, "0.001", price=price)
-    page.locator("#orders-table tbody tr", has_text=price[:5]).first.wait_for(
+    page.locator("#orders-table .ag-row", has_text=price[:5]).first.wait_for(
         timeout=FILL_TIMEOUT_MS)
     start = time.monotonic()
-    other.locator("#orders-table tbody tr", has_text=price[:5]).first.wait_for(
+    other.locator("#orders-table .ag-row", has_text=price[:5]).first.wait_for(
         timeout=FILL_TIMEOUT_MS)
     record("two_tabs_agree", time.monotonic() - start)
 
@@ -108,6 +108,6 @@ def test_time_api_kill_recovery(page: Any, urls: Urls, console: ConsoleLog,
     # No update lost: an order placed right after recovery fills in the table.
     price = price_below_market(page, "0.7")
     place_only(page, "0.001", price=price)
-    page.locator("#orders-table tbody tr", has_text=price[:5]).first.wait_for(
+    page.locator("#orders-table .ag-row", has_text=price[:5]).first.wait_for(
         timeout=FILL_TIMEOUT_MS)
     assert re.search(r"cannot reach", page.inner_text("#ticket-message")) is None
