@@ -183,6 +183,6 @@ def _register_clientside(app: dash.Dash) -> None:
        Input("logout-btn", "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output("theme-toggle", "children"), Input("theme-toggle", "n_clicks"))
     cb(_cs("orderRows"), Output("orders-grid", "rowData"), Input("orders-store", "data"))
-    cb(_cs("tradesTable"), Output("trades-table", "children"), Input("trades-store", "data"))
-    cb(_cs("positionsTable"), Output("positions-table", "children"),
+    cb(_cs("tradeRows"), Output("trades-grid", "rowData"), Input("trades-store", "data"))
+    cb(_cs("positionRows"), Output("positions-grid", "rowData"),
        Input("positions-store", "data"))

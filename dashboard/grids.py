@@ -45,23 +45,65 @@ ORDER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+TRADE_COLUMNS: list[dict[str, Any]] = [
+    {"field": "time", "headerName": "Time", "minWidth": 140, "filter": False},
+    {"field": "symbol", "headerName": "Symbol", "minWidth": 96},
+    {"field": "side", "headerName": "Side", "minWidth": 76, "cellClass": {"function":
+        "params.value === 'BUY' ? 'up' : 'down'"}},
+    {"field": "price", "headerName": "Price", "minWidth": 90, **_NUMBER},
+    {"field": "quantity", "headerName": "Qty", "minWidth": 80, **_NUMBER},
+    {"field": "total", "headerName": "Total", "minWidth": 90, **_NUMBER},
+    {"field": "fee", "headerName": "Fee", "minWidth": 170, **_NUMBER},
+    {"field": "role", "headerName": "Role", "minWidth": 80},
+]
+_PNL = {"cellClass": {"function": "'mono ' + (params.value && params.value[0] === '-' ? "
+                                  "'down' : (params.value && params.value !== '0.00' && "
+                                  "params.value !== '—' ? 'up' : ''))"}, "filter": False}
+POSITION_COLUMNS: list[dict[str, Any]] = [
+    {"field": "symbol", "headerName": "Symbol", "minWidth": 96},
+    {"field": "size", "headerName": "Size", "minWidth": 90, **_NUMBER},
+    {"field": "entry", "headerName": "Entry", "minWidth": 100, **_NUMBER},
+    {"field": "mark", "headerName": "Mark", "minWidth": 100, **_NUMBER},
+    {"field": "unrealized", "headerName": "Unrealized PnL", "minWidth": 120, **_PNL},
+    {"field": "realized", "headerName": "Realized PnL", "minWidth": 110, **_PNL},
+    {"field": "fees", "headerName": "Fees (quote)", "minWidth": 140, **_NUMBER},
+]
+
+
+def _grid(grid_id: str, columns: list[dict[str, Any]], row_id: str, empty: str,
+          file_name: str) -> Any:
+    return dag.AgGrid(
+        id=grid_id, columnDefs=columns, rowData=[], getRowId=row_id,
+        defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
+                       "suppressHeaderMenuButton": True},
+        dashGridOptions={"animateRows": False, "localeText": {"noRowsToShow": empty},
+                         "suppressCellFocus": True},
+        csvExportParams={"fileName": file_name}, className="ag-theme-tl",
+        style={"height": "320px"},
+    )
+
+
+def trades_grid() -> html.Div:
+    """The Trades grid (rows from the trades-store through `tl.tradeRows`)."""
+    return html.Div(id="trades-table", className="grid-wrap", children=[
+        _grid("trades-grid", TRADE_COLUMNS, "params.data.rowId", "No trades yet.",
+              "trades.csv"),
+    ])
+
+
+def positions_grid() -> html.Div:
+    """The Positions grid (rows from the positions-store through `tl.positionRows`)."""
+    return html.Div(id="positions-table", className="grid-wrap", children=[
+        _grid("positions-grid", POSITION_COLUMNS, "params.data.symbol", "No positions yet.",
+              "positions.csv"),
+    ])
+
+
 def orders_grid() -> html.Div:
     """The Orders grid (rows come from the orders-store through `tl.orderRows`)."""
     return html.Div(id="orders-table", className="grid-wrap", children=[
-        dag.AgGrid(
-            id="orders-grid",
-            columnDefs=ORDER_COLUMNS,
-            rowData=[],
-            getRowId="params.data.orderId",
-            defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
-                           "suppressHeaderMenuButton": True},
-            dashGridOptions={"animateRows": False, "domLayout": "normal",
-                             "localeText": {"noRowsToShow": "No orders yet."},
-                             "suppressCellFocus": True},
-            csvExportParams={"fileName": "orders.csv"},
-            className="ag-theme-tl",
-            style={"height": "320px"},
-        ),
+        _grid("orders-grid", ORDER_COLUMNS, "params.data.orderId", "No orders yet.",
+              "orders.csv"),
         html.Button("Export CSV", id="orders-export", className="btn tiny grid-export",
                     n_clicks=0),
     ])
@@ -70,7 +112,7 @@ def orders_grid() -> html.Div:
 @callback(Output("orders-grid", "exportDataAsCsv"), Input("orders-export", "n_clicks"),
           prevent_initial_call=True)
 def export_orders(_n: int) -> bool:
-    """Download the grid's rows as CSV (sorted and filtered as shown)."""
+    """Download the orders as CSV (sorted and filtered as shown)."""
     return True
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from dash import dcc, html
 
-from dashboard.grids import orders_grid
+from dashboard.grids import orders_grid, positions_grid, trades_grid
 
 DEFAULT_SYMBOL = "BTCUSDT"
 TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
@@ -219,11 +219,11 @@ def trade_page() -> html.Div:
             html.Div(className="panel tables-panel", children=[
                 dcc.Tabs(id="table-tabs", value="orders", className="tabs", children=[
                     dcc.Tab(label="Positions", value="positions", id="tab-positions",
-                            children=html.Div(id="positions-table", className="table-wrap")),
+                            children=positions_grid()),
                     dcc.Tab(label="Orders", value="orders", id="tab-orders",
                             children=orders_grid()),
                     dcc.Tab(label="Trades", value="trades", id="tab-trades",
-                            children=html.Div(id="trades-table", className="table-wrap")),
+                            children=trades_grid()),
                 ]),
             ]),
         ]),

@@ -4,7 +4,6 @@
   "use strict";
   const TL = window.TL;
   const D = TL.D;
-  const h = TL.h;
   const NO = function () { return window.dash_clientside.no_update; };
   const PAGES = ["login", "register", "trade", "analytics", "audit", "account"];
   const NAV = ["trade", "analytics", "audit", "account"];
@@ -121,18 +120,12 @@
   });
 
   // ---------------------------------------------------------------- table renderers
-  function cls(s) { return "status status-" + String(s || "").toLowerCase(); }
   // Without dp: the exact value, trailing zeros dropped ("0.00100000" -> "0.001").
   function num(v, dp) {
     if (v === null || v === undefined || v === "") return "—";
     if (dp !== undefined) return D.fixed(v, dp);
     const x = D.parse(v);
     return x === null ? String(v) : D.format(x);
-  }
-  function pnlCell(v) {
-    const x = D.parse(v);
-    const c = x === null ? "" : x > 0n ? "up" : x < 0n ? "down" : "";
-    return h("Td", { className: "mono " + c }, num(v, 2));
   }
   /* A MARKET order's latency is placed -> filled; a LIMIT order's is placed -> on the book,
    * since the time it rests there is the market's, not ours. */
@@ -161,13 +154,6 @@
     let out = num(p.fees, 2) + " " + quote;
     Object.keys(p.otherFees || {}).forEach(function (a) { out += " + " + num(p.otherFees[a]) + " " + a; });
     return out;
-  }
-  function table(headers, rows, empty) {
-    if (!rows.length) return h("Div", { className: "empty" }, empty);
-    return h("Table", { className: "data-table" }, [
-      h("Thead", {}, h("Tr", {}, headers.map(function (x) { return h("Th", {}, x); }))),
-      h("Tbody", {}, rows),
-    ]);
   }
 
   // ---------------------------------------------------------------- callbacks
@@ -426,37 +412,27 @@
         return (list || []).map(function (o) { return TL.orderRow(o, latency); });
       },
 
-      tradesTable: function (list) {
-        const rows = (list || []).map(function (t) {
+      // Trades and positions into their grids' rows (keyed by trade and by symbol).
+      tradeRows: function (list) {
+        return (list || []).map(function (t) {
           const dp = TL.priceDp(t.symbol);
-          return h("Tr", { id: "trade-" + t.tradeId }, [
-            h("Td", {}, TL.fmtTime(t.time)),
-            h("Td", {}, t.symbol),
-            h("Td", { className: String(t.side).toUpperCase() === "BUY" ? "up" : "down" }, t.side),
-            h("Td", { className: "mono" }, num(t.price, dp)),
-            h("Td", { className: "mono" }, num(t.quantity)),
-            h("Td", { className: "mono" }, num(t.quoteQuantity, 2)),
-            h("Td", { className: "mono" }, feeText(t)),
-            h("Td", {}, t.isMaker ? "maker" : "taker"),
-          ]);
+          return {
+            rowId: t.orderId + ":" + t.tradeId, time: TL.fmtTime(t.time), symbol: t.symbol,
+            side: t.side, price: num(t.price, dp), quantity: num(t.quantity),
+            total: num(t.quoteQuantity, 2), fee: feeText(t), role: t.isMaker ? "maker" : "taker",
+          };
         });
-        return table(["Time", "Symbol", "Side", "Price", "Qty", "Total", "Fee", "Role"], rows, "No trades yet.");
       },
 
-      positionsTable: function (list) {
-        const rows = (list || []).filter(function (p) { return D.parse(p.quantity) !== 0n || D.parse(p.realizedPnl) !== 0n; }).map(function (p) {
+      positionRows: function (list) {
+        return (list || []).filter(function (p) { return D.parse(p.quantity) !== 0n || D.parse(p.realizedPnl) !== 0n; }).map(function (p) {
           const dp = TL.priceDp(p.symbol);
-          return h("Tr", { id: "position-" + p.symbol }, [
-            h("Td", {}, p.symbol),
-            h("Td", { className: "mono" }, num(p.quantity)),
-            h("Td", { className: "mono" }, num(p.averageEntryPrice, dp)),
-            h("Td", { className: "mono" }, p.markPrice ? num(p.markPrice, dp) : "—"),
-            pnlCell(p.unrealizedPnl),
-            pnlCell(p.realizedPnl),
-            h("Td", { className: "mono" }, positionFees(p)),
-          ]);
+          return {
+            symbol: p.symbol, size: num(p.quantity), entry: num(p.averageEntryPrice, dp),
+            mark: p.markPrice ? num(p.markPrice, dp) : "—", unrealized: num(p.unrealizedPnl, 2),
+            realized: num(p.realizedPnl, 2), fees: positionFees(p),
+          };
         });
-        return table(["Symbol", "Size", "Entry", "Mark", "Unrealized PnL", "Realized PnL", "Fees (quote)"], rows, "No positions yet.");
       },
     },
   });

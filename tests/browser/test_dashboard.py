@@ -101,9 +101,9 @@ def test_register_login_market_order_fills_live_without_reload(
     row = page.inner_text("#orders-table .ag-row[row-index='0']")
     assert "MARKET" in row and "FILLED" in row
     page.click("#tab-trades")
-    page.wait_for_selector("#trades-table tbody tr")
+    page.wait_for_selector("#trades-table .ag-row")
     page.click("#tab-positions")
-    page.wait_for_selector("#position-BTCUSDT")
+    page.wait_for_selector("#positions-table .ag-row[row-id=BTCUSDT]")
     page.click("#tab-orders")
     # % of the available balance: a quantity on the step size, and the total under it.
     page.click("#qty-mode-pct")

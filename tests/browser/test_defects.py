@@ -32,8 +32,12 @@ pytestmark = pytest.mark.browser
 WIDTHS = {"wide": 1440, "tablet": 900, "phone": 390}
 
 
-def cell(page: Any, row: str, column: int) -> str:
-    text: str = page.inner_text(f"{row} td:nth-child({column})")
+POSITION = "#positions-table .ag-row[row-id=BTCUSDT]"
+
+
+def cell(page: Any, row: str, column: str) -> str:
+    """The text of one grid cell, by its column id."""
+    text: str = page.inner_text(f"{row} [col-id={column}]")
     return text
 
 
@@ -52,31 +56,32 @@ def test_1_unrealized_pnl_follows_the_price(page: Any, urls: Urls) -> None:
     place(page, "0.001")
     page.wait_for_selector("#orders-table .status-filled", timeout=FILL_TIMEOUT_MS)
     page.click("#tab-positions")
-    row = "#position-BTCUSDT"
+    row = POSITION
     page.wait_for_selector(row)
     page.wait_for_function(
-        "() => { const r = document.querySelector('#position-BTCUSDT');"
-        " return r && r.children[3].textContent !== '—' && r.children[4].textContent !== '—'; }")
-    first_mark = cell(page, row, 4)
+        "(s) => { const r = document.querySelector(s); return r &&"
+        " r.querySelector('[col-id=mark]').textContent !== '—' &&"
+        " r.querySelector('[col-id=unrealized]').textContent !== '—'; }", arg=row)
+    first_mark = cell(page, row, "mark")
     # The market moves (a random walk on the paper exchange): Mark and Unrealized PnL follow.
     page.wait_for_function(
-        "(m) => document.querySelector('#position-BTCUSDT').children[3].textContent !== m",
-        arg=first_mark, timeout=30_000)
+        "([s, m]) => document.querySelector(s + ' [col-id=mark]').textContent !== m",
+        arg=[row, first_mark], timeout=30_000)
     page.wait_for_timeout(300)
-    mark = Decimal(cell(page, row, 4))
-    entry = Decimal(cell(page, row, 3))
-    size = Decimal(cell(page, row, 2))
-    unrealized = Decimal(cell(page, row, 5))
+    mark = Decimal(cell(page, row, "mark"))
+    entry = Decimal(cell(page, row, "entry"))
+    size = Decimal(cell(page, row, "size"))
+    unrealized = Decimal(cell(page, row, "unrealized"))
     assert abs(unrealized - (mark - entry) * size) <= Decimal("0.01")
     # ... and after a reload, too.
     page.reload()
     wait_live(page)
     page.click("#tab-positions")
     page.wait_for_selector(row)
-    loaded = cell(page, row, 4)
+    loaded = cell(page, row, "mark")
     page.wait_for_function(
-        "(m) => document.querySelector('#position-BTCUSDT').children[3].textContent !== m",
-        arg=loaded, timeout=30_000)
+        "([s, m]) => document.querySelector(s + ' [col-id=mark]').textContent !== m",
+        arg=[row, loaded], timeout=30_000)
 
 
 # 2 ---------------------------------------------------------------------------------------
@@ -251,14 +256,15 @@ def test_9_realized_pnl_is_the_same_on_positions_and_analytics(page: Any, urls: 
         timeout=FILL_TIMEOUT_MS)
     page.click("#tab-positions")
     page.wait_for_function(
-        "() => { const r = document.querySelector('#position-BTCUSDT');"
-        " return r && parseFloat(r.children[1].textContent) < 0.0015; }",  # after the sell
-        timeout=FILL_TIMEOUT_MS)
-    realized = Decimal(cell(page, "#position-BTCUSDT", 6))
-    fees = cell(page, "#position-BTCUSDT", 7)
+        "(s) => { const r = document.querySelector(s + ' [col-id=size]');"
+        " return r && parseFloat(r.textContent) < 0.0015; }",  # after the sell
+        arg=POSITION, timeout=FILL_TIMEOUT_MS)
+    realized = Decimal(cell(page, POSITION, "realized"))
+    fees = cell(page, POSITION, "fees")
     assert "USDT" in fees  # fees carry their unit
     page.click("#tab-trades")
-    for fee in page.eval_on_selector_all("#trades-table tbody td:nth-child(7)",
+    page.wait_for_selector("#trades-table .ag-row")
+    for fee in page.eval_on_selector_all("#trades-table .ag-row [col-id=fee]",
                                          "cells => cells.map(c => c.textContent)"):
         assert re.search(r"[A-Z]{3,}", fee), fee
     page.click("#nav-analytics")
