@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 import dash
 from dash import ClientsideFunction, Input, Output, State
 
-from dashboard import account_view, alerts_view, analytics_view, audit_view, grids
+from dashboard import (
+    account_view,
+    alerts_view,
+    analytics_view,
+    audit_view,
+    grids,
+    indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+)
 from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
 
 ASSETS = Path(__file__).parent / "assets"
@@ -183,6 +190,8 @@ def _register_clientside(app: dash.Dash) -> None:
        Input("logout-btn", "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output("theme-toggle", "children"), Input("theme-toggle", "n_clicks"))
     cb(_cs("orderRows"), Output("orders-grid", "rowData"), Input("orders-store", "data"))
+    cb(_cs("indicatorsIn"), Output("indicator-applied", "data"),
+       Input("indicator-store", "data"), prevent_initial_call=True)
     cb(_cs("tradeRows"), Output("trades-grid", "rowData"), Input("trades-store", "data"))
     cb(_cs("positionRows"), Output("positions-grid", "rowData"),
        Input("positions-store", "data"))

@@ -358,6 +358,10 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id="me-store"),
         dcc.Store(id="me-refresh", data=0),
         dcc.Store(id="cancel-result"),
+        # The chart's closes out, its indicators back (dashboard/indicators.py).
+        dcc.Store(id="chart-closes"),
+        dcc.Store(id="indicator-store"),
+        dcc.Store(id="indicator-applied"),
         header(),
         html.Main(className="app-main", children=[
             login_page(), register_page(), trade_page(), analytics_page(), audit_page(),

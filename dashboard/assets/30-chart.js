@@ -20,63 +20,36 @@
   }
 
   // ---------------------------------------------------------------- indicators
-  function sma(values, n) {
-    const out = new Array(values.length).fill(null);
-    let sum = 0;
-    for (let i = 0; i < values.length; i++) {
-      sum += values[i];
-      if (i >= n) sum -= values[i - n];
-      if (i >= n - 1) out[i] = sum / n;
-    }
-    return out;
+  /* Indicators are computed on the Dash server (dashboard/indicators.py): the chart sends its
+   * times and closes into `chart-closes` (at once on a new view, then at most once a second)
+   * and draws what comes back in `indicator-store`, matched to candles by time. */
+  chart.ind = {};
+  let closesTimer = null, closesAt = 0;
+  function sendCloses() {
+    closesTimer = null;
+    closesAt = Date.now();
+    if (!chart.indicators.length || !chart.candles.length) return;
+    TL.setStore("chart-closes", { data: {
+      key: chart.symbol + ":" + chart.interval, want: chart.indicators.slice(),
+      t: chart.candles.map(function (k) { return k.t; }), c: chart.candles.map(function (k) { return k.c; }),
+    } });
   }
-  function ema(values, n) {
-    const out = new Array(values.length).fill(null);
-    const k = 2 / (n + 1);
-    let prev = null;
-    for (let i = 0; i < values.length; i++) {
-      if (i === n - 1) {
-        let s = 0;
-        for (let j = 0; j < n; j++) s += values[j];
-        prev = s / n;
-      } else if (i >= n) {
-        prev = values[i] * k + prev * (1 - k);
-      }
-      if (i >= n - 1) out[i] = prev;
-    }
-    return out;
+  chart.requestIndicators = function (now) {
+    if (now) { clearTimeout(closesTimer); return sendCloses(); }
+    if (!closesTimer) closesTimer = setTimeout(sendCloses, Math.max(0, 1000 - (Date.now() - closesAt)));
+  };
+  chart.setIndicators = function (data) {
+    chart.ind = data || {};
+    if (chart.candles.length) chart.scheduleTick();
+  };
+  // One server series on the chart's x axis (null where the server has no value yet).
+  function series(name, x) {
+    const d = chart.ind;
+    if (!d || d.key !== chart.symbol + ":" + chart.interval || !d[name]) return x.map(function () { return null; });
+    const at = new Map();
+    d.t.forEach(function (t, i) { at.set(t, d[name][i]); });
+    return x.map(function (t) { const v = at.get(t); return v === undefined ? null : v; });
   }
-  function bollinger(values, n, mult) {
-    const mid = sma(values, n);
-    const up = [], lo = [];
-    for (let i = 0; i < values.length; i++) {
-      if (mid[i] === null) { up.push(null); lo.push(null); continue; }
-      let s = 0;
-      for (let j = i - n + 1; j <= i; j++) s += Math.pow(values[j] - mid[i], 2);
-      const sd = Math.sqrt(s / n);
-      up.push(mid[i] + mult * sd);
-      lo.push(mid[i] - mult * sd);
-    }
-    return { mid, up, lo };
-  }
-  function rsi(values, n) {
-    const out = new Array(values.length).fill(null);
-    let gain = 0, loss = 0;
-    for (let i = 1; i < values.length; i++) {
-      const d = values[i] - values[i - 1];
-      const g = Math.max(d, 0), l = Math.max(-d, 0);
-      if (i <= n) {
-        gain += g; loss += l;
-        if (i === n) { gain /= n; loss /= n; out[i] = loss === 0 ? 100 : 100 - 100 / (1 + gain / loss); }
-      } else {
-        gain = (gain * (n - 1) + g) / n;
-        loss = (loss * (n - 1) + l) / n;
-        out[i] = loss === 0 ? 100 : 100 - 100 / (1 + gain / loss);
-      }
-    }
-    return out;
-  }
-  TL.indicators = { sma, ema, bollinger, rsi };
 
   // ---------------------------------------------------------------- figure
   function palette() {
@@ -107,18 +80,17 @@
       },
     ];
     if (ind.indexOf("sma") >= 0) {
-      data.push({ type: "scatter", mode: "lines", name: "SMA 20", x: x, y: sma(close, 20), line: { color: "#f59e0b", width: 1.4 } });
+      data.push({ type: "scatter", mode: "lines", name: "SMA 20", x: x, y: series("sma", x), line: { color: "#f59e0b", width: 1.4 } });
     }
     if (ind.indexOf("ema") >= 0) {
-      data.push({ type: "scatter", mode: "lines", name: "EMA 20", x: x, y: ema(close, 20), line: { color: "#8b5cf6", width: 1.4 } });
+      data.push({ type: "scatter", mode: "lines", name: "EMA 20", x: x, y: series("ema", x), line: { color: "#8b5cf6", width: 1.4 } });
     }
     if (ind.indexOf("bb") >= 0) {
-      const bb = bollinger(close, 20, 2);
-      data.push({ type: "scatter", mode: "lines", name: "BB upper", x: x, y: bb.up, line: { color: "#3b82f6", width: 1, dash: "dot" } });
-      data.push({ type: "scatter", mode: "lines", name: "BB lower", x: x, y: bb.lo, line: { color: "#3b82f6", width: 1, dash: "dot" }, fill: "tonexty", fillcolor: "rgba(59,130,246,0.06)" });
+      data.push({ type: "scatter", mode: "lines", name: "BB upper", x: x, y: series("bbUpper", x), line: { color: "#3b82f6", width: 1, dash: "dot" } });
+      data.push({ type: "scatter", mode: "lines", name: "BB lower", x: x, y: series("bbLower", x), line: { color: "#3b82f6", width: 1, dash: "dot" }, fill: "tonexty", fillcolor: "rgba(59,130,246,0.06)" });
     }
     if (showRsi) {
-      data.push({ type: "scatter", mode: "lines", name: "RSI 14", x: x, y: rsi(close, 14), yaxis: "y3", line: { color: "#ec4899", width: 1.2 } });
+      data.push({ type: "scatter", mode: "lines", name: "RSI 14", x: x, y: series("rsi", x), yaxis: "y3", line: { color: "#ec4899", width: 1.2 } });
     }
     // The user's fills on this symbol, inside the visible window, each on the candle it
     // happened in: a fill's own time, later than the last candle's open, would widen the
@@ -207,6 +179,7 @@
   chart.render = function () {
     if (!chart.symbol) return;
     TL.setStore("chart-note", { children: indicatorNote() });
+    chart.requestIndicators(true);
     const fig = chart.figure();
     TL.setStore("price-chart", { figure: fig });
   };
@@ -234,6 +207,7 @@
       if (cs.length > HISTORY) cs.shift();
     } else return; // an old candle: history already has it
     TL.setPrice(k.close);
+    chart.requestIndicators(false);
     chart.scheduleTick();
   }
 

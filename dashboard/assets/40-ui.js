@@ -412,6 +412,12 @@
         return (list || []).map(function (o) { return TL.orderRow(o, latency); });
       },
 
+      // The server's indicator series into the chart (drawn with the next frame).
+      indicatorsIn: function (data) {
+        TL.chart.setIndicators(data);
+        return Date.now();
+      },
+
       // Trades and positions into their grids' rows (keyed by trade and by symbol).
       tradeRows: function (list) {
         return (list || []).map(function (t) {

@@ -151,12 +151,13 @@ def test_symbol_and_timeframe_switching_without_reload(page: Any, urls: Urls) ->
     page.click("#tf-1d")
     wait_chart(page, "ETHUSDT", 86_400_000)
 
-    # Indicators draw as extra traces; RSI gets its own axis.
+    # Indicators draw as extra traces (computed on the Dash server); RSI gets its own axis.
     page.check("#indicator-toggles input[value=sma]")
     page.check("#indicator-toggles input[value=rsi]")
     page.wait_for_function(
         "() => { const d = document.querySelector('#price-chart .js-plotly-plot').data;"
-        " return d.some(t => t.name === 'SMA 20') && d.some(t => t.name === 'RSI 14'); }")
+        " const has = n => d.some(t => t.name === n && t.y.some(v => v !== null));"
+        " return has('SMA 20') && has('RSI 14'); }")
     page.click("#tf-1m")
     wait_chart(page, "ETHUSDT", 60_000)
 
