@@ -55,6 +55,8 @@ def keys_rejected(keys: dict[str, Any]) -> str | None:
     if status in ("rejected", "keys_rejected", "invalid") or keys.get("rejected") is True:
         return str(keys.get("reason") or keys.get("rejectReason") or keys.get("message")
                    or "the exchange refused them")
+    if status == "wrong_environment":
+        return str(keys.get("reason") or "they belong to another exchange environment")
     return None
 
 

@@ -168,6 +168,12 @@ def test_4_keys_can_be_seen_removed_and_the_balance_says_why(page: Any, urls: Ur
     page.fill("#keys-api-key", "only-half")
     page.click("#keys-save")
     page.wait_for_selector("#keys-message.error:has-text('both')")
+    # Keys the exchange does not know: its verdict is shown and nothing is stored.
+    page.fill("#keys-api-key", "not-a-real-key-0123456789")
+    page.fill("#keys-secret-key", "not-a-real-secret-0123456789")
+    page.click("#keys-save")
+    page.wait_for_selector("#keys-message.error:has-text('The exchange rejected these keys')")
+    page.wait_for_selector("#keys-status:has-text('No keys')")
 
 
 def test_4_password_change_and_sign_out_everywhere_answer_clearly(
