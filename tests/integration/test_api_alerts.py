@@ -75,3 +75,33 @@ def test_position_history_is_the_position_after_each_fill(api: Any, runtime: Run
     now = api.get("/api/trading/positions", headers=alice.headers).json()[0]
     assert now["realizedPnl"] == history[-1]["realizedPnl"]
     assert api.get("/api/trading/positions/history", headers=register(api).headers).json() == []
+
+
+def test_a_database_from_before_alerts_learns_the_alert_kind(runtime: Runtime) -> None:
+    import uuid
+
+    import psycopg
+
+    from adapters.postgres.alerts import create_alert_tables
+
+    schema = f"alerts_migr_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(runtime.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        # view_changes as every release before alerts created it
+        conn.execute(f"""CREATE TABLE "{schema}".view_changes (seq bigserial PRIMARY KEY,
+            account_id uuid NOT NULL,
+            kind text NOT NULL CHECK (kind IN ('ORDER_UPDATE', 'TRADE', 'POSITION')),
+            entity_id text NOT NULL, data jsonb NOT NULL, time timestamptz NOT NULL)""")
+    insert = (f'INSERT INTO "{schema}".view_changes (account_id, kind, entity_id, data, time) '
+              "VALUES (gen_random_uuid(), %s, 'x', '{}', now())")
+    try:
+        with psycopg.connect(runtime.database_url) as conn:
+            for _ in range(2):  # idempotent
+                with conn.transaction():
+                    create_alert_tables(conn, schema)
+            conn.execute(insert, ("ALERT",))
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute(insert, ("SOMETHING_ELSE",))
+    finally:
+        with psycopg.connect(runtime.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
