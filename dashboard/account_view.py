@@ -18,9 +18,9 @@ from dash import Input, Output, State, callback, ctx, html
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 from dashboard.layout import MIN_PASSWORD_LENGTH
 
-# The security API (issue 16) lands in parallel: its routes are named here only.
+# The security API (issue 16): both end every session of the account, this one included.
 PASSWORD_PATH = "/api/account/password"  # noqa: S105 - a route, not a secret
-SIGN_OUT_EVERYWHERE_PATH = "/api/account/sign-out-everywhere"
+SIGN_OUT_EVERYWHERE_PATH = "/auth/logout-all"
 KEYS_PATH = "/api/account/exchange-keys"
 
 ENVIRONMENTS = {"paper": ("PAPER", "paper money on the bundled paper exchange"),
@@ -175,33 +175,33 @@ def _stamp() -> float:
 @callback(Output("pw-message", "children"), Output("pw-message", "className"),
           Output("auth", "data", allow_duplicate=True),
           Output("pw-current", "value"), Output("pw-new", "value"), Output("pw-new2", "value"),
+          Output("login-error", "children", allow_duplicate=True),
           Input("pw-change", "n_clicks"),
           State("pw-current", "value"), State("pw-new", "value"), State("pw-new2", "value"),
           State("auth", "data"), prevent_initial_call=True)
 def change_password(_n: int, current: str | None, new: str | None, again: str | None,
                     auth: Any) -> tuple[Any, ...]:
-    """Change the password; the security API ends the other sessions."""
+    """Change the password; the API ends every session, so the page signs out and says so
+    on the sign-in page (unless the API hands back a new token)."""
     keep = dash.no_update
     if not current or not new:
-        return "Enter the current and the new password.", "form-message error", keep, keep, \
-            keep, keep
+        return ("Enter the current and the new password.", "form-message error", keep, keep,
+                keep, keep, keep)
     if len(new) < MIN_PASSWORD_LENGTH:
         return (f"The new password needs at least {MIN_PASSWORD_LENGTH} characters.",
-                "form-message error", keep, keep, keep, keep)
+                "form-message error", keep, keep, keep, keep, keep)
     if new != again:
-        return "The new passwords differ.", "form-message error", keep, keep, keep, keep
+        return "The new passwords differ.", "form-message error", keep, keep, keep, keep, keep
     try:
         result = client(auth).post(PASSWORD_PATH, {"currentPassword": current,
                                                    "newPassword": new})
     except ApiClientError as exc:
-        return explain(exc, "Password change"), "form-message error", keep, "", keep, keep
-    new_auth = keep
+        return explain(exc, "Password change"), "form-message error", keep, "", keep, keep, keep
     if isinstance(result, dict) and result.get("token"):
-        new_auth = {**(auth or {}), "token": result["token"]}
-        if result.get("refreshToken"):
-            new_auth["refreshToken"] = result["refreshToken"]
-    return ("Password changed; your other sessions are signed out.", "form-message ok",
-            new_auth, "", "", "")
+        return ("Password changed; your other sessions are signed out.", "form-message ok",
+                {**(auth or {}), "token": result["token"]}, "", "", "", keep)
+    return ("Password changed.", "form-message ok", None, "", "", "",
+            "Password changed: every session has ended. Sign in with the new password.")
 
 
 @callback(Output("signout-message", "children"), Output("signout-message", "className"),

@@ -77,7 +77,7 @@ def test_unreachable_exchange_and_missing_endpoints_are_explained(
 
 def test_password_change_checks_locally_then_adopts_new_tokens(
         api: list[httpx.Request]) -> None:
-    serve(api, lambda r: httpx.Response(200, json={"token": "new", "refreshToken": "r2"}))
+    serve(api, lambda r: httpx.Response(200, json={"token": "new"}))
     short = triggered("pw-change", account_view.change_password, 1, "old", "short", "short",
                       AUTH)
     assert "10 characters" in short[0] and not api
@@ -86,9 +86,17 @@ def test_password_change_checks_locally_then_adopts_new_tokens(
     assert differ[0] == "The new passwords differ." and not api
     done = triggered("pw-change", account_view.change_password, 1, "old",
                      "long enough one", "long enough one", AUTH)
-    assert done[2] == {"token": "new", "refreshToken": "r2"}
+    assert done[2] == {"token": "new"}  # the refresh token stays in its HttpOnly cookie
     assert json.loads(api[0].content) == {"currentPassword": "old",
                                           "newPassword": "long enough one"}
+
+
+def test_a_password_change_that_ends_every_session_signs_the_page_out(
+        api: list[httpx.Request]) -> None:
+    serve(api, lambda r: httpx.Response(204))
+    done = triggered("pw-change", account_view.change_password, 1, "old",
+                     "long enough one", "long enough one", AUTH)
+    assert done[2] is None and "Sign in with the new password" in done[6]
 
 
 def test_badge_and_balance_source_follow_the_keys() -> None:
