@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -128,47 +129,108 @@ async def place_orders(session: aiohttp.ClientSession, api_url: str, users: list
     return accepted, refused, post_latencies
 
 
-def process_usage() -> list[tuple[str, float, float]]:
-    """CPU seconds and RSS (MiB) of every TradeLedger process on this machine."""
+def _named(proc: Any) -> str | None:
+    """The bench's name for a TradeLedger process, or None for any other process."""
+    args = proc.info["cmdline"] or []
+    cmd = " ".join(args)
+    if "adapters.cli" in args:
+        name = str(args[args.index("adapters.cli") + 1]) if len(args) > args.index(
+            "adapters.cli") + 1 else "?"
+        if name == "bench":
+            return None  # the load generator itself
+        return "supervisor" if name == "up" else name
+    if "adapters.cli.bare_pipeline" in args:
+        role = args[args.index("adapters.cli.bare_pipeline") + 1]
+        return f"bare-{role}"
+    if "adapters.paper_exchange" in args:  # started on its own (scripts, tests)
+        return "paper-exchange"
+    if "tansu" in cmd:
+        return "broker"
+    if proc.info["name"] == "postgres":
+        return "postgres"
+    return None
+
+
+def process_usage(roots: list[int] | None = None,
+                  postgres_dir: str | None = None) -> list[tuple[str, float, float]]:
+    """CPU seconds and RSS (MiB) of TradeLedger's processes, summed by name.
+
+    With `roots`, only those processes and their descendants count, plus the Postgres server
+    whose data directory is `postgres_dir` (its postmaster is not a child of `up`): other
+    agents' systems on a shared machine stay out. Without, every such process on the machine.
+    """
     import psutil
 
-    rows = []
-    for proc in psutil.process_iter(["cmdline", "cpu_times", "memory_info", "name"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if ("adapters.cli" in cmd or "adapters.paper_exchange" in cmd or "tansu" in cmd
-                or proc.info["name"] == "postgres"):
-            args = proc.info["cmdline"] or ["?"]
-            if "adapters.cli" in args:
-                name = args[args.index("adapters.cli") + 1]
-                if name == "bench":
-                    continue  # the load generator itself
-                name = "supervisor" if name == "up" else name
-            elif "adapters.paper_exchange" in args:  # started on its own (scripts, tests)
-                name = "paper-exchange"
-            else:
-                name = "broker" if "tansu" in cmd else "postgres"
-            cpu = proc.info["cpu_times"]
-            rows.append((name, cpu.user + cpu.system, proc.info["memory_info"].rss / 2**20))
+    procs: list[Any] = []
+    if roots is None:
+        procs = list(psutil.process_iter(["cmdline", "cpu_times", "memory_info", "name"]))
+    else:
+        pids: set[int] = set()
+        for pid in roots:
+            try:
+                root = psutil.Process(pid)
+                pids.add(pid)
+                pids.update(c.pid for c in root.children(recursive=True))
+            except psutil.Error:
+                continue
+        for proc in psutil.process_iter(["cmdline"]):
+            if postgres_dir and postgres_dir in " ".join(proc.info["cmdline"] or []):
+                try:
+                    pids.add(proc.pid)
+                    pids.update(c.pid for c in proc.children(recursive=True))
+                except psutil.Error:
+                    continue
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                proc.info = proc.as_dict(["cmdline", "cpu_times", "memory_info", "name"])
+            except psutil.Error:
+                continue
+            procs.append(proc)
     merged: dict[str, tuple[float, float]] = {}
-    for name, cpu_s, rss in rows:
+    for proc in procs:
+        if proc.info.get("cpu_times") is None:
+            continue
+        name = _named(proc)
+        if name is None:
+            continue
+        cpu = proc.info["cpu_times"]
         old = merged.get(name, (0.0, 0.0))
-        merged[name] = (old[0] + cpu_s, old[1] + rss)
+        merged[name] = (old[0] + cpu.user + cpu.system,
+                        old[1] + proc.info["memory_info"].rss / 2**20)
     return sorted((n, c, r) for n, (c, r) in merged.items())
 
 
+Usage = Callable[[], list[tuple[str, float, float]]]
+
+
+async def bench_users(session: aiohttp.ClientSession, api_url: str,
+                      users: int) -> list[UserRun]:
+    """Register `users` TradeLedger accounts and let the worker give them paper keys."""
+    runs = [await register_user(session, api_url, i) for i in range(users)]
+    await asyncio.sleep(1.0)  # let the worker provision paper keys
+    return runs
+
+
 async def run_load(api_url: str, users: int, rate: float, duration: float,
-                   limit_share: float) -> dict[str, Any]:
+                   limit_share: float, usage: Usage | None = None,
+                   tokens: Callable[[], str] | None = None) -> dict[str, Any]:
+    """Drive the load and measure it; `tokens` mints bearer tokens instead of registering."""
+    usage = usage or process_usage
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=60)) as session:
-        runs = [await register_user(session, api_url, i) for i in range(users)]
-        await asyncio.sleep(1.0)  # let the worker provision paper keys
+        if tokens is None:
+            runs = await bench_users(session, api_url, users)
+        else:
+            runs = [UserRun(headers={"Authorization": f"Bearer {tokens()}"})
+                    for _ in range(users)]
         stop = asyncio.Event()
         readies = [asyncio.Event() for _ in runs]
         streams = [asyncio.create_task(follow_stream(session, api_url, u, r, stop))
                    for u, r in zip(runs, readies, strict=True)]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
-        cpu_before = {n: c for n, c, _ in process_usage()}
+        cpu_before = {n: c for n, c, _ in usage()}
         started = time.perf_counter()
         accepted, refused, post_latencies = await place_orders(
             session, api_url, runs, rate, duration, limit_share)
@@ -182,7 +244,7 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
         while time.perf_counter() < deadline and completed() < expected:
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - started
-        usage = process_usage()
+        processes = usage()
         stop.set()
         for task in streams:
             task.cancel()
@@ -190,6 +252,12 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
     latencies = [u.filled[o] - u.posted[o] for u in runs for o in u.posted if o in u.filled]
     last_fill = max((u.filled[o] for u in runs for o in u.posted if o in u.filled),
                     default=started)
+    done = max(1, len(latencies))
+    spent = {n: c - cpu_before.get(n, 0.0) for n, c, _ in processes}
+    rows: list[dict[str, Any]] = [
+        {"name": n, "cpu_s": round(spent[n], 3), "cpu_pct": round(100 * spent[n] / elapsed, 1),
+         "cpu_ms_per_order": round(1000 * spent[n] / done, 2), "rss_mib": round(r, 1)}
+        for n, _, r in processes]
     return {
         "users": users, "target_rate": rate, "duration_s": duration,
         "accepted": accepted, "refused": refused,
@@ -201,10 +269,40 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
         "post_latency_ms": {q: percentile(post_latencies, p) * 1000 for q, p in
                             (("p50", 0.5), ("p99", 0.99))},
         "elapsed_s": elapsed,
-        "processes": [{"name": n, "cpu_s": round(c - cpu_before.get(n, 0.0), 2),
-                       "cpu_pct": round(100 * (c - cpu_before.get(n, 0.0)) / elapsed, 1),
-                       "rss_mib": round(r, 1)} for n, c, r in usage],
+        # All counted processes' CPU over the run (placing to the last fill) per order seen
+        # FILLED: limit orders and cancels add to the cost, never to the count.
+        "cpu_ms_per_order": round(1000 * sum(spent.values()) / done, 2),
+        "processes": rows,
     }
+
+
+def summary(result: dict[str, Any]) -> dict[str, float]:
+    """The figures `--json` carries for one pipeline."""
+    return {"cpuMsPerOrder": result["cpu_ms_per_order"],
+            "p50Ms": round(result["fill_latency_ms"]["p50"], 2),
+            "p99Ms": round(result["fill_latency_ms"]["p99"], 2),
+            "completedPerSecond": round(result["completed_per_s"], 1)}
+
+
+def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate: float,
+             duration: float, system_roots: list[int], postgres_dir: str | None
+             ) -> dict[str, Any]:
+    """Start the bare pipeline, drive the same load through it, stop it."""
+    from adapters.cli.bare_pipeline import start_bare
+
+    bare = start_bare(database_url, bootstrap, paper_url)
+    shared = ("postgres", "broker", "paper-exchange")
+
+    def usage() -> list[tuple[str, float, float]]:
+        # Its own three processes, and the servers it shares with TradeLedger.
+        rows = process_usage(system_roots + bare.pids(), postgres_dir)
+        return [r for r in rows if r[0].startswith("bare-") or r[0] in shared]
+
+    try:
+        return asyncio.run(run_load(bare.api_url, users, rate, duration, 0.0, usage=usage,
+                                    tokens=bare.token))
+    finally:
+        bare.stop()
 
 
 # ---- bare baselines of each layer -----------------------------------------------------
@@ -279,7 +377,30 @@ def baseline_kafka(bootstrap: str, messages: int = 20000) -> float:
     return rate
 
 
-def render(result: dict[str, Any], baselines: dict[str, float]) -> str:
+def ratios(result: dict[str, Any], bare: dict[str, Any]) -> dict[str, float]:
+    """TradeLedger's figures over the bare pipeline's (2.0 = twice the cost)."""
+    ours, floor = summary(result), summary(bare)
+    return {k: round(ours[k] / floor[k], 2) if floor[k] else float("nan")
+            for k in ("cpuMsPerOrder", "p50Ms", "p99Ms")}
+
+
+def report(result: dict[str, Any], bare: dict[str, Any] | None,
+           baselines: dict[str, float]) -> dict[str, Any]:
+    """The `--json` document: the headline figures, then the details."""
+    doc: dict[str, Any] = {**summary(result)}
+    if bare is not None:
+        doc["bare"] = summary(bare)
+        doc["ratio"] = ratios(result, bare)
+    doc["loadAverage"] = [round(x, 2) for x in os.getloadavg()]
+    doc["result"] = result
+    if bare is not None:
+        doc["bareResult"] = bare
+    doc["baselines"] = baselines
+    return doc
+
+
+def render(result: dict[str, Any], baselines: dict[str, float],
+           bare: dict[str, Any] | None = None) -> str:
     lines = [
         f"users {result['users']}, target {result['target_rate']:.0f} orders/s for "
         f"{result['duration_s']:.0f} s",
@@ -290,12 +411,35 @@ def render(result: dict[str, Any], baselines: dict[str, float]) -> str:
         f"FILLED on SSE -> {result['completed_per_s']:.0f} orders/s",
         "POST -> FILLED on SSE: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms".format(
             **result["fill_latency_ms"]),
-        "", f"{'process':<16}{'CPU s':>8}{'CPU %':>8}{'RSS MiB':>10}",
+        f"CPU per completed order, all processes: {result['cpu_ms_per_order']:.2f} ms",
+        "", f"{'process':<16}{'CPU s':>8}{'CPU %':>8}{'ms/order':>10}{'RSS MiB':>10}",
     ]
-    for row in result["processes"]:
-        lines.append(f"{row['name']:<16}{row['cpu_s']:>8}{row['cpu_pct']:>8}{row['rss_mib']:>10}")
+
+    def rows(of: dict[str, Any]) -> list[str]:
+        return [f"{r['name']:<16}{r['cpu_s']:>8.2f}{r['cpu_pct']:>8}"
+                f"{r.get('cpu_ms_per_order', 0.0):>10.2f}{r['rss_mib']:>10}"
+                for r in of["processes"]]
+
+    lines += rows(result)
+    if bare is not None:
+        ratio = ratios(result, bare)
+        lines += [
+            "", "bare pipeline, same hops and libraries, no business logic (same run):",
+            f"completed {bare['filled_seen_on_sse']}/{bare['market_orders']} -> "
+            f"{bare['completed_per_s']:.0f} orders/s; POST -> FILLED on SSE: p50 "
+            f"{bare['fill_latency_ms']['p50']:.1f} ms, p99 {bare['fill_latency_ms']['p99']:.1f} ms",
+            f"CPU per completed order: {bare['cpu_ms_per_order']:.2f} ms",
+            *rows(bare),
+            "", f"{'':<22}{'TradeLedger':>12}{'bare':>10}{'ratio':>8}",
+        ]
+        ours, floor = summary(result), summary(bare)
+        for key, label in (("cpuMsPerOrder", "CPU ms per order"), ("p50Ms", "p50 ms"),
+                           ("p99Ms", "p99 ms")):
+            lines.append(f"{label:<22}{ours[key]:>12.2f}{floor[key]:>10.2f}{ratio[key]:>8.2f}")
+    load = os.getloadavg()
+    lines.append(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if baselines:
-        lines += ["", "bare baselines measured in this run:"]
+        lines += ["", "bare baselines of single layers measured in this run:"]
         lines += [f"  {name:<34}{value:>10,.0f}/s" for name, value in baselines.items()]
     return "\n".join(lines)
 
@@ -310,7 +454,10 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     bench.add_argument("--limit-share", type=float, default=0.1,
                        help="share of orders that are limit orders, canceled right away")
-    bench.add_argument("--no-baselines", action="store_true")
+    bench.add_argument("--no-baselines", action="store_true",
+                       help="skip the single-layer baselines (the bare pipeline still runs)")
+    bench.add_argument("--no-bare", action="store_true",
+                       help="skip the bare pipeline run")
     bench.add_argument("--json", action="store_true", help="print the raw result as JSON")
     bench.set_defaults(func=cmd_bench)
 
@@ -328,24 +475,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
               file=sys.stderr)
         system = start_system(Path(tempfile.mkdtemp(prefix="tl-bench-")), with_dashboard=False)
         api_url = system.api_url
+    roots = [system.process.pid] if system is not None else None
+    postgres_dir = str(system.data_dir / "postgres") if system is not None else None
     try:
         print(f"load: {args.users} users, {args.rate:.0f} orders/s for {args.duration:.0f} s "
               f"against {api_url}", file=sys.stderr)
-        result = asyncio.run(run_load(api_url, args.users, args.rate, args.duration,
-                                      args.limit_share))
+        result = asyncio.run(run_load(
+            api_url, args.users, args.rate, args.duration, args.limit_share,
+            usage=lambda: process_usage(roots, postgres_dir)))
+        db = os.environ.get("TRADELEDGER_DATABASE_URL") or _system_env(system, "DATABASE_URL")
+        broker = (os.environ.get("TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS")
+                  or _system_env(system, "KAFKA_BOOTSTRAP_SERVERS"))
+        paper = (os.environ.get("TRADELEDGER_PAPER_EXCHANGE_URL")
+                 or _system_env(system, "PAPER_EXCHANGE_URL"))
+        bare = None
+        if not args.no_bare:
+            if db and broker and paper:
+                print("running the bare pipeline with the same load...", file=sys.stderr)
+                bare = run_bare(db, broker, paper, args.users, args.rate, args.duration,
+                                roots or [], postgres_dir)
+            else:
+                print("bare pipeline skipped: set TRADELEDGER_DATABASE_URL, "
+                      "TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS and TRADELEDGER_PAPER_EXCHANGE_URL "
+                      "with --api-url", file=sys.stderr)
         baselines: dict[str, float] = {}
         if not args.no_baselines:
             print("measuring bare baselines...", file=sys.stderr)
             baselines["FastAPI POST (bare, 1 worker)"] = baseline_fastapi()
-            db = os.environ.get("TRADELEDGER_DATABASE_URL") or _system_env(system, "DATABASE_URL")
             if db:
                 baselines["Postgres single-row insert+commit"] = baseline_postgres(db)
-            broker = (os.environ.get("TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS")
-                      or _system_env(system, "KAFKA_BOOTSTRAP_SERVERS"))
             if broker:
                 baselines["Kafka produce (acks=all)"] = baseline_kafka(broker)
-        print(json.dumps({"result": result, "baselines": baselines}, indent=2) if args.json
-              else render(result, baselines))
+        print(json.dumps(report(result, bare, baselines), indent=2) if args.json
+              else render(result, baselines, bare))
         return 0
     finally:
         if system is not None:
