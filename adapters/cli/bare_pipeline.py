@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -220,6 +221,7 @@ class BarePipeline:
     database_url: str
     schema: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    log_path: Path | None = None  # the processes' output
 
     def token(self) -> str:
         """A fresh account's bearer token."""
@@ -288,13 +290,16 @@ def start_bare(database_url: str, bootstrap: str, paper_url: str, *,
     # Secrets reach the children through their environment, never their command lines.
     env.update(BARE_JWT_SECRET=pipeline.secret, BARE_API_KEY=keys.api_key,
                BARE_SECRET_KEY=keys.secret_key)
-    for argv in argvs:
-        pipeline.processes.append(subprocess.Popen(argv, env=env, cwd=ROOT))  # noqa: S603
+    pipeline.log_path = Path(tempfile.mkstemp(prefix="bare-pipeline-", suffix=".log")[1])
+    with open(pipeline.log_path, "ab") as log:
+        for argv in argvs:
+            pipeline.processes.append(subprocess.Popen(  # noqa: S603 - our own argv
+                argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in pipeline.processes):
             pipeline.stop()
-            raise RuntimeError("a bare-pipeline process exited early")
+            raise RuntimeError(f"a bare-pipeline process exited early; see {pipeline.log_path}")
         try:
             httpx.post(pipeline.api_url + "/api/trading/orders", json={}, timeout=1)
             return pipeline

@@ -101,10 +101,13 @@ async def place_orders(session: aiohttp.ClientSession, api_url: str, users: list
             body.update(type="LIMIT", price="1000.00", side="BUY", timeInForce="GTC",
                         quantity="0.01")
         sent = time.perf_counter()
-        async with session.post(f"{api_url}/api/trading/orders", json=body,
-                                headers=user.headers) as response:
-            status = response.status
-            answer = await response.json() if status == 202 else None
+        try:
+            async with session.post(f"{api_url}/api/trading/orders", json=body,
+                                    headers=user.headers) as response:
+                status = response.status
+                answer = await response.json() if status == 202 else None
+        except aiohttp.ClientError:
+            answer = None  # a dropped connection counts as refused, like an error answer
         post_latencies.append(time.perf_counter() - sent)
         if answer is None:
             refused += 1
@@ -291,6 +294,7 @@ def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate
     from adapters.cli.bare_pipeline import start_bare
 
     bare = start_bare(database_url, bootstrap, paper_url)
+    print(f"bare pipeline output: {bare.log_path}", file=sys.stderr)
     shared = ("postgres", "broker", "paper-exchange")
 
     def usage() -> list[tuple[str, float, float]]:
