@@ -42,6 +42,15 @@ def test_compose_uses_official_postgres_and_apache_kafka_in_kraft_mode() -> None
     assert "KAFKA_PROCESS_ROLES: broker,controller" in text
 
 
+def test_kafka_keeps_its_log_on_the_mounted_volume() -> None:
+    # apache/kafka's KRaft default log dir (/tmp/kraft-combined-logs) is not the volume.
+    text = compose()
+    mount = re.search(r"volumes: \[kafkadata:(\S+)\]", text)
+    log_dirs = re.search(r"KAFKA_LOG_DIRS: (\S+)", text)
+    assert mount and log_dirs, "the kafka service needs a volume and KAFKA_LOG_DIRS"
+    assert log_dirs.group(1) == mount.group(1)
+
+
 def test_compose_service_commands_are_real_subcommands() -> None:
     from adapters.cli import build_parser
 
