@@ -34,7 +34,7 @@ from adapters.kafka.schema import (
     header_int,
     header_str,
 )
-from adapters.kafka.store import ensure_bus_tables
+from adapters.kafka.store import ensure_bus_tables, published_channel
 from adapters.kafka.topics import ensure_topic, never_auto_create
 from adapters.platform.metrics import CONSUMER_APPLIED, CONSUMER_LAG, DEAD_LETTERS
 from adapters.postgres.store import check_schema_name
@@ -48,6 +48,10 @@ MAX_ERROR_LENGTH = 4000
 # A batch with nothing to apply (only events the handler does not want, or duplicates) stores
 # its positions at most this often: they only save rereading those events after a restart.
 IDLE_POSITIONS_INTERVAL = 1.0
+# An idle consumer sleeps until the relay announces a publish (NOTIFY on published_channel),
+# or this long at most: the fallback if an announcement is missed (an older relay, a lost
+# connection), and the pace of the retry and lost-log checks while nothing is published.
+IDLE_WAKE_INTERVAL = 1.0
 
 
 class EventHandler(Protocol):
@@ -113,6 +117,7 @@ class ConsumerRunner:
         batch_size: int = 500,
         max_attempts: int = 3,
         poll_timeout_ms: int = 100,
+        wake_on_publish: bool = True,
     ) -> None:
         if not 0 <= instance < instances:
             raise ValueError(f"instance must be in 0..{instances - 1}, not {instance}")
@@ -133,6 +138,10 @@ class ConsumerRunner:
         self.batch_size = batch_size
         self.max_attempts = max(1, max_attempts)
         self.poll_timeout_ms = poll_timeout_ms
+        self.wake_on_publish = wake_on_publish
+        # LISTENs on the relay's publish announcements: an idle `run` waits on it instead of
+        # fetching every few milliseconds (each empty fetch costs the broker and us CPU).
+        self._wake: psycopg.Connection[Any] | None = None
         self.partitions: list[int] = []
         self._conn: psycopg.Connection[Any] | None = None
         self._consumer: KafkaConsumer | None = None
@@ -159,6 +168,14 @@ class ConsumerRunner:
         # Handlers may name their tables without the schema.
         conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
         self._conn = conn
+        if self.wake_on_publish:
+            # LISTEN before the first fetch: an announcement made while a fetch comes back
+            # empty then waits on this connection, so no wake-up is lost.
+            wake = psycopg.connect(self.database_url, autocommit=True,
+                                   application_name=f"tradeledger-wake-{self.name}"[:63])
+            wake.execute(sql.SQL("LISTEN {}").format(
+                sql.Identifier(published_channel(self.schema))))
+            self._wake = wake
         # Creating the topic here keeps a client's metadata request from auto-creating it
         # with the broker's default partition count.
         ensure_topic(self.bootstrap_servers, self.topic,
@@ -224,8 +241,11 @@ class ConsumerRunner:
                 log.debug("closing the Kafka consumer failed", exc_info=True)
         if self._conn is not None and not self._conn.closed:
             self._conn.close()
+        if self._wake is not None and not self._wake.closed:
+            self._wake.close()
         self._consumer = None
         self._conn = None
+        self._wake = None
 
     # ---- positions ----------------------------------------------------------------------
     def _store_position(self, partition: int, pos: Position) -> None:
@@ -585,15 +605,44 @@ class ConsumerRunner:
         try:
             while not stop.is_set():
                 try:
-                    self.poll_once()
+                    received, _ = self.poll_once()
                     if time.monotonic() - self._last_retry_check > RETRY_CHECK_INTERVAL:
                         self.process_retries()
+                    if not received:
+                        self.wait_for_publish(stop)
                 except (psycopg.OperationalError, KafkaError) as exc:
                     log.warning("consumer %s: %s; reconnecting", self.name, exc)
                     self.close()
                     stop.wait(1.0)
         finally:
             self.close()
+
+    def wait_for_publish(self, stop: threading.Event,
+                         timeout: float = IDLE_WAKE_INTERVAL) -> bool:
+        """After an empty poll: sleep until the relay announces a publish of our topic, stop
+        is set, or `timeout` passes; True if woken by an announcement.
+
+        Any announcements already queued are taken at once, so one wake-up serves them all.
+        Without a LISTEN connection (wake_on_publish off) it returns at once: plain polling.
+        """
+        wake = self._wake
+        if wake is None:
+            return False
+        deadline = time.monotonic() + timeout
+        woken = False
+        while not stop.is_set() and not woken:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Short slices, so that stop is honoured quickly.
+            for note in wake.notifies(timeout=min(remaining, 0.25)):
+                woken = woken or note.payload in ("", self.topic)
+                if woken:
+                    break
+        if woken:
+            for _ in wake.notifies(timeout=0):  # drain: this wake-up covers those too
+                pass
+        return woken
 
     def caught_up(self) -> bool:
         """Tell whether every owned partition was read up to its last known high-water."""

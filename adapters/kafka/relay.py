@@ -28,6 +28,7 @@ from adapters.kafka.schema import message_headers, partition_for, without_secret
 from adapters.kafka.store import (
     ensure_bus_tables,
     install_wake_trigger,
+    published_channel,
     wake_channel,
 )
 from adapters.kafka.topics import admin_client, ensure_topic, never_auto_create, topic_partitions
@@ -199,12 +200,16 @@ class Relay:
         return heads
 
     def _store_state(self) -> None:
+        # The same statement announces the publish (delivered at its commit, after the
+        # broker's acks): idle consumers sleep on it instead of fetching all the time.
         self._connect().execute(
-            sql.SQL("UPDATE {} SET notification_id = %s, epoch = %s, partition_offsets = %s, "
-                    "partition_heads = %s, updated_at = now() WHERE name = %s").format(
+            sql.SQL("WITH stored AS (UPDATE {} SET notification_id = %s, epoch = %s, "
+                    "partition_offsets = %s, partition_heads = %s, updated_at = now() "
+                    "WHERE name = %s RETURNING 1) SELECT pg_notify(%s, %s)").format(
                 sql.Identifier(self.schema, "relay_positions")),
             (self.state.notification_id, self.state.epoch, json.dumps(self.state.offsets),
-             json.dumps(self.state.heads), self.name),
+             json.dumps(self.state.heads), self.name, published_channel(self.schema),
+             self.topic),
         )
 
     def _ensure_producer(self) -> KafkaProducer:

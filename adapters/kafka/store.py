@@ -62,6 +62,12 @@ def wake_channel(schema: str) -> str:
     return f"{check_schema_name(schema)}_events_appended"[:63]
 
 
+def published_channel(schema: str) -> str:
+    """Return the channel on which the relay announces, with the topic as payload, that it
+    published a batch (consumers sleep on it when idle)."""
+    return f"{check_schema_name(schema)}_published"[:63]
+
+
 def install_wake_trigger(conn: psycopg.Connection, schema: str, events_table: str) -> None:
     """Install a statement-level AFTER INSERT trigger on the events table that pg_notifies."""
     ident = sql.Identifier(check_schema_name(schema))

@@ -236,3 +236,36 @@ def test_a_handler_gets_only_the_event_types_it_wants_and_the_chain_still_holds(
     assert position == (7, 10)
     assert letters == []
     assert caplog.text.count("waiting for the relay to republish") == 1
+
+
+def test_an_idle_consumer_sleeps_until_the_relay_announces_a_publish(
+    runtime: Runtime, kafka_bootstrap: str, kafka_topic: str, pg_url: str
+) -> None:
+    import threading
+    import time
+
+    schema = runtime.settings.database_schema
+    create_effects_table(pg_url, schema)
+    runner = runner_for(runtime, kafka_bootstrap, kafka_topic, EffectsHandler())
+    stop = threading.Event()
+    try:
+        runner.open()
+        # Nothing published: it sleeps the whole interval and says it was not woken.
+        started = time.monotonic()
+        assert runner.wait_for_publish(stop, timeout=0.5) is False
+        assert time.monotonic() - started >= 0.45
+        # Another topic's announcement does not wake it.
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify(%s, 'some-other-topic')", (f"{schema}_published",))
+        assert runner.wait_for_publish(stop, timeout=0.3) is False
+        # A publish made while it was busy (before it waits) wakes it at once, and the
+        # records are there to fetch.
+        appended = append_events(runtime.app, orders=5, events_per_order=2)
+        assert publish_all(runtime, kafka_bootstrap, kafka_topic) == appended
+        started = time.monotonic()
+        assert runner.wait_for_publish(stop, timeout=5.0) is True
+        assert time.monotonic() - started < 1.0
+        assert runner.run_until_idle(20) == appended
+    finally:
+        runner.close()
+    assert effects_summary(pg_url, schema) == store_summary(pg_url, schema)
