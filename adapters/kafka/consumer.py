@@ -52,6 +52,9 @@ IDLE_POSITIONS_INTERVAL = 1.0
 # or this long at most: the fallback if an announcement is missed (an older relay, a lost
 # connection), and the pace of the retry and lost-log checks while nothing is published.
 IDLE_WAKE_INTERVAL = 1.0
+# The poll after an idle interval that no announcement ended: one short fetch (a full poll
+# holds up to ten 10 ms fetches, which was most of an idle consumer's cost).
+IDLE_POLL_MS = 10
 
 
 class EventHandler(Protocol):
@@ -423,14 +426,16 @@ class ConsumerRunner:
                 due.append((envelope, record))
         return pos
 
-    def poll_once(self) -> tuple[int, int]:
-        """Fetch and apply one batch; return (records received, envelopes applied)."""
+    def poll_once(self, timeout_ms: int | None = None) -> tuple[int, int]:
+        """Fetch and apply one batch (waiting up to `timeout_ms`, by default poll_timeout_ms);
+        return (records received, envelopes applied)."""
         if self._consumer is None:
             self.open()
         assert self._consumer is not None and self._conn is not None
         try:
-            batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms,
-                                        max_records=self.batch_size)
+            batch = self._consumer.poll(
+                timeout_ms=self.poll_timeout_ms if timeout_ms is None else timeout_ms,
+                max_records=self.batch_size)
         except OffsetOutOfRangeError as exc:
             # Apache Kafka's answer to a position past the log end (Tansu returns nothing).
             ranges = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
@@ -603,13 +608,13 @@ class ConsumerRunner:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set; a batch in progress finishes (or rolls back) first."""
         try:
+            woken = True
             while not stop.is_set():
                 try:
-                    received, _ = self.poll_once()
+                    received, _ = self.poll_once(None if woken else IDLE_POLL_MS)
                     if time.monotonic() - self._last_retry_check > RETRY_CHECK_INTERVAL:
                         self.process_retries()
-                    if not received:
-                        self.wait_for_publish(stop)
+                    woken = bool(received) or self._wake is None or self.wait_for_publish(stop)
                 except (psycopg.OperationalError, KafkaError) as exc:
                     log.warning("consumer %s: %s; reconnecting", self.name, exc)
                     self.close()

@@ -69,6 +69,28 @@ def _upsert(table: str, cols: tuple[str, ...], key: tuple[str, ...]) -> str:
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
 
 
+# Postgres takes at most 65,535 parameters a statement; the widest row has 22.
+MAX_PARAMETERS = 60_000
+
+
+def _multi_row(conn: psycopg.Connection[Any], statement: str,
+               rows: list[tuple[Any, ...]]) -> list[psycopg.Cursor[Any]]:
+    """Run `statement` (with `VALUES {rows}` for its rows) over `rows`, as few statements as
+    the parameter limit allows (one for any batch the consumer makes); return their cursors,
+    whose answers the caller reads (and closes)."""
+    width = len(rows[0])
+    step = max(1, MAX_PARAMETERS // width)
+    row = f"({_placeholders(width)})"
+    cursors = []
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        cursor = conn.cursor()
+        cursor.execute(statement.replace("{rows}", ", ".join([row] * len(chunk))),
+                       [value for values in chunk for value in values])
+        cursors.append(cursor)
+    return cursors
+
+
 def ensure_tables(conn: psycopg.Connection[Any], schema: str) -> None:
     """Create the read-side tables on a connection of their own, committed at once.
 
@@ -147,10 +169,19 @@ class Projector:
         self._notices: dict[str, int] = {}
         # (account, symbol) -> the oldest notification id of its fills staged (a hint only)
         self._fills: dict[tuple[str, str], int] = {}
-        # (cursor of an event-log insert, the counters the event adds if that row is new)
-        self._counted: list[tuple[psycopg.Cursor[Any], Increments]] = []
-        # (account, cursor of a change insert): its seq is read at flush
-        self._seq_cursors: list[tuple[str, psycopg.Cursor[Any]]] = []
+        # (cursor of an event-log insert answering the notification ids new to the log, the
+        # counters each event adds if its row is new)
+        self._counted: list[tuple[psycopg.Cursor[Any], dict[int, Increments]]] = []
+        # cursors of change inserts answering (seq, account_id) rows: read at flush
+        self._seq_cursors: list[psycopg.Cursor[Any]] = []
+        # Rows staged for one multi-row statement per table (written by _write_staged):
+        # event-log rows with their counters, each order's newest state, ORDER_UPDATE changes,
+        # fills (a trade row and its TRADE change, in one statement each: the change only if
+        # the trade is new).
+        self._log_rows: list[tuple[tuple[Any, ...], Increments]] = []
+        self._order_rows: dict[str, OrderRow] = {}
+        self._change_rows: list[tuple[Any, ...]] = []
+        self._trade_rows: list[tuple[Any, ...]] = []
         # The batch's orders as of the last staged event (prepare), until flush
         self._orders: dict[str, OrderRow | None] | None = None
         t = {name: f"{q}.{name}" for name in (
@@ -164,9 +195,11 @@ class Projector:
             "orders_get": f"SELECT {', '.join(ORDER_COLS)} FROM {t['orders_view']} "  # noqa: S608
                           "WHERE order_id = ANY(%s::uuid[]) FOR UPDATE",
             "order_put": _upsert(t["orders_view"], ORDER_COLS, ("order_id",)),
-            "event_put": f"INSERT INTO {t['event_log_view']} ({', '.join(EVENT_LOG_COLS)}) "  # noqa: S608
-                         f"VALUES ({_placeholders(len(EVENT_LOG_COLS))}) "
-                         "ON CONFLICT (notification_id) DO NOTHING RETURNING notification_id",
+            "events_put": f"INSERT INTO {t['event_log_view']} ({', '.join(EVENT_LOG_COLS)}) "  # noqa: S608
+                          "VALUES {rows} "
+                          "ON CONFLICT (notification_id) DO NOTHING RETURNING notification_id",
+            "orders_put": _upsert(t["orders_view"], ORDER_COLS, ("order_id",)).replace(
+                f"VALUES ({_placeholders(len(ORDER_COLS))})", "VALUES {rows}"),
             "pos_put": _upsert(t["positions_view"], POSITION_COLS, ("account_id", "symbol")),
             "history_put": _upsert(t["position_history"], POSITION_COLS,
                                    ("account_id", "symbol", "last_notification_id")),
@@ -209,10 +242,13 @@ class Projector:
                                 f"INSERT INTO {t['view_changes']} "
                                 "(account_id, kind, entity_id, data, time) "
                                 "SELECT %s::uuid, 'TRADE', %s::text, %s::jsonb, "
-                                "%s::timestamptz FROM new_trade RETURNING seq",
+                                "%s::timestamptz FROM new_trade RETURNING seq, account_id",
             "change": f"INSERT INTO {t['view_changes']} "  # noqa: S608
                       "(account_id, kind, entity_id, data, time) VALUES (%s, %s, %s, %s, %s) "
-                      "RETURNING seq",
+                      "RETURNING seq, account_id",
+            "changes_put": f"INSERT INTO {t['view_changes']} "  # noqa: S608
+                           "(account_id, kind, entity_id, data, time) VALUES {rows} "
+                           "RETURNING seq, account_id",
         }
 
     def setup(self, conn: psycopg.Connection[Any]) -> None:
@@ -236,14 +272,14 @@ class Projector:
         notification per account (Postgres delivers NOTIFY on commit only, so one per batch
         wakes the SSE hub as early as one per event)."""
         self._orders = None
+        self._write_staged(conn)
         seqs, self._seq_cursors = self._seq_cursors, []
-        for account_id, cursor in seqs:  # reading them syncs a pipeline the batch runs in
-            self._note_seqs(account_id, [cursor])
+        self._note_seqs(seqs)  # reading them syncs a pipeline the batch runs in
         counted, self._counted = self._counted, []
         total = Increments()
-        for logged, inc in counted:
-            if logged.fetchone() is not None:  # new to the event log: count it once
-                total.add(inc)
+        for logged, incs in counted:
+            for (nid,) in logged.fetchall():  # new to the event log: count it once
+                total.add(incs[int(nid)])
             logged.close()
         self._add_analytics(conn, total)
         fills, self._fills = self._fills, {}
@@ -266,6 +302,8 @@ class Projector:
         self._orders = None
         self._seq_cursors = []
         self._counted = []
+        self._log_rows, self._order_rows = [], {}
+        self._change_rows, self._trade_rows = [], []
         self._fills = {}
         self._chain_upto = 0
         self._notices = {}
@@ -276,9 +314,11 @@ class Projector:
         self._ensure_ready(conn)
         ids = list({e.aggregate_id for e in envelopes if e.aggregate_type == "Order"})
         orders: dict[str, OrderRow | None] = dict.fromkeys(ids)
-        if ids:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._gate,))
+        with conn.cursor() as cur:
+            # Replay's swap takes this lock exclusively; the projector waits meanwhile. Held
+            # to the end of the transaction: once per batch is enough.
+            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._gate,))
+            if ids:
                 cur.execute(self._sql["orders_get"], (ids,))
                 for row in cur.fetchall():
                     order = order_from_db(row)
@@ -287,61 +327,90 @@ class Projector:
 
     def stage(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None:
         """Apply one event to the read models; positions, the audit chain and NOTIFY wait
-        for flush."""
+        for flush.
+
+        Under the consumer (after prepare) the rows are only staged, and flush writes them
+        with one statement per table for the whole batch. Alone (a careful redo, or
+        handle()) the event is written here, so an error surfaces inside its savepoint.
+        """
         self._ensure_ready(conn)
         sql = self._sql
-        seq_cursors: list[tuple[str, psycopg.Cursor[Any]]] = []
         orders = self._orders
-        # Pipeline mode: statements go out without waiting for each answer. Under the
-        # consumer the whole batch is one pipeline (no round trip per event); alone (a careful
-        # redo, or handle()) this event gets its own, so an error surfaces here, inside the
-        # event's savepoint.
-        batched = conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
-        with (nullcontext() if batched else conn.pipeline()), conn.cursor() as cur:
-            # Replay's swap takes this lock exclusively; the projector waits meanwhile.
-            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._gate,))
-            before: OrderRow | None = None
-            if envelope.aggregate_type == "Order":
-                if orders is not None and envelope.aggregate_id in orders:
-                    before = orders[envelope.aggregate_id]
-                else:
+        if orders is None:
+            # Replay's swap takes this lock exclusively; the projector waits meanwhile
+            # (prepare took it for a whole batch).
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self._gate,))
+        before: OrderRow | None = None
+        if envelope.aggregate_type == "Order":
+            if orders is not None and envelope.aggregate_id in orders:
+                before = orders[envelope.aggregate_id]
+            else:
+                with conn.cursor() as cur:
                     cur.execute(sql["order_get"], (envelope.aggregate_id,))
                     found = cur.fetchone()
-                    before = order_from_db(found) if found else None
-            after = (apply_order_event(before, envelope)
-                     if envelope.aggregate_type == "Order" else None)
-            if orders is not None and after is not None:
-                orders[after.order_id] = after
-            order = after or before
-            if envelope.aggregate_type == "Order" and order is None:
-                log.warning("event %s of unknown order %s skipped",
-                            envelope.event_id, envelope.aggregate_id)
+                before = order_from_db(found) if found else None
+        after = (apply_order_event(before, envelope)
+                 if envelope.aggregate_type == "Order" else None)
+        if orders is not None and after is not None:
+            orders[after.order_id] = after
+        order = after or before
+        if envelope.aggregate_type == "Order" and order is None:
+            log.warning("event %s of unknown order %s skipped",
+                        envelope.event_id, envelope.aggregate_id)
 
-            entry = event_log_row(envelope, order.symbol if order else None)
-            logged = conn.cursor()  # answers at flush whether the row is new to the log
-            logged.execute(sql["event_put"], event_log_values(entry))
-            counted = (logged, analytics_increments(envelope, order))
-
-            if after is not None and (before is None or after.version != before.version):
-                cur.execute(sql["order_put"], order_values(after))
-                seq_cursors.append((envelope.account_id, self._change(
-                    conn, envelope.account_id, envelope.timestamp, "ORDER_UPDATE",
-                    after.order_id, after.to_dict())))
-
-            if envelope.event_type == "OrderFilled" and order is not None:
-                trade = trade_from_fill(order, envelope)
-                trade_cursor = conn.cursor()
-                trade_cursor.execute(sql["trade_put_change"], (
-                    *trade_values(trade), envelope.account_id, trade.trade_id,
-                    Jsonb(trade.to_dict()), envelope.timestamp))
-                seq_cursors.append((envelope.account_id, trade_cursor))
-                key = (trade.account_id, trade.symbol)
-                self._fills[key] = min(self._fills.get(key, trade.notification_id),
-                                       trade.notification_id)
-        self._seq_cursors.extend(seq_cursors)
+        entry = event_log_row(envelope, order.symbol if order else None)
+        self._log_rows.append((event_log_values(entry), analytics_increments(envelope, order)))
+        if after is not None and (before is None or after.version != before.version):
+            self._order_rows[after.order_id] = after
+            self._change_rows.append((envelope.account_id, "ORDER_UPDATE", after.order_id,
+                                      Jsonb(after.to_dict()), envelope.timestamp))
+        if envelope.event_type == "OrderFilled" and order is not None:
+            trade = trade_from_fill(order, envelope)
+            self._trade_rows.append((*trade_values(trade), envelope.account_id, trade.trade_id,
+                                     Jsonb(trade.to_dict()), envelope.timestamp))
+            key = (trade.account_id, trade.symbol)
+            self._fills[key] = min(self._fills.get(key, trade.notification_id),
+                                   trade.notification_id)
         PROJECTED_EVENTS.labels(event=envelope.event_type).inc()
-        self._counted.append(counted)
         self._chain_upto = max(self._chain_upto, envelope.notification_id)
+        if orders is None:
+            self._write_staged(conn)
+
+    def _write_staged(self, conn: psycopg.Connection[Any]) -> None:
+        """Send the staged rows: one statement per table (a trade's row and TRADE change go
+        in one per fill: the change is made only if the trade is new). The answers (new
+        event-log rows, change seqs) are read at flush."""
+        log_rows, self._log_rows = self._log_rows, []
+        order_rows, self._order_rows = self._order_rows, {}
+        change_rows, self._change_rows = self._change_rows, []
+        trade_rows, self._trade_rows = self._trade_rows, []
+        if not (log_rows or order_rows or change_rows or trade_rows):
+            return
+        sql = self._sql
+        # Pipeline mode: statements go out without waiting for each answer; under the
+        # consumer the whole batch is one pipeline already.
+        batched = conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+        counted: list[tuple[psycopg.Cursor[Any], dict[int, Increments]]] = []
+        seq_cursors: list[psycopg.Cursor[Any]] = []
+        with nullcontext() if batched else conn.pipeline():
+            if log_rows:
+                # They answer at flush which rows are new to the log.
+                incs = {int(values[0]): inc for values, inc in log_rows}
+                counted += [(logged, incs) for logged in _multi_row(
+                    conn, sql["events_put"], [values for values, _ in log_rows])]
+            if order_rows:
+                for cursor in _multi_row(conn, sql["orders_put"],
+                                         [order_values(o) for o in order_rows.values()]):
+                    cursor.close()
+            if change_rows:
+                seq_cursors += _multi_row(conn, sql["changes_put"], change_rows)
+            for row in trade_rows:
+                trade_cursor = conn.cursor()
+                trade_cursor.execute(sql["trade_put_change"], row)
+                seq_cursors.append(trade_cursor)
+        # Kept only once sent: alone, a failure above leaves nothing for flush to read.
+        self._counted += counted
+        self._seq_cursors += seq_cursors
 
     def _add_analytics(self, conn: psycopg.Connection[Any], inc: Increments) -> None:
         """Add a batch's counters, one upsert per key."""
@@ -363,15 +432,15 @@ class Projector:
         cursor.execute(self._sql["change"], (account_id, kind, entity_id, Jsonb(data), time))
         return cursor
 
-    def _note_seqs(self, account_id: str, cursors: list[psycopg.Cursor[Any]]) -> None:
-        """Remember the account's highest change seq for flush's NOTIFY (the hub then reads
-        changes_since())."""
-        seq = self._notices.get(account_id, 0)
+    def _note_seqs(self, cursors: list[psycopg.Cursor[Any]]) -> None:
+        """Remember each account's highest change seq, from cursors answering (seq,
+        account_id) rows, for flush's NOTIFY (the hub then reads changes_since())."""
+        notices = self._notices
         for cursor in cursors:
-            for (value,) in cursor.fetchall():
-                seq = max(seq, int(value))
+            for value, account in cursor.fetchall():
+                account_id = str(account)
+                notices[account_id] = max(notices.get(account_id, 0), int(value))
             cursor.close()
-        self._notices[account_id] = seq
 
     def _update_position(self, cur: psycopg.Cursor[Any], account_id: str, symbol: str,
                          since: int) -> None:
@@ -418,4 +487,4 @@ class Projector:
         cur.execute(sql["pos_put"], history[-1])
         changed = self._change(cur.connection, account_id, trade.time.isoformat(), "POSITION",
                                symbol, position_dict(position))
-        self._note_seqs(account_id, [changed])
+        self._note_seqs([changed])
