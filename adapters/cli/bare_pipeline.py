@@ -84,10 +84,14 @@ def run_api(port: int, database_url: str, schema: str, bootstrap: str, topic: st
     import jwt
     import psycopg
     import uvicorn
+    from psycopg_pool import ConnectionPool
 
     app = FastAPI()
     producer = _producer(bootstrap)
-    local = threading.local()
+    # A pool as TradeLedger's API has (its default size): one connection per threadpool
+    # thread would exceed the embedded Postgres's connection limit.
+    pool = ConnectionPool(database_url, min_size=10, max_size=10, open=True,
+                          kwargs={"options": f"-c search_path={schema}"})
     queues: dict[str, set[asyncio.Queue[str]]] = {}
 
     def account_of(authorization: str | None) -> str:
@@ -103,15 +107,12 @@ def run_api(port: int, database_url: str, schema: str, bootstrap: str, topic: st
     @app.post("/api/trading/orders", status_code=202)
     def place(body: OrderBody, authorization: str | None = Header(None)) -> dict[str, str]:
         account = account_of(authorization)
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = _connect(database_url, schema)
         order_id = str(uuid.uuid4())
         payload = {"orderId": order_id, "account": account, **body.model_dump()}
         text = json.dumps(payload)
-        conn.execute("INSERT INTO orders (id, account, body) VALUES (%s, %s, %s)",
-                     (order_id, account, text))
-        conn.commit()
+        with pool.connection() as conn:  # commits at the end of the block
+            conn.execute("INSERT INTO orders (id, account, body) VALUES (%s, %s, %s)",
+                         (order_id, account, text))
         producer.send(topic, text.encode())
         return {"orderId": order_id}
 
@@ -251,7 +252,7 @@ class BarePipeline:
 
 
 def start_bare(database_url: str, bootstrap: str, paper_url: str, *,
-               fetch_wait_ms: int = 10, threads: int = 8,
+               fetch_wait_ms: int = 10, threads: int = 4,
                timeout: float = 60.0) -> BarePipeline:
     """Create the schema and topics, start the three processes, wait for the API."""
     import secrets
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topic-out", default="")
     parser.add_argument("--paper-url", default="")
     parser.add_argument("--fetch-wait-ms", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args(argv)
     if args.role == "api":
         run_api(args.port, args.database_url, args.schema, args.bootstrap, args.topic,

@@ -306,8 +306,12 @@ def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate
         return [r for r in rows if r[0].startswith("bare-") or r[0] in shared]
 
     try:
-        return asyncio.run(run_load(bare.api_url, users, rate, duration, 0.0, usage=usage,
-                                    tokens=bare.token))
+        result = asyncio.run(run_load(bare.api_url, users, rate, duration, 0.0, usage=usage,
+                                      tokens=bare.token))
+        if any(p.poll() is not None for p in bare.processes):
+            print(f"a bare-pipeline process exited during the run: see {bare.log_path}",
+                  file=sys.stderr)
+        return result
     finally:
         bare.stop()
 
