@@ -1,10 +1,12 @@
 """The SSE hub: one Postgres LISTEN connection per process, fan-out to every open stream.
 
 The projector writes each change as a row (seq, account, kind, data) and NOTIFYs
-`{"seq", "accountId"}`. Per account with open streams the hub keeps one feed: woken by a
-notification (or a periodic poll, in case a notification was lost), it reads the new
-rows once and hands them to every subscriber of that account, so every tab of a user
-gets every update and no other account's row is ever read.
+`{"seq", "accountId"}`. Per account with open streams the hub keeps one feed and a cursor.
+A burst of notifications (the projector sends one per account per batch, all delivered at
+its commit) marks those accounts' feeds; one query then reads the new rows of every marked
+feed after its own cursor (`changes_for`), and each row goes to every subscriber of its
+account, so every tab of a user gets every update and no other account's row is ever read.
+A feed also marks itself every poll interval, in case a notification was lost.
 
 Resume without gaps or duplicates: a subscriber registers (its queue starts filling)
 before it replays `changes_since(Last-Event-ID)`; afterwards it drops queued changes whose
@@ -52,6 +54,17 @@ class ChangeSource(Protocol):
     def changes_since(self, account_id: str, seq: int, limit: int = 500) -> list[Any]: ...
 
     def latest_seq(self, account_id: str) -> int: ...
+
+
+def read_changes(source: ChangeSource, cursors: dict[str, int], limit: int) -> list[Any]:
+    """The changes of several accounts after their cursors, in seq order: one query when the
+    source can (`changes_for`), else one per account."""
+    many = getattr(source, "changes_for", None)
+    if many is not None:
+        return list(many(cursors, limit))
+    rows = [c for account, seq in cursors.items()
+            for c in source.changes_since(account, seq, limit)]
+    return sorted(rows, key=lambda c: int(c.seq))
 
 
 class Subscription:
@@ -104,6 +117,10 @@ class ChangeHub:
         self._poll = poll_seconds
         self._queue_limit = queue_limit
         self._feeds: dict[str, _Feed] = {}
+        # Accounts whose feeds a notification (or their poll) marked since the last read.
+        self._marked: set[str] = set()
+        self._burst = asyncio.Event()
+        self._fanout: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self.listening = False
 
@@ -112,7 +129,9 @@ class ChangeHub:
         self._listener = asyncio.create_task(self._listen(), name="sse-hub-listen")
 
     async def stop(self) -> None:
-        await cancel_and_wait([*(f.task for f in self._feeds.values()), self._listener])
+        await cancel_and_wait([*(f.task for f in self._feeds.values()), self._listener,
+                               self._fanout])
+        self._fanout = None
         self._feeds.clear()
 
     async def _listen(self) -> None:
@@ -124,8 +143,8 @@ class ChangeHub:
                     await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self.listening = True
                     backoff = 0.5
-                    for feed in self._feeds.values():  # catch up on what we may have missed
-                        feed.wake.set()
+                    for account_id in self._feeds:  # catch up on what we may have missed
+                        self._mark(account_id)
                     async for notify in conn.notifies():
                         self._dispatch(notify.payload)
             except asyncio.CancelledError:
@@ -148,7 +167,49 @@ class ChangeHub:
             return
         feed = self._feeds.get(account_id)
         if feed is not None and (feed.cursor is None or seq > feed.cursor):
-            feed.wake.set()
+            self._mark(account_id)
+
+    def _mark(self, account_id: str) -> None:
+        """Have the fan-out read this account's new changes with the rest of the burst."""
+        self._marked.add(account_id)
+        self._burst.set()
+        if self._fanout is None or self._fanout.done():
+            self._fanout = asyncio.create_task(self._fan_out(), name="sse-hub-fan-out")
+
+    async def _fan_out(self) -> None:
+        """Read the marked feeds' new changes, one query per burst, and hand them out."""
+        while True:
+            await self._burst.wait()
+            await asyncio.sleep(0)  # let the rest of a burst's notifications be dispatched
+            self._burst.clear()
+            marked, self._marked = self._marked, set()
+            cursors = {account: feed.cursor for account in marked
+                       if (feed := self._feeds.get(account)) is not None
+                       and feed.cursor is not None}
+            if not cursors:
+                continue
+            try:
+                rows = await anyio.to_thread.run_sync(read_changes, self._source, cursors,
+                                                      BATCH)
+            except Exception:
+                log.warning("SSE feeds failed to read changes; will retry", exc_info=True)
+                await asyncio.sleep(1.0)
+                for account in cursors:
+                    self._mark(account)
+                continue
+            counts: dict[str, int] = {}
+            for change in rows:
+                account = str(change.account_id)
+                counts[account] = counts.get(account, 0) + 1
+                feed = self._feeds.get(account)
+                if feed is None or feed.cursor is None or int(change.seq) <= feed.cursor:
+                    continue
+                for subscription in list(feed.subscribers):
+                    subscription.put(change)
+                feed.cursor = int(change.seq)
+            for account, count in counts.items():
+                if count >= BATCH:  # more than one read's worth: read on
+                    self._mark(account)
 
     # ---- subscriptions -----------------------------------------------------------
     async def subscribe(self, account_id: str) -> Subscription:
@@ -195,24 +256,11 @@ class ChangeHub:
                 backoff = min(backoff * 2, 10.0)
         feed.ready.set()
         while True:
+            # The fallback in case a notification was lost; reads go through the fan-out.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(feed.wake.wait(), self._poll)
             feed.wake.clear()
-            try:
-                while True:
-                    batch = await anyio.to_thread.run_sync(
-                        self._source.changes_since, account_id, feed.cursor, BATCH)
-                    for change in batch:
-                        for subscription in list(feed.subscribers):
-                            subscription.put(change)
-                    if batch:
-                        feed.cursor = int(batch[-1].seq)
-                    if len(batch) < BATCH:
-                        break
-            except Exception:
-                log.warning("SSE feed failed to read changes; will retry", exc_info=True)
-                await asyncio.sleep(1.0)
-                feed.wake.set()
+            self._mark(account_id)
 
     async def changes(self, account_id: str, last_seq: int | None,
                       max_replay: int = MAX_REPLAY) -> AsyncIterator[Any]:

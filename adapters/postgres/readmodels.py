@@ -449,6 +449,19 @@ class ReadModels:
         return [Change(seq=s, account_id=str(a), kind=k, entity_id=e, data=d)
                 for s, a, k, e, d in rows]
 
+    def changes_for(self, cursors: dict[str, int], limit: int = 500) -> list[Change]:
+        """Each account's changes after its own seq (at most `limit` each), in seq order: one
+        query for all the accounts a burst of notifications woke."""
+        rows = self._fetch(
+            "SELECT c.seq, c.account_id, c.kind, c.entity_id, c.data "  # noqa: S608
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS f(account_id, after) "
+            "CROSS JOIN LATERAL (SELECT seq, account_id, kind, entity_id, data "
+            f"FROM {self._q}.view_changes v WHERE v.account_id = f.account_id "
+            "AND v.seq > f.after ORDER BY v.seq LIMIT %s) c ORDER BY c.seq",
+            (list(cursors), list(cursors.values()), limit))
+        return [Change(seq=s, account_id=str(a), kind=k, entity_id=e, data=d)
+                for s, a, k, e, d in rows]
+
     def latest_seq(self, account_id: UUID | str) -> int:
         rows = self._fetch(
             f"SELECT coalesce(max(seq), 0) FROM {self._q}.view_changes "  # noqa: S608

@@ -146,6 +146,10 @@ def test_projector_builds_every_view_and_announces_changes(runtime: Runtime,
     trade_change = next(c for c in changes if c.kind == "TRADE")
     assert set(trade_change.data) == set(trades[0])
     assert models.changes_since(account, changes[-2].seq) == changes[-1:]
+    # The hub's read for a burst: each account after its own cursor, at most `limit` each.
+    other = str(UUID(int=7))
+    assert models.changes_for({str(account): changes[2].seq, other: 0}) == changes[3:]
+    assert models.changes_for({str(account): 0}, limit=2) == changes[:2]
 
 
 def test_projector_killed_mid_batch_applies_no_fill_twice(runtime: Runtime) -> None:

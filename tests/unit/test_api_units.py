@@ -170,6 +170,42 @@ def test_hub_resume_has_no_gap_and_no_duplicate_at_the_seam() -> None:
         ("c", 2), ("c", 3), 3, ("c", 5), ("c", 7)]
 
 
+class BatchingSource(FakeSource):
+    """A source that reads several accounts at once, counting its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[dict[str, int]] = []
+
+    def changes_for(self, cursors: dict[str, int], limit: int = 500) -> list[Any]:
+        self.reads.append(dict(cursors))
+        return sorted((c for a, seq in cursors.items() for c in self.changes_since(a, seq, limit)),
+                      key=lambda c: c.seq)
+
+
+def test_hub_reads_a_burst_of_notifications_with_one_query() -> None:
+    async def scenario() -> tuple[list[Any], list[Any], list[dict[str, int]]]:
+        source = BatchingSource()
+        source.add("alice")
+        hub = ChangeHub("postgresql://unused", source, poll_seconds=30)
+        alice, bob = hub.changes("alice", None), hub.changes("bob", None)
+        assert await anext(alice) == 1 and await anext(bob) == 0  # the seams
+        # One projector batch: changes of both accounts, one notification each, together.
+        seqs = [source.add("alice"), source.add("bob"), source.add("alice")]
+        hub._dispatch(json.dumps({"seq": seqs[2], "accountId": "alice"}))
+        hub._dispatch(json.dumps({"seq": seqs[1], "accountId": "bob"}))
+        got_alice = [await asyncio.wait_for(anext(alice), 2) for _ in range(2)]
+        got_bob = [await asyncio.wait_for(anext(bob), 2)]
+        await alice.aclose()
+        await bob.aclose()
+        await hub.stop()
+        return got_alice, got_bob, source.reads
+
+    got_alice, got_bob, reads = asyncio.run(scenario())
+    assert [c.seq for c in got_alice] == [2, 4] and [c.seq for c in got_bob] == [3]
+    assert reads == [{"alice": 1, "bob": 0}]  # one read for the burst, each from its cursor
+
+
 def test_market_data_maps_binance_shapes() -> None:
     candle = md.candle_from_array([1700000000000, "1.5", "2", "1", "1.75", "10", 1, "0", 3])
     assert candle == {"time": 1700000000000, "open": "1.5", "high": "2", "low": "1",
