@@ -187,10 +187,21 @@ def run_executor(database_url: str, schema: str, bootstrap: str, topic_in: str,
         producer.send(topic_out, out.encode())
 
     consumer = _consumer(bootstrap, topic_in, fetch_wait_ms)
+    # Orders run concurrently, like the worker's lanes; at most 4 per thread wait their turn.
+    slots = threading.BoundedSemaphore(threads * 4)
+
+    def run_one(raw: bytes) -> None:
+        try:
+            execute(raw)
+        finally:
+            slots.release()
+
     with ThreadPoolExecutor(threads) as pool:
         while True:
             for records in consumer.poll(timeout_ms=1000).values():
-                list(pool.map(execute, [r.value for r in records]))
+                for record in records:
+                    slots.acquire()
+                    pool.submit(run_one, record.value)
 
 
 # ---- consumer 2: the read side ---------------------------------------------------------
@@ -252,7 +263,7 @@ class BarePipeline:
 
 
 def start_bare(database_url: str, bootstrap: str, paper_url: str, *,
-               fetch_wait_ms: int = 10, threads: int = 4,
+               fetch_wait_ms: int = 10, threads: int = 8,
                timeout: float = 60.0) -> BarePipeline:
     """Create the schema and topics, start the three processes, wait for the API."""
     import secrets
@@ -323,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topic-out", default="")
     parser.add_argument("--paper-url", default="")
     parser.add_argument("--fetch-wait-ms", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args(argv)
     if args.role == "api":
         run_api(args.port, args.database_url, args.schema, args.bootstrap, args.topic,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -290,21 +291,59 @@ def summary(result: dict[str, Any]) -> dict[str, float]:
             "completedPerSecond": round(result["completed_per_s"], 1)}
 
 
+SHARED = ("postgres", "broker", "paper-exchange")
+
+
+def pause_tradeledger(roots: list[int]) -> list[Any]:
+    """SIGSTOP TradeLedger's own processes of the `up` tree (not the servers the bare
+    pipeline shares), so that their idle work does not count as the bare pipeline's."""
+    import psutil
+
+    paused = []
+    for pid in roots:
+        try:
+            tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in tree:
+            try:
+                proc.info = proc.as_dict(["cmdline", "name"])
+                name = _named(proc)
+                if name is not None and name not in SHARED:
+                    proc.suspend()
+                    paused.append(proc)
+            except psutil.Error:
+                continue
+    return paused
+
+
+def resume(paused: list[Any]) -> None:
+    """SIGCONT what pause_tradeledger stopped."""
+    import psutil
+
+    for proc in paused:
+        with contextlib.suppress(psutil.Error):
+            proc.resume()
+
+
 def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate: float,
              duration: float, system_roots: list[int], postgres_dir: str | None
              ) -> dict[str, Any]:
-    """Start the bare pipeline, drive the same load through it, stop it."""
+    """Start the bare pipeline, drive the same load through it, stop it.
+
+    TradeLedger's own processes (of `system_roots`) are paused meanwhile: the Postgres,
+    broker and paper exchange CPU counted is then the bare pipeline's alone.
+    """
     from adapters.cli.bare_pipeline import start_bare
 
     bare = start_bare(database_url, bootstrap, paper_url)
     print(f"bare pipeline output: {bare.log_path}", file=sys.stderr)
-    shared = ("postgres", "broker", "paper-exchange")
-
     def usage() -> list[tuple[str, float, float]]:
         # Its own three processes, and the servers it shares with TradeLedger.
         rows = process_usage(system_roots + bare.pids(), postgres_dir)
-        return [r for r in rows if r[0].startswith("bare-") or r[0] in shared]
+        return [r for r in rows if r[0].startswith("bare-") or r[0] in SHARED]
 
+    paused = pause_tradeledger(system_roots)
     try:
         result = asyncio.run(run_load(bare.api_url, users, rate, duration, 0.0, usage=usage,
                                       tokens=bare.token))
@@ -313,6 +352,7 @@ def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate
                   file=sys.stderr)
         return result
     finally:
+        resume(paused)
         bare.stop()
 
 
