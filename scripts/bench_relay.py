@@ -153,28 +153,37 @@ def bench_throughput(runtime: Runtime, bootstrap_servers: str, events: int) -> d
     relay_cpu_s = time.process_time() - cpu_started
     relay.close()
 
-    def catch_up(handler: Any, timeout: float) -> float:
-        """Consume the whole topic with `handler`; return events applied per second."""
+    def catch_up(handler: Any, timeout: float) -> tuple[float, float, float]:
+        """Consume the whole topic with `handler`; return events applied per second, and
+        the CPU microseconds per event of this process and of its Postgres backend."""
+        import psutil
+
         runner = ConsumerRunner(database_url=runtime.database_url,
                                 schema=runtime.settings.database_schema,
                                 bootstrap_servers=bootstrap_servers, topic=topic,
                                 handler=handler)
         runner.open()
-        started = time.perf_counter()
+        assert runner._conn is not None
+        backend = psutil.Process(runner._conn.pgconn.backend_pid)
+        backend_before = sum(backend.cpu_times()[:2])
+        started, cpu_started = time.perf_counter(), time.process_time()
         applied = runner.run_until_idle(timeout)
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        backend_cpu = sum(backend.cpu_times()[:2]) - backend_before
         runner.close()
-        return applied / seconds
+        return applied / seconds, 1e6 * cpu / applied, 1e6 * backend_cpu / applied
 
-    consumer_per_s = catch_up(LagHandler(), 120)
+    consumer_per_s, _, _ = catch_up(LagHandler(), 120)
     # The real projector catching up on the same events: its capacity in events/s.
     projector = Projector(runtime.settings.database_schema)
     with psycopg.connect(runtime.database_url) as conn, conn.transaction():
         projector.setup(conn)
-    projector_per_s = catch_up(projector, 300)
+    projector_per_s, projector_us, backend_us = catch_up(projector, 300)
     return {"events": published, "append_per_s": events / append_s,
             "relay_per_s": published / relay_s, "consumer_per_s": consumer_per_s,
-            "projector_per_s": projector_per_s,
+            "projector_per_s": projector_per_s, "projector_cpu_us": projector_us,
+            "projector_pg_cpu_us": backend_us,
             # Events per CPU-second of the relay's process: what one free core would reach
             # if Postgres and the broker had the other core (a machine-load-free estimate).
             "relay_per_cpu_s": published / relay_cpu_s}
@@ -287,6 +296,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--no-lag", action="store_true", help="only the throughput phase")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     url = os.environ.get("TRADELEDGER_DATABASE_URL", DEFAULT_URL)
@@ -314,7 +324,12 @@ def main() -> int:
               f"(append {throughput['append_per_s']:,.0f}/s, "
               f"consumer {throughput['consumer_per_s']:,.0f}/s, "
               f"projector catching up {throughput['projector_per_s']:,.0f}/s)")
+        print(f"projector catching up: {throughput['projector_cpu_us']:.0f} µs of its own CPU "
+              f"and {throughput['projector_pg_cpu_us']:.0f} µs of its Postgres backend's "
+              "per event")
         for label, projector in (("end-to-end lag", False), ("projector lag", True)):
+            if args.no_lag:
+                break
             lag = bench_lag(runtime, bootstrap_servers, args.rate, args.duration, projector)
             print(f"{label} at {lag['rate']:.0f} events/s over {lag['events']} events "
                   f"(missing {lag['missing']}): p50 {lag['p50_ms']:.1f} ms, "
