@@ -140,6 +140,19 @@ def _table_ddl(q: str, name: str) -> list[str]:
     return statements
 
 
+def column_types(table: str) -> dict[str, str]:
+    """The SQL type of each column of a rebuildable table, read from its DDL (for statements
+    that pass a column as an array, e.g. `unnest(%s::uuid[])`)."""
+    create = _table_ddl('"s"', table)[0]
+    body = create[create.index("(") + 1:create.rindex(")")]
+    types: dict[str, str] = {}
+    for part in body.split(","):
+        words = part.split()
+        if len(words) >= 2 and words[0].isidentifier() and words[0].upper() != "PRIMARY":
+            types[words[0]] = words[1]
+    return types
+
+
 def ddl(schema: str, tables: tuple[str, ...] | None = None, suffix: str = "") -> list[str]:
     """Idempotent DDL of the read side (all tables, or just `tables` under `suffix`)."""
     q = f'"{check_schema_name(schema)}"'
