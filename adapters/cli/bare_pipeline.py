@@ -154,9 +154,12 @@ def run_api(port: int, database_url: str, schema: str, bootstrap: str, topic: st
 
 # ---- consumer 1: the exchange call -----------------------------------------------------
 def run_executor(database_url: str, schema: str, bootstrap: str, topic_in: str,
-                 topic_out: str, paper_url: str, api_key: str, secret_key: str,
+                 topic_out: str, paper_url: str, keys: dict[str, list[str]],
                  fetch_wait_ms: int, threads: int) -> None:
-    """Send every order to the paper exchange and record the answer, until killed."""
+    """Send every order to the paper exchange with its account's keys (an exchange limits
+    orders per account, as Binance does) and record the answer, until killed."""
+    import traceback
+
     from binance.client import Client
 
     from adapters.binance.loopback import LoopbackSession
@@ -164,16 +167,24 @@ def run_executor(database_url: str, schema: str, bootstrap: str, topic_in: str,
     local = threading.local()
     producer = _producer(bootstrap)
 
-    def execute(raw: bytes) -> None:
-        if not hasattr(local, "client"):
+    def client_for(account: str) -> Any:
+        clients: dict[str, Any] = local.__dict__.setdefault("clients", {})
+        client = clients.get(account)
+        if client is None:
+            api_key, secret_key = keys[account]
             client = Client(api_key, secret_key, ping=False)
             client.API_URL = paper_url.rstrip("/") + "/api"
             session = LoopbackSession()  # as the worker's gateway does for the paper exchange
             session.headers.update(client.session.headers)
             client.session = session
-            local.client, local.conn = client, _connect(database_url, schema)
+            clients[account] = client
+        return client
+
+    def execute(raw: bytes) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = _connect(database_url, schema)
         order = json.loads(raw)
-        answer = local.client.create_order(
+        answer = client_for(order["account"]).create_order(
             symbol=order["symbol"], side=order["side"], type=order["type"],
             quantity=order["quantity"], newClientOrderId=order["orderId"].replace("-", ""),
             newOrderRespType="FULL")
@@ -193,6 +204,8 @@ def run_executor(database_url: str, schema: str, bootstrap: str, topic_in: str,
     def run_one(raw: bytes) -> None:
         try:
             execute(raw)
+        except Exception:  # a lost order shows in the bench's count; say why here
+            traceback.print_exc()
         finally:
             slots.release()
 
@@ -232,15 +245,19 @@ class BarePipeline:
     secret: str
     database_url: str
     schema: str
+    accounts: list[str] = field(default_factory=list)  # each with its own exchange keys
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     log_path: Path | None = None  # the processes' output
+    _issued: int = 0
 
     def token(self) -> str:
-        """A fresh account's bearer token."""
+        """The next account's bearer token (round robin over `accounts`)."""
         import jwt
 
+        account = self.accounts[self._issued % len(self.accounts)]
+        self._issued += 1
         now = int(time.time())
-        return str(jwt.encode({"sub": str(uuid.uuid4()), "aud": AUDIENCE, "iat": now,
+        return str(jwt.encode({"sub": account, "aud": AUDIENCE, "iat": now,
                                "exp": now + 3600}, self.secret, algorithm="HS256"))
 
     def pids(self) -> list[int]:
@@ -262,7 +279,7 @@ class BarePipeline:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
 
-def start_bare(database_url: str, bootstrap: str, paper_url: str, *,
+def start_bare(database_url: str, bootstrap: str, paper_url: str, *, accounts: int = 20,
                fetch_wait_ms: int = 10, threads: int = 8,
                timeout: float = 60.0) -> BarePipeline:
     """Create the schema and topics, start the three processes, wait for the API."""
@@ -284,10 +301,10 @@ def start_bare(database_url: str, bootstrap: str, paper_url: str, *,
     orders, updates = f"bare-orders-{run}", f"bare-updates-{run}"
     for topic in (orders, updates):
         ensure_topic(bootstrap, topic, 1)
-    keys = request_keys(paper_url)
+    keys = {str(uuid.uuid4()): request_keys(paper_url) for _ in range(max(1, accounts))}
     port = free_port()
     pipeline = BarePipeline(f"http://127.0.0.1:{port}", secrets.token_hex(32), database_url,
-                            schema)
+                            schema, accounts=list(keys))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     base = [sys.executable, "-m", "adapters.cli.bare_pipeline"]
     common = ["--database-url", database_url, "--schema", schema, "--bootstrap", bootstrap]
@@ -300,8 +317,8 @@ def start_bare(database_url: str, bootstrap: str, paper_url: str, *,
          str(fetch_wait_ms)],
     ]
     # Secrets reach the children through their environment, never their command lines.
-    env.update(BARE_JWT_SECRET=pipeline.secret, BARE_API_KEY=keys.api_key,
-               BARE_SECRET_KEY=keys.secret_key)
+    env.update(BARE_JWT_SECRET=pipeline.secret, BARE_KEYS=json.dumps(
+        {account: [k.api_key, k.secret_key] for account, k in keys.items()}))
     pipeline.log_path = Path(tempfile.mkstemp(prefix="bare-pipeline-", suffix=".log")[1])
     with open(pipeline.log_path, "ab") as log:
         for argv in argvs:
@@ -341,8 +358,8 @@ def main(argv: list[str] | None = None) -> None:
                 os.environ["BARE_JWT_SECRET"])
     elif args.role == "executor":
         run_executor(args.database_url, args.schema, args.bootstrap, args.topic_in,
-                     args.topic_out, args.paper_url, os.environ["BARE_API_KEY"],
-                     os.environ["BARE_SECRET_KEY"], args.fetch_wait_ms, args.threads)
+                     args.topic_out, args.paper_url, json.loads(os.environ["BARE_KEYS"]),
+                     args.fetch_wait_ms, args.threads)
     else:
         run_projector(args.database_url, args.schema, args.bootstrap, args.topic_in,
                       args.fetch_wait_ms)

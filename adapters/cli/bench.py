@@ -336,7 +336,7 @@ def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate
     """
     from adapters.cli.bare_pipeline import start_bare
 
-    bare = start_bare(database_url, bootstrap, paper_url)
+    bare = start_bare(database_url, bootstrap, paper_url, accounts=users)
     print(f"bare pipeline output: {bare.log_path}", file=sys.stderr)
     def usage() -> list[tuple[str, float, float]]:
         # Its own three processes, and the servers it shares with TradeLedger.
