@@ -255,6 +255,8 @@ class ChangeHub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         feed.ready.set()
+        # A notification that came while the cursor was unknown was passed over: read once.
+        self._mark(account_id)
         while True:
             # The fallback in case a notification was lost; reads go through the fan-out.
             with contextlib.suppress(TimeoutError):
