@@ -289,7 +289,7 @@ def start_bare(database_url: str, bootstrap: str, paper_url: str, *, accounts: i
     import psycopg
 
     from adapters.kafka.topics import ensure_topic
-    from adapters.paper_exchange.runner import request_keys
+    from adapters.paper_exchange.runner import admin_post, request_keys
     from adapters.platform.net import free_port
 
     run = uuid.uuid4().hex[:8]
@@ -301,6 +301,10 @@ def start_bare(database_url: str, bootstrap: str, paper_url: str, *, accounts: i
     orders, updates = f"bare-orders-{run}", f"bare-updates-{run}"
     for topic in (orders, updates):
         ensure_topic(bootstrap, topic, 1)
+    # The paper exchange counts request weight per IP and minute, as Binance does; both
+    # pipelines call it from this machine, so TradeLedger's run just before would leave the
+    # bare one a fraction of the minute's weight. Start the counters afresh (same limits).
+    admin_post(paper_url, "/admin/limits", {})
     keys = {str(uuid.uuid4()): request_keys(paper_url) for _ in range(max(1, accounts))}
     port = free_port()
     pipeline = BarePipeline(f"http://127.0.0.1:{port}", secrets.token_hex(32), database_url,
