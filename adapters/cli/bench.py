@@ -140,9 +140,9 @@ def _named(proc: Any) -> str | None:
     """The bench's name for a TradeLedger process, or None for any other process."""
     args = proc.info["cmdline"] or []
     cmd = " ".join(args)
-    if "adapters.cli" in args:
-        name = str(args[args.index("adapters.cli") + 1]) if len(args) > args.index(
-            "adapters.cli") + 1 else "?"
+    if "adapters.cli" in args:  # `python -m adapters.cli <command>`
+        rest = args[args.index("adapters.cli") + 1:]
+        name = str(rest[0]) if rest else "?"
         if name == "bench":
             return None  # the load generator itself
         return "supervisor" if name == "up" else name
