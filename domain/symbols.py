@@ -153,6 +153,30 @@ class SymbolRules:
                 minNotional=str(self.min_notional),
             )
 
+    def floor_quantity(self, quantity: Decimal, market: bool = True) -> Decimal:
+        """Round a quantity down onto the step grid (of MARKET orders when `market`).
+
+        Down, never up: closing a position must not sell more than it holds. Zero when
+        the quantity is below the grid's origin (the minimum quantity).
+        """
+        step, origin = self.step_size, self.min_qty
+        if market and self.market_step_size:
+            step, origin = self.market_step_size, self.market_min_qty or Decimal(0)
+        # Both grids must hold: the MARKET grid for MARKET_LOT_SIZE, LOT_SIZE's in any case.
+        grids = [(step, origin)]
+        if (step, origin) != (self.step_size, self.min_qty):
+            grids.append((self.step_size, self.min_qty))
+        value = quantity
+        with localcontext() as ctx:
+            ctx.prec = 100
+            for grid_step, grid_origin in grids:
+                if not grid_step or value < grid_origin:
+                    if value < grid_origin:
+                        return Decimal(0)
+                    continue
+                value = grid_origin + ((value - grid_origin) // grid_step) * grid_step
+        return value
+
     def _check_market_lot(self, quantity: Decimal) -> None:
         """MARKET_LOT_SIZE: MARKET orders have their own quantity limits (step 0: none)."""
         if self.market_min_qty is not None and quantity < self.market_min_qty:

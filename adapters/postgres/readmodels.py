@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -349,6 +350,53 @@ class ReadModels:
                f"WHERE {' AND '.join(where)} ORDER BY time DESC, notification_id DESC "
                "LIMIT %s OFFSET %s")
         return [trade_from_db(r).to_dict() for r in self._fetch(sql, [*params, limit, offset])]
+
+    def open_order_ids(self, account_id: UUID, symbol: str | None = None) -> list[UUID]:
+        """The ids of the account's unfinished orders (of `symbol`), oldest first."""
+        where, params = ["account_id = %s", "status NOT IN "
+                         "('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED', 'CANCEL_REQUESTED')"], \
+            [str(account_id)]
+        if symbol:
+            where.append("symbol = %s")
+            params.append(symbol.upper())
+        sql = (f"SELECT order_id FROM {self._q}.orders_view "  # noqa: S608
+               f"WHERE {' AND '.join(where)} ORDER BY created_at, order_id")
+        return [UUID(str(r[0])) for r in self._fetch(sql, params)]
+
+    def trades_between(self, account_id: UUID, start: datetime | None, end: datetime | None,
+                       batch: int = 1000) -> Iterator[TradeRow]:
+        """Every trade of the account in [start, end), oldest first, fetched in batches.
+
+        Keyset paging on (time, notification_id): a connection is held only per batch, so
+        a slow CSV download never pins one of the pool's connections for its whole length.
+        """
+        after: tuple[datetime, int] | None = None
+        while True:
+            where, params = ["account_id = %s"], [str(account_id)]
+            if start is not None:
+                where.append("time >= %s")
+                params.append(start)
+            if end is not None:
+                where.append("time < %s")
+                params.append(end)
+            if after is not None:
+                where.append("(time, notification_id) > (%s, %s)")
+                params.extend(after)
+            sql = (f"SELECT {_cols(TRADE_COLS)} FROM {self._q}.trades_view "  # noqa: S608
+                   f"WHERE {' AND '.join(where)} ORDER BY time, notification_id LIMIT %s")
+            rows = self._fetch(sql, [*params, batch])
+            for r in rows:
+                yield trade_from_db(r)
+            if len(rows) < batch:
+                return
+            after = (rows[-1][11], rows[-1][12])
+
+    def get_position(self, account_id: UUID, symbol: str) -> Position | None:
+        """The account's position in one symbol, if it ever traded it."""
+        rows = self._fetch(
+            f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.positions_view "  # noqa: S608
+            "WHERE account_id = %s AND symbol = %s", (str(account_id), symbol.upper()))
+        return position_from_db(rows[0]) if rows else None
 
     def list_positions(self, account_id: UUID) -> list[dict]:  # type: ignore[type-arg]
         rows = self._fetch(
