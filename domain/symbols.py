@@ -153,6 +153,49 @@ class SymbolRules:
                 minNotional=str(self.min_notional),
             )
 
+    def check_quote(self, order_type: OrderType, quote_order_qty: Decimal,
+                    reference_price: Decimal | None = None, side: Side | None = None) -> None:
+        """Raise a named error for the first rule a spend-amount (quoteOrderQty) order breaks.
+
+        NOTIONAL applies to the amount itself; where the live price is known, the quantity
+        it buys (rounded down to the MARKET step, as the exchange does) must also pass
+        LOT_SIZE and MARKET_LOT_SIZE.
+        """
+        if self.status != TRADING:
+            raise SymbolNotTrading(
+                f"{self.symbol} is not open for new orders now (exchange status "
+                f"{self.status}); try again when the exchange reopens it",
+                field="symbol", status=self.status)
+        if order_type is not OrderType.MARKET:
+            raise InvalidQuantity("quoteOrderQty applies to MARKET orders only; give a "
+                                  "quantity (and a price) for other orders",
+                                  field="quoteOrderQty")
+        if quote_order_qty <= 0:
+            raise InvalidQuantity("quoteOrderQty must be greater than zero",
+                                  field="quoteOrderQty")
+        if quote_order_qty < self.min_notional:
+            raise NotionalTooSmall(
+                f"quoteOrderQty is below the minimum notional {plain(self.min_notional)} "
+                f"{self.quote_asset} for {self.symbol}",
+                field="quoteOrderQty", minNotional=str(self.min_notional))
+        if reference_price is None or reference_price <= 0:
+            return
+        quantity = self.floor_quantity(quote_order_qty / reference_price, market=True)
+        minimum = max(self.min_qty, self.market_min_qty or Decimal(0))
+        if quantity < minimum or quantity <= 0:
+            raise InvalidQuantity(
+                f"{plain(quote_order_qty)} {self.quote_asset} buys about {plain(quantity)} "
+                f"{self.base_asset} at the current price {plain(reference_price)}, below the "
+                f"minimum quantity {plain(minimum)} for {self.symbol}",
+                field="quoteOrderQty", minQty=str(minimum))
+        maximum = min(self.max_qty, self.market_max_qty or self.max_qty)
+        if quantity > maximum:
+            raise InvalidQuantity(
+                f"{plain(quote_order_qty)} {self.quote_asset} is about {plain(quantity)} "
+                f"{self.base_asset} at the current price {plain(reference_price)}, above the "
+                f"maximum quantity {plain(maximum)} for MARKET orders on {self.symbol}",
+                field="quoteOrderQty", maxQty=str(maximum))
+
     def floor_quantity(self, quantity: Decimal, market: bool = True) -> Decimal:
         """Round a quantity down onto the step grid (of MARKET orders when `market`).
 

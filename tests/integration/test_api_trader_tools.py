@@ -199,3 +199,54 @@ def test_trades_csv_filters_by_date_or_time_and_refuses_bad_bounds(api: Any,
     assert answer.text.strip().splitlines() == [",".join(
         ("time", "tradeId", "orderId", "symbol", "side", "price", "quantity", "quoteQuantity",
          "fee", "feeAsset", "isMaker"))]
+
+
+def test_a_spend_amount_market_order_buys_what_the_amount_buys(
+        desk: tuple[Stack, Any], paper_exchange: Any) -> None:
+    s, client = desk
+    paper_exchange.set_price("ETHUSDT", "3450.00")
+    try:
+        user = with_keys(s, client)
+        order_id = place(client, user, {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET",
+                                        "quoteOrderQty": "100"})
+        pending = client.get(f"{ORDERS}/{order_id}", headers=user.headers).json()
+        assert pending["quoteOrderQty"] == "100" and D(pending["quantity"]) == 0
+        order = s.wait_status(order_id, OrderStatus.FILLED)
+        [on_exchange] = s.exchange_orders(order_id)
+        assert D(on_exchange["origQuoteOrderQty"]) == D("100")  # sent as quoteOrderQty
+        assert order.quantity == order.filled_quantity == D(on_exchange["executedQty"]) > 0
+        assert order.filled_quote <= D("100")
+        assert order.quantity == (D("100") / order.average_price).quantize(D("0.0001"),
+                                                                          "ROUND_DOWN")
+        project(s.rt)
+        shown = client.get(f"{ORDERS}/{order_id}", headers=user.headers).json()
+        [listed] = [o for o in client.get(ORDERS, headers=user.headers).json()
+                    if o["orderId"] == str(order_id)]
+        assert shown == listed  # the aggregate's shape and the read model's agree
+        assert shown["status"] == "FILLED" and D(shown["quantity"]) == order.quantity
+        assert (shown["quoteOrderQty"], shown["stopPrice"], shown["orderListId"]) == \
+            ("100", None, None)
+        assert "OrderQuantityFixed" in [e["type"] for e in client.get(
+            f"{ORDERS}/{order_id}/events", headers=user.headers).json()]
+    finally:
+        paper_exchange.set_price("ETHUSDT", "3450.00", freeze=False)
+
+
+def test_spend_amount_input_is_checked_with_clear_messages(api: Any) -> None:
+    user = register(api)
+    market = {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET"}
+    cases = [
+        ({**market, "quantity": "0.01", "quoteOrderQty": "100"}, "validation_failed",
+         "exactly one of quantity"),
+        (market, "validation_failed", "exactly one of quantity"),
+        ({**LIMIT_ORDER, "quantity": None, "quoteOrderQty": "100"}, "invalid_quantity",
+         "MARKET orders only"),
+        ({**market, "quoteOrderQty": "1"}, "notional_too_small", "minimum notional"),
+        ({**market, "quoteOrderQty": "-5"}, "invalid_quantity", "greater than zero"),
+        ({**market, "quoteOrderQty": "abc"}, "validation_failed", ""),
+    ]
+    for body, code, words in cases:
+        answer = api.post(ORDERS, json=body, headers=user.headers)
+        assert answer.status_code == 422, (body, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == code and words in error["message"], (body, error)

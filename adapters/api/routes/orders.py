@@ -80,7 +80,7 @@ async def place_order(
     command = PlaceOrder(
         account_id=user.account_id, client_order_id=client_order_id, symbol=body.symbol,
         side=body.side, order_type=body.type, quantity=body.quantity, price=body.price,
-        time_in_force=body.timeInForce,
+        time_in_force=body.timeInForce, quote_order_qty=body.quoteOrderQty,
     )
     return await submit(ctx, user, command)
 

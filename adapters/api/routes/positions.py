@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 import anyio
@@ -36,7 +37,7 @@ def closing_order(ctx: ApiContext, user: Principal, symbol: str,
     # on spot, by buying back at most its size).
     size = abs(position.quantity)
     quantity = rules.floor_quantity(size, market=True)
-    minimum = max(rules.min_qty, rules.market_min_qty or 0)
+    minimum = max(rules.min_qty, rules.market_min_qty or Decimal(0))
     if quantity <= 0 or quantity < minimum:
         raise InvalidQuantity(
             f"the {symbol} position of {plain(size)} rounds down to {plain(quantity)}, below "
