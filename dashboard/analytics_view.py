@@ -1,18 +1,17 @@
-"""The analytics page: figures built server-side from `GET /api/analytics` plus the order and
-trade lists (PnL over time and orders by status are derived here: the analytics route does not
-carry them)."""
+"""The analytics page: figures built server-side from `GET /api/analytics`, the order and
+trade lists and the position history (PnL over time sums the server's per-symbol PnL; orders
+by status are counted here)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, State
+from dash import Input, Output, State, callback
 
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
@@ -44,57 +43,45 @@ def _empty(message: str) -> go.Figure:
     return fig
 
 
-@dataclass
-class _Book:
-    """Average-cost book of one symbol, for realized PnL."""
-
-    quantity: Decimal = Decimal(0)
-    cost: Decimal = Decimal(0)
-
-
-def realized_pnl_series(trades: list[dict[str, Any]]) -> list[tuple[str, Decimal]]:
-    """Cumulative realized PnL (quote asset, net of quote-asset fees) after each trade, in time
-    order, by the average-cost method; sells beyond the held quantity open no short."""
-    books: dict[str, _Book] = defaultdict(_Book)
-    total = Decimal(0)
-    out: list[tuple[str, Decimal]] = []
-    for t in sorted(trades, key=lambda t: str(t.get("time"))):
-        book = books[str(t.get("symbol"))]
-        qty, price = Decimal(str(t["quantity"])), Decimal(str(t["price"]))
-        fee = Decimal(str(t.get("commission") or "0"))
-        symbol = str(t.get("symbol", ""))
-        if str(t.get("side", "")).upper() == "BUY":
-            book.quantity += qty
-            book.cost += qty * price
-        elif book.quantity > 0:
-            sold = min(qty, book.quantity)
-            average = book.cost / book.quantity
-            total += (price - average) * sold
-            book.cost -= average * sold
-            book.quantity -= sold
-        fee_asset = str(t.get("commissionAsset") or "")
-        if fee and fee_asset and symbol.endswith(fee_asset):
-            total -= fee  # only fees paid in the quote asset are money out of the PnL
-        out.append((str(t.get("time")), total))
+def pnl_series(history: list[dict[str, Any]]) -> list[tuple[str, Decimal, Decimal]]:
+    """(time, realized, net of fees) summed over symbols after each fill, from the server's
+    position history (`GET /api/trading/positions/history`): the same numbers Positions
+    shows, never re-derived here."""
+    realized: dict[str, Decimal] = {}
+    net: dict[str, Decimal] = {}
+    out: list[tuple[str, Decimal, Decimal]] = []
+    for row in history:  # oldest first
+        symbol = str(row.get("symbol"))
+        realized[symbol] = Decimal(str(row.get("realizedPnl") or "0"))
+        net[symbol] = Decimal(str(row.get("netPnl") or row.get("realizedPnl") or "0"))
+        out.append((str(row.get("updatedAt")), sum(realized.values(), Decimal(0)),
+                    sum(net.values(), Decimal(0))))
     return out
 
 
-def pnl_figure(trades: list[dict[str, Any]], positions: list[dict[str, Any]]) -> go.Figure:
-    series = realized_pnl_series(trades)
+def pnl_figure(history: list[dict[str, Any]], positions: list[dict[str, Any]]) -> go.Figure:
+    series = pnl_series(history)
     if not series:
         return _empty("no fills yet")
+    quote = "USDT"
     # Sums are exact Decimals; Plotly draws floats (strings would become categories).
-    fig = go.Figure(go.Scatter(x=[t for t, _ in series], y=[float(v) for _, v in series],
+    x = [t for t, _, _ in series]
+    fig = go.Figure(go.Scatter(x=x, y=[float(r) for _, r, _ in series],
                                mode="lines+markers", line={"shape": "hv", "color": "#2563eb"},
-                               name="realized"))
+                               name="realized", customdata=[str(r) for _, r, _ in series],
+                               hovertemplate="%{customdata} " + quote + "<extra>realized</extra>"))
+    fig.add_trace(go.Scatter(x=x, y=[float(n) for _, _, n in series], mode="lines",
+                             line={"shape": "hv", "color": "#64748b", "dash": "dot"},
+                             name="net of fees"))
     unrealized = sum((Decimal(str(p["unrealizedPnl"])) for p in positions
                       if p.get("unrealizedPnl") not in (None, "")), Decimal(0))
     if positions:
         fig.add_trace(go.Scatter(x=[series[-1][0]], y=[float(series[-1][1] + unrealized)],
                                  mode="markers", marker={"size": 10, "color": "#d97706"},
                                  name="incl. unrealized"))
-    return _base_layout(fig, yaxis_title="USDT", showlegend=True,
-                        legend={"orientation": "h", "y": 1.1})
+    # The legend sits under the plot, where the toolbar cannot cover it.
+    return _base_layout(fig, yaxis_title=quote, showlegend=True,
+                        legend={"orientation": "h", "y": -0.2})
 
 
 def volume_figure(analytics: dict[str, Any]) -> go.Figure:
@@ -130,7 +117,7 @@ def status_figure(orders: list[dict[str, Any]]) -> go.Figure:
     labels = sorted(counts, key=lambda s: counts[s], reverse=True)
     fig = go.Figure(go.Pie(labels=labels, values=[counts[s] for s in labels], hole=0.5,
                            marker={"colors": [STATUS_COLOURS.get(s, "#64748b") for s in labels]}))
-    return _base_layout(fig, showlegend=True)
+    return _base_layout(fig, showlegend=True, legend={"orientation": "h", "y": -0.1})
 
 
 def throughput_figure(analytics: dict[str, Any]) -> go.Figure:
@@ -148,10 +135,11 @@ def throughput_figure(analytics: dict[str, Any]) -> go.Figure:
 
 
 def build_figures(analytics: dict[str, Any], orders: list[dict[str, Any]],
-                  trades: list[dict[str, Any]], positions: list[dict[str, Any]]
+                  trades: list[dict[str, Any]], positions: list[dict[str, Any]],
+                  history: list[dict[str, Any]] | None = None
                   ) -> tuple[list[go.Figure], str]:
     """The five figures and a one-line summary."""
-    figures = [pnl_figure(trades, positions), volume_figure(analytics),
+    figures = [pnl_figure(history or [], positions), volume_figure(analytics),
                latency_figure(analytics), status_figure(orders), throughput_figure(analytics)]
     rejected = sum(int(r.get("count", 0)) for r in analytics.get("rejectionReasons", []))
     summary = (f"{len(orders)} orders · {len(trades)} fills · {rejected} rejections"
@@ -159,25 +147,32 @@ def build_figures(analytics: dict[str, Any], orders: list[dict[str, Any]],
     return figures, summary
 
 
-def register(app: dash.Dash, api_url: str) -> None:
-    """Fetch and draw the analytics whenever the page is shown or refreshed."""
-    outputs = [Output(i, "figure") for i in
-               ("an-pnl", "an-volume", "an-latency", "an-status", "an-throughput")]
+_api_url = ""
 
-    @app.callback(*outputs, Output("analytics-summary", "children"),
-                  Output("analytics-error", "children"),
-                  Input("route", "data"), Input("analytics-refresh", "n_clicks"),
-                  State("auth", "data"))
-    def _draw(route: dict[str, Any] | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
-        if not route or route.get("page") != "analytics" or not token_of(auth):
-            raise dash.exceptions.PreventUpdate
-        client = ApiClient(api_url, token_of(auth))
-        try:
-            analytics = client.get("/api/analytics")
-            orders = client.get("/api/trading/orders", {"limit": 500})
-            trades = client.get("/api/trading/trades", {"limit": 500})
-            positions = client.get("/api/trading/positions")
-        except ApiClientError as exc:
-            return (*([dash.no_update] * 5), "", f"Analytics unavailable: {exc.message}")
-        figures, summary = build_figures(analytics, orders, trades, positions)
-        return (*figures, summary, "")
+
+def configure(api_url: str) -> None:
+    """Tell the callbacks where the server reaches the API."""
+    global _api_url
+    _api_url = api_url.rstrip("/")
+
+
+@callback(*[Output(i, "figure") for i in
+            ("an-pnl", "an-volume", "an-latency", "an-status", "an-throughput")],
+          Output("analytics-summary", "children"), Output("analytics-error", "children"),
+          Input("route", "data"), Input("analytics-refresh", "n_clicks"),
+          State("auth", "data"))
+def draw(route: dict[str, Any] | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
+    """Fetch and draw the analytics whenever the page is shown or refreshed."""
+    if not route or route.get("page") != "analytics" or not token_of(auth):
+        raise dash.exceptions.PreventUpdate
+    client = ApiClient(_api_url, token_of(auth))
+    try:
+        analytics = client.get("/api/analytics")
+        orders = client.get("/api/trading/orders", {"limit": 500})
+        trades = client.get("/api/trading/trades", {"limit": 500})
+        positions = client.get("/api/trading/positions")
+        history = client.get("/api/trading/positions/history", {"limit": 5000})
+    except ApiClientError as exc:
+        return (*([dash.no_update] * 5), "", f"Analytics unavailable: {exc.message}")
+    figures, summary = build_figures(analytics, orders, trades, positions, history)
+    return (*figures, summary, "")

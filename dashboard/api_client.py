@@ -36,21 +36,41 @@ class ApiClient:
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """Return the decoded JSON body, or raise ApiClientError with the API's message."""
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST JSON; the decoded body (None when empty), or ApiClientError."""
+        return self.request("POST", path, body=body)
+
+    def put(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """PUT JSON; the decoded body (None when empty), or ApiClientError."""
+        return self.request("PUT", path, body=body)
+
+    def delete(self, path: str) -> Any:
+        """DELETE; the decoded body (None when empty), or ApiClientError."""
+        return self.request("DELETE", path)
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None) -> Any:
+        """Send one request; the decoded JSON body (None when empty), or ApiClientError."""
         try:
             with httpx.Client(base_url=self._base_url, headers=self._headers,
                               timeout=TIMEOUT_SECONDS, transport=self._transport) as client:
-                response = client.get(path, params=params)
+                response = client.request(method, path, params=params, json=body)
         except httpx.HTTPError as exc:
             raise ApiClientError(0, "network", f"cannot reach the API ({type(exc).__name__})"
                                  ) from None
         if response.is_error:
             try:
-                error = response.json().get("error", {})
+                data = response.json()
+                error = data.get("error", {}) if isinstance(data, dict) else {}
             except ValueError:
+                error = {}
+            if not isinstance(error, dict):
                 error = {}
             raise ApiClientError(response.status_code, str(error.get("code", "error")),
                                  str(error.get("message") or response.reason_phrase))
-        return response.json()
+        return response.json() if response.content else None
 
 
 def token_of(auth: Any) -> str | None:

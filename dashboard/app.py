@@ -13,8 +13,15 @@ from urllib.parse import urlsplit
 import dash
 from dash import ClientsideFunction, Input, Output, State
 
-from dashboard import analytics_view, audit_view
-from dashboard.layout import PAGES, TIMEFRAMES, serve_layout
+from dashboard import (
+    account_view,
+    alerts_view,
+    analytics_view,
+    audit_view,
+    grids,
+    indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+)
+from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -53,8 +60,12 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     app.index_string = _INDEX.replace("__CONFIG__", _config_script(browser_api))
     app.layout = lambda: serve_layout(browser_api)
     _register_clientside(app)
-    analytics_view.register(app, api_url.rstrip("/"))
-    audit_view.register(app, api_url.rstrip("/"))
+    # The views declare module-level @callbacks; they only need the API's URL.
+    account_view.configure(api_url)
+    alerts_view.configure(api_url)
+    grids.configure(api_url)
+    analytics_view.configure(api_url)
+    audit_view.configure(api_url)
     _send_csp(app, browser_api)
     return app
 
@@ -110,10 +121,13 @@ def _register_clientside(app: dash.Dash) -> None:
         _cs("route"),
         [Output("route", "data"), Output("url", "pathname")]
         + [Output(f"page-{p}", "style") for p in PAGES]
-        + [Output(f"nav-{p}", "className") for p in ("trade", "analytics", "audit")]
-        + [Output("nav", "style")],
+        + [Output(f"nav-{p}", "className") for p in NAV_PAGES]
+        + [Output("nav", "style"), Output("nav", "className"), Output("live-wrap", "style"),
+           Output("menu-toggle", "style")],
         Input("url", "pathname"), Input("auth", "data"),
     )
+    cb(_cs("menu"), Output("nav", "className", allow_duplicate=True),
+       Input("menu-toggle", "n_clicks"), State("nav", "className"), prevent_initial_call=True)
     cb(_cs("session"), Output("user-email", "children"), Output("logout-btn", "style"),
        Input("auth", "data"))
     cb(_cs("symbolPicked"), Output("url", "pathname", allow_duplicate=True),
@@ -155,10 +169,13 @@ def _register_clientside(app: dash.Dash) -> None:
        Input("ticket-qty", "value"), Input("ticket-price", "value"),
        Input("ticket-state", "data"), Input("market-store", "data"))
     cb(_cs("placeOrder"), Output("ticket-message", "children"),
-       Output("ticket-message", "className"),
-       Input("place-btn", "n_clicks"), State("ticket-state", "data"),
+       Output("ticket-message", "className"), Output("qty-error", "children"),
+       Output("price-error", "children"), Output("confirm-box", "style"),
+       Output("confirm-text", "children"),
+       Input("place-btn", "n_clicks"), Input("confirm-yes", "n_clicks"),
+       Input("confirm-no", "n_clicks"), State("ticket-state", "data"),
        State("ticket-qty", "value"), State("ticket-price", "value"), State("route", "data"),
-       prevent_initial_call=True)
+       State("market-store", "data"), prevent_initial_call=True)
     cb(_cs("login"), Output("auth", "data", allow_duplicate=True),
        Output("login-error", "children"),
        Input("login-btn", "n_clicks"), Input("login-password", "n_submit"),
@@ -172,11 +189,9 @@ def _register_clientside(app: dash.Dash) -> None:
     cb(_cs("logout"), Output("auth", "data", allow_duplicate=True),
        Input("logout-btn", "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output("theme-toggle", "children"), Input("theme-toggle", "n_clicks"))
-    cb(_cs("ordersTable"), Output("orders-table", "children"), Input("orders-store", "data"))
-    cb(_cs("tradesTable"), Output("trades-table", "children"), Input("trades-store", "data"))
-    cb(_cs("positionsTable"), Output("positions-table", "children"),
+    cb(_cs("orderRows"), Output("orders-grid", "rowData"), Input("orders-store", "data"))
+    cb(_cs("indicatorsIn"), Output("indicator-applied", "data"),
+       Input("indicator-store", "data"), prevent_initial_call=True)
+    cb(_cs("tradeRows"), Output("trades-grid", "rowData"), Input("trades-store", "data"))
+    cb(_cs("positionRows"), Output("positions-grid", "rowData"),
        Input("positions-store", "data"))
-    cb(_cs("addAlert"), Output("alert-price", "value"), Output("alert-error", "children"),
-       Input("alert-add", "n_clicks"), State("alert-price", "value"), State("route", "data"),
-       prevent_initial_call=True)
-    cb(_cs("alertsList"), Output("alert-list", "children"), Input("alerts-store", "data"))

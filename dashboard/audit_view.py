@@ -6,11 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from typing import Any
-from uuid import UUID
 
 import dash
-from dash import Input, Output, State, ctx, html
+from dash import Input, Output, State, callback, ctx, html
 
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
@@ -73,102 +73,151 @@ def export_json(order: dict[str, Any] | None, events: list[dict[str, Any]]) -> s
     return json.dumps({"order": order, "events": events}, indent=2, default=str)
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
 def export_csv(events: list[dict[str, Any]]) -> str:
+    """One row per event, one column per payload field (a spreadsheet can filter them)."""
+    keys = sorted({k for e in events for k in (e.get("payload") or {})})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["version", "type", "time", "actor", "payload"])
+    writer.writerow(["version", "type", "time", "actor", *keys])
     for e in events:
+        payload = e.get("payload") or {}
         writer.writerow([e.get("version"), e.get("type"), e.get("time"), e.get("actor"),
-                         json.dumps(e.get("payload") or {}, sort_keys=True, default=str)])
+                         *(_cell(payload.get(k)) for k in keys)])
     return buffer.getvalue()
+
+
+def state_table(state: dict[str, Any]) -> html.Table:
+    """The order at one version as a two-column table (field, value)."""
+    rows = []
+    for key, value in state.items():
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}: {v}" for k, v in value.items()) or "—"
+        else:
+            text = "—" if value is None else str(value)
+        rows.append(html.Tr([html.Th(key), html.Td(text, className="mono",
+                                                   **{"data-field": key})]))
+    return html.Table(html.Tbody(rows), className="data-table state-table")
 
 
 def valid_order_id(value: object) -> str | None:
     """The canonical form of an order id from the browser, or None: the value goes into
     API paths, so "../account" or "x?asOf=1" must never reach one."""
     try:
-        return str(UUID(str(value)))
+        return str(uuid.UUID(str(value)))
     except (ValueError, TypeError, AttributeError):
         return None
 
 
-def register(app: dash.Dash, api_url: str) -> None:
-    """Wire the audit page's server-side callbacks."""
+_api_url = ""
 
-    @app.callback(Output("audit-order", "options"), Output("audit-order", "value"),
-                  Input("route", "data"), State("auth", "data"), State("audit-order", "value"))
-    def _orders(route: dict[str, Any] | None, auth: Any, chosen: str | None) -> tuple[Any, Any]:
-        if not route or route.get("page") != "audit" or not token_of(auth):
-            raise dash.exceptions.PreventUpdate
-        try:
-            orders = ApiClient(api_url, token_of(auth)).get("/api/trading/orders",
-                                                            {"limit": 200})
-        except ApiClientError:
-            return [], dash.no_update
-        options = [{"label": order_label(o), "value": o["orderId"]} for o in orders]
-        wanted = route.get("orderId") or chosen or (orders[0]["orderId"] if orders else None)
-        return options, wanted
 
-    @app.callback(Output("audit-data", "data"), Output("audit-timeline", "children"),
-                  Output("audit-version", "max"), Output("audit-version", "marks"),
-                  Output("audit-version", "value"), Output("audit-chain", "children"),
-                  Output("audit-error", "children"),
-                  Input("audit-order", "value"), Input("audit-load", "n_clicks"),
-                  State("auth", "data"))
-    def _load(order_id: str | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
-        if not order_id or not token_of(auth):
-            raise dash.exceptions.PreventUpdate
-        order_id = valid_order_id(order_id)
-        if order_id is None:
-            return (None, [], 1, {}, 1, "", "That is not an order id.")
-        client = ApiClient(api_url, token_of(auth))
-        try:
-            events = client.get(f"/api/trading/orders/{order_id}/events")
-            order = client.get(f"/api/trading/orders/{order_id}")
-        except ApiClientError as exc:
-            return (None, [], 1, {}, 1, "", f"Cannot load the order: {exc.message}")
-        ok, text = check_trail(events)
-        try:
-            verified = client.get("/api/audit/verify")
-            chain_ok = bool(verified.get("ok"))
-            chain_text = str(verified.get("message", ""))
-        except ApiClientError as exc:
-            chain_ok, chain_text = False, f"could not verify: {exc.message}"
-        chain = html.Div(className="chain " + ("ok" if ok and chain_ok else "bad"), children=[
-            html.Strong("Trail check: " + ("consistent" if ok else "FAILED")),
-            html.Span(f" — {text}. "),
-            html.Strong("Hash chain: " + ("verified" if chain_ok else "NOT VERIFIED")),
-            html.Span(f" — {chain_text}", className="muted"),
-        ])
-        last = len(events) or 1
-        marks = {int(e["version"]): {"label": f"v{e['version']}"} for e in events}
-        data = {"orderId": order_id, "events": events, "order": order}
-        return data, timeline(events, last), last, marks, last, chain, ""
+def configure(api_url: str) -> None:
+    """Tell the callbacks where the server reaches the API."""
+    global _api_url
+    _api_url = api_url.rstrip("/")
 
-    @app.callback(Output("audit-state", "children"),
-                  Output("audit-timeline", "children", allow_duplicate=True),
-                  Input("audit-version", "value"), State("audit-data", "data"),
-                  State("auth", "data"), prevent_initial_call=True)
-    def _as_of(version: int | None, data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
-        if not data or not version or not token_of(auth) \
-                or valid_order_id(data.get("orderId")) is None:
-            raise dash.exceptions.PreventUpdate
-        try:
-            state = ApiClient(api_url, token_of(auth)).get(
-                f"/api/trading/orders/{data['orderId']}", {"asOf": str(version)})
-        except ApiClientError as exc:
-            return f"cannot read version {version}: {exc.message}", dash.no_update
-        return json.dumps(state, indent=2), timeline(data["events"], int(version))
 
-    @app.callback(Output("audit-download", "data"),
-                  Input("audit-export-json", "n_clicks"), Input("audit-export-csv", "n_clicks"),
-                  State("audit-data", "data"), prevent_initial_call=True)
-    def _export(_j: int | None, _c: int | None, data: dict[str, Any] | None) -> Any:
-        if not data or valid_order_id(data.get("orderId")) is None:
-            raise dash.exceptions.PreventUpdate
-        name = f"order-{valid_order_id(data['orderId'])}"
-        if ctx.triggered_id == "audit-export-csv":
-            return {"content": export_csv(data["events"]), "filename": f"{name}.csv",
-                    "type": "text/csv"}
-        return {"content": export_json(data.get("order"), data["events"]),
-                "filename": f"{name}.json", "type": "application/json"}
+@callback(Output("audit-order", "options"), Output("audit-order", "value"),
+          Input("route", "data"), State("auth", "data"), State("audit-order", "value"))
+def pick_orders(route: dict[str, Any] | None, auth: Any,
+                chosen: str | None) -> tuple[Any, Any]:
+    """Offer the account's orders; the one in the URL, or the newest, is chosen."""
+    if not route or route.get("page") != "audit" or not token_of(auth):
+        raise dash.exceptions.PreventUpdate
+    try:
+        orders = ApiClient(_api_url, token_of(auth)).get("/api/trading/orders",
+                                                        {"limit": 200})
+    except ApiClientError:
+        return [], dash.no_update
+    options = [{"label": order_label(o), "value": o["orderId"]} for o in orders]
+    wanted = route.get("orderId") or chosen or (orders[0]["orderId"] if orders else None)
+    return options, wanted
+
+
+@callback(Output("audit-data", "data"), Output("audit-timeline", "children"),
+          Output("audit-version", "max"), Output("audit-version", "marks"),
+          Output("audit-version", "value"), Output("audit-chain", "children"),
+          Output("audit-error", "children"),
+          Input("audit-order", "value"), Input("audit-load", "n_clicks"),
+          State("auth", "data"))
+def load_trail(order_id: str | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
+    """Load an order's events, check the trail and the hash chain."""
+    if not order_id or not token_of(auth):
+        raise dash.exceptions.PreventUpdate
+    if valid_order_id(order_id) is None:
+        return (None, [], 1, {}, 1, "", "That is not an order id.")
+    order_id = valid_order_id(order_id)
+    client = ApiClient(_api_url, token_of(auth))
+    try:
+        events = client.get(f"/api/trading/orders/{order_id}/events")
+        order = client.get(f"/api/trading/orders/{order_id}")
+    except ApiClientError as exc:
+        return (None, [], 1, {}, 1, "", f"Cannot load the order: {exc.message}")
+    ok, text = check_trail(events)
+    try:
+        verified = client.get("/api/audit/verify")
+        chain_ok = bool(verified.get("ok"))
+        chain_text = str(verified.get("message", ""))
+    except ApiClientError as exc:
+        chain_ok, chain_text = False, f"could not verify: {exc.message}"
+    chain = html.Div(className="chain " + ("ok" if ok and chain_ok else "bad"), children=[
+        html.Strong("Trail check: " + ("consistent" if ok else "FAILED")),
+        html.Span(f" — {text}. "),
+        html.Strong("Hash chain: " + ("verified" if chain_ok else "NOT VERIFIED")),
+        html.Span(f" — {chain_text}", className="muted"),
+    ])
+    last = len(events) or 1
+    marks = {int(e["version"]): {"label": f"v{e['version']}"} for e in events}
+    data = {"orderId": order_id, "events": events, "order": order}
+    return data, timeline(events, last), last, marks, last, chain, ""
+
+
+@callback(Output("audit-state", "children"),
+          Output("audit-timeline", "children", allow_duplicate=True),
+          Input("audit-version", "value"), State("audit-data", "data"),
+          State("auth", "data"), prevent_initial_call=True)
+def state_at(version: int | None, data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
+    """The order as it was at `version` (time travel through ?asOf=)."""
+    if not data or not version or not token_of(auth) \
+            or valid_order_id(data.get("orderId")) is None:
+        raise dash.exceptions.PreventUpdate
+    try:
+        state = ApiClient(_api_url, token_of(auth)).get(
+            f"/api/trading/orders/{data['orderId']}", {"asOf": str(version)})
+    except ApiClientError as exc:
+        return f"cannot read version {version}: {exc.message}", dash.no_update
+    return state_table(state), timeline(data["events"], int(version))
+
+
+@callback(Output("url", "pathname", allow_duplicate=True),
+          Input("audit-order", "value"), State("route", "data"),
+          prevent_initial_call=True)
+def order_in_url(order_id: str | None, route: dict[str, Any] | None) -> str:
+    """The audited order goes into the URL, so it can be shared and reloaded."""
+    if (not order_id or not route or route.get("page") != "audit"
+            or route.get("orderId") == order_id or valid_order_id(order_id) is None):
+        raise dash.exceptions.PreventUpdate
+    return f"/audit/{order_id}"
+
+
+@callback(Output("audit-download", "data"),
+          Input("audit-export-json", "n_clicks"), Input("audit-export-csv", "n_clicks"),
+          State("audit-data", "data"), prevent_initial_call=True)
+def export(_j: int | None, _c: int | None, data: dict[str, Any] | None) -> Any:
+    """Download the trail as JSON or CSV."""
+    if not data or valid_order_id(data.get("orderId")) is None:
+        raise dash.exceptions.PreventUpdate
+    name = f"order-{valid_order_id(data['orderId'])}"
+    if ctx.triggered_id == "audit-export-csv":
+        return {"content": export_csv(data["events"]), "filename": f"{name}.csv",
+                "type": "text/csv"}
+    return {"content": export_json(data.get("order"), data["events"]),
+            "filename": f"{name}.json", "type": "application/json"}

@@ -10,10 +10,15 @@ from typing import Any
 
 from dash import dcc, html
 
+from dashboard.grids import orders_grid, positions_grid, trades_grid
+
 DEFAULT_SYMBOL = "BTCUSDT"
 TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
 INDICATORS = (("SMA 20", "sma"), ("EMA 20", "ema"), ("Bollinger", "bb"), ("RSI 14", "rsi"))
-PAGES = ("login", "register", "trade", "analytics", "audit")
+PAGES = ("login", "register", "trade", "analytics", "audit", "account")
+NAV_PAGES = ("trade", "analytics", "audit", "account")
+# The server requires this many characters (commands/application.py MIN_PASSWORD_LENGTH).
+MIN_PASSWORD_LENGTH = 10
 
 
 def _field(label: str, component: Any, hint: str | None = None) -> html.Label:
@@ -28,18 +33,28 @@ def header() -> html.Header:
     return html.Header(
         className="app-header",
         children=[
+            # Below 900 px the nav folds into this menu button.
+            html.Button("☰", id="menu-toggle", className="icon-btn menu-btn", n_clicks=0,
+                        title="Menu", **{"aria-label": "Menu", "aria-controls": "nav"}),
             html.A([html.Span("◆", className="logo-mark"), " TradeLedger"], href="/trade",
                    className="logo", id="logo"),
+            html.Span("", id="env-badge", className="env-badge", style={"display": "none"},
+                      title="which exchange this account trades on"),
             html.Nav(className="nav", id="nav", children=[
                 dcc.Link("Trade", href="/trade", id="nav-trade", className="nav-link"),
                 dcc.Link("Analytics", href="/analytics", id="nav-analytics",
                          className="nav-link"),
                 dcc.Link("Audit", href="/audit", id="nav-audit", className="nav-link"),
+                dcc.Link("Account", href="/account", id="nav-account", className="nav-link"),
             ]),
             html.Div(className="header-right", children=[
-                html.Span(id="live-status", className="live-dot down", title="disconnected",
-                          **{"data-testid": "live-status"}),
-                html.Span("offline", id="live-label", className="live-label"),
+                # Shown only when signed in: a signed-out visitor has no stream to be "offline".
+                html.Span(id="live-wrap", className="live-wrap", style={"display": "none"},
+                          children=[
+                    html.Span(id="live-status", className="live-dot down", title="disconnected",
+                              **{"data-testid": "live-status"}),
+                    html.Span("offline", id="live-label", className="live-label"),
+                ]),
                 html.Span("", id="user-email", className="user-email"),
                 html.Button("☾", id="theme-toggle", className="icon-btn",
                             title="Toggle light/dark theme", n_clicks=0),
@@ -73,7 +88,7 @@ def register_page() -> html.Div:
                                                   autoComplete="username")),
                         _field("Password", dcc.Input(id="reg-password", type="password",
                                                      autoComplete="new-password"),
-                               "at least 8 characters"),
+                               f"at least {MIN_PASSWORD_LENGTH} characters"),
                         html.Details(className="keys-box", children=[
                             html.Summary("Binance Testnet keys (optional)"),
                             _field("API key", dcc.Input(id="reg-api-key", type="text",
@@ -111,6 +126,7 @@ def order_ticket() -> html.Div:
         html.Div(id="price-field", style={"display": "none"}, children=[
             _field("Limit price", dcc.Input(id="ticket-price", type="text", inputMode="decimal",
                                             placeholder="price", debounce=False)),
+            html.Div(id="price-error", className="field-error"),
         ]),
         html.Div(className="seg qty-mode", children=[
             html.Button("Amount", id="qty-mode-amount", className="seg-btn small active",
@@ -120,6 +136,7 @@ def order_ticket() -> html.Div:
         ]),
         _field("Quantity", dcc.Input(id="ticket-qty", type="text", inputMode="decimal",
                                      placeholder="quantity", debounce=False)),
+        html.Div(id="qty-error", className="field-error"),
         html.Div(id="pct-field", style={"display": "none"}, children=[
             dcc.Slider(id="ticket-pct", min=0, max=100, step=1, value=0,
                        marks={0: "0%", 25: "25%", 50: "50%", 75: "75%", 100: "100%"},
@@ -140,14 +157,25 @@ def order_ticket() -> html.Div:
         ]),
         html.Button("Buy BTCUSDT", id="place-btn", className="btn buy wide", n_clicks=0,
                     title="Place order (Shift+Enter)"),
+        # A fat-finger check: far from the market, or sent with Shift+Enter, asks first.
+        html.Div(id="confirm-box", className="confirm-box", style={"display": "none"},
+                 role="alertdialog", children=[
+            html.Div(id="confirm-text", className="confirm-text"),
+            html.Div(className="confirm-actions", children=[
+                html.Button("Place order", id="confirm-yes", className="btn small primary",
+                            n_clicks=0),
+                html.Button("Cancel", id="confirm-no", className="btn small", n_clicks=0),
+            ]),
+        ]),
         html.Div(id="ticket-message", className="form-message", role="status"),
+        html.Div(id="balance-source", className="field-hint balance-source"),
         html.P("Shortcuts: B buy · S sell · M market · L limit · Q quantity · "
                "Shift+Enter place · 1-5 timeframe", className="field-hint shortcuts"),
     ])
 
 
 def alerts_panel() -> html.Div:
-    """Client-side price alerts: "tell me when SYMBOL crosses PRICE"."""
+    """Price alerts, stored on the server per account: "tell me when SYMBOL crosses PRICE"."""
     return html.Div(className="panel alerts", id="alerts-panel", children=[
         html.H4("Price alerts"),
         html.Div(className="alert-form", children=[
@@ -157,6 +185,7 @@ def alerts_panel() -> html.Div:
         ]),
         html.Div(id="alert-error", className="form-error"),
         html.Ul(id="alert-list", className="alert-list"),
+        dcc.Store(id="alerts-refresh", data=0),
     ])
 
 
@@ -181,6 +210,7 @@ def trade_page() -> html.Div:
                                   value=[], inline=True),
                 ]),
                 html.Div(id="chart-error", className="form-error"),
+                html.Div(id="chart-note", className="field-hint chart-note"),
                 dcc.Graph(id="price-chart", className="price-chart",
                           config={"displaylogo": False, "scrollZoom": True,
                                   "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
@@ -189,11 +219,11 @@ def trade_page() -> html.Div:
             html.Div(className="panel tables-panel", children=[
                 dcc.Tabs(id="table-tabs", value="orders", className="tabs", children=[
                     dcc.Tab(label="Positions", value="positions", id="tab-positions",
-                            children=html.Div(id="positions-table", className="table-wrap")),
+                            children=positions_grid()),
                     dcc.Tab(label="Orders", value="orders", id="tab-orders",
-                            children=html.Div(id="orders-table", className="table-wrap")),
+                            children=orders_grid()),
                     dcc.Tab(label="Trades", value="trades", id="tab-trades",
-                            children=html.Div(id="trades-table", className="table-wrap")),
+                            children=trades_grid()),
                 ]),
             ]),
         ]),
@@ -243,7 +273,63 @@ def audit_page() -> html.Div:
             html.Div(className="panel", children=[
                 html.H4("State at version"),
                 dcc.Slider(id="audit-version", min=1, max=1, step=1, value=1, marks={}),
-                html.Pre(id="audit-state", className="state-json"),
+                html.Div(id="audit-state", className="state-json"),
+            ]),
+        ]),
+    ])
+
+
+def account_page() -> html.Div:
+    """Exchange keys, password, sessions: drawn and driven by dashboard/account_view.py."""
+    env_options = [{"label": "Paper exchange (bundled)", "value": "paper"},
+                   {"label": "Binance Spot Testnet", "value": "testnet"},
+                   {"label": "Binance live", "value": "live"}]
+    return html.Div(id="page-account", className="page account-page", style={"display": "none"},
+                    children=[
+        html.Div(className="page-title", children=[html.H2("Account"),
+                                                   html.Span(id="account-email",
+                                                             className="muted")]),
+        html.Div(className="account-grid", children=[
+            html.Div(className="panel", id="keys-panel", children=[
+                html.H4("Exchange keys"),
+                html.Div(id="keys-status", className="keys-status"),
+                _field("API key", dcc.Input(id="keys-api-key", type="text",
+                                            autoComplete="off")),
+                _field("Secret key", dcc.Input(id="keys-secret-key", type="password",
+                                               autoComplete="off")),
+                _field("Environment", dcc.Dropdown(id="keys-env", options=env_options,
+                                                   value="paper", clearable=False)),
+                html.Div(className="button-row", children=[
+                    html.Button("Connect keys", id="keys-save", className="btn primary",
+                                n_clicks=0),
+                    html.Button("Remove keys", id="keys-remove", className="btn", n_clicks=0),
+                ]),
+                html.Div(id="keys-message", className="form-message", role="status"),
+                html.P("Keys are checked with the exchange, then stored encrypted; they are "
+                       "never shown again.", className="field-hint"),
+            ]),
+            html.Div(className="panel", id="password-panel", children=[
+                html.H4("Password"),
+                _field("Current password", dcc.Input(id="pw-current", type="password",
+                                                     autoComplete="current-password")),
+                _field("New password", dcc.Input(id="pw-new", type="password",
+                                                 autoComplete="new-password"),
+                       f"at least {MIN_PASSWORD_LENGTH} characters"),
+                _field("Repeat the new password", dcc.Input(id="pw-new2", type="password",
+                                                            autoComplete="new-password")),
+                html.Button("Change password", id="pw-change", className="btn primary",
+                            n_clicks=0),
+                html.Div(id="pw-message", className="form-message", role="status"),
+                html.P("Changing the password signs out every other session.",
+                       className="field-hint"),
+            ]),
+            html.Div(className="panel", id="sessions-panel", children=[
+                html.H4("Sessions"),
+                html.P("Signed in somewhere you no longer use? End every session, this one "
+                       "included.", className="muted"),
+                html.Button("Sign out everywhere", id="signout-all", className="btn sell",
+                            n_clicks=0),
+                html.Div(id="signout-message", className="form-message", role="status"),
             ]),
         ]),
     ])
@@ -267,9 +353,19 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id="market-store", data={}),
         dcc.Store(id="alerts-store", data=[]),
         dcc.Store(id="audit-data"),
+        # /api/me as last read (keys, their environment and status): the header badge, the
+        # balance source and the Account page read it.
+        dcc.Store(id="me-store"),
+        dcc.Store(id="me-refresh", data=0),
+        dcc.Store(id="cancel-result"),
+        # The chart's closes out, its indicators back (dashboard/indicators.py).
+        dcc.Store(id="chart-closes"),
+        dcc.Store(id="indicator-store"),
+        dcc.Store(id="indicator-applied"),
         header(),
         html.Main(className="app-main", children=[
             login_page(), register_page(), trade_page(), analytics_page(), audit_page(),
+            account_page(),
         ]),
         html.Div(id="toasts", className="toasts", **{"aria-live": "polite"}),
     ])

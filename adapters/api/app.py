@@ -28,13 +28,14 @@ from adapters.api.errors import install_error_handlers
 from adapters.api.hub import ChangeHub
 from adapters.api.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestId
 from adapters.api.ratelimit import RateLimiter
-from adapters.api.routes import account, auth, health, orders, positions, queries, stream
+from adapters.api.routes import account, alerts, auth, health, orders, positions, queries, stream
 from adapters.api.routes import market as market_routes
 from adapters.api.tokens import TokenService
 from adapters.binance.marketdata import MarketData
 from adapters.platform.aio import cancel_and_wait
 from adapters.platform.bootstrap import Runtime
 from adapters.platform.crypto import ConfigurationError
+from adapters.postgres.alerts import AlertStore
 from adapters.postgres.readmodels import ReadModels, create_read_models
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,11 @@ def create_app(
                 # Loaded before the first order is validated; the table is the fallback.
                 await anyio.to_thread.run_sync(exchange_info.start)
                 stack.callback(exchange_info.stop)
+            alert_store = AlertStore(pool, settings.database_schema)
+            await anyio.to_thread.run_sync(alert_store.create_tables)
+            ctx.alerts = alert_store
+            checker = asyncio.create_task(alerts.run_alert_checks(ctx), name="price-alerts")
+            stack.push_async_callback(cancel_and_wait, [checker])
             if market is not None and hasattr(market, "start"):
                 await market.start()
             if market is not None and hasattr(market, "aclose"):
@@ -153,8 +159,8 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
                            "X-Refresh-Cookie"],
         )
-    for module in (health, auth, account, orders, positions, queries, market_routes,
-                   stream):
+    for module in (health, auth, account, orders, positions, queries, market_routes, stream,
+                   alerts):
         app.include_router(module.router)
     return app
 

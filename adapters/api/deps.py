@@ -87,6 +87,7 @@ class ApiContext:
     user_audit: UserAudit | None = None
     market_cache: Any = None  # routes.market.MarketCache, made on first use
     streams: dict[str, int] = field(default_factory=dict)  # open SSE streams per owner
+    alerts: Any = None  # adapters.postgres.alerts.AlertStore, made in the lifespan
 
     def require_auth_store(self) -> AuthStore:
         if self.auth_store is None:

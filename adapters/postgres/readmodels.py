@@ -30,7 +30,7 @@ from projections.positions import Position
 
 CHANGES_CHANNEL = "tradeledger_changes"  # NOTIFY payload: '{"seq": 123, "accountId": "..."}'
 EVENTS_TABLE = "tradeledger_events"  # eventsourcing's "<application name>_events"
-CHANGE_KINDS = ("ORDER_UPDATE", "TRADE", "POSITION")
+CHANGE_KINDS = ("ORDER_UPDATE", "TRADE", "POSITION", "ALERT")  # ALERT: adapters/postgres/alerts.py
 
 # projection name -> the tables it owns (rebuilt and swapped together)
 PROJECTIONS: dict[str, tuple[str, ...]] = {
@@ -155,7 +155,8 @@ def ddl(schema: str, tables: tuple[str, ...] | None = None, suffix: str = "") ->
                 updated_at timestamptz NOT NULL, PRIMARY KEY (account_id, asset))""",
             f"""CREATE TABLE IF NOT EXISTS {q}.view_changes (seq bigserial PRIMARY KEY,
                 account_id uuid NOT NULL,
-                kind text NOT NULL CHECK (kind IN ('ORDER_UPDATE', 'TRADE', 'POSITION')),
+                kind text NOT NULL CONSTRAINT view_changes_kind_check
+                    CHECK (kind IN ('ORDER_UPDATE', 'TRADE', 'POSITION', 'ALERT')),
                 entity_id text NOT NULL, data jsonb NOT NULL, time timestamptz NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS view_changes_acct_seq ON {q}.view_changes "
             "(account_id, seq)",
@@ -406,6 +407,25 @@ class ReadModels:
             f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.positions_view "  # noqa: S608
             "WHERE account_id = %s ORDER BY symbol", (str(account_id),))
         return [position_dict(position_from_db(r)) for r in rows]
+
+    def position_history(self, account_id: UUID, symbol: str | None = None,
+                         limit: int = 1000) -> list[dict]:  # type: ignore[type-arg]
+        """The position after each fill, oldest first (the latest `limit` fills)."""
+        where, params = ["account_id = %s"], [str(account_id)]
+        if symbol:
+            where.append("symbol = %s")
+            params.append(symbol.upper())
+        sql = (f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.position_history "  # noqa: S608
+               f"WHERE {' AND '.join(where)} ORDER BY last_notification_id DESC LIMIT %s")
+        rows = self._fetch(sql, [*params, limit])
+        out = []
+        for r in reversed(rows):
+            p = position_from_db(r)
+            item = position_dict(p)
+            item["netPnl"] = dec(p.net_pnl)
+            item["tradeCount"] = p.trade_count
+            out.append(item)
+        return out
 
     def list_balances(self, account_id: UUID) -> list[dict]:  # type: ignore[type-arg]
         rows = self._fetch(

@@ -38,9 +38,28 @@
     if (!p || !p.symbol) return false;
     const cur = positions.get(p.symbol);
     if (cur && cur.updatedAt && p.updatedAt && cur.updatedAt > p.updatedAt) return false;
-    positions.set(p.symbol, Object.assign({}, cur || {}, p));
+    if (p.markPrice) TL.marks[p.symbol] = String(p.markPrice);
+    positions.set(p.symbol, withMark(Object.assign({}, cur || {}, p)));
     return true;
   }
+  /* Unrealized PnL follows the price: a position from the stream carries no mark, and the
+   * REST one a mark of its own moment, so both are re-marked with the latest price seen. */
+  TL.marks = {};
+  function withMark(p) {
+    const mark = TL.marks[p.symbol];
+    const m = D.parse(mark), q = D.parse(p.quantity), e = D.parse(p.averageEntryPrice);
+    if (m === null || q === null || e === null) return p;
+    p.markPrice = mark;
+    p.unrealizedPnl = D.format(D.mul(m - e, q));
+    return p;
+  }
+  TL.remark = function (symbol, price) {
+    TL.marks[symbol] = String(price);
+    const p = positions.get(symbol);
+    if (!p) return;
+    positions.set(symbol, withMark(Object.assign({}, p)));
+    publishPositions();
+  };
 
   function byTimeDesc(key) {
     return function (a, b) {
@@ -103,6 +122,17 @@
       TL.loadBalances();
     }
   }, 15000);
+  // Marks of the symbols not on screen come with the positions route.
+  setInterval(function () {
+    if (!TL.getSession() || TL.userStream.closed || document.visibilityState !== "visible") return;
+    TL.api("/api/trading/positions").then(function (list) {
+      TL.asList(list, "positions").forEach(function (p) {
+        if (p.symbol === TL.market.symbol) delete p.markPrice; // the live tick is newer
+        mergePosition(p);
+      });
+      publishPositions();
+    }).catch(function () { /* next round */ });
+  }, 5000);
   let balanceTimer = null;
   function scheduleBalances() {
     clearTimeout(balanceTimer);
@@ -113,10 +143,11 @@
     const titles = { live: "live", connecting: "reconnecting", down: "disconnected" };
     TL.setStore("live-status", { className: "live-dot " + status, title: titles[status] });
     TL.setStore("live-label", { children: status === "live" ? "live" : titles[status] });
+    if (status === "live" && TL.onLive) TL.onLive();
   }
 
   TL.userStream = new TL.LiveStream("user", {
-    events: ["ORDER_UPDATE", "TRADE", "POSITION", "RESET"],
+    events: ["ORDER_UPDATE", "TRADE", "POSITION", "RESET", "ALERT"],
     url: async function (lastId) {
       const token = await TL.streamToken();
       let url = TL.apiUrl + "/api/stream?token=" + encodeURIComponent(token);
@@ -141,6 +172,8 @@
         scheduleBalances();
       } else if (type === "POSITION") {
         if (mergePosition(payload)) publishPositions();
+      } else if (type === "ALERT" && TL.onAlert) {
+        TL.onAlert(payload);
       }
     },
   });
@@ -207,7 +240,7 @@
   TL.setPrice = function (price) {
     TL.market.price = String(price);
     TL.setStore("pair-price", { children: D.fixed(price, priceDp(TL.market.symbol)) });
-    if (TL.alerts) TL.alerts.check(TL.market.symbol, TL.market.price);
+    TL.remark(TL.market.symbol, TL.market.price);
     TL.publishMarket();
   };
   TL.applyTicker = function (symbol, t) {

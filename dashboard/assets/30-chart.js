@@ -20,63 +20,36 @@
   }
 
   // ---------------------------------------------------------------- indicators
-  function sma(values, n) {
-    const out = new Array(values.length).fill(null);
-    let sum = 0;
-    for (let i = 0; i < values.length; i++) {
-      sum += values[i];
-      if (i >= n) sum -= values[i - n];
-      if (i >= n - 1) out[i] = sum / n;
-    }
-    return out;
+  /* Indicators are computed on the Dash server (dashboard/indicators.py): the chart sends its
+   * times and closes into `chart-closes` (at once on a new view, then at most once a second)
+   * and draws what comes back in `indicator-store`, matched to candles by time. */
+  chart.ind = {};
+  let closesTimer = null, closesAt = 0;
+  function sendCloses() {
+    closesTimer = null;
+    closesAt = Date.now();
+    if (!chart.indicators.length || !chart.candles.length) return;
+    TL.setStore("chart-closes", { data: {
+      key: chart.symbol + ":" + chart.interval, want: chart.indicators.slice(),
+      t: chart.candles.map(function (k) { return k.t; }), c: chart.candles.map(function (k) { return k.c; }),
+    } });
   }
-  function ema(values, n) {
-    const out = new Array(values.length).fill(null);
-    const k = 2 / (n + 1);
-    let prev = null;
-    for (let i = 0; i < values.length; i++) {
-      if (i === n - 1) {
-        let s = 0;
-        for (let j = 0; j < n; j++) s += values[j];
-        prev = s / n;
-      } else if (i >= n) {
-        prev = values[i] * k + prev * (1 - k);
-      }
-      if (i >= n - 1) out[i] = prev;
-    }
-    return out;
+  chart.requestIndicators = function (now) {
+    if (now) { clearTimeout(closesTimer); return sendCloses(); }
+    if (!closesTimer) closesTimer = setTimeout(sendCloses, Math.max(0, 1000 - (Date.now() - closesAt)));
+  };
+  chart.setIndicators = function (data) {
+    chart.ind = data || {};
+    if (chart.candles.length) chart.scheduleTick();
+  };
+  // One server series on the chart's x axis (null where the server has no value yet).
+  function series(name, x) {
+    const d = chart.ind;
+    if (!d || d.key !== chart.symbol + ":" + chart.interval || !d[name]) return x.map(function () { return null; });
+    const at = new Map();
+    d.t.forEach(function (t, i) { at.set(t, d[name][i]); });
+    return x.map(function (t) { const v = at.get(t); return v === undefined ? null : v; });
   }
-  function bollinger(values, n, mult) {
-    const mid = sma(values, n);
-    const up = [], lo = [];
-    for (let i = 0; i < values.length; i++) {
-      if (mid[i] === null) { up.push(null); lo.push(null); continue; }
-      let s = 0;
-      for (let j = i - n + 1; j <= i; j++) s += Math.pow(values[j] - mid[i], 2);
-      const sd = Math.sqrt(s / n);
-      up.push(mid[i] + mult * sd);
-      lo.push(mid[i] - mult * sd);
-    }
-    return { mid, up, lo };
-  }
-  function rsi(values, n) {
-    const out = new Array(values.length).fill(null);
-    let gain = 0, loss = 0;
-    for (let i = 1; i < values.length; i++) {
-      const d = values[i] - values[i - 1];
-      const g = Math.max(d, 0), l = Math.max(-d, 0);
-      if (i <= n) {
-        gain += g; loss += l;
-        if (i === n) { gain /= n; loss /= n; out[i] = loss === 0 ? 100 : 100 - 100 / (1 + gain / loss); }
-      } else {
-        gain = (gain * (n - 1) + g) / n;
-        loss = (loss * (n - 1) + l) / n;
-        out[i] = loss === 0 ? 100 : 100 - 100 / (1 + gain / loss);
-      }
-    }
-    return out;
-  }
-  TL.indicators = { sma, ema, bollinger, rsi };
 
   // ---------------------------------------------------------------- figure
   function palette() {
@@ -107,21 +80,27 @@
       },
     ];
     if (ind.indexOf("sma") >= 0) {
-      data.push({ type: "scatter", mode: "lines", name: "SMA 20", x: x, y: sma(close, 20), line: { color: "#f59e0b", width: 1.4 } });
+      data.push({ type: "scatter", mode: "lines", name: "SMA 20", x: x, y: series("sma", x), line: { color: "#f59e0b", width: 1.4 } });
     }
     if (ind.indexOf("ema") >= 0) {
-      data.push({ type: "scatter", mode: "lines", name: "EMA 20", x: x, y: ema(close, 20), line: { color: "#8b5cf6", width: 1.4 } });
+      data.push({ type: "scatter", mode: "lines", name: "EMA 20", x: x, y: series("ema", x), line: { color: "#8b5cf6", width: 1.4 } });
     }
     if (ind.indexOf("bb") >= 0) {
-      const bb = bollinger(close, 20, 2);
-      data.push({ type: "scatter", mode: "lines", name: "BB upper", x: x, y: bb.up, line: { color: "#3b82f6", width: 1, dash: "dot" } });
-      data.push({ type: "scatter", mode: "lines", name: "BB lower", x: x, y: bb.lo, line: { color: "#3b82f6", width: 1, dash: "dot" }, fill: "tonexty", fillcolor: "rgba(59,130,246,0.06)" });
+      data.push({ type: "scatter", mode: "lines", name: "BB upper", x: x, y: series("bbUpper", x), line: { color: "#3b82f6", width: 1, dash: "dot" } });
+      data.push({ type: "scatter", mode: "lines", name: "BB lower", x: x, y: series("bbLower", x), line: { color: "#3b82f6", width: 1, dash: "dot" }, fill: "tonexty", fillcolor: "rgba(59,130,246,0.06)" });
     }
     if (showRsi) {
-      data.push({ type: "scatter", mode: "lines", name: "RSI 14", x: x, y: rsi(close, 14), yaxis: "y3", line: { color: "#ec4899", width: 1.2 } });
+      data.push({ type: "scatter", mode: "lines", name: "RSI 14", x: x, y: series("rsi", x), yaxis: "y3", line: { color: "#ec4899", width: 1.2 } });
     }
-    // The user's fills on this symbol, inside the visible window.
+    // The user's fills on this symbol, inside the visible window, each on the candle it
+    // happened in: a fill's own time, later than the last candle's open, would widen the
+    // x axis and leave a blank strip on the right.
     const t0 = x.length ? x[0] : 0;
+    const step = x.length > 1 ? x[x.length - 1] - x[x.length - 2] : 0;
+    const tLast = x.length ? x[x.length - 1] : Infinity;
+    const onCandle = function (t) {
+      return Math.min(tLast, step > 0 ? t0 + Math.floor((tradeTime(t) - t0) / step) * step : tradeTime(t));
+    };
     const fills = Array.from(TL.state.trades.values()).filter(function (t) {
       return t.symbol === chart.symbol && tradeTime(t) >= t0;
     });
@@ -130,7 +109,7 @@
       if (!f.length) return;
       data.push({
         type: "scatter", mode: "markers", name: side === "BUY" ? "Buys" : "Sells",
-        x: f.map(tradeTime), y: f.map(function (t) { return parseFloat(t.price); }),
+        x: f.map(onCandle), y: f.map(function (t) { return parseFloat(t.price); }),
         text: f.map(function (t) { return side + " " + t.quantity + " @ " + t.price; }),
         hovertemplate: "%{text}<extra></extra>",
         marker: {
@@ -145,7 +124,9 @@
     // orders get a marker on the chart's top or bottom edge instead.
     let lo = Infinity, hi = -Infinity;
     c.forEach(function (k) { if (k.l < lo) lo = k.l; if (k.h > hi) hi = k.h; });
-    const pad = (hi - lo) * 0.15;
+    // Near the market (within 5 % of the last close) an order is always a line.
+    const lastClose = c.length ? c[c.length - 1].c : 0;
+    const pad = Math.max((hi - lo) * 0.15, lastClose * 0.05);
     Array.from(TL.state.orders.values()).forEach(function (o) {
       if (o.symbol !== chart.symbol || !TL.isOpen(o) || !o.price || String(o.type).toUpperCase() !== "LIMIT") return;
       const color = String(o.side).toUpperCase() === "BUY" ? pal.up : pal.down;
@@ -185,8 +166,20 @@
   }
 
   // Full render through Dash (a new symbol, timeframe, indicator set or theme).
+  // Indicators need a minimum of candles; say so instead of drawing an empty line.
+  const NEEDS = { sma: 20, ema: 20, bb: 20, rsi: 15 };
+  const NAMES = { sma: "SMA 20", ema: "EMA 20", bb: "Bollinger", rsi: "RSI 14" };
+  function indicatorNote() {
+    const short = chart.indicators.filter(function (i) { return NEEDS[i] && chart.candles.length < NEEDS[i]; });
+    if (!short.length || !chart.candles.length) return "";
+    return short.map(function (i) { return NAMES[i]; }).join(", ") + " need" + (short.length > 1 ? "" : "s") +
+      " at least " + Math.max.apply(null, short.map(function (i) { return NEEDS[i]; })) +
+      " candles; this timeframe has " + chart.candles.length + ". Pick a shorter timeframe.";
+  }
   chart.render = function () {
     if (!chart.symbol) return;
+    TL.setStore("chart-note", { children: indicatorNote() });
+    chart.requestIndicators(true);
     const fig = chart.figure();
     TL.setStore("price-chart", { figure: fig });
   };
@@ -214,6 +207,7 @@
       if (cs.length > HISTORY) cs.shift();
     } else return; // an old candle: history already has it
     TL.setPrice(k.close);
+    chart.requestIndicators(false);
     chart.scheduleTick();
   }
 

@@ -4,23 +4,67 @@
   "use strict";
   const TL = window.TL;
   const D = TL.D;
-  const h = TL.h;
   const NO = function () { return window.dash_clientside.no_update; };
-  const PAGES = ["login", "register", "trade", "analytics", "audit"];
+  const PAGES = ["login", "register", "trade", "analytics", "audit", "account"];
+  const NAV = ["trade", "analytics", "audit", "account"];
   const PUBLIC = new Set(["login", "register"]);
 
   function triggered() {
     const ctx = window.dash_clientside.callback_context;
     return ctx && ctx.triggered && ctx.triggered.length ? ctx.triggered[0].prop_id.split(".")[0] : null;
   }
+  /* The API's messages speak to programs ("must be a decimal number (a JSON number or a
+   * string)", "0.9606895000000 USDT"): say the same to a trader, numbers trimmed. */
+  function friendly(message) {
+    let m = String(message || "");
+    if (/decimal number|finite number/.test(m)) return "Enter a number, like 0.001.";
+    m = m.replace(/^(quantity|price): /, "");
+    m = m.replace(/(\d+\.\d*?[1-9])0+\b/g, "$1").replace(/(\d+)\.0+\b/g, "$1");
+    m = m.replace(/(\d+\.\d{2})\d+ (USDT|USDC|FDUSD|BUSD)/g, "$1 $2");
+    return m.charAt(0).toUpperCase() + m.slice(1);
+  }
+  TL.friendly = friendly;
   function errorText(e) {
     if (!(e instanceof TL.ApiError)) return String(e && e.message ? e.message : e);
+    if (e.code === "network") return "Cannot reach the API; your order was not sent.";
     const fields = e.details && e.details.fields;
     if (fields && fields.length > 1) {
-      return fields.map(function (f) { return (f.field ? f.field + ": " : "") + f.message; }).join("; ");
+      return fields.map(function (f) { return (f.field ? f.field + ": " : "") + friendly(f.message); }).join("; ");
     }
-    return e.message;
+    return friendly(e.message);
   }
+  // Which ticket field an API error is about ("quantity", "price"), if any.
+  function errorField(e) {
+    const d = (e && e.details) || {};
+    if (d.field) return d.field;
+    if (d.fields && d.fields.length === 1) return d.fields[0].field;
+    return null;
+  }
+
+  // ---------------------------------------------------------------- the ticket's message
+  /* The message follows the order it announced: sent -> on the book / filled / rejected
+   * (with the exchange's reason), so it never stays "sent" after the outcome. */
+  TL.ticketOrder = null;
+  function showTicket(text, kind) {
+    TL.setStore("ticket-message", { children: text, className: "form-message " + kind });
+  }
+  TL.onOrderUpdate = function (o) {
+    const t = TL.ticketOrder;
+    if (!t || !o || o.orderId !== t.orderId) return;
+    const what = o.side + " " + o.quantity + " " + o.symbol;
+    const st = String(o.status || "").toUpperCase();
+    const dp = TL.priceDp(o.symbol);
+    if (st === "FILLED") showTicket(what + " filled" + (o.averagePrice ? " at " + D.fixed(o.averagePrice, dp) : ""), "ok");
+    else if (st === "PARTIALLY_FILLED") showTicket(what + " partly filled", "ok");
+    else if (st === "NEW" || st === "ACCEPTED") showTicket(what + " is on the book at " + D.fixed(o.price, dp), "ok");
+    else if (st === "REJECTED") showTicket("Rejected: " + friendly(o.rejectReason || o.rejectCode || "the exchange refused the order"), "error");
+    else if (st === "CANCELED" || st === "EXPIRED") showTicket(what + " " + st.toLowerCase(), "pending");
+    else if (st === "SUBMITTED") showTicket(what + " sent to the exchange…", "pending");
+  };
+  // A "cannot reach the API" message goes once the API answers again (stream or request).
+  TL.onLive = TL.onReachable = function () {
+    if (TL.ticketNetworkError) { TL.ticketNetworkError = false; showTicket("", ""); }
+  };
 
   // ---------------------------------------------------------------- theme
   TL.applyTheme = function (theme) {
@@ -32,82 +76,19 @@
   })());
 
   // ---------------------------------------------------------------- price alerts
-  TL.alerts = {
-    key: "tl-alerts",
-    list: function () {
-      try { return JSON.parse(window.localStorage.getItem(this.key) || "[]"); } catch (e) { return []; }
-    },
-    save: function (list) {
-      window.localStorage.setItem(this.key, JSON.stringify(list));
-      TL.setStore("alerts-store", { data: list });
-    },
-    add: function (symbol, price, current) {
-      const p = D.parse(price), c = D.parse(current);
-      if (p === null || p <= 0n) throw new Error("enter a price greater than zero");
-      const list = this.list();
-      list.unshift({
-        id: String(Date.now()) + Math.floor(Math.random() * 1000), symbol: symbol, price: String(price).trim(),
-        // "crosses": the direction is the side of the price we are not on yet.
-        direction: c === null || p >= c ? "above" : "below", createdAt: new Date().toISOString(),
-        firedAt: null,
-      });
-      this.save(list);
-    },
-    remove: function (id) { this.save(this.list().filter(function (a) { return a.id !== id; })); },
-    check: function (symbol, price) {
-      const v = D.parse(price);
-      if (v === null) return;
-      let changed = false;
-      const list = this.list();
-      list.forEach(function (a) {
-        if (a.firedAt || a.symbol !== symbol) return;
-        const p = D.parse(a.price);
-        if ((a.direction === "above" && v >= p) || (a.direction === "below" && v <= p)) {
-          a.firedAt = new Date().toISOString();
-          a.firedPrice = String(price);
-          changed = true;
-          TL.toast("Price alert", symbol + " crossed " + a.price + " (now " + price + ")", "info");
-        }
-      });
-      if (changed) this.save(list);
-    },
+  // Alerts live on the server (dashboard/alerts_view.py); the stream says when one fires.
+  TL.onAlert = function (a) {
+    const dp = TL.priceDp(a.symbol);
+    TL.toast("Price alert", a.symbol + " crossed " + D.fixed(a.price, dp) + " (now " + D.fixed(a.firedPrice, dp) + ")", "info");
+    TL.setStore("alerts-refresh", { data: Date.now() });
   };
-  // Alerts on symbols other than the one on screen are checked from the ticker.
-  setInterval(function () {
-    const pending = TL.alerts.list().filter(function (a) { return !a.firedAt && a.symbol !== TL.market.symbol; });
-    const symbols = Array.from(new Set(pending.map(function (a) { return a.symbol; })));
-    symbols.forEach(function (s) {
-      TL.api("/api/market/" + s + "/ticker", { auth: !!TL.getSession() }).then(function (t) {
-        TL.alerts.check(s, t.price || t.lastPrice);
-      }).catch(function () { /* try again later */ });
-    });
-  }, 5000);
-  // A fire in another tab shows up here too.
-  window.addEventListener("storage", function (ev) {
-    if (ev.key === TL.alerts.key) TL.setStore("alerts-store", { data: TL.alerts.list() });
-  });
 
-  // ---------------------------------------------------------------- cancel buttons, keys
+  // ---------------------------------------------------------------- % buttons, keys
   document.addEventListener("click", function (ev) {
-    const btn = ev.target.closest ? ev.target.closest("[data-cancel-order]") : null;
-    if (btn) {
-      const id = btn.getAttribute("data-cancel-order");
-      btn.disabled = true;
-      btn.textContent = "Canceling…";
-      TL.api("/api/trading/orders/" + id, { method: "DELETE" }).catch(function (e) {
-        btn.disabled = false;
-        btn.textContent = "Cancel";
-        TL.toast("Cancel refused", errorText(e), "error");
-      });
-      return;
-    }
     const pct = ev.target.closest ? ev.target.closest("[data-pct]") : null;
     if (pct) {
       window.dash_clientside.set_props("ticket-pct", { value: Number(pct.getAttribute("data-pct")) });
-      return;
     }
-    const rm = ev.target.closest ? ev.target.closest("[data-remove-alert]") : null;
-    if (rm) TL.alerts.remove(rm.getAttribute("data-remove-alert"));
   });
 
   function typing(el) {
@@ -121,7 +102,13 @@
     const page = TL.route && TL.route.page;
     if (page !== "trade" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     // Shift+Enter places the order even from the quantity field; nothing else fires while typing.
-    if (ev.key === "Enter" && ev.shiftKey) { ev.preventDefault(); click("place-btn"); return; }
+    if (ev.key === "Enter" && ev.shiftKey) {
+      // A keystroke is easy to hit by accident: it always asks before placing.
+      ev.preventDefault();
+      TL.confirmNext = true;
+      click("place-btn");
+      return;
+    }
     if (typing(ev.target)) return;
     const k = ev.key.toLowerCase();
     if (k === "b") click("side-buy");
@@ -133,7 +120,6 @@
   });
 
   // ---------------------------------------------------------------- table renderers
-  function cls(s) { return "status status-" + String(s || "").toLowerCase(); }
   // Without dp: the exact value, trailing zeros dropped ("0.00100000" -> "0.001").
   function num(v, dp) {
     if (v === null || v === undefined || v === "") return "—";
@@ -141,17 +127,33 @@
     const x = D.parse(v);
     return x === null ? String(v) : D.format(x);
   }
-  function pnlCell(v) {
-    const x = D.parse(v);
-    const c = x === null ? "" : x > 0n ? "up" : x < 0n ? "down" : "";
-    return h("Td", { className: "mono " + c }, num(v, 2));
+  /* A MARKET order's latency is placed -> filled; a LIMIT order's is placed -> on the book,
+   * since the time it rests there is the market's, not ours. */
+  function latency(o) {
+    const t = o.statusTimes || {};
+    if (String(o.type).toUpperCase() === "LIMIT") {
+      const on = t.NEW || t.ACCEPTED || t.PARTIALLY_FILLED || t.FILLED;
+      if (!on || !t.PENDING) return "—";
+      return Math.max(0, new Date(on) - new Date(t.PENDING)) + " ms to book";
+    }
+    return o.fillLatencyMs !== null && o.fillLatencyMs !== undefined ? o.fillLatencyMs + " ms" : "—";
   }
-  function table(headers, rows, empty) {
-    if (!rows.length) return h("Div", { className: "empty" }, empty);
-    return h("Table", { className: "data-table" }, [
-      h("Thead", {}, h("Tr", {}, headers.map(function (x) { return h("Th", {}, x); }))),
-      h("Tbody", {}, rows),
-    ]);
+  /* A fee in its own asset, and its value in the quote asset when it was paid in the base. */
+  function feeText(t) {
+    const r = TL.rules(t.symbol);
+    const asset = t.commissionAsset || "";
+    let out = num(t.commission) + " " + asset;
+    const c = D.parse(t.commission), p = D.parse(t.price);
+    if (asset && asset === r.baseAsset && c !== null && p !== null && c !== 0n) {
+      out += " (≈ " + D.fixed(D.format(D.mul(c, p)), 2) + " " + r.quoteAsset + ")";
+    }
+    return out;
+  }
+  function positionFees(p) {
+    const quote = TL.rules(p.symbol).quoteAsset || "USDT";
+    let out = num(p.fees, 2) + " " + quote;
+    Object.keys(p.otherFees || {}).forEach(function (a) { out += " + " + num(p.otherFees[a]) + " " + a; });
+    return out;
   }
 
   // ---------------------------------------------------------------- callbacks
@@ -160,7 +162,6 @@
       init: function (config) {
         if (config && config.apiUrl) TL.apiUrl = config.apiUrl;
         TL.loadSymbols();
-        TL.setStore("alerts-store", { data: TL.alerts.list() });
         return NO();
       },
 
@@ -178,8 +179,16 @@
         TL.route = { page: page, symbol: symbol };
         if (page === "audit" && parts[1]) TL.route.orderId = parts[1];
         const styles = PAGES.map(function (p) { return { display: p === page ? "" : "none" }; });
-        const navCls = ["trade", "analytics", "audit"].map(function (p) { return "nav-link" + (p === page ? " active" : ""); });
-        return [TL.route, redirect].concat(styles, navCls, [{ display: loggedIn ? "" : "none" }]);
+        const navCls = NAV.map(function (p) { return "nav-link" + (p === page ? " active" : ""); });
+        const shown = { display: loggedIn ? "" : "none" };
+        // The nav (a menu below 900 px) closes on every navigation.
+        return [TL.route, redirect].concat(styles, navCls, [shown, "nav", shown, shown]);
+      },
+
+      // The menu button opens and closes the nav on narrow screens.
+      menu: function (n, cls) {
+        if (!n) return NO();
+        return (cls || "").indexOf("open") >= 0 ? "nav" : "nav open";
       },
 
       // Session on/off: open or close the user stream.
@@ -293,21 +302,67 @@
         return [avail, total];
       },
 
-      placeOrder: async function (n, st, qty, price, route) {
-        if (!n) return [NO(), NO()];
-        const body = {
-          symbol: route.symbol, side: st.side, type: st.type, quantity: String(qty || "").trim(),
-          clientOrderId: "web-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8),
-        };
-        if (st.type === "LIMIT") { body.price = String(price || "").trim(); body.timeInForce = "GTC"; }
-        if (!body.quantity) return ["Enter a quantity.", "form-message error"];
-        if (st.type === "LIMIT" && !body.price) return ["Enter a limit price.", "form-message error"];
+      // Outputs: message, its class, qty error, price error, confirm box style, its text.
+      placeOrder: async function (n, yes, no, st, qty, price, route, market) {
+        const trig = triggered();
+        const hide = { display: "none" };
+        if (!trig) return [NO(), NO(), NO(), NO(), NO(), NO()];
+        if (trig === "confirm-no") { TL.pendingOrder = null; return ["", "form-message", "", "", hide, ""]; }
+        let body;
+        if (trig === "confirm-yes") {
+          body = TL.pendingOrder;
+          TL.pendingOrder = null;
+          if (!body) return [NO(), NO(), NO(), NO(), hide, ""];
+        } else {
+          const confirmFirst = !!TL.confirmNext;
+          TL.confirmNext = false;
+          body = {
+            symbol: route.symbol, side: st.side, type: st.type, quantity: String(qty || "").trim(),
+            clientOrderId: "web-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8),
+          };
+          if (st.type === "LIMIT") { body.price = String(price || "").trim(); body.timeInForce = "GTC"; }
+          const q = D.parse(body.quantity);
+          if (!body.quantity) return ["", "form-message", "Enter a quantity.", "", hide, ""];
+          if (q === null || q <= 0n) return ["", "form-message", "Enter a quantity greater than zero, like 0.001.", "", hide, ""];
+          if (st.type === "LIMIT") {
+            const p = D.parse(body.price);
+            if (!body.price) return ["", "form-message", "", "Enter a limit price.", hide, ""];
+            if (p === null || p <= 0n) return ["", "form-message", "", "Enter a price greater than zero.", hide, ""];
+          }
+          /* Fat-finger check: a limit that would trade through the market by more than 5 %
+           * (buy above, sell below), or one more than 50 % away on the resting side (a digit
+           * too many or too few), asks first. */
+          const dp = TL.priceDp(body.symbol);
+          const mkt = D.parse((market || {}).price);
+          let warn = null;
+          if (st.type === "LIMIT" && mkt && mkt > 0n) {
+            const p = D.parse(body.price);
+            const off = D.div((p > mkt ? p - mkt : mkt - p) * 100n, mkt);
+            const crosses = (st.side === "BUY") === (p > mkt);
+            if (off > D.parse(crosses ? "5" : "50")) {
+              warn = "Your limit price " + D.fixed(body.price, dp) + " is " + D.fixed(D.format(off), 0) + "% " + (p > mkt ? "above" : "below") + " the market (" + D.fixed((market || {}).price, dp) + ").";
+            }
+          }
+          if (warn || confirmFirst) {
+            TL.pendingOrder = body;
+            const what = body.side + " " + body.quantity + " " + body.symbol + (body.price ? " at " + body.price : " at market");
+            return ["", "form-message", "", "", { display: "" }, (warn ? warn + " " : "") + "Place " + what + "?"];
+          }
+        }
         try {
           const res = await TL.api("/api/trading/orders", { method: "POST", body: body });
           TL.loadBalances();
-          return [st.side + " " + body.quantity + " " + body.symbol + " accepted (" + (res.status || "PENDING") + ")", "form-message ok"];
+          TL.ticketOrder = { orderId: res.orderId };
+          const known = TL.state.orders.get(res.orderId);
+          const msg = body.side + " " + body.quantity + " " + body.symbol + " sent (" + (res.status || "PENDING") + ")…";
+          if (known && known.status !== "PENDING") setTimeout(function () { TL.onOrderUpdate(known); }, 0);
+          return [msg, "form-message pending", "", "", hide, ""];
         } catch (e) {
-          return [errorText(e), "form-message error"];
+          TL.ticketNetworkError = e.code === "network";
+          const field = errorField(e);
+          if (field === "quantity") return ["", "form-message", errorText(e), "", hide, ""];
+          if (field === "price") return ["", "form-message", "", errorText(e), hide, ""];
+          return [errorText(e), "form-message error", "", "", hide, ""];
         }
       },
 
@@ -352,79 +407,37 @@
         return nowDark ? "☀" : "☾";
       },
 
-      ordersTable: function (list) {
-        const rows = (list || []).map(function (o) {
-          const dp = TL.priceDp(o.symbol);
-          const open = TL.isOpen(o) && String(o.status).toUpperCase() !== "CANCEL_REQUESTED";
-          return h("Tr", { id: "order-" + o.orderId, className: "row-" + String(o.status).toLowerCase() }, [
-            h("Td", {}, TL.fmtTime(o.createdAt)),
-            h("Td", {}, o.symbol),
-            h("Td", { className: String(o.side).toUpperCase() === "BUY" ? "up" : "down" }, o.side),
-            h("Td", {}, o.type),
-            h("Td", { className: "mono" }, o.price ? num(o.price, dp) : "market"),
-            h("Td", { className: "mono" }, num(o.quantity)),
-            h("Td", { className: "mono" }, num(o.filledQuantity)),
-            h("Td", { className: "mono" }, o.averagePrice ? num(o.averagePrice, dp) : "—"),
-            h("Td", {}, h("Span", { className: cls(o.status) + (o.outcome === "UNKNOWN" ? " status-unknown" : ""),
-                                    title: o.statusDetail || o.rejectReason || "" },
-                          o.outcome === "UNKNOWN" ? o.status + " · outcome unknown, checking" : o.status)),
-            h("Td", { className: "mono" }, o.fillLatencyMs !== null && o.fillLatencyMs !== undefined ? o.fillLatencyMs + " ms" : "—"),
-            h("Td", {}, open ? h("Button", { className: "btn tiny cancel-btn", "data-cancel-order": o.orderId }, "Cancel") : ""),
-          ]);
-        });
-        return table(["Time", "Symbol", "Side", "Type", "Price", "Qty", "Filled", "Avg price", "Status", "Latency", ""], rows, "No orders yet.");
+      // Orders into the grid's rows; AG Grid keys them by orderId and updates in place.
+      orderRows: function (list) {
+        return (list || []).map(function (o) { return TL.orderRow(o, latency); });
       },
 
-      tradesTable: function (list) {
-        const rows = (list || []).map(function (t) {
+      // The server's indicator series into the chart (drawn with the next frame).
+      indicatorsIn: function (data) {
+        TL.chart.setIndicators(data);
+        return Date.now();
+      },
+
+      // Trades and positions into their grids' rows (keyed by trade and by symbol).
+      tradeRows: function (list) {
+        return (list || []).map(function (t) {
           const dp = TL.priceDp(t.symbol);
-          return h("Tr", { id: "trade-" + t.tradeId }, [
-            h("Td", {}, TL.fmtTime(t.time)),
-            h("Td", {}, t.symbol),
-            h("Td", { className: String(t.side).toUpperCase() === "BUY" ? "up" : "down" }, t.side),
-            h("Td", { className: "mono" }, num(t.price, dp)),
-            h("Td", { className: "mono" }, num(t.quantity)),
-            h("Td", { className: "mono" }, num(t.quoteQuantity, 2)),
-            h("Td", { className: "mono" }, num(t.commission) + " " + (t.commissionAsset || "")),
-            h("Td", {}, t.isMaker ? "maker" : "taker"),
-          ]);
+          return {
+            rowId: t.orderId + ":" + t.tradeId, time: TL.fmtTime(t.time), symbol: t.symbol,
+            side: t.side, price: num(t.price, dp), quantity: num(t.quantity),
+            total: num(t.quoteQuantity, 2), fee: feeText(t), role: t.isMaker ? "maker" : "taker",
+          };
         });
-        return table(["Time", "Symbol", "Side", "Price", "Qty", "Total", "Fee", "Role"], rows, "No trades yet.");
       },
 
-      positionsTable: function (list) {
-        const rows = (list || []).filter(function (p) { return D.parse(p.quantity) !== 0n || D.parse(p.realizedPnl) !== 0n; }).map(function (p) {
+      positionRows: function (list) {
+        return (list || []).filter(function (p) { return D.parse(p.quantity) !== 0n || D.parse(p.realizedPnl) !== 0n; }).map(function (p) {
           const dp = TL.priceDp(p.symbol);
-          return h("Tr", { id: "position-" + p.symbol }, [
-            h("Td", {}, p.symbol),
-            h("Td", { className: "mono" }, num(p.quantity)),
-            h("Td", { className: "mono" }, num(p.averageEntryPrice, dp)),
-            h("Td", { className: "mono" }, p.markPrice ? num(p.markPrice, dp) : "—"),
-            pnlCell(p.unrealizedPnl),
-            pnlCell(p.realizedPnl),
-            h("Td", { className: "mono" }, num(p.fees)),
-          ]);
-        });
-        return table(["Symbol", "Size", "Entry", "Mark", "Unrealized PnL", "Realized PnL", "Fees"], rows, "No positions yet.");
-      },
-
-      addAlert: function (n, price, route) {
-        if (!n) return [NO(), NO()];
-        try {
-          TL.alerts.add((route && route.symbol) || "BTCUSDT", price, TL.market.price);
-          return ["", ""];
-        } catch (e) {
-          return [NO(), e.message];
-        }
-      },
-
-      alertsList: function (list) {
-        return (list || []).map(function (a) {
-          return h("Li", { className: "alert-item" + (a.firedAt ? " fired" : "") }, [
-            h("Span", {}, a.symbol + " " + (a.direction === "above" ? "≥ " : "≤ ") + a.price),
-            h("Span", { className: "muted" }, a.firedAt ? "fired " + TL.fmtTime(a.firedAt) : "set " + TL.fmtTime(a.createdAt)),
-            h("Button", { className: "btn tiny", "data-remove-alert": a.id, title: "Remove" }, "×"),
-          ]);
+          return {
+            symbol: p.symbol, size: num(p.quantity), entry: num(p.averageEntryPrice, dp),
+            mark: p.markPrice ? num(p.markPrice, dp) : "—", unrealized: num(p.unrealizedPnl, 2),
+            realized: num(p.realizedPnl, 2), fees: positionFees(p),
+          };
         });
       },
     },

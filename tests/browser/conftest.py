@@ -58,6 +58,23 @@ class ConsoleLog:
 
 
 @pytest.fixture(scope="session")
+def running_system() -> Iterator[Any]:
+    """One `tradeledger up` for the browser tests, in a folder other users can enter: as
+    root, the embedded Postgres runs as its own user and cannot enter pytest's 0700 temp
+    root."""
+    from adapters.platform.launcher import start_system, stop_system
+
+    folder = Path(tempfile.mkdtemp(prefix="tradeledger-browser-"))
+    folder.chmod(0o711)
+    system = start_system(folder / "system")
+    try:
+        yield system
+    finally:
+        stop_system(system)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def urls(request: pytest.FixtureRequest) -> Urls:
     dashboard = os.environ.get("TRADELEDGER_BROWSER_DASHBOARD_URL")
     api = os.environ.get("TRADELEDGER_BROWSER_API_URL")

@@ -7,7 +7,7 @@ import io
 import json
 from decimal import Decimal
 
-from dashboard.analytics_view import build_figures, realized_pnl_series
+from dashboard.analytics_view import build_figures, pnl_series
 from dashboard.audit_view import check_trail, export_csv, export_json
 
 
@@ -17,21 +17,16 @@ def _trade(side: str, qty: str, price: str, time: str, fee: str = "0",
             "commission": fee, "commissionAsset": fee_asset}
 
 
-def test_realized_pnl_uses_average_cost_and_quote_fees() -> None:
-    trades = [
-        _trade("BUY", "1", "100", "2026-01-01T00:00:01"),
-        _trade("BUY", "1", "200", "2026-01-01T00:00:02", fee="0.001", fee_asset="BTC"),
-        _trade("SELL", "1", "180", "2026-01-01T00:00:03", fee="0.5"),
+def test_pnl_over_time_sums_the_servers_position_history() -> None:
+    history = [
+        {"symbol": "BTCUSDT", "realizedPnl": "0", "netPnl": "-0.1", "updatedAt": "t1"},
+        {"symbol": "ETHUSDT", "realizedPnl": "0", "netPnl": "-0.2", "updatedAt": "t2"},
+        {"symbol": "BTCUSDT", "realizedPnl": "-0.21", "netPnl": "-0.82", "updatedAt": "t3"},
     ]
-    series = realized_pnl_series(trades)
-    # average cost 150; sold 1 at 180 -> +30, minus the 0.5 USDT fee; the BTC fee is not USDT
-    assert series[-1] == ("2026-01-01T00:00:03", Decimal("29.5"))
-    assert [v for _, v in series[:2]] == [Decimal(0), Decimal(0)]
-
-
-def test_selling_more_than_held_opens_no_short() -> None:
-    series = realized_pnl_series([_trade("SELL", "1", "100", "2026-01-01T00:00:01")])
-    assert series == [("2026-01-01T00:00:01", Decimal(0))]
+    series = pnl_series(history)
+    # The latest row of each symbol counts: the same realized PnL as Positions, not re-derived.
+    assert series[-1] == ("t3", Decimal("-0.21"), Decimal("-1.02"))
+    assert [r for _, r, _ in series] == [Decimal(0), Decimal(0), Decimal("-0.21")]
 
 
 def test_figures_are_built_from_empty_and_from_real_data() -> None:
@@ -65,7 +60,7 @@ def test_exports_carry_every_event() -> None:
     events = [{"version": 1, "type": "OrderPlaced", "time": "t1", "actor": "user:1",
                "payload": {"symbol": "BTCUSDT", "quantity": "0.001"}}]
     rows = list(csv.reader(io.StringIO(export_csv(events))))
-    assert rows[0] == ["version", "type", "time", "actor", "payload"]
-    assert rows[1][:4] == ["1", "OrderPlaced", "t1", "user:1"]
-    assert json.loads(rows[1][4]) == {"quantity": "0.001", "symbol": "BTCUSDT"}
+    # One column per payload field, not one JSON column.
+    assert rows[0] == ["version", "type", "time", "actor", "quantity", "symbol"]
+    assert rows[1] == ["1", "OrderPlaced", "t1", "user:1", "0.001", "BTCUSDT"]
     assert json.loads(export_json({"orderId": "x"}, events))["events"] == events

@@ -140,6 +140,15 @@ def list_positions(user: CurrentUser, ctx: Ctx) -> list[dict[str, Any]]:
     return [with_mark(p, mark_price(ctx, str(p.get("symbol")))) for p in positions]
 
 
+@router.get("/api/trading/positions/history")
+def position_history(user: CurrentUser, ctx: Ctx, symbol: SymbolFilter = None,
+                     limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> list[dict[str, Any]]:
+    """The position of each symbol after each fill, oldest first: realized PnL over time."""
+    history: list[dict[str, Any]] = ctx.require_read_models().position_history(
+        user.account_id, symbol=symbol, limit=limit)
+    return history
+
+
 @router.get("/api/trading/balances")
 def list_balances(user: CurrentUser, ctx: Ctx) -> list[dict[str, Any]]:
     """Balances per asset as the exchange last reported them."""

@@ -1,0 +1,216 @@
+"""The Account page, the header's PAPER / TESTNET / LIVE badge and the balance source.
+
+Server callbacks on the API client: `GET /api/me` into the `me-store`; exchange keys
+connect / replace / remove (with the exchange's verdict when it refuses them); password
+change and sign out everywhere. The access token comes from the `auth` store through
+`api_client.token_of`, the one place the dashboard's server side reads it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dash
+import httpx
+from dash import Input, Output, State, callback, ctx, html
+
+from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.layout import MIN_PASSWORD_LENGTH
+
+# The security API (issue 16): both end every session of the account, this one included.
+PASSWORD_PATH = "/api/account/password"  # noqa: S105 - a route, not a secret
+SIGN_OUT_EVERYWHERE_PATH = "/auth/logout-all"
+KEYS_PATH = "/api/account/exchange-keys"
+
+ENVIRONMENTS = {"paper": ("PAPER", "paper money on the bundled paper exchange"),
+                "testnet": ("TESTNET", "test money on the Binance Spot Testnet"),
+                "live": ("LIVE", "real money on Binance")}
+
+_api_url = ""
+_transport: httpx.BaseTransport | None = None  # tests hand in httpx.MockTransport
+
+
+def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> None:
+    """Tell the callbacks where the server reaches the API."""
+    global _api_url, _transport
+    _api_url = api_url.rstrip("/")
+    _transport = transport
+
+
+def client(auth: Any) -> ApiClient:
+    """An API client with the session's access token."""
+    return ApiClient(_api_url, token_of(auth), transport=_transport)
+
+
+def keys_state(me: dict[str, Any] | None) -> dict[str, Any]:
+    """The exchange-keys part of /api/me, whatever optional fields it carries."""
+    keys = (me or {}).get("exchangeKeys") or {}
+    return keys if isinstance(keys, dict) else {}
+
+
+def keys_rejected(keys: dict[str, Any]) -> str | None:
+    """The exchange's reason when it refused the connected keys (issue 15's keys status)."""
+    status = str(keys.get("status") or "").lower()
+    if status in ("rejected", "keys_rejected", "invalid") or keys.get("rejected") is True:
+        return str(keys.get("reason") or keys.get("rejectReason") or keys.get("message")
+                   or "the exchange refused them")
+    if status == "wrong_environment":
+        return str(keys.get("reason") or "they belong to another exchange environment")
+    return None
+
+
+def badge(me: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(text, class, title) of the header badge."""
+    keys = keys_state(me)
+    env = str(keys.get("environment") or "").lower()
+    if not keys.get("connected") or env not in ENVIRONMENTS:
+        return "NO KEYS", "env-badge none", "no exchange keys: connect them on the Account page"
+    text, title = ENVIRONMENTS[env]
+    return text, f"env-badge {env}", title
+
+
+def balance_source(me: dict[str, Any] | None) -> str:
+    """One line under the ticket: where the balance comes from."""
+    keys = keys_state(me)
+    if not keys.get("connected"):
+        return "No exchange keys: connect them on the Account page to see a balance."
+    reason = keys_rejected(keys)
+    if reason:
+        return f"Balance unavailable: the exchange rejected your keys ({reason})."
+    env = str(keys.get("environment") or "").lower()
+    where = {"paper": "the bundled paper exchange (paper money)",
+             "testnet": "the Binance Spot Testnet (test money)",
+             "live": "Binance (real money)"}.get(env, env or "the exchange")
+    return f"Balance from {where}, key {keys.get('apiKeyHint') or ''}".strip()
+
+
+@callback(Output("me-store", "data"),
+          Input("auth", "data"), Input("me-refresh", "data"), Input("route", "data"))
+def load_me(auth: Any, _refresh: Any, route: Any) -> Any:
+    """Read /api/me when the session starts, when asked, and on the Account page."""
+    if not token_of(auth):
+        return None
+    if ctx.triggered_id == "route" and (route or {}).get("page") != "account":
+        raise dash.exceptions.PreventUpdate
+    try:
+        return client(auth).get("/api/me")
+    except ApiClientError:
+        raise dash.exceptions.PreventUpdate from None
+
+
+@callback(Output("env-badge", "children"), Output("env-badge", "className"),
+          Output("env-badge", "title"), Output("env-badge", "style"),
+          Output("balance-source", "children"), Output("account-email", "children"),
+          Output("keys-status", "children"), Output("keys-save", "children"),
+          Output("keys-env", "value"),
+          Input("me-store", "data"))
+def show_me(me: Any) -> tuple[Any, ...]:
+    """Badge, balance source and the keys' state, from the last /api/me."""
+    if not me:
+        return ("", "env-badge", "", {"display": "none"}, "", "", "", "Connect keys",
+                dash.no_update)
+    text, cls, title = badge(me)
+    keys = keys_state(me)
+    reason = keys_rejected(keys)
+    if not keys.get("connected"):
+        status: Any = html.Span("No keys connected.", className="muted")
+    elif reason:
+        status = html.Span([html.Strong("Keys rejected: "), reason], className="down",
+                           id="keys-rejected")
+    else:
+        env = str(keys.get("environment") or "")
+        where = ENVIRONMENTS.get(env, (env,))[0]
+        status = html.Span([html.Strong("Connected: "),
+                            f"{keys.get('apiKeyHint') or ''} on {where}"], className="up")
+    env = str(keys.get("environment") or "")
+    env_value = env if env in ENVIRONMENTS else "paper"
+    return (text, cls, title, {}, balance_source(me), me.get("email", ""), status,
+            "Replace keys" if keys.get("connected") else "Connect keys", env_value)
+
+
+def explain(exc: ApiClientError, what: str) -> str:
+    """A user's sentence for an API error on the Account page."""
+    if exc.status == 0:
+        return "Cannot reach the API; try again in a moment."
+    if exc.status in (404, 405):
+        return f"{what} is not available on this server yet."
+    if exc.code == "exchange_keys_rejected":
+        return f"The exchange rejected these keys: {exc.message}"
+    if exc.status == 503:
+        return f"The exchange cannot be reached to check the keys: {exc.message}"
+    return exc.message
+
+
+@callback(Output("keys-message", "children"), Output("keys-message", "className"),
+          Output("keys-api-key", "value"), Output("keys-secret-key", "value"),
+          Output("me-refresh", "data", allow_duplicate=True),
+          Input("keys-save", "n_clicks"), Input("keys-remove", "n_clicks"),
+          State("keys-api-key", "value"), State("keys-secret-key", "value"),
+          State("keys-env", "value"), State("auth", "data"), prevent_initial_call=True)
+def change_keys(_save: int, _remove: int, api_key: str | None, secret: str | None,
+                env: str | None, auth: Any) -> tuple[Any, ...]:
+    """Connect, replace or remove the account's exchange keys."""
+    keep = dash.no_update
+    try:
+        if ctx.triggered_id == "keys-remove":
+            client(auth).delete(KEYS_PATH)
+            return "Keys removed.", "form-message ok", "", "", _stamp()
+        if not (api_key or "").strip() or not (secret or "").strip():
+            return ("Enter both the API key and the secret key.", "form-message error", keep,
+                    keep, keep)
+        client(auth).put(KEYS_PATH, {"apiKey": api_key.strip(),  # type: ignore[union-attr]
+                                     "secretKey": secret.strip(),  # type: ignore[union-attr]
+                                     "environment": env or "paper"})
+    except ApiClientError as exc:
+        return explain(exc, "Changing keys"), "form-message error", keep, "", keep
+    return "Keys connected.", "form-message ok", "", "", _stamp()
+
+
+def _stamp() -> float:
+    """A new value for `me-refresh`, so /api/me is read again."""
+    return time.time()
+
+
+@callback(Output("pw-message", "children"), Output("pw-message", "className"),
+          Output("auth", "data", allow_duplicate=True),
+          Output("pw-current", "value"), Output("pw-new", "value"), Output("pw-new2", "value"),
+          Output("login-error", "children", allow_duplicate=True),
+          Input("pw-change", "n_clicks"),
+          State("pw-current", "value"), State("pw-new", "value"), State("pw-new2", "value"),
+          State("auth", "data"), prevent_initial_call=True)
+def change_password(_n: int, current: str | None, new: str | None, again: str | None,
+                    auth: Any) -> tuple[Any, ...]:
+    """Change the password; the API ends every session, so the page signs out and says so
+    on the sign-in page (unless the API hands back a new token)."""
+    keep = dash.no_update
+    if not current or not new:
+        return ("Enter the current and the new password.", "form-message error", keep, keep,
+                keep, keep, keep)
+    if len(new) < MIN_PASSWORD_LENGTH:
+        return (f"The new password needs at least {MIN_PASSWORD_LENGTH} characters.",
+                "form-message error", keep, keep, keep, keep, keep)
+    if new != again:
+        return "The new passwords differ.", "form-message error", keep, keep, keep, keep, keep
+    try:
+        result = client(auth).post(PASSWORD_PATH, {"currentPassword": current,
+                                                   "newPassword": new})
+    except ApiClientError as exc:
+        return explain(exc, "Password change"), "form-message error", keep, "", keep, keep, keep
+    if isinstance(result, dict) and result.get("token"):
+        return ("Password changed; your other sessions are signed out.", "form-message ok",
+                {**(auth or {}), "token": result["token"]}, "", "", "", keep)
+    return ("Password changed.", "form-message ok", None, "", "", "",
+            "Password changed: every session has ended. Sign in with the new password.")
+
+
+@callback(Output("signout-message", "children"), Output("signout-message", "className"),
+          Output("auth", "data", allow_duplicate=True),
+          Input("signout-all", "n_clicks"), State("auth", "data"), prevent_initial_call=True)
+def sign_out_everywhere(_n: int, auth: Any) -> tuple[Any, ...]:
+    """End every session of the account, this one included."""
+    try:
+        client(auth).post(SIGN_OUT_EVERYWHERE_PATH)
+    except ApiClientError as exc:
+        return explain(exc, "Signing out everywhere"), "form-message error", dash.no_update
+    return "Signed out everywhere.", "form-message ok", None
