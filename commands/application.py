@@ -28,6 +28,7 @@ from commands.messages import (
     RecordCancellation,
     RecordCancelRejection,
     RecordExchangeKeysRejection,
+    RecordExecutedQuantity,
     RecordExpiry,
     RecordFill,
     RecordOutcomeUnknown,
@@ -70,10 +71,12 @@ A = TypeVar("A")
 ReportCommand = (
     RecordSubmission | RecordAcceptance | RecordFill | RecordRejection | RecordCancelRejection
     | RecordCancellation | RecordExpiry | RecordSendRefusal | RecordOutcomeUnknown
+    | RecordExecutedQuantity
 )
 REPORT_COMMANDS: tuple[type[Command], ...] = (
     RecordSubmission, RecordAcceptance, RecordFill, RecordRejection, RecordCancelRejection,
     RecordCancellation, RecordExpiry, RecordSendRefusal, RecordOutcomeUnknown,
+    RecordExecutedQuantity,
 )
 
 
@@ -92,6 +95,8 @@ def apply_report(order: Order, command: Command) -> None:
                    quantity=Decimal(command.quantity), commission=Decimal(command.commission),
                    commission_asset=command.commission_asset, is_maker=command.is_maker,
                    actor=command.actor)
+    elif isinstance(command, RecordExecutedQuantity):
+        order.fix_quantity(Decimal(command.quantity), command.actor)
     elif isinstance(command, RecordRejection):
         order.reject(command.code, command.message, command.actor)
     elif isinstance(command, RecordCancelRejection):
@@ -295,7 +300,13 @@ class TradingApplication(Application[UUID]):
             raise UnknownSymbol(f"unknown symbol {cmd.symbol!r}", field="symbol")
         side = parse_enum(Side, cmd.side, "side")
         order_type = parse_enum(OrderType, cmd.order_type, "type")
-        quantity = to_decimal(cmd.quantity, "quantity")
+        if (cmd.quantity is None) == (cmd.quote_order_qty is None):
+            raise ValidationFailed(
+                "give exactly one of quantity (how much to buy or sell) and quoteOrderQty "
+                "(how much to spend or receive, MARKET orders only)", field="quantity")
+        quote = None if cmd.quote_order_qty is None else to_decimal(cmd.quote_order_qty,
+                                                                    "quoteOrderQty")
+        quantity = Decimal(0) if quote is not None else to_decimal(cmd.quantity, "quantity")
         price = None if cmd.price is None else to_decimal(cmd.price, "price")
         if order_type is OrderType.LIMIT:
             tif = parse_enum(TimeInForce, cmd.time_in_force or "GTC", "timeInForce")
@@ -303,7 +314,14 @@ class TradingApplication(Application[UUID]):
             raise ValidationFailed("timeInForce applies to LIMIT orders only", field="timeInForce")
         else:
             tif = None
-        rules.check(order_type, quantity, price, self.symbols.reference_price(symbol), side)
+        reference = self.symbols.reference_price(symbol)
+        if quote is not None:
+            rules.check_quote(order_type, quote, reference, side)
+            if price is not None:
+                raise ValidationFailed("price must not be given for MARKET orders",
+                                       field="price")
+        else:
+            rules.check(order_type, quantity, price, reference, side)
 
         order_id = order_id_for(cmd.account_id, client_order_id)
         order = Order(
@@ -316,6 +334,7 @@ class TradingApplication(Application[UUID]):
             price=price,
             time_in_force=tif.value if tif else None,
             actor=cmd.actor if cmd.actor != "user" else f"user:{cmd.account_id}",
+            quote_order_qty=quote,
         )
         try:
             self._save_new_order(order)
@@ -325,8 +344,10 @@ class TradingApplication(Application[UUID]):
                 existing.symbol == order.symbol
                 and existing.side == order.side
                 and existing.order_type == order.order_type
-                and existing.quantity == order.quantity
+                # A spend-amount order's quantity is fixed by the exchange later.
+                and (existing.quantity == order.quantity or quote is not None)
                 and existing.price == order.price
+                and existing.quote_order_qty == order.quote_order_qty
             )
             if not same:
                 raise ClientOrderIdReused(

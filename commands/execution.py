@@ -37,6 +37,7 @@ from commands.messages import (
     RecordAcceptance,
     RecordCancellation,
     RecordCancelRejection,
+    RecordExecutedQuantity,
     RecordExpiry,
     RecordFill,
     RecordOutcomeUnknown,
@@ -400,6 +401,7 @@ class ExecutionManager:
             price=order.price,
             time_in_force=order.time_in_force,
             client_order_id=exchange_client_order_id(order.id),
+            quote_order_qty=order.quote_order_qty,
         )
         sent_at = self.clock()
         try:
@@ -667,6 +669,12 @@ class ExecutionManager:
         if report.exchange_order_id and order.exchange_order_id is None and (
                 report.status is not ExchangeOrderStatus.REJECTED):
             commands.append(RecordAcceptance(order.id, report.exchange_order_id, self.actor))
+        if (report.status is ExchangeOrderStatus.FILLED and not order.quantity_known
+                and covered == report.cumulative_quantity > 0):
+            # A spend-amount order learns its quantity when it is done: before its fills,
+            # so the last one completes it in this same save.
+            commands.append(RecordExecutedQuantity(order.id, report.cumulative_quantity,
+                                                   self.actor))
         commands.extend(
             RecordFill(order_id=order.id, trade_id=fill.trade_id, price=fill.price,
                        quantity=fill.quantity, commission=fill.commission,

@@ -67,10 +67,11 @@ class PlaceOrder(Command):
     symbol: str
     side: str
     order_type: str
-    quantity: object
+    quantity: object | None  # None with quote_order_qty: a spend-amount MARKET order
     price: object | None = None
     time_in_force: str | None = None
     actor: str = "user"
+    quote_order_qty: object | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,15 @@ class RecordFill(Command):
     commission: Decimal
     commission_asset: str | None
     is_maker: bool = False
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordExecutedQuantity(Command):
+    """The exchange's final executed quantity of a spend-amount order."""
+
+    order_id: UUID
+    quantity: Decimal
     actor: str = "worker"
 
 

@@ -110,6 +110,8 @@ class ExchangeOrderRequest:
     price: Decimal | None
     time_in_force: str | None
     client_order_id: str
+    # A spend-amount MARKET order: sent as quoteOrderQty instead of quantity.
+    quote_order_qty: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,12 @@ class TooManyOpenOrders(ValidationFailed):
     code = "too_many_open_orders"
 
 
+class NothingToClose(ValidationFailed):
+    """A position close was asked for where there is no open position."""
+
+    code = "nothing_to_close"
+
+
 class ExchangeKeysRejected(ValidationFailed):
     """The exchange refused the keys given (bad key, signature, IP or permissions)."""
 

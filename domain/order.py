@@ -83,6 +83,7 @@ class Order(Aggregate):
     send_attempts: int = 0
     last_send_at: datetime | None = None
     outcome_unknown: bool = False
+    quote_order_qty: Decimal | None = None
 
     @staticmethod
     def create_id(account_id: UUID, client_order_id: str, **_: Any) -> UUID:
@@ -100,8 +101,13 @@ class Order(Aggregate):
         price: Decimal | None,
         time_in_force: str | None,
         actor: str,
+        # Spend-amount MARKET orders: the quote to spend; `quantity` is then 0 until the
+        # exchange reports what it bought or sold (OrderQuantityFixed). Defaulted, so
+        # OrderPlaced events stored before it existed still load.
+        quote_order_qty: Decimal | None = None,
     ) -> None:
         self.account_id = account_id
+        self.quote_order_qty = quote_order_qty
         self.client_order_id = client_order_id
         self.symbol = symbol
         self.side = side
@@ -141,6 +147,11 @@ class Order(Aggregate):
     @property
     def time_in_force_enum(self) -> TimeInForce | None:
         return TimeInForce(self.time_in_force) if self.time_in_force else None
+
+    @property
+    def quantity_known(self) -> bool:
+        """Tell whether the base quantity is known (a spend-amount order's is not, at first)."""
+        return self.quote_order_qty is None or self.quantity > 0
 
     @property
     def remaining_quantity(self) -> Decimal:
@@ -242,7 +253,7 @@ class Order(Aggregate):
         if quantity <= 0 or price <= 0:
             raise Overfill(f"fill {trade_id} must have a positive price and quantity")
         new_filled = self.filled_quantity + quantity
-        if new_filled > self.quantity:
+        if self.quantity_known and new_filled > self.quantity:
             raise Overfill(
                 f"fill {trade_id} of {quantity} would fill {new_filled} of an order for "
                 f"{self.quantity}",
@@ -251,8 +262,9 @@ class Order(Aggregate):
             )
         if self.status is OrderStatus.PENDING:
             self.submit(actor)
-        trigger = Trigger.FILL_COMPLETE if new_filled == self.quantity else Trigger.FILL_PARTIAL
-        status = self._next(trigger)
+        # A spend-amount order is complete when the exchange fixes its quantity, not before.
+        complete = self.quantity_known and new_filled == self.quantity
+        status = self._next(Trigger.FILL_COMPLETE if complete else Trigger.FILL_PARTIAL)
         self._filled(
             account_id=self.account_id,
             trade_id=trade_id,
@@ -265,6 +277,29 @@ class Order(Aggregate):
             actor=actor,
         )
         return True
+
+    def fix_quantity(self, quantity: Decimal, actor: str) -> None:
+        """Record the base quantity the exchange executed for a spend-amount order (its
+        final executedQty); fills that already reach it complete the order."""
+        if self.quote_order_qty is None:
+            raise IllegalTransition(
+                f"order {self.id} has a quantity; only a spend-amount order gets one fixed",
+                orderId=str(self.id))
+        if self.quantity_known:
+            if quantity == self.quantity:
+                return
+            raise IllegalTransition(
+                f"order {self.id} already has the quantity {self.quantity}",
+                orderId=str(self.id))
+        if quantity <= 0 or quantity < self.filled_quantity:
+            raise Overfill(
+                f"order {self.id} has {self.filled_quantity} filled; its quantity cannot be "
+                f"{quantity}", orderId=str(self.id))
+        status = self.status
+        if self.filled_quantity == quantity:
+            status = self._next(Trigger.FILL_COMPLETE)
+        self._quantity_fixed(account_id=self.account_id, quantity=quantity,
+                             status=status.value, actor=actor)
 
     def reject(self, code: str, message: str, actor: str) -> None:
         """Record that the exchange (or our pre-trade checks) refused the order."""
@@ -374,6 +409,12 @@ class Order(Aggregate):
             self.commissions[commission_asset] = (
                 self.commissions.get(commission_asset, Decimal(0)) + commission
             )
+        self._status = status
+
+    @event("OrderQuantityFixed")
+    def _quantity_fixed(self, account_id: UUID, quantity: Decimal, status: str,
+                        actor: str) -> None:
+        self.quantity = quantity
         self._status = status
 
     @event("OrderRejected")

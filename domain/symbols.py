@@ -153,6 +153,73 @@ class SymbolRules:
                 minNotional=str(self.min_notional),
             )
 
+    def check_quote(self, order_type: OrderType, quote_order_qty: Decimal,
+                    reference_price: Decimal | None = None, side: Side | None = None) -> None:
+        """Raise a named error for the first rule a spend-amount (quoteOrderQty) order breaks.
+
+        NOTIONAL applies to the amount itself; where the live price is known, the quantity
+        it buys (rounded down to the MARKET step, as the exchange does) must also pass
+        LOT_SIZE and MARKET_LOT_SIZE.
+        """
+        if self.status != TRADING:
+            raise SymbolNotTrading(
+                f"{self.symbol} is not open for new orders now (exchange status "
+                f"{self.status}); try again when the exchange reopens it",
+                field="symbol", status=self.status)
+        if order_type is not OrderType.MARKET:
+            raise InvalidQuantity("quoteOrderQty applies to MARKET orders only; give a "
+                                  "quantity (and a price) for other orders",
+                                  field="quoteOrderQty")
+        if quote_order_qty <= 0:
+            raise InvalidQuantity("quoteOrderQty must be greater than zero",
+                                  field="quoteOrderQty")
+        if quote_order_qty < self.min_notional:
+            raise NotionalTooSmall(
+                f"quoteOrderQty is below the minimum notional {plain(self.min_notional)} "
+                f"{self.quote_asset} for {self.symbol}",
+                field="quoteOrderQty", minNotional=str(self.min_notional))
+        if reference_price is None or reference_price <= 0:
+            return
+        quantity = self.floor_quantity(quote_order_qty / reference_price, market=True)
+        minimum = max(self.min_qty, self.market_min_qty or Decimal(0))
+        if quantity < minimum or quantity <= 0:
+            raise InvalidQuantity(
+                f"{plain(quote_order_qty)} {self.quote_asset} buys about {plain(quantity)} "
+                f"{self.base_asset} at the current price {plain(reference_price)}, below the "
+                f"minimum quantity {plain(minimum)} for {self.symbol}",
+                field="quoteOrderQty", minQty=str(minimum))
+        maximum = min(self.max_qty, self.market_max_qty or self.max_qty)
+        if quantity > maximum:
+            raise InvalidQuantity(
+                f"{plain(quote_order_qty)} {self.quote_asset} is about {plain(quantity)} "
+                f"{self.base_asset} at the current price {plain(reference_price)}, above the "
+                f"maximum quantity {plain(maximum)} for MARKET orders on {self.symbol}",
+                field="quoteOrderQty", maxQty=str(maximum))
+
+    def floor_quantity(self, quantity: Decimal, market: bool = True) -> Decimal:
+        """Round a quantity down onto the step grid (of MARKET orders when `market`).
+
+        Down, never up: closing a position must not sell more than it holds. Zero when
+        the quantity is below the grid's origin (the minimum quantity).
+        """
+        step, origin = self.step_size, self.min_qty
+        if market and self.market_step_size:
+            step, origin = self.market_step_size, self.market_min_qty or Decimal(0)
+        # Both grids must hold: the MARKET grid for MARKET_LOT_SIZE, LOT_SIZE's in any case.
+        grids = [(step, origin)]
+        if (step, origin) != (self.step_size, self.min_qty):
+            grids.append((self.step_size, self.min_qty))
+        value = quantity
+        with localcontext() as ctx:
+            ctx.prec = 100
+            for grid_step, grid_origin in grids:
+                if not grid_step or value < grid_origin:
+                    if value < grid_origin:
+                        return Decimal(0)
+                    continue
+                value = grid_origin + ((value - grid_origin) // grid_step) * grid_step
+        return value
+
     def _check_market_lot(self, quantity: Decimal) -> None:
         """MARKET_LOT_SIZE: MARKET orders have their own quantity limits (step 0: none)."""
         if self.market_min_qty is not None and quantity < self.market_min_qty:

@@ -50,6 +50,12 @@ def detail_fields(detail: str | None) -> dict[str, Any]:
             "statusDetail": STATUS_DETAILS.get(detail or "")}
 
 
+def later_fields(quote_order_qty: Decimal | None) -> dict[str, Any]:
+    """The fields issue 19 added: the spend amount of a quoteOrderQty order (else null), and
+    `stopPrice` and `orderListId`, null until stop and OCO orders exist."""
+    return {"quoteOrderQty": dec(quote_order_qty), "stopPrice": None, "orderListId": None}
+
+
 def parse_time(value: str) -> datetime:
     """Parse an envelope timestamp (ISO 8601, timezone-aware)."""
     return datetime.fromisoformat(value)
@@ -92,6 +98,7 @@ class OrderRow:
     fill_latency_ms: int | None = None
     last_notification_id: int = 0
     status_detail: str | None = None
+    quote_order_qty: Decimal | None = None
 
     @property
     def average_price(self) -> Decimal | None:
@@ -123,6 +130,7 @@ class OrderRow:
             "fillLatencyMs": self.fill_latency_ms,
             "version": self.version,
             **detail_fields(self.status_detail),
+            **later_fields(self.quote_order_qty),
         }
 
 
@@ -153,6 +161,8 @@ def start_order(envelope: EventEnvelope) -> OrderRow:
         updated_at=time,
         version=envelope.version,
         last_notification_id=envelope.notification_id,
+        quote_order_qty=(None if p.get("quote_order_qty") is None
+                         else Decimal(p["quote_order_qty"])),
     )
     _set_status(row, "PENDING", time)
     return row
@@ -194,6 +204,9 @@ def apply_order_event(
         row.filled_quantity += qty
         row.filled_quote += qty * price
         row.commission = commission
+        status = str(p["status"])
+    elif kind == "OrderQuantityFixed":
+        row.quantity = Decimal(p["quantity"])
         status = str(p["status"])
     elif kind == "OrderRejected":
         row.reject_code, row.reject_reason = p.get("code"), p.get("message")

@@ -14,7 +14,7 @@ from uuid import UUID
 from domain.envelope import EventEnvelope
 from domain.errors import OrderNotFound, ValidationFailed
 from domain.order import Order
-from projections.orders import detail_fields, status_detail_after
+from projections.orders import detail_fields, later_fields, status_detail_after
 
 _SECRET_SUFFIXES = ("_ciphertext", "password_hash")
 
@@ -70,6 +70,7 @@ def order_view(events: list[Any]) -> tuple[Order, dict[str, Any]]:
         "fillLatencyMs": fill_latency_ms,
         "version": int(order.version),
         **detail_fields(detail),
+        **later_fields(order.quote_order_qty),
     }
 
 

@@ -328,9 +328,13 @@ class BinanceGateway:
         client = self.client(credentials)
         params: dict[str, Any] = {
             "symbol": request.symbol, "side": request.side, "type": request.order_type,
-            "quantity": _plain(request.quantity), "newClientOrderId": request.client_order_id,
-            "newOrderRespType": "FULL",
+            "newClientOrderId": request.client_order_id, "newOrderRespType": "FULL",
         }
+        # Exactly one of them: Binance refuses both (-1128) and neither (-1102).
+        if request.quote_order_qty is not None:
+            params["quoteOrderQty"] = _plain(request.quote_order_qty)
+        else:
+            params["quantity"] = _plain(request.quantity)
         if request.order_type != "MARKET":
             assert request.price is not None
             params["price"] = _plain(request.price)

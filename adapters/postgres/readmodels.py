@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -45,7 +46,7 @@ ORDER_COLS = (
     "order_id", "account_id", "client_order_id", "symbol", "side", "type", "time_in_force",
     "quantity", "price", "status", "exchange_order_id", "filled_quantity", "filled_quote",
     "commission", "reject_code", "reject_reason", "created_at", "updated_at", "status_times",
-    "fill_latency_ms", "version", "last_notification_id", "status_detail",
+    "fill_latency_ms", "version", "last_notification_id", "status_detail", "quote_order_qty",
 )
 TRADE_COLS = (
     "order_id", "trade_id", "account_id", "symbol", "side", "price", "quantity",
@@ -87,7 +88,8 @@ def _table_ddl(q: str, name: str) -> list[str]:
             filled_quote numeric NOT NULL, commission jsonb NOT NULL, reject_code text,
             reject_reason text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
             status_times jsonb NOT NULL, fill_latency_ms bigint, version int NOT NULL,
-            last_notification_id bigint NOT NULL, status_detail text""",
+            last_notification_id bigint NOT NULL, status_detail text,
+            quote_order_qty numeric""",
         "trades_view": """order_id uuid NOT NULL, trade_id text NOT NULL, account_id uuid NOT NULL,
             symbol text NOT NULL, side text NOT NULL, price numeric NOT NULL,
             quantity numeric NOT NULL, quote_quantity numeric NOT NULL,
@@ -127,6 +129,7 @@ def _table_ddl(q: str, name: str) -> list[str]:
     if base == "orders_view":
         # Added after the table first shipped: existing read sides get it in place.
         statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS status_detail text")
+        statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS quote_order_qty numeric")
     indexes = {
         "orders_view": [("acct_created", "account_id, created_at DESC, order_id"),
                         ("acct_status", "account_id, status")],
@@ -195,7 +198,8 @@ def order_values(row: OrderRow) -> tuple[Any, ...]:
             row.time_in_force, row.quantity, row.price, row.status, row.exchange_order_id,
             row.filled_quantity, row.filled_quote, Jsonb(row.commission), row.reject_code,
             row.reject_reason, row.created_at, row.updated_at, Jsonb(row.status_times),
-            row.fill_latency_ms, row.version, row.last_notification_id, row.status_detail)
+            row.fill_latency_ms, row.version, row.last_notification_id, row.status_detail,
+            row.quote_order_qty)
 
 
 def order_from_db(r: tuple[Any, ...]) -> OrderRow:
@@ -205,7 +209,7 @@ def order_from_db(r: tuple[Any, ...]) -> OrderRow:
         exchange_order_id=r[10], filled_quantity=r[11], filled_quote=r[12],
         commission=dict(r[13]), reject_code=r[14], reject_reason=r[15], created_at=r[16],
         updated_at=r[17], status_times=dict(r[18]), fill_latency_ms=r[19], version=r[20],
-        last_notification_id=r[21], status_detail=r[22],
+        last_notification_id=r[21], status_detail=r[22], quote_order_qty=r[23],
     )
 
 
@@ -363,6 +367,53 @@ class ReadModels:
                f"WHERE {' AND '.join(where)} ORDER BY time DESC, notification_id DESC "
                "LIMIT %s OFFSET %s")
         return [trade_from_db(r).to_dict() for r in self._fetch(sql, [*params, limit, offset])]
+
+    def open_order_ids(self, account_id: UUID, symbol: str | None = None) -> list[UUID]:
+        """The ids of the account's unfinished orders (of `symbol`), oldest first."""
+        where, params = ["account_id = %s", "status NOT IN "
+                         "('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED', 'CANCEL_REQUESTED')"], \
+            [str(account_id)]
+        if symbol:
+            where.append("symbol = %s")
+            params.append(symbol.upper())
+        sql = (f"SELECT order_id FROM {self._q}.orders_view "  # noqa: S608
+               f"WHERE {' AND '.join(where)} ORDER BY created_at, order_id")
+        return [UUID(str(r[0])) for r in self._fetch(sql, params)]
+
+    def trades_between(self, account_id: UUID, start: datetime | None, end: datetime | None,
+                       batch: int = 1000) -> Iterator[TradeRow]:
+        """Every trade of the account in [start, end), oldest first, fetched in batches.
+
+        Keyset paging on (time, notification_id): a connection is held only per batch, so
+        a slow CSV download never pins one of the pool's connections for its whole length.
+        """
+        after: tuple[datetime, int] | None = None
+        while True:
+            where, params = ["account_id = %s"], list[Any]([str(account_id)])
+            if start is not None:
+                where.append("time >= %s")
+                params.append(start)
+            if end is not None:
+                where.append("time < %s")
+                params.append(end)
+            if after is not None:
+                where.append("(time, notification_id) > (%s, %s)")
+                params.extend(after)
+            sql = (f"SELECT {_cols(TRADE_COLS)} FROM {self._q}.trades_view "  # noqa: S608
+                   f"WHERE {' AND '.join(where)} ORDER BY time, notification_id LIMIT %s")
+            rows = self._fetch(sql, [*params, batch])
+            for r in rows:
+                yield trade_from_db(r)
+            if len(rows) < batch:
+                return
+            after = (rows[-1][11], rows[-1][12])
+
+    def get_position(self, account_id: UUID, symbol: str) -> Position | None:
+        """The account's position in one symbol, if it ever traded it."""
+        rows = self._fetch(
+            f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.positions_view "  # noqa: S608
+            "WHERE account_id = %s AND symbol = %s", (str(account_id), symbol.upper()))
+        return position_from_db(rows[0]) if rows else None
 
     def list_positions(self, account_id: UUID) -> list[dict]:  # type: ignore[type-arg]
         rows = self._fetch(

@@ -12,20 +12,37 @@ import pytest
 
 from adapters.platform.bootstrap import Runtime
 from adapters.postgres.replay import replay, resolve_projections
-from commands.messages import PlaceOrder, RecordFill, RegisterAccount
+from commands.messages import PlaceOrder, RecordExecutedQuantity, RecordFill, RegisterAccount
 from domain.envelope import EventEnvelope
 from tests.integration.test_projections import dump, envelopes, make_activity, project
 
 pytestmark = pytest.mark.integration
 
 
+def spend_amount_order(app: Any, email: str = "spender@example.com") -> None:
+    """A filled quoteOrderQty order: OrderPlaced with a quote, then OrderQuantityFixed."""
+    account = app.handle(RegisterAccount(email=email, password="spend-password-1"))
+    order_id = app.handle(PlaceOrder(
+        account_id=account, client_order_id="spend-1", symbol="BTCUSDT", side="BUY",
+        order_type="MARKET", quantity=None, quote_order_qty="100.5"))
+    app.handle(RecordFill(order_id=order_id, trade_id="sp-1", price=Decimal("90000"),
+                          quantity=Decimal("0.0005"), commission=Decimal("0.0000005"),
+                          commission_asset="BTC"))
+    app.handle(RecordExecutedQuantity(order_id=order_id, quantity=Decimal("0.0011")))
+    app.handle(RecordFill(order_id=order_id, trade_id="sp-2", price=Decimal("90010"),
+                          quantity=Decimal("0.0006"), commission=Decimal("0.0000006"),
+                          commission_asset="BTC"))
+
+
 def test_replay_equals_live_and_replaying_twice_gives_identical_tables(
         runtime: Runtime) -> None:
     make_activity(runtime.app)
+    spend_amount_order(runtime.app)
     make_activity(runtime.app, email="other@example.com", orders=1)
     schema, url = runtime.settings.database_schema, runtime.database_url
     project(runtime, envelopes(runtime.app))
     live = dump(url, schema)
+    assert "100.5" in str(live) and "FILLED" in str(live)
 
     check = replay(runtime.app, url, schema, resolve_projections("all"), verify=True)
     assert check.differences == []
@@ -82,6 +99,7 @@ def test_the_fast_decoder_gives_the_same_envelopes_as_the_mapper(runtime: Runtim
     from adapters.postgres.envelopes import fast_envelope
 
     make_activity(runtime.app)
+    spend_amount_order(runtime.app)
     # A commission small enough that str(Decimal) would use an exponent ("2.0E-7").
     account = runtime.app.handle(
         RegisterAccount(email="tiny@example.com", password="tiny-password-1"))

@@ -6,7 +6,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from uuid import UUID
 
 import pytest
@@ -170,7 +170,15 @@ class FakeExchange:
             symbol=request.symbol, status=S.NEW, cumulative_quantity=D(0),
             cumulative_quote=D(0)), request, visible_at=self.clock() + self.lag)
         self.orders[request.client_order_id] = order
-        if request.order_type == "MARKET":
+        if request.order_type == "MARKET" and request.quote_order_qty is not None:
+            # Spend-amount: the exchange works out the quantity (down to the step) and,
+            # here, fills it in two trades, so a first partial fill is seen.
+            qty = (request.quote_order_qty / self.price).quantize(D("0.00001"), ROUND_DOWN)
+            order.request = replace(request, quantity=qty)
+            half = (qty / 2).quantize(D("0.00001"), ROUND_DOWN)
+            self.fill(request.client_order_id, half, self.price)
+            self.fill(request.client_order_id, qty - half, self.price)
+        elif request.order_type == "MARKET":
             self.fill(request.client_order_id, request.quantity, self.price)
         return order
 

@@ -18,9 +18,10 @@ from adapters.api.schemas import OrderAccepted, PlaceOrderRequest
 from adapters.api.serializers import audit_entry, events_as_of, order_view, parse_as_of
 from adapters.api.tokens import Principal
 from commands.messages import PlaceOrder, RequestCancel
-from domain.errors import OrderNotFound, TooManyOpenOrders, ValidationFailed
+from domain.errors import IllegalTransition, OrderNotFound, TooManyOpenOrders, ValidationFailed
 
 router = APIRouter(prefix="/api/trading/orders", tags=["orders"])
+SymbolFilter = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9]+$")]
 
 OrderId = Annotated[UUID, Path(description="the order id returned by POST /api/trading/orders")]
 
@@ -75,25 +76,51 @@ async def place_order(
 
     Idempotent: the same clientOrderId (or Idempotency-Key) returns the same orderId.
     """
-    wait = ctx.limiter.acquire(user.account_id)
-    if wait:
-        raise too_many_requests("too many orders; slow down", wait)
     client_order_id = client_order_id_for(body.clientOrderId, idempotency_key)
-    await anyio.to_thread.run_sync(check_open_orders, ctx, user.account_id, body.symbol)
     command = PlaceOrder(
         account_id=user.account_id, client_order_id=client_order_id, symbol=body.symbol,
         side=body.side, order_type=body.type, quantity=body.quantity, price=body.price,
-        time_in_force=body.timeInForce,
+        time_in_force=body.timeInForce, quote_order_qty=body.quoteOrderQty,
     )
+    return await submit(ctx, user, command)
+
+
+async def submit(ctx: Ctx, user: Principal, command: PlaceOrder,
+                 **extra: Any) -> JSONResponse:
+    """Place an order under the per-user rate limit; answer 202 with where to read it."""
+    wait = ctx.limiter.acquire(user.account_id)
+    if wait:
+        raise too_many_requests("too many orders; slow down", wait)
+    await anyio.to_thread.run_sync(check_open_orders, ctx, user.account_id, command.symbol)
     # At most as many threads as the event store has connections: more would only queue
     # on its pool lock and cost CPU.
     order_id = await anyio.to_thread.run_sync(ctx.runtime.app.handle, command,
                                               limiter=ctx.write_limiter)
     return JSONResponse(
-        {"orderId": str(order_id), "status": "PENDING", "clientOrderId": client_order_id},
+        {"orderId": str(order_id), "status": "PENDING",
+         "clientOrderId": command.client_order_id.strip(), **extra},
         status_code=status.HTTP_202_ACCEPTED,
         headers={"Location": f"/api/trading/orders/{order_id}"},
     )
+
+
+@router.delete("", status_code=status.HTTP_202_ACCEPTED, response_model=None)
+def cancel_all_orders(user: CurrentUser, ctx: Ctx, symbol: SymbolFilter = None) -> JSONResponse:
+    """Cancel every open order (of `symbol`): one cancel request per order.
+
+    The open orders are the read side's, which trails the event store by a moment: an order
+    placed in that moment is not in the list (it can be canceled on its own).
+    """
+    order_ids = ctx.require_read_models().open_order_ids(user.account_id, symbol)
+    requested: list[str] = []
+    for order_id in order_ids:
+        try:
+            ctx.runtime.app.handle(RequestCancel(account_id=user.account_id, order_id=order_id))
+        except IllegalTransition:
+            continue  # it finished since the read side last saw it: nothing to cancel
+        requested.append(str(order_id))
+    return JSONResponse({"status": "CANCEL_REQUESTED", "symbol": symbol.upper() if symbol else None,
+                         "orderIds": requested}, status_code=status.HTTP_202_ACCEPTED)
 
 
 @router.delete("/{orderId}", status_code=status.HTTP_202_ACCEPTED, response_model=None)

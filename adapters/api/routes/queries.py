@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from uuid import UUID
 
 import anyio
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from adapters.api.deps import ApiContext, Ctx, CurrentUser
 from adapters.api.errors import ApiError
 from adapters.api.serializers import dec, public_payload
+from domain.errors import ValidationFailed
 from domain.values import OrderStatus, parse_enum
+from projections.orders import TradeRow, iso
 
 router = APIRouter(tags=["queries"])
 
@@ -66,6 +72,65 @@ def list_trades(user: CurrentUser, ctx: Ctx, symbol: SymbolFilter = None,
     trades: list[dict[str, Any]] = ctx.require_read_models().list_trades(
         user.account_id, symbol=symbol, limit=limit, offset=offset)
     return trades
+
+
+CSV_COLUMNS = ("time", "tradeId", "orderId", "symbol", "side", "price", "quantity",
+               "quoteQuantity", "fee", "feeAsset", "isMaker")
+
+
+def parse_bound(value: str | None, name: str, end: bool) -> datetime | None:
+    """Read a from/to bound: an ISO date (a whole UTC day) or an ISO time (UTC if no zone).
+
+    A date as `to` includes that whole day; a time as `to` is exclusive.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return moment + timedelta(days=1) if end else moment
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            f"{name} must be an ISO 8601 date (2026-12-05) or time (2026-12-05T10:00:00Z)",
+            field=name) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def csv_lines(trades: Iterator[TradeRow]) -> Iterator[str]:
+    """The CSV text, a header then one line per trade (ISO times, exact decimals)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue()
+    for t in trades:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow((iso(t.time), t.trade_id, t.order_id, t.symbol, t.side, dec(t.price),
+                         dec(t.quantity), dec(t.quote_quantity), dec(t.commission),
+                         t.commission_asset, "true" if t.is_maker else "false"))
+        yield buffer.getvalue()
+
+
+@router.get("/api/trading/trades.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+def export_trades(
+    user: CurrentUser, ctx: Ctx,
+    from_: Annotated[str | None, Query(alias="from", max_length=40, description=(
+        "first day (ISO date) or moment (ISO time) to include; none: from the start"))] = None,
+    to: Annotated[str | None, Query(max_length=40, description=(
+        "last day to include (ISO date), or the moment to stop before (ISO time)"))] = None,
+) -> StreamingResponse:
+    """Every trade of the account in the range, with its fee and fee asset, as CSV."""
+    start, end = parse_bound(from_, "from", end=False), parse_bound(to, "to", end=True)
+    if start is not None and end is not None and start >= end:
+        raise ValidationFailed("from must be before to", field="from")
+    trades = ctx.require_read_models().trades_between(user.account_id, start, end)
+    name = f"trades-{(from_ or 'start')[:10]}-{(to or 'now')[:10]}.csv"
+    return StreamingResponse(csv_lines(trades), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/api/trading/positions")
