@@ -119,6 +119,7 @@ class BinanceGateway:
         sleep: Callable[[float], None] = time.sleep,
         budget: RateBudget | None = None,
         shared_backoff: SharedBackoff | None = None,
+        limits_refresh: float = 60.0,
     ) -> None:
         if environment not in ("paper", "testnet", "live"):
             raise ConfigurationError(f"unknown exchange environment {environment!r}")
@@ -139,7 +140,11 @@ class BinanceGateway:
         self._timestamp_offset = 0
         # One budget for everything this gateway sends (one IP), per account inside it.
         self.budget = budget or RateBudget(scope=environment, shared=shared_backoff)
-        self._limits_loaded = False
+        # When the limits were last read (monotonic), None: read them before the next order.
+        # Read again every `limits_refresh` seconds: the exchange may raise them as well as
+        # lower them, and a limit read during a squeeze must not pace us for ever.
+        self.limits_refresh = limits_refresh
+        self._limits_read_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> BinanceGateway:
@@ -282,19 +287,20 @@ class BinanceGateway:
     # ---- rate limits ---------------------------------------------------------------------
     def order_delay(self, credentials: ExchangeCredentials) -> float:
         """Seconds until a new order of these keys may go (0 takes its slot now)."""
-        if not self._limits_loaded:
+        read_at = self._limits_read_at
+        if read_at is None or time.monotonic() - read_at >= self.limits_refresh:
             self.load_limits()
         client = self.client(credentials)
         return self.budget.order_delay(str(client.tl_account))
 
     def load_limits(self) -> Limits | None:
         """Read the exchange's rate limits from exchangeInfo (Binance's defaults otherwise)."""
-        self._limits_loaded = True
+        self._limits_read_at = time.monotonic()
         client = self._public_client()
         try:
             info = self._call(client, "exchange info", client.get_exchange_info, safe=True)
         except ExchangeThrottled:
-            self._limits_loaded = False  # backing off: read them once it is over
+            self._limits_read_at = None  # backing off: read them once it is over
             return None
         except ExchangeError as exc:
             log.info("rate limits not read from exchangeInfo (%s); using Binance's defaults",
@@ -307,7 +313,7 @@ class BinanceGateway:
     def _load_limits_soon(self) -> None:
         # A 429 says our idea of the limits may be wrong: read them again before the next
         # order (after the back-off, since exchangeInfo is a request too).
-        self._limits_loaded = False
+        self._limits_read_at = None
 
     def _public_client(self) -> Client:
         client: Client | None = getattr(self._local, "public", None)

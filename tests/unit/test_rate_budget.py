@@ -140,3 +140,32 @@ def test_balance_reads_keep_to_half_the_weight_so_orders_always_have_room() -> N
     with pytest.raises(Throttled):
         budget.acquire("a", 20, share=0.5)  # 60 would pass half of the 90 usable
     budget.acquire("a", 40)  # an order's call still goes
+
+
+def test_the_gateway_reads_the_limits_again_so_a_squeeze_does_not_pace_it_for_ever(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.binance import gateway as gateway_module
+    from adapters.binance.gateway import BinanceGateway
+    from commands.ports import ExchangeCredentials
+
+    now = [1000.0]
+    monkeypatch.setattr(gateway_module.time, "monotonic", lambda: now[0])
+    served = [Limits(orders_per_10s=2), Limits(orders_per_10s=100)]
+    gateway = BinanceGateway("paper", api_url="http://127.0.0.1:9", limits_refresh=60.0)
+
+    def load_limits() -> Limits:  # exchangeInfo's rateLimits, as the exchange serves them
+        gateway._limits_read_at = now[0]
+        limits = served.pop(0)
+        gateway.budget.set_limits(limits)
+        return limits
+
+    monkeypatch.setattr(gateway, "load_limits", load_limits)
+    creds = ExchangeCredentials("k" * 64, "s" * 64, "paper")
+    assert gateway.order_delay(creds) == 0  # read during a squeeze: 2 per 10 s (1 with room)
+    assert gateway.order_delay(creds) > 0
+    now[0] += 30
+    gateway.order_delay(creds)
+    assert gateway.budget.limits.orders_per_10s == 2  # not read again within the minute
+    now[0] += 31  # the squeeze is over and a minute has passed: read again, 100 per 10 s
+    gateway.order_delay(creds)
+    assert gateway.budget.limits.orders_per_10s == 100
