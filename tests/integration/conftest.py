@@ -1,8 +1,10 @@
-"""Fixtures of the API tests: a TestClient with the lifespan running, and a live uvicorn."""
+"""Fixtures of the integration tests: a TestClient with the lifespan running, a live uvicorn,
+and the execution worker's stack on the session's paper exchange."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from fastapi import FastAPI
 from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
 from tests.support.api import LiveServer, TestClient
+from tests.support.worker import Stack, worker_stack
 
 
 @pytest.fixture
@@ -33,3 +36,15 @@ def live_api(runtime: Runtime) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def stack(pg_url: str, pg_schema: str, tmp_path: Path, kafka_bootstrap: str,  # type: ignore[no-untyped-def]
+          kafka_topic: str, paper_exchange) -> Iterator[Stack]:
+    paper_exchange.clear_faults()
+    try:
+        with worker_stack(pg_url, pg_schema, tmp_path, kafka_bootstrap, kafka_topic,
+                          paper_exchange.url) as s:
+            yield s
+    finally:
+        paper_exchange.clear_faults()

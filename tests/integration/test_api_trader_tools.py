@@ -18,8 +18,8 @@ from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
 from commands.messages import RecordFill
 from domain.values import OrderStatus
-from tests.integration.test_worker import Stack, stack, wait_for  # noqa: F401  (a fixture)
 from tests.support.api import LIMIT_ORDER, TestClient, User, project, register
+from tests.support.worker import Stack, wait_for
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -27,7 +27,7 @@ ORDERS = "/api/trading/orders"
 
 
 @pytest.fixture
-def desk(stack: Stack) -> Iterator[tuple[Stack, Any]]:  # noqa: F811
+def desk(stack: Stack) -> Iterator[tuple[Stack, Any]]:
     """The API over the same runtime the live worker, relay and paper exchange serve."""
     stack.rt.settings.cookie_secure = "never"
     stack.start()

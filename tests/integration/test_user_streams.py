@@ -15,11 +15,10 @@ from adapters.api.app import create_app
 from adapters.paper_exchange.runner import admin_post
 from commands.messages import ConnectExchangeKeys
 from domain.values import OrderStatus
-from tests.integration.test_worker import Stack, stack, wait_for
 from tests.support.api import TestClient, register
+from tests.support.worker import Stack, wait_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["stack"]  # the fixture, imported for its use here
 
 
 def gate_subscriptions(s: Stack) -> threading.Event:

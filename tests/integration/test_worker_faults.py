@@ -13,22 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from adapters.binance.gateway import BinanceGateway
 from adapters.paper_exchange import BackgroundPaperExchange
 from adapters.paper_exchange.runner import admin_get, admin_post
-from adapters.platform.bootstrap import bootstrap
-from adapters.postgres.readmodels import create_read_models
-from adapters.processes.worker import ExecutionWorker
-from commands.execution import RetryPolicy, exchange_client_order_id
+from commands.execution import exchange_client_order_id
 from commands.ports import ExchangeCredentials
 from domain.errors import ExchangeThrottled
 from domain.values import OrderStatus
-from tests.integration.test_worker import Stack, wait_for
 from tests.support.paper_exchange import PaperExchangeHandle
-from tests.support.postgres import make_test_settings
+from tests.support.worker import Stack, wait_for, worker_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -51,24 +46,11 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaperExchange
 def stack(pg_url: str, pg_schema: str, tmp_path: Path, kafka_bootstrap: str,
           kafka_topic: str, exchange: PaperExchangeHandle) -> Iterator[Stack]:
     admin_post(exchange.url, "/admin/limits", BINANCE_LIMITS)
-    settings = make_test_settings(pg_url, pg_schema, tmp_path,
-                                  paper_exchange_url=exchange.url, kafka_topic=kafka_topic)
-    rt = bootstrap(settings, pg_url)
-    with psycopg.connect(pg_url) as conn, conn.transaction():
-        create_read_models(conn, pg_schema)
-    gateway = BinanceGateway.from_settings(settings, backoff=0.05)
-    worker = ExecutionWorker(rt, gateway, lanes=4, sweep_interval=1.0, stuck_after=3.0,
-                             policy=RetryPolicy(initial_delay=0.05, max_delay=0.5))
-    s = Stack(rt, gateway, worker, kafka_bootstrap, kafka_topic)
     try:
-        yield s
+        with worker_stack(pg_url, pg_schema, tmp_path, kafka_bootstrap, kafka_topic,
+                          exchange.url) as s:
+            yield s
     finally:
-        s.stop.set()
-        for thread in s.threads:
-            thread.join(10)
-        worker.stop()
-        gateway.close()
-        rt.close()
         admin_post(exchange.url, "/admin/faults", {"mode": "none"})
         admin_post(exchange.url, "/admin/limits", BINANCE_LIMITS)
 

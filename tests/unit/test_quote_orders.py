@@ -20,8 +20,8 @@ from domain.errors import (
 )
 from domain.order import Order
 from domain.values import OrderStatus
+from tests.unit.execution_world import World
 from tests.unit.fakes import make_app
-from tests.unit.test_execution import World, world  # noqa: F401  (a fixture)
 
 D = Decimal
 
@@ -139,7 +139,7 @@ def test_an_order_placed_event_stored_before_quote_order_qty_still_loads(app, ac
 
 
 def test_the_manager_sends_the_quote_and_records_the_quantity_the_exchange_fixed(
-        world: World) -> None:  # noqa: F811
+        world: World) -> None:
     order_id = spend(world.app, world.account_id, "125")
     world.settle(world.manager.drive(order_id))
     [sent] = world.exchange.orders.values()
@@ -152,7 +152,7 @@ def test_the_manager_sends_the_quote_and_records_the_quantity_the_exchange_fixed
         "OrderFilled"]
 
 
-def test_fills_streamed_before_the_final_report_complete_when_it_comes(world: World) -> None:  # noqa: F811
+def test_fills_streamed_before_the_final_report_complete_when_it_comes(world: World) -> None:
     order_id = spend(world.app, world.account_id, "100")
     report = ExchangeOrderReport("77", "x", "BTCUSDT", ExchangeOrderStatus.PARTIALLY_FILLED,
                                  D("0.001"), D("50"),
