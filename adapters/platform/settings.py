@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     paper_exchange_url: str | None = Field(
         default=None, description="Base URL of a running paper exchange; unset = start one.")
     paper_exchange_port: int = 0
+    paper_admin_token: SecretStr | None = Field(
+        default=None,
+        description="Token of the paper exchange's /admin/* controls (header "
+        "X-TradeLedger-Admin-Token): the exchange requires it when set, and the worker sends it "
+        "to issue new accounts' paper keys. Set it whenever the exchange is bound beyond "
+        "loopback (docker-compose); unset = loopback callers only.")
     exchange_info_refresh_seconds: float = Field(
         default=300.0, ge=5, le=86400,
         description="How often the API reloads the exchange's exchangeInfo (symbol status and "

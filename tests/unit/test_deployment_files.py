@@ -96,7 +96,8 @@ def test_compose_gives_each_secret_only_to_the_processes_that_use_it() -> None:
     anchor = compose().split("services:", 1)[0]
     assert "MASTER_KEYS" not in anchor and "JWT_SECRET" not in anchor
     users = {"TRADELEDGER_JWT_SECRET": {"api"},
-             "TRADELEDGER_MASTER_KEYS": {"api", "worker"}}
+             "TRADELEDGER_MASTER_KEYS": {"api", "worker"},
+             "TRADELEDGER_PAPER_ADMIN_TOKEN": {"paper-exchange", "worker"}}
     for service in ("api", "relay", "worker", "projector", "dashboard", "paper-exchange"):
         block = _service_block(service)
         for secret, allowed in users.items():
