@@ -139,6 +139,8 @@ def test_exchange_info_changes_are_honoured_after_a_refresh(
         assert client.post("/api/trading/orders", headers=user.headers,
                            json=order()).status_code in (201, 202)
         refresh(client)
+        listed = {s["symbol"]: s for s in client.get("/api/market/symbols").json()}
+        assert (listed["LINKUSDT"]["status"], listed["ETHUSDT"]["status"]) == ("BREAK", "TRADING")
         stopped = client.post("/api/trading/orders", headers=user.headers, json=order())
         assert stopped.status_code == 422, stopped.text
         assert stopped.json()["error"]["code"] == "symbol_not_trading"

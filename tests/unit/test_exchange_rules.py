@@ -241,3 +241,13 @@ def test_a_quantity_below_the_minimum_says_so_before_its_decimals() -> None:
     # Binance answers LOT_SIZE here, not -1111: the minimum is what the trader must fix.
     with pytest.raises(InvalidQuantity, match="below the minimum"):
         rules.check(OrderType.LIMIT, D("0.0000001"), D("3000"), side=Side.BUY)
+
+
+def test_a_limit_the_exchange_does_not_set_is_served_as_null() -> None:
+    from adapters.api.routes.market import _limit
+
+    info = {"symbols": [{"symbol": "XUSDT", "filters": [
+        {"filterType": "LOT_SIZE", "minQty": "1", "maxQty": "0", "stepSize": "1"}]}]}
+    rules = rules_from_exchange_info(info)["XUSDT"]
+    assert not rules.max_qty.is_finite()  # Binance's max 0: no maximum
+    assert (_limit(rules.max_qty), _limit(D("9000"))) == (None, "9000")

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -79,19 +80,27 @@ def known_symbol(ctx: ApiContext, symbol: str) -> str:
     return symbol
 
 
+def _limit(value: Decimal) -> str | None:
+    return dec(value) if value.is_finite() else None
+
+
 @router.get("/symbols")
 def symbols(ctx: Ctx) -> list[dict[str, Any]]:
-    """Every tradable symbol with its filters and the last price seen."""
+    """Every symbol with its exchange status, its filters and the last price seen.
+
+    A limit the exchange does not set (max 0 in exchangeInfo) is null, not "Infinity".
+    """
     catalog = ctx.runtime.symbols
     out = []
     for name in catalog.symbols():
         rules = catalog.rules(name)
         assert rules is not None
         out.append({
-            "symbol": name, "baseAsset": rules.base_asset, "quoteAsset": rules.quote_asset,
+            "symbol": name, "status": rules.status,
+            "baseAsset": rules.base_asset, "quoteAsset": rules.quote_asset,
             "stepSize": dec(rules.step_size), "tickSize": dec(rules.tick_size),
-            "minQty": dec(rules.min_qty), "maxQty": dec(rules.max_qty),
-            "minPrice": dec(rules.min_price), "maxPrice": dec(rules.max_price),
+            "minQty": dec(rules.min_qty), "maxQty": _limit(rules.max_qty),
+            "minPrice": dec(rules.min_price), "maxPrice": _limit(rules.max_price),
             "minNotional": dec(rules.min_notional),
             "price": dec(catalog.reference_price(name)),
         })
