@@ -322,6 +322,17 @@ class ReadModels:
         self._q = f'"{check_schema_name(schema)}"'
         self.schema = schema
 
+    @staticmethod
+    def _where(account_id: UUID, *conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+        """An account's WHERE clause and its parameters, with each (clause, value) whose
+        value is not None (clauses are our own fixed text; values are parameters)."""
+        where, params = ["account_id = %s"], [str(account_id)]
+        for clause, value in conditions:
+            if value is not None:
+                where.append(clause)
+                params.extend(value if isinstance(value, tuple) else (value,))
+        return " AND ".join(where), params
+
     def _fetch(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[tuple[Any, ...]]:
         with self._pool.connection() as conn:
             return conn.execute(sql, params).fetchall()
@@ -330,15 +341,11 @@ class ReadModels:
                     symbol: str | None = None, limit: int = 50,
                     offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
         """Orders newest first, optionally filtered by status and symbol."""
-        where, params = ["account_id = %s"], [str(account_id)]
-        if status:
-            where.append("status = %s")
-            params.append(status.upper())
-        if symbol:
-            where.append("symbol = %s")
-            params.append(symbol.upper())
+        where, params = self._where(
+            account_id, ("status = %s", status.upper() if status else None),
+            ("symbol = %s", symbol.upper() if symbol else None))
         sql = (f"SELECT {_cols(ORDER_COLS)} FROM {self._q}.orders_view "  # noqa: S608
-               f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, order_id "
+               f"WHERE {where} ORDER BY created_at DESC, order_id "
                "LIMIT %s OFFSET %s")
         rows = self._fetch(sql, [*params, limit, offset])
         return [order_from_db(r).to_dict() for r in rows]
@@ -359,12 +366,10 @@ class ReadModels:
     def list_trades(self, account_id: UUID, symbol: str | None = None, limit: int = 100,
                     offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
         """Trades newest first."""
-        where, params = ["account_id = %s"], [str(account_id)]
-        if symbol:
-            where.append("symbol = %s")
-            params.append(symbol.upper())
+        where, params = self._where(account_id,
+                                    ("symbol = %s", symbol.upper() if symbol else None))
         sql = (f"SELECT {_cols(TRADE_COLS)} FROM {self._q}.trades_view "  # noqa: S608
-               f"WHERE {' AND '.join(where)} ORDER BY time DESC, notification_id DESC "
+               f"WHERE {where} ORDER BY time DESC, notification_id DESC "
                "LIMIT %s OFFSET %s")
         return [trade_from_db(r).to_dict() for r in self._fetch(sql, [*params, limit, offset])]
 
@@ -389,18 +394,11 @@ class ReadModels:
         """
         after: tuple[datetime, int] | None = None
         while True:
-            where, params = ["account_id = %s"], list[Any]([str(account_id)])
-            if start is not None:
-                where.append("time >= %s")
-                params.append(start)
-            if end is not None:
-                where.append("time < %s")
-                params.append(end)
-            if after is not None:
-                where.append("(time, notification_id) > (%s, %s)")
-                params.extend(after)
+            where, params = self._where(
+                account_id, ("time >= %s", start), ("time < %s", end),
+                ("(time, notification_id) > (%s, %s)", after))
             sql = (f"SELECT {_cols(TRADE_COLS)} FROM {self._q}.trades_view "  # noqa: S608
-                   f"WHERE {' AND '.join(where)} ORDER BY time, notification_id LIMIT %s")
+                   f"WHERE {where} ORDER BY time, notification_id LIMIT %s")
             rows = self._fetch(sql, [*params, batch])
             for r in rows:
                 yield trade_from_db(r)
@@ -424,12 +422,10 @@ class ReadModels:
     def position_history(self, account_id: UUID, symbol: str | None = None,
                          limit: int = 1000) -> list[dict]:  # type: ignore[type-arg]
         """The position after each fill, oldest first (the latest `limit` fills)."""
-        where, params = ["account_id = %s"], [str(account_id)]
-        if symbol:
-            where.append("symbol = %s")
-            params.append(symbol.upper())
+        where, params = self._where(account_id,
+                                    ("symbol = %s", symbol.upper() if symbol else None))
         sql = (f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.position_history "  # noqa: S608
-               f"WHERE {' AND '.join(where)} ORDER BY last_notification_id DESC LIMIT %s")
+               f"WHERE {where} ORDER BY last_notification_id DESC LIMIT %s")
         rows = self._fetch(sql, [*params, limit])
         out = []
         for r in reversed(rows):
@@ -487,16 +483,12 @@ class ReadModels:
                       until: datetime | None = None, aggregate_id: UUID | None = None,
                       limit: int = 100, offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
         """The event browser: an account's events in notification order, filtered."""
-        where, params = ["account_id = %s"], [str(account_id)]
-        for clause, value in (("symbol = %s", symbol.upper() if symbol else None),
-                              ("event_type = %s", event_type),
-                              ("time >= %s", since), ("time < %s", until),
-                              ("aggregate_id = %s", str(aggregate_id) if aggregate_id else None)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)  # type: ignore[arg-type]
+        where, params = self._where(
+            account_id, ("symbol = %s", symbol.upper() if symbol else None),
+            ("event_type = %s", event_type), ("time >= %s", since), ("time < %s", until),
+            ("aggregate_id = %s", str(aggregate_id) if aggregate_id else None))
         sql = (f"SELECT {_cols(EVENT_LOG_COLS)} FROM {self._q}.event_log_view "  # noqa: S608
-               f"WHERE {' AND '.join(where)} ORDER BY notification_id LIMIT %s OFFSET %s")
+               f"WHERE {where} ORDER BY notification_id LIMIT %s OFFSET %s")
         return [
             EventLogRow(notification_id=r[0], account_id=str(r[1]), aggregate_type=r[2],
                         aggregate_id=str(r[3]), version=r[4], event_type=r[5], symbol=r[6],
