@@ -133,6 +133,11 @@ class RetryPolicy:
     safety_margin: float = 5.0
     # "Does not exist" counts once two such answers this far apart agree (query lag).
     confirm_gap: float = 3.0
+    # An order the exchange acknowledged counts as gone (a Testnet reset) only once every
+    # answer for this long has said so: query lag can hide an order for seconds (the chaos
+    # suite saw 3.8 s), a reset is monthly, and a resting order wrongly recorded CANCELED
+    # would stay open on the exchange with nobody watching it.
+    gone_confirm: float = 60.0
     # How often an order of unknown outcome is asked about while a late execution may
     # still show up.
     recheck_interval: float = 3.0
@@ -497,17 +502,18 @@ class ExecutionManager:
         return "rejected: never reached the exchange (not sent again)"
 
     def _prove_absent(self, order: Order, creds: ExchangeCredentials, *,
-                      since: float | None = None) -> str | None:
+                      since: float | None = None, confirm: float | None = None) -> str | None:
         """Return None once the exchange provably has no such order, else why not yet.
 
-        Called after a "does not exist" answer. Proof: an earlier such answer at least
-        `confirm_gap` ago, and the symbol's allOrders / myTrades (from `since`, or from the
-        order's exchange id) that neither list the order nor a trade of an unlisted order.
+        Called after a "does not exist" answer. Proof: such answers since at least `confirm`
+        seconds (default `confirm_gap`; any answer showing the order starts over), and the
+        symbol's allOrders / myTrades (from `since`, or from the order's exchange id) that
+        neither list the order nor a trade of an unlisted order.
         """
         now = self.clock()
         with self._known_lock:
             first = self._absent_since.setdefault(order.id, now)
-        if now - first < self.policy.confirm_gap:
+        if now - first < (self.policy.confirm_gap if confirm is None else confirm):
             return "the exchange says it has no such order; asking again to be sure"
         try:
             history = self.gateway.order_history(
@@ -628,7 +634,7 @@ class ExecutionManager:
         if report is None:
             # An order the exchange acknowledged, and now says it does not have: wiped (a
             # Testnet reset), or a lagging query. Proven the same way as a lost send.
-            not_yet = self._prove_absent(order, creds)
+            not_yet = self._prove_absent(order, creds, confirm=self.policy.gone_confirm)
             if not_yet is not None:
                 log.info("order %s is %s here but the exchange does not show it: %s",
                          order.id, order.status.value, not_yet)

@@ -47,8 +47,10 @@ def stack(pg_url: str, pg_schema: str, tmp_path: Path, kafka_bootstrap: str,
           kafka_topic: str, exchange: PaperExchangeHandle) -> Iterator[Stack]:
     admin_post(exchange.url, "/admin/limits", BINANCE_LIMITS)
     try:
+        # A resting order counts as wiped after 5 s of "does not exist" (60 s in production:
+        # the reset test would otherwise wait a minute; query lag is the chaos suite's).
         with worker_stack(pg_url, pg_schema, tmp_path, kafka_bootstrap, kafka_topic,
-                          exchange.url) as s:
+                          exchange.url, gone_confirm=5.0) as s:
             yield s
     finally:
         admin_post(exchange.url, "/admin/faults", {"mode": "none"})

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -100,16 +100,21 @@ class Stack:
 
 @contextmanager
 def worker_stack(pg_url: str, pg_schema: str, tmp_path: Path, kafka_bootstrap: str,
-                 kafka_topic: str, exchange_url: str) -> Iterator[Stack]:
-    """A worker on the paper exchange at `exchange_url`, with quick retries; stopped after."""
+                 kafka_topic: str, exchange_url: str,
+                 gone_confirm: float | None = None) -> Iterator[Stack]:
+    """A worker on the paper exchange at `exchange_url`, with quick retries (and, given,
+    a shorter proof that the exchange lost a resting order); stopped after."""
     settings = make_test_settings(pg_url, pg_schema, tmp_path,
                                   paper_exchange_url=exchange_url, kafka_topic=kafka_topic)
     rt = bootstrap(settings, pg_url)
     with psycopg.connect(pg_url) as conn, conn.transaction():
         create_read_models(conn, pg_schema)
     gateway = BinanceGateway.from_settings(settings, backoff=0.05)
+    policy = RetryPolicy(initial_delay=0.05, max_delay=0.5)
+    if gone_confirm is not None:
+        policy = replace(policy, gone_confirm=gone_confirm)
     worker = ExecutionWorker(rt, gateway, lanes=4, sweep_interval=1.0, stuck_after=3.0,
-                             policy=RetryPolicy(initial_delay=0.05, max_delay=0.5))
+                             policy=policy)
     s = Stack(rt, gateway, worker, kafka_bootstrap, kafka_topic)
     try:
         yield s

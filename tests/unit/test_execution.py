@@ -300,6 +300,18 @@ def test_testnet_reset_cancels_a_resting_order_once_proven_gone(world: World) ->
     assert world.exchange.executed_submits == 1
 
 
+def test_query_lag_longer_than_the_confirm_gap_never_cancels_a_resting_order(
+        world: World) -> None:
+    # Chaos seed 673009: a 3.8 s query lag outlasted two answers 3 s apart, and resting
+    # orders were recorded CANCELED while they stayed open on the exchange.
+    world.exchange.lag = 8.0
+    order_id = world.place("LIMIT", price="49000.00")
+    assert world.manager.drive(order_id).after is OrderStatus.NEW  # acknowledged by its reply
+    result = world.settle(world.manager.reconcile(order_id))  # queries lag for 8 s
+    assert result.after is OrderStatus.NEW
+    assert world.app.get_order(order_id).status is OrderStatus.NEW
+
+
 def test_resting_order_missing_from_its_query_but_listed_stays_open(world: World) -> None:
     order_id = world.place("LIMIT", price="49000.00")
     world.manager.drive(order_id)
