@@ -102,20 +102,8 @@ class SymbolRules:
                 field="quantity",
                 maxQty=str(self.max_qty),
             )
-        if self.step_size and decimals(quantity) > decimals(self.step_size):
-            # Clearer than "not a multiple" when the quantity simply has too many decimals.
-            raise InvalidQuantity(
-                f"quantity has more decimals than the step size "
-                f"{plain(self.step_size)} of {self.symbol} allows "
-                f"(at most {decimals(self.step_size)})",
-                field="quantity", stepSize=str(self.step_size))
-        if not is_multiple(quantity, self.step_size, self.min_qty):
-            raise InvalidQuantity(
-                f"quantity is not a multiple of the step size "
-                f"{plain(self.step_size)} for {self.symbol}",
-                field="quantity",
-                stepSize=str(self.step_size),
-            )
+        self._check_grid(quantity, self.step_size, self.min_qty, InvalidQuantity,
+                         "quantity", "step size", "stepSize")
         if order_type is OrderType.LIMIT:
             if price is None:
                 raise InvalidPrice("price is required for LIMIT orders", field="price")
@@ -127,19 +115,8 @@ class SymbolRules:
                     f"{plain(self.min_price)}..{plain(self.max_price)} for {self.symbol}",
                     field="price",
                 )
-            if self.tick_size and decimals(price) > decimals(self.tick_size):
-                raise InvalidPrice(
-                    f"price has more decimals than the tick size "
-                    f"{plain(self.tick_size)} of {self.symbol} allows "
-                    f"(at most {decimals(self.tick_size)})",
-                    field="price", tickSize=str(self.tick_size))
-            if not is_multiple(price, self.tick_size, self.min_price):
-                raise InvalidPrice(
-                    f"price is not a multiple of the tick size "
-                    f"{plain(self.tick_size)} for {self.symbol}",
-                    field="price",
-                    tickSize=str(self.tick_size),
-                )
+            self._check_grid(price, self.tick_size, self.min_price, InvalidPrice,
+                             "price", "tick size", "tickSize")
             self._check_percent_price(price, reference_price, side)
         elif price is not None:
             raise InvalidPrice("price must not be given for MARKET orders", field="price")
@@ -219,6 +196,21 @@ class SymbolRules:
                     continue
                 value = grid_origin + ((value - grid_origin) // grid_step) * grid_step
         return value
+
+    def _check_grid(self, value: Decimal, step: Decimal, origin: Decimal,
+                    error: type[InvalidQuantity] | type[InvalidPrice], field: str,
+                    step_name: str, detail: str) -> None:
+        """The value sits on the step's grid from `origin` (LOT_SIZE's step, PRICE_FILTER's
+        tick); too many decimals is told as such, clearer than "not a multiple"."""
+        if step and decimals(value) > decimals(step):
+            raise error(
+                f"{field} has more decimals than the {step_name} {plain(step)} of "
+                f"{self.symbol} allows (at most {decimals(step)})",
+                field=field, **{detail: str(step)})
+        if not is_multiple(value, step, origin):
+            raise error(
+                f"{field} is not a multiple of the {step_name} {plain(step)} for {self.symbol}",
+                field=field, **{detail: str(step)})
 
     def _check_market_lot(self, quantity: Decimal) -> None:
         """MARKET_LOT_SIZE: MARKET orders have their own quantity limits (step 0: none)."""
