@@ -9,11 +9,12 @@ order, which must not reach the session's shared exchange.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,18 @@ async def ws_call(ws: aiohttp.ClientWebSocketResponse, req_id: int, method: str,
             return reply
 
 
+@contextlib.asynccontextmanager
+async def user_stream(url: str, api_key: str, secret: str
+                      ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A WS-API connection with the key's user-data stream subscribed (checked)."""
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(url.replace("http", "ws") + "/ws-api/v3") as ws:
+        reply = await ws_call(ws, 1, "userDataStream.subscribe.signature",
+                              ws_signed(api_key, secret))
+        assert reply["status"] == 200, reply
+        yield ws
+
+
 def keys_of(client: Client) -> tuple[str, str]:
     """Return a Client's key pair."""
     return str(client.API_KEY), str(client.API_SECRET)
@@ -161,11 +174,7 @@ def test_late_order_reports_its_events_when_it_executes(url: str) -> None:
     admin(url, "/admin/price", {"symbol": "BTCUSDT", "price": "50000", "freeze": True})
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as session, \
-                session.ws_connect(url.replace("http", "ws") + "/ws-api/v3") as ws:
-            reply = await ws_call(ws, 1, "userDataStream.subscribe.signature",
-                                  ws_signed(api_key, secret))
-            assert reply["status"] == 200
+        async with user_stream(url, api_key, secret) as ws:
             admin(url, "/admin/faults", {"mode": "late", "seconds": 5, "delayMs": 1000})
             sent = time.monotonic()
             err = await asyncio.to_thread(api_error, lambda: client.order_limit_buy(
@@ -186,9 +195,7 @@ def test_query_lag_hides_new_orders_from_queries_but_not_from_the_stream(url: st
     admin(url, "/admin/price", {"symbol": "BTCUSDT", "price": "50000", "freeze": True})
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as session, \
-                session.ws_connect(url.replace("http", "ws") + "/ws-api/v3") as ws:
-            await ws_call(ws, 1, "userDataStream.subscribe.signature", ws_signed(api_key, secret))
+        async with user_stream(url, api_key, secret) as ws:
             admin(url, "/admin/faults", {"mode": "query_lag", "seconds": 5, "lagMs": 1500})
             placed = await asyncio.to_thread(client.order_limit_buy, symbol="BTCUSDT",
                                              quantity="0.001", price="40000")
@@ -426,9 +433,7 @@ def test_reset_wipes_orders_and_trades_and_refunds_balances(url: str) -> None:
     client.order_market_buy(symbol="BTCUSDT", quantity="0.001")
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as session, \
-                session.ws_connect(url.replace("http", "ws") + "/ws-api/v3") as ws:
-            await ws_call(ws, 1, "userDataStream.subscribe.signature", ws_signed(api_key, secret))
+        async with user_stream(url, api_key, secret) as ws:
             result = await asyncio.to_thread(admin, url, "/admin/reset", {})
             assert result["ordersRemoved"] >= 2 and result["connectionsClosed"] >= 1
             msg = await asyncio.wait_for(ws.receive(), 5)
@@ -452,9 +457,7 @@ def test_server_shutdown_and_stream_terminated_events(url: str) -> None:
     api_key, secret = keys_of(client)
 
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as session, \
-                session.ws_connect(url.replace("http", "ws") + "/ws-api/v3") as ws:
-            await ws_call(ws, 1, "userDataStream.subscribe.signature", ws_signed(api_key, secret))
+        async with user_stream(url, api_key, secret) as ws:
             ended = await asyncio.to_thread(admin, url, "/admin/ws",
                                             {"event": "eventStreamTerminated"})
             assert ended["subscriptions"] >= 1
