@@ -181,6 +181,10 @@ class Rechecks:
         with self._cond:
             return len(self._when)
 
+    def __contains__(self, order_id: object) -> bool:
+        with self._cond:
+            return order_id in self._when
+
     def at(self, order_id: UUID, after: float) -> None:
         """Drive the order again in `after` seconds (or sooner, if already due sooner)."""
         when = time.monotonic() + after
@@ -680,12 +684,17 @@ class ExecutionWorker:
         return results
 
     def sweep(self) -> int:
-        """Re-drive open orders stuck before the exchange's answer; return how many."""
+        """Re-drive open orders stuck before the exchange's answer; return how many.
+
+        An order waiting for its recheck (throttled, or its outcome being proven) is left to
+        it: driving it here too only repeated the same queries.
+        """
         count = 0
         now = time.time()
         for order_id, account_id in self.index.refresh().items():
-            if not self._owns(order_id) or order_id in self._inflight:
-                continue
+            if (not self._owns(order_id) or order_id in self._inflight
+                    or order_id in self.rechecks):
+                continue  # in hand, or due to be driven again by its own recheck
             try:
                 order = self.app.get_order(order_id)
             except DomainError:
