@@ -23,6 +23,9 @@ from typing import Any
 from adapters.paper_exchange import errors as e
 
 MAX_BAN_SECONDS = 3 * 24 * 3600
+# Over-limit requests this soon after the 429 were already on their way (a client with
+# several connections cannot stop those): refused, but no strike towards a ban.
+IN_FLIGHT_GRACE = 1.0
 MINUTE = 60
 TEN_SECONDS = 10
 DAY = 86_400
@@ -72,11 +75,12 @@ class _Window:
 class _Client:
     """What the limiter knows about one IP: its weight window, back-off and bans."""
 
-    __slots__ = ("backoff_until", "ban_until", "bans", "strikes", "weight")
+    __slots__ = ("backoff_until", "ban_until", "bans", "strikes", "told_at", "weight")
 
     def __init__(self) -> None:
         self.weight = _Window()
         self.backoff_until = 0.0
+        self.told_at = 0.0
         self.strikes = 0
         self.ban_until = 0.0
         self.bans = 0
@@ -85,12 +89,13 @@ class _Client:
 class _Orders:
     """One account's order windows and its back-off after a -1015."""
 
-    __slots__ = ("backoff_until", "day", "strikes", "ten")
+    __slots__ = ("backoff_until", "day", "strikes", "ten", "told_at")
 
     def __init__(self) -> None:
         self.ten = _Window()
         self.day = _Window()
         self.backoff_until = 0.0
+        self.told_at = 0.0
         self.strikes = 0
 
 
@@ -177,6 +182,8 @@ class RateLimiter:
         over the limit while told to back off earns the IP (`client`) a ban."""
         self.rejected += 1
         if now < told.backoff_until:
+            if now - told.told_at < IN_FLIGHT_GRACE:
+                return  # sent before the 429 could have reached the client
             told.strikes += 1
             if told.strikes > self.settings.backoff_tolerance:
                 client.bans += 1
@@ -190,6 +197,7 @@ class RateLimiter:
             told.backoff_until = max(told.backoff_until, now + retry)
             return
         told.strikes = 0
+        told.told_at = now
         told.backoff_until = now + retry
 
     @staticmethod

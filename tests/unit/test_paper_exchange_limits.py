@@ -48,21 +48,23 @@ def test_ignoring_429s_earns_bans_that_double_up_to_three_days() -> None:
     for ban in (120, 240, 480):
         limiter.weight(IP, 1, now=now)
         assert refused(lambda: limiter.weight(IP, 1, now=now)).status == 429
-        assert refused(lambda: limiter.weight(IP, 1, now=now)).status == 429  # tolerated
-        err = refused(lambda: limiter.weight(IP, 1, now=now))
+        # Already on its way when the 429 was sent: refused, but no strike.
+        assert refused(lambda: limiter.weight(IP, 1, now=now + 0.5)).status == 429
+        assert refused(lambda: limiter.weight(IP, 1, now=now + 1)).status == 429  # tolerated
+        err = refused(lambda: limiter.weight(IP, 1, now=now + 2))
         assert (err.status, err.code, err.retry_after) == (418, -1003, ban)
         assert err.msg.startswith(f"Way too much request weight used; IP banned until "
-                                  f"{int((now + ban) * 1000)}.")
+                                  f"{int((now + 2 + ban) * 1000)}.")
         # Banned: refused whatever the weight, until the ban ends
-        assert refused(lambda: limiter.weight(IP, 0, now=now + ban - 1)).status == 418
-        now += ban + 60.0 - (now + ban) % 60  # the next minute after the ban
+        assert refused(lambda: limiter.weight(IP, 0, now=now + 2 + ban - 1)).status == 418
+        now += 2 + ban + 60.0 - (now + 2 + ban) % 60  # the next minute after the ban
     assert limiter.bans_issued == 3
     assert limiter.snapshot(now=now)["bans"] == 3
     limiter.settings.ban_seconds = MAX_BAN_SECONDS
     limiter.weight(IP, 1, now=now)
-    for _ in range(2):
-        refused(lambda: limiter.weight(IP, 1, now=now))
-    assert refused(lambda: limiter.weight(IP, 1, now=now)).retry_after == MAX_BAN_SECONDS
+    refused(lambda: limiter.weight(IP, 1, now=now))
+    refused(lambda: limiter.weight(IP, 1, now=now + 1))
+    assert refused(lambda: limiter.weight(IP, 1, now=now + 2)).retry_after == MAX_BAN_SECONDS
 
 
 def test_a_client_that_waits_out_retry_after_is_never_banned() -> None:
@@ -78,10 +80,10 @@ def test_configure_restarts_counters_and_lifts_bans() -> None:
     limiter = RateLimiter(LimitSettings(weight_per_minute=1, backoff_tolerance=0))
     limiter.weight(IP, 1, now=0.0)
     refused(lambda: limiter.weight(IP, 1, now=0.0))
-    assert refused(lambda: limiter.weight(IP, 1, now=0.0)).status == 418
+    assert refused(lambda: limiter.weight(IP, 1, now=1.0)).status == 418
     limiter.configure(LimitSettings(weight_per_minute=5))
-    assert limiter.weight(IP, 5, now=1.0) == 5
-    assert limiter.snapshot(now=1.0)["bans"] == 0
+    assert limiter.weight(IP, 5, now=2.0) == 5
+    assert limiter.snapshot(now=2.0)["bans"] == 0
 
 
 def test_each_key_is_told_off_for_its_own_orders_and_only_its_own_persistence_bans() -> None:
@@ -96,3 +98,15 @@ def test_each_key_is_told_off_for_its_own_orders_and_only_its_own_persistence_ba
     err = refused(lambda: limiter.order(IP, "key0", now=3.0))  # key0 kept sending: a ban
     assert (err.status, limiter.bans_issued) == (418, 1)
     assert refused(lambda: limiter.weight(IP, 1, now=4.0)).status == 418  # for the whole IP
+
+
+def test_requests_already_in_flight_when_told_off_earn_no_strike() -> None:
+    # Chaos run of 2026-12-05 22:57: four lanes sent one key's orders at once into a freshly
+    # squeezed ORDERS limit, and the three refused together banned the IP.
+    limiter = RateLimiter(LimitSettings(orders_per_10s=1, backoff_tolerance=1))
+    limiter.order(IP, "k", now=0.0)
+    for _ in range(4):  # sent together, all refused within the grace
+        assert refused(lambda: limiter.order(IP, "k", now=0.3)).status == 429
+    assert limiter.bans_issued == 0
+    assert refused(lambda: limiter.order(IP, "k", now=1.5)).status == 429  # tolerated
+    assert refused(lambda: limiter.order(IP, "k", now=2.0)).status == 418  # kept going
