@@ -344,7 +344,10 @@ class Engine:
         self._next_trade_id += 1
         self._store.save_trade(trade)
         self.trades.append(trade)
-        self.market.record_trade(order.symbol, qty, quote_qty)
+        # The buyer is the maker when the user's resting BUY was hit, or the user sold into
+        # the book (a taker SELL).
+        self.market.record_trade(order.symbol, qty, price, now,
+                                 buyer_maker=is_maker == (order.side == "BUY"))
         if order.status == "FILLED":
             self._release(order)
         self._changed(order, "TRADE", {rules.base_asset, rules.quote_asset}, trade)

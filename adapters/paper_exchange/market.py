@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from adapters.paper_exchange.book import DEFAULT_DEPTH, MarketTrade, Tape, order_book
 from adapters.paper_exchange.markets import Market
 from adapters.paper_exchange.models import fmt
 from adapters.paper_exchange.store import CandleRow, Store
@@ -28,6 +29,9 @@ INTERVALS: dict[str, int] = {
     "4h": 240 * MINUTE, "1d": DAY, "1w": WEEK,
 }
 HALF_SPREAD = Decimal("0.0001")  # MARKET orders pay 1 bp over/under the last price
+# Book update ids and tape trade ids are saved with the prices about once a minute; a restart
+# resumes this far above the saved ones so that they never go backwards.
+ID_HEADROOM = 1_000_000
 
 
 def bucket_start(t: int, interval: int) -> int:
@@ -60,6 +64,8 @@ class SymbolState:
     frozen: bool = False
     liquidity: Decimal | None = None
     day_cache: tuple[int, CandleRow | None] | None = None
+    update_id: int = 1  # the book's lastUpdateId: every move and every fill bumps it
+    tape: Tape = field(default_factory=lambda: Tape(1))
 
     @property
     def tick_size(self) -> Decimal:
@@ -96,12 +102,20 @@ class MarketSimulator:
 
     def _load(self, symbol: str, market: Market, saved: dict[str, Any] | None,
               history_days: int, now: int) -> SymbolState:
+        if self._store.last_candle(symbol) is None:
+            rows = self._history(symbol, market, bucket_start(now, MINUTE), history_days)
+            self._store.save_candles(symbol, rows)
+        state = self._resume(symbol, market, saved, now)
+        if saved:
+            state.update_id = int(saved.get("updateId", 0)) + ID_HEADROOM
+            state.tape = Tape(int(saved.get("tradeId", 0)) + ID_HEADROOM)
+        return state
+
+    def _resume(self, symbol: str, market: Market, saved: dict[str, Any] | None,
+                now: int) -> SymbolState:
+        """Pick up the walk where the stored candles and prices left it."""
         minute = bucket_start(now, MINUTE)
         last = self._store.last_candle(symbol)
-        if last is None:
-            rows = self._history(symbol, market, minute, history_days)
-            self._store.save_candles(symbol, rows)
-            last = rows[-1] if rows else None
         frozen = bool(saved and saved.get("frozen"))
         ticks = int(saved["ticks"]) if saved else (
             last[4] if last else int(market.start_price / market.rules.tick_size))
@@ -163,7 +177,8 @@ class MarketSimulator:
     def save_prices(self) -> None:
         """Persist the last price and frozen flag of every symbol."""
         self._store.set_meta("prices", json.dumps({
-            s: {"ticks": st.ticks, "frozen": st.frozen} for s, st in self.symbols.items()
+            s: {"ticks": st.ticks, "frozen": st.frozen, "updateId": st.update_id,
+                "tradeId": st.tape.next_id} for s, st in self.symbols.items()
         }))
 
     def save_open_candles(self) -> None:
@@ -188,6 +203,9 @@ class MarketSimulator:
             self._touch(st)
             # Background volume so live candles look traded.
             notional = Decimal(round(self._rng.lognormvariate(math.log(600), 0.6)))
+            qty = (notional / st.price).quantize(st.market.rules.step_size, ROUND_DOWN)
+            if qty > 0:
+                st.tape.add(st.price, qty, now, self._rng.random() < 0.5)
             self._add_volume(st, (notional / st.price).quantize(UNIT, ROUND_DOWN), notional, 1)
             if st.ticks != before:
                 moved.append(symbol)
@@ -224,11 +242,16 @@ class MarketSimulator:
         with self._store.transaction():
             self.save_prices()
 
-    def record_trade(self, symbol: str, qty: Decimal, quote: Decimal) -> None:
-        """Add a user's fill to the open candle's volume."""
-        self._add_volume(self.symbols[symbol], qty, quote, 1)
+    def record_trade(self, symbol: str, qty: Decimal, price: Decimal, now: int,
+                     buyer_maker: bool) -> None:
+        """Add a user's fill to the open candle's volume, the tape and the book's updates."""
+        st = self.symbols[symbol]
+        st.tape.add(price, qty, now, buyer_maker)
+        st.update_id += 1
+        self._add_volume(st, qty, price * qty, 1)
 
     def _touch(self, st: SymbolState) -> None:
+        st.update_id += 1
         c = st.candle
         c[2], c[3], c[4] = max(c[2], st.ticks), min(c[3], st.ticks), st.ticks
 
@@ -253,6 +276,16 @@ class MarketSimulator:
         return max(st.tick_size, (st.price * (1 - HALF_SPREAD)).quantize(st.tick_size, ROUND_DOWN))
 
     # -- queries --------------------------------------------------------------------------
+
+    def depth(self, symbol: str, limit: int = DEFAULT_DEPTH) -> dict[str, Any]:
+        """Return the order book, `limit` levels a side, best first (`GET /api/v3/depth`)."""
+        st = self.symbols[symbol]
+        return order_book(self._seed, symbol, st.update_id, self.bid(symbol), self.ask(symbol),
+                          st.tick_size, st.market.rules.step_size, limit, st.liquidity)
+
+    def recent_trades(self, symbol: str, limit: int) -> list[MarketTrade]:
+        """Return the last `limit` prints of the symbol's tape, oldest first."""
+        return self.symbols[symbol].tape.recent(limit)
 
     def klines(self, symbol: str, interval: int, start: int | None, end: int | None,
                limit: int) -> list[CandleRow]:

@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from adapters.paper_exchange import errors as e
 from adapters.paper_exchange import filters as symbol_filters
 from adapters.paper_exchange import formats
+from adapters.paper_exchange.book import DEFAULT_DEPTH, MAX_DEPTH, TAPE_LENGTH, depth_weight
 from adapters.paper_exchange.engine import Engine, OrderRequest
 from adapters.paper_exchange.filters import SymbolState
 from adapters.paper_exchange.limits import LimitSettings, RateLimiter
@@ -39,7 +40,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 INT_RANGE = r"^[0-9]{1,20}$"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
-STREAM_RE = re.compile(r"^([a-z0-9]+)@(kline_(1m|5m|15m|1h|4h|1d|1w)|ticker)$")
+STREAM_RE = re.compile(
+    r"^([a-z0-9]+)@(kline_(1m|5m|15m|1h|4h|1d|1w)|ticker|trade|depth(5|10|20)(@100ms)?)$")
 MAX_RECV_WINDOW = 60_000
 MAX_LATE_MS = 15_000
 MAX_DECIMALS = 8  # baseAssetPrecision / quotePrecision of every symbol served
@@ -48,7 +50,7 @@ SHUTDOWN_CLOSE_SECONDS = 1.0
 ORDER_COUNTS = web.RequestKey("order_counts", tuple)  # set by POST order for the headers
 # Binance's weights (rest-api.md); endpoints whose weight depends on a parameter are below.
 WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "uiKlines": 2,
-           "avgPrice": 2, "allOrders": 20, "account": 20}
+           "avgPrice": 2, "allOrders": 20, "account": 20, "trades": 25}
 WS_WEIGHTS = {"ping": 1, "time": 1, "userDataStream.subscribe.signature": 2,
               "userDataStream.unsubscribe": 2, "session.subscriptions": 2}
 
@@ -138,6 +140,7 @@ class PaperExchange:
         self._late_orders: set[asyncio.TimerHandle] = set()
         self._sessions: set[_UserSession] = set()
         self._subscribers: list[_Subscriber] = []
+        self._tape_sent: dict[str, int] = {}  # per symbol, the last print sent to @trade
         # WS-API connections by the API keys they follow: an event goes only to those.
         self._followers: dict[str, list[_UserSession]] = {}
         self._runner: web.AppRunner | None = None
@@ -211,6 +214,8 @@ class PaperExchange:
         r.add_get(api + "ticker/price", self.ticker_price)
         r.add_get(api + "ticker/24hr", self.ticker_24h)
         r.add_get(api + "avgPrice", self.avg_price)
+        r.add_get(api + "depth", self.depth)
+        r.add_get(api + "trades", self.trades)
         r.add_post(api + "order", self.new_order)
         r.add_get(api + "order", self.query_order)
         r.add_delete(api + "order", self.cancel_order)
@@ -435,6 +440,22 @@ class PaperExchange:
         return web.json_response({"mins": 5, "price": fmt(self.market.avg_price(symbol)),
                                   "closeTime": now_ms()})
 
+    async def depth(self, request: web.Request) -> web.Response:
+        """GET /api/v3/depth: `limit` (default 100, above 5000 truncated) levels a side."""
+        params = await self._params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        limit = _int(params, "limit") or DEFAULT_DEPTH
+        return web.json_response(self.market.depth(symbol, min(limit, MAX_DEPTH)))
+
+    async def trades(self, request: web.Request) -> web.Response:
+        """GET /api/v3/trades: the symbol's last `limit` (default 500, max 1000) prints."""
+        params = await self._params(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        limit = min(_int(params, "limit") or 500, TAPE_LENGTH)
+        return web.json_response([t.rest() for t in self.market.recent_trades(symbol, limit)])
+
     # -- trading --------------------------------------------------------------------------
 
     async def new_order(self, request: web.Request) -> web.Response:
@@ -601,21 +622,36 @@ class PaperExchange:
 
     def _publish(self, now: int, only: _Subscriber | None = None) -> None:
         subs = [only] if only else self._subscribers
-        payloads: dict[str, str] = {}
+        payloads: dict[str, list[str]] = {}
         for sub in subs:
             for name in sorted(sub.streams):
                 if name not in payloads:
-                    payloads[name] = json.dumps(self._stream_payload(name, now))
-                data = payloads[name]
-                if sub.combined:
-                    data = f'{{"stream":{json.dumps(name)},"data":{data}}}'
-                _put(sub.queue, data)
+                    payloads[name] = [json.dumps(p) for p in
+                                      self._stream_payloads(name, now, fresh=only is None)]
+                for data in payloads[name]:
+                    if sub.combined:
+                        data = f'{{"stream":{json.dumps(name)},"data":{data}}}'
+                    _put(sub.queue, data)
+        if only is None:  # every print up to now went out (or had nobody to go to)
+            for symbol, st in self.market.symbols.items():
+                self._tape_sent[symbol] = st.tape.next_id - 1
 
-    def _stream_payload(self, name: str, now: int) -> dict[str, Any]:
+    def _stream_payloads(self, name: str, now: int, fresh: bool) -> list[dict[str, Any]]:
+        """A stream's messages of this tick: one snapshot, or the prints since the last tick
+        (`@trade`, nothing for a client that just subscribed)."""
         symbol, kind = name.split("@", 1)
+        symbol = symbol.upper()
         if kind == "ticker":
-            return self.market.ticker_event(symbol.upper(), now)
-        return self.market.kline_event(symbol.upper(), kind.removeprefix("kline_"), now)
+            return [self.market.ticker_event(symbol, now)]
+        if kind == "trade":
+            if not fresh:
+                return []
+            tape = self.market.symbols[symbol].tape
+            return [t.event(symbol, now) for t in tape.after(self._tape_sent.get(symbol, 0))]
+        if kind.startswith("depth"):
+            levels = int(kind.removeprefix("depth").removesuffix("@100ms"))
+            return [self.market.depth(symbol, levels)]
+        return [self.market.kline_event(symbol, kind.removeprefix("kline_"), now)]
 
     # -- WS-API (user-data stream) --------------------------------------------------------
 
@@ -960,6 +996,9 @@ def _weight(request: web.Request) -> int:
         return 6 if query.get("symbol") else 80
     if name == "myTrades":
         return 5 if query.get("orderId") else 20
+    if name == "depth":
+        limit = query.get("limit", "")
+        return depth_weight(min(int(limit), MAX_DEPTH) if limit.isdigit() else DEFAULT_DEPTH)
     if name in ("ticker/price", "ticker/24hr"):
         if query.get("symbol"):
             return 2
