@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 KLINE_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d", "1w")
 
+DEPTH_LEVELS = 20  # the partial book stream the desk's ladder shows
 TICKER_FRESH_SECONDS = 5.0
 SUBSCRIBER_QUEUE = 100
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
@@ -50,6 +51,22 @@ class MarketData(Protocol):
 
     def stream(self, symbol: str, interval: str) -> AsyncIterator[dict[str, Any]]:
         """Yield live kline updates (the candle dict plus `closed: bool`) until cancelled."""
+        ...
+
+    async def depth(self, symbol: str, limit: int) -> dict[str, Any]:
+        """Return the order book: {bids: [[price, qty]...] best first, asks, lastUpdateId}."""
+        ...
+
+    async def trades(self, symbol: str, limit: int) -> list[dict[str, Any]]:
+        """Return the last `limit` market trades, oldest first (see `trade_from_rest`)."""
+        ...
+
+    def depth_stream(self, symbol: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield the top DEPTH_LEVELS of the book about every 100 ms until cancelled."""
+        ...
+
+    def trade_stream(self, symbol: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield each market trade of `symbol` as it prints until cancelled."""
         ...
 
 
@@ -85,8 +102,30 @@ def ticker_from_event(data: dict[str, Any]) -> dict[str, Any]:
             "time": int(data.get("E") or time.time() * 1000)}
 
 
+def book_from_depth(data: dict[str, Any]) -> dict[str, Any]:
+    """Map a REST depth answer or a partial book stream message to our book dict."""
+    return {"bids": [[str(p), str(q)] for p, q, *_ in data.get("bids", [])],
+            "asks": [[str(p), str(q)] for p, q, *_ in data.get("asks", [])],
+            "lastUpdateId": int(data.get("lastUpdateId", 0))}
+
+
+def trade_from_rest(data: dict[str, Any]) -> dict[str, Any]:
+    """Map one GET /api/v3/trades row to our market trade dict.
+
+    `side` is the taker's: a print whose buyer was the maker was a SELL into the bids.
+    """
+    return {"id": int(data["id"]), "price": str(data["price"]), "qty": str(data["qty"]),
+            "time": int(data["time"]), "side": "SELL" if data.get("isBuyerMaker") else "BUY"}
+
+
+def trade_from_event(data: dict[str, Any]) -> dict[str, Any]:
+    """Map a `<symbol>@trade` stream payload to our market trade dict."""
+    return {"id": int(data["t"]), "price": str(data["p"]), "qty": str(data["q"]),
+            "time": int(data["T"]), "side": "SELL" if data.get("m") else "BUY"}
+
+
 class _KlineFeed:
-    """One kline socket shared by every subscriber of a (symbol, interval)."""
+    """One socket (klines, book or trades) shared by every subscriber of its stream."""
 
     def __init__(self) -> None:
         self.queues: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -116,7 +155,7 @@ class BinanceMarketData:
         self._client: Any = None
         self._sockets: Any = None
         self._tickers: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._feeds: dict[tuple[str, str], _KlineFeed] = {}
+        self._feeds: dict[tuple[str, str], _KlineFeed] = {}  # (symbol, stream kind)
         self._ticker_task: asyncio.Task[None] | None = None
         self.ticker_connected = False
 
@@ -238,6 +277,49 @@ class BinanceMarketData:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
+    async def depth(self, symbol: str, limit: int) -> dict[str, Any]:
+        """Return the order book, `limit` levels a side (GET /api/v3/depth)."""
+        client = await self._ensure_client()
+        try:
+            data = await client.get_order_book(symbol=symbol.upper(), limit=int(limit))
+        except Exception as exc:
+            raise MarketDataError(f"depth for {symbol} failed: {type(exc).__name__}") from exc
+        return book_from_depth(data)
+
+    async def trades(self, symbol: str, limit: int) -> list[dict[str, Any]]:
+        """Return the last `limit` market trades, oldest first (GET /api/v3/trades)."""
+        client = await self._ensure_client()
+        try:
+            rows = await client.get_recent_trades(symbol=symbol.upper(), limit=int(limit))
+        except Exception as exc:
+            raise MarketDataError(f"trades for {symbol} failed: {type(exc).__name__}") from exc
+        return [trade_from_rest(row) for row in rows]
+
+    async def _depth_loop(self, symbol: str, feed: _KlineFeed) -> None:
+        async for message in self._socket_messages(
+                lambda: self._sockets.depth_socket(symbol, depth=str(DEPTH_LEVELS), interval=100),
+                f"{symbol.lower()}@depth{DEPTH_LEVELS}@100ms"):
+            if "bids" in message and "asks" in message:
+                feed.publish(book_from_depth(message))
+
+    async def _trade_loop(self, symbol: str, feed: _KlineFeed) -> None:
+        async for message in self._socket_messages(
+                lambda: self._sockets.trade_socket(symbol), f"{symbol.lower()}@trade"):
+            if message.get("e") == "trade":
+                trade = trade_from_event(message)
+                self._update_price(symbol, trade["price"])
+                feed.publish(trade)
+
+    def depth_stream(self, symbol: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield the top DEPTH_LEVELS of the book (~every 100 ms) until the caller stops."""
+        name = symbol.upper()
+        return self._subscribe((name, "depth"), lambda feed: self._depth_loop(name, feed))
+
+    def trade_stream(self, symbol: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield each market trade as it prints until the caller stops iterating."""
+        name = symbol.upper()
+        return self._subscribe((name, "trade"), lambda feed: self._trade_loop(name, feed))
+
     async def _kline_loop(self, symbol: str, interval: str, feed: _KlineFeed) -> None:
         label = f"{symbol.lower()}@kline_{interval}"
         async for message in self._socket_messages(
@@ -248,17 +330,25 @@ class BinanceMarketData:
                 self._update_price(symbol, candle["close"])
                 feed.publish(candle)
 
-    async def stream(self, symbol: str, interval: str) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, symbol: str, interval: str) -> AsyncIterator[dict[str, Any]]:
         """Yield live candles of (symbol, interval) until the caller stops iterating."""
         if interval not in KLINE_INTERVALS:
             raise ValueError(f"unsupported interval {interval!r}")
+        name = symbol.upper()
+        return self._subscribe((name, interval),
+                               lambda feed: self._kline_loop(name, interval, feed))
+
+    async def _subscribe(
+            self, key: tuple[str, str],
+            loop: Callable[[_KlineFeed], Coroutine[Any, Any, None]],
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Share one socket per key among its subscribers; close it with the last one, so an
+        unwatched stream costs nothing."""
         await self._ensure_client()
-        key = (symbol.upper(), interval)
         feed = self._feeds.get(key)
         if feed is None:
             feed = self._feeds[key] = _KlineFeed()
-            feed.task = asyncio.create_task(self._kline_loop(key[0], interval, feed),
-                                            name=f"md-{key[0]}-{interval}")
+            feed.task = asyncio.create_task(loop(feed), name=f"md-{key[0]}-{key[1]}")
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
         feed.queues.add(queue)
         try:
