@@ -30,6 +30,7 @@ from adapters.api.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestId
 from adapters.api.ratelimit import RateLimiter
 from adapters.api.routes import account, alerts, auth, health, orders, positions, queries, stream
 from adapters.api.routes import market as market_routes
+from adapters.api.routes import summary as summary_routes
 from adapters.api.tokens import TokenService
 from adapters.binance.marketdata import MarketData
 from adapters.platform.aio import cancel_and_wait
@@ -162,6 +163,7 @@ def create_app(
     for module in (health, auth, account, orders, positions, queries, market_routes, stream,
                    alerts):
         app.include_router(module.router)
+    app.include_router(summary_routes.router)
     return app
 
 

@@ -414,10 +414,7 @@ class ReadModels:
         return position_from_db(rows[0]) if rows else None
 
     def list_positions(self, account_id: UUID) -> list[dict]:  # type: ignore[type-arg]
-        rows = self._fetch(
-            f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.positions_view "  # noqa: S608
-            "WHERE account_id = %s ORDER BY symbol", (str(account_id),))
-        return [position_dict(position_from_db(r)) for r in rows]
+        return [position_dict(p) for p in self.list_positions_raw(account_id)]
 
     def position_history(self, account_id: UUID, symbol: str | None = None,
                          limit: int = 1000) -> list[dict]:  # type: ignore[type-arg]
@@ -435,6 +432,38 @@ class ReadModels:
             item["tradeCount"] = p.trade_count
             out.append(item)
         return out
+
+    def positions_before(self, account_id: UUID, moment: datetime) -> dict[str, Position]:
+        """Each symbol's position after its last fill before `moment` (e.g. 00:00 UTC)."""
+        rows = self._fetch(
+            f"SELECT DISTINCT ON (symbol) {_cols(POSITION_COLS)} "  # noqa: S608
+            f"FROM {self._q}.position_history WHERE account_id = %s AND updated_at < %s "
+            "ORDER BY symbol, last_notification_id DESC", (str(account_id), moment))
+        return {p.symbol: p for p in map(position_from_db, rows)}
+
+    def closing_fills(self, account_id: UUID) -> tuple[int, int]:
+        """(wins, losses): the fills that realized a gain, and those that realized a loss."""
+        rows = self._fetch(
+            "SELECT count(*) FILTER (WHERE delta > 0), count(*) FILTER (WHERE delta < 0) "  # noqa: S608
+            "FROM (SELECT realized_pnl - lag(realized_pnl, 1, 0::numeric) OVER "
+            "(PARTITION BY symbol ORDER BY last_notification_id) AS delta "
+            f"FROM {self._q}.position_history WHERE account_id = %s) AS fills",
+            (str(account_id),))
+        return int(rows[0][0]), int(rows[0][1])
+
+    def balance_totals(self, account_id: UUID) -> dict[str, Decimal]:
+        """Free + locked per asset, as the exchange last reported them."""
+        rows = self._fetch(
+            f"SELECT asset, free + locked FROM {self._q}.balances_view "  # noqa: S608
+            "WHERE account_id = %s", (str(account_id),))
+        return {asset: Decimal(total) for asset, total in rows}
+
+    def list_positions_raw(self, account_id: UUID) -> list[Position]:
+        """The account's positions as values (for computations over them)."""
+        rows = self._fetch(
+            f"SELECT {_cols(POSITION_COLS)} FROM {self._q}.positions_view "  # noqa: S608
+            "WHERE account_id = %s ORDER BY symbol", (str(account_id),))
+        return [position_from_db(r) for r in rows]
 
     def list_balances(self, account_id: UUID) -> list[dict]:  # type: ignore[type-arg]
         rows = self._fetch(
