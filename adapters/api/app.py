@@ -159,6 +159,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
                            "X-Refresh-Cookie"],
+            expose_headers=["X-Next-Cursor"],  # the order and trade lists' next page
         )
     for module in (health, auth, account, orders, positions, queries, market_routes, stream,
                    alerts):

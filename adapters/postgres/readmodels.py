@@ -310,6 +310,23 @@ class Change:
     data: dict  # type: ignore[type-arg]
 
 
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What the order and trade lists filter on; None means any."""
+
+    symbol: str | None = None
+    side: str | None = None
+    statuses: tuple[str, ...] | None = None  # orders only
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+
+    def conditions(self, time_column: str) -> list[tuple[str, Any]]:
+        """The (clause, value) pairs shared by both lists (`ReadModels._where` form)."""
+        return [("symbol = %s", self.symbol.upper() if self.symbol else None),
+                ("side = %s", self.side.upper() if self.side else None),
+                (f"{time_column} >= %s", self.start), (f"{time_column} < %s", self.end)]
+
+
 def _cols(cols: tuple[str, ...]) -> str:
     return ", ".join(cols)
 
@@ -341,14 +358,29 @@ class ReadModels:
                     symbol: str | None = None, limit: int = 50,
                     offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
         """Orders newest first, optionally filtered by status and symbol."""
-        where, params = self._where(
-            account_id, ("status = %s", status.upper() if status else None),
-            ("symbol = %s", symbol.upper() if symbol else None))
+        return self.order_page(account_id, HistoryFilter(
+            symbol=symbol, statuses=(status,) if status else None), limit, offset)[0]
+
+    def order_page(self, account_id: UUID, where: HistoryFilter, limit: int, offset: int = 0,
+                   after: tuple[datetime, str] | None = None,
+                   ) -> tuple[list[dict], tuple[datetime, str] | None]:  # type: ignore[type-arg]
+        """A page of orders newest first (created_at, then order id), filtered; and the key
+        the next page starts after (None on the last page). `after` is keyset paging: it
+        stays exact however deep the history, where an offset would skip or repeat rows
+        that arrive meanwhile."""
+        clause, params = self._where(
+            account_id, *where.conditions("created_at"),
+            ("status = ANY(%s)", [s.upper() for s in where.statuses] if where.statuses
+             else None),
+            ("(created_at < %s OR (created_at = %s AND order_id > %s))",
+             (after[0], after[0], after[1]) if after else None))
         sql = (f"SELECT {_cols(ORDER_COLS)} FROM {self._q}.orders_view "  # noqa: S608
-               f"WHERE {where} ORDER BY created_at DESC, order_id "
-               "LIMIT %s OFFSET %s")
-        rows = self._fetch(sql, [*params, limit, offset])
-        return [order_from_db(r).to_dict() for r in rows]
+               f"WHERE {clause} ORDER BY created_at DESC, order_id LIMIT %s OFFSET %s")
+        rows = [order_from_db(r) for r in self._fetch(sql, [*params, limit + 1, offset])]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        key = (rows[-1].created_at, str(rows[-1].order_id)) if more and rows else None
+        return [r.to_dict() for r in rows], key
 
     def count_open_orders(self, account_id: UUID, symbol: str) -> int:
         """How many of the account's orders on `symbol` are not finished (MAX_NUM_ORDERS)."""
@@ -366,12 +398,23 @@ class ReadModels:
     def list_trades(self, account_id: UUID, symbol: str | None = None, limit: int = 100,
                     offset: int = 0) -> list[dict]:  # type: ignore[type-arg]
         """Trades newest first."""
-        where, params = self._where(account_id,
-                                    ("symbol = %s", symbol.upper() if symbol else None))
+        return self.trade_page(account_id, HistoryFilter(symbol=symbol), limit, offset)[0]
+
+    def trade_page(self, account_id: UUID, where: HistoryFilter, limit: int, offset: int = 0,
+                   after: tuple[datetime, int] | None = None,
+                   ) -> tuple[list[dict], tuple[datetime, int] | None]:  # type: ignore[type-arg]
+        """A page of trades newest first (time, then notification id), filtered; and the key
+        the next page starts after (None on the last page)."""
+        clause, params = self._where(
+            account_id, *where.conditions("time"),
+            ("(time, notification_id) < (%s, %s)", after))
         sql = (f"SELECT {_cols(TRADE_COLS)} FROM {self._q}.trades_view "  # noqa: S608
-               f"WHERE {where} ORDER BY time DESC, notification_id DESC "
-               "LIMIT %s OFFSET %s")
-        return [trade_from_db(r).to_dict() for r in self._fetch(sql, [*params, limit, offset])]
+               f"WHERE {clause} ORDER BY time DESC, notification_id DESC LIMIT %s OFFSET %s")
+        rows = self._fetch(sql, [*params, limit + 1, offset])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        key = (rows[-1][11], int(rows[-1][12])) if more and rows else None
+        return [trade_from_db(r).to_dict() for r in rows], key
 
     def open_order_ids(self, account_id: UUID, symbol: str | None = None) -> list[UUID]:
         """The ids of the account's unfinished orders (of `symbol`), oldest first."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 from collections.abc import Iterator
@@ -11,14 +13,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import anyio
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from adapters.api.deps import ApiContext, Ctx, CurrentUser
 from adapters.api.errors import ApiError
 from adapters.api.serializers import dec, public_payload
+from adapters.postgres.readmodels import HistoryFilter
 from domain.errors import ValidationFailed
-from domain.values import OrderStatus, parse_enum
+from domain.values import OrderStatus, Side, parse_enum
 from projections.orders import TradeRow, iso
 
 router = APIRouter(tags=["queries"])
@@ -52,26 +55,116 @@ def with_mark(position: dict[str, Any], mark: Decimal | None) -> dict[str, Any]:
     return out
 
 
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+FromBound = Annotated[str | None, Query(alias="from", max_length=40, description=(
+    "first day (ISO date) or moment (ISO time) to include; none: from the start"))]
+ToBound = Annotated[str | None, Query(max_length=40, description=(
+    "last day to include (ISO date), or the moment to stop before (ISO time)"))]
+SideFilter = Annotated[str | None, Query(max_length=8)]
+Cursor = Annotated[str | None, Query(max_length=200, description=(
+    f"the {NEXT_CURSOR_HEADER} header of the previous page (same filters)"))]
+
+
+def encode_cursor(kind: str, key: tuple[datetime, Any] | None) -> str | None:
+    """An opaque, URL-safe page cursor: the sort key of the last row served."""
+    if key is None:
+        return None
+    text = f"{kind}|{key[0].isoformat()}|{key[1]}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str | None) -> tuple[datetime, str] | None:
+    """Read a cursor of `kind` back; a damaged or foreign one is a 422, never a 500."""
+    if cursor is None or not cursor.strip():
+        return None
+    try:
+        raw = cursor.strip()
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        got, moment, last = text.split("|")
+        when = datetime.fromisoformat(moment)
+        if got != kind or when.tzinfo is None or not last:
+            raise ValueError(kind)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValidationFailed(f"cursor is not a cursor of this list; pass the "
+                               f"{NEXT_CURSOR_HEADER} header of the previous page",
+                               field="cursor") from None
+    return when, last
+
+
+def history_filter(symbol: str | None, side: str | None, from_: str | None, to: str | None,
+                   statuses: tuple[str, ...] | None = None) -> HistoryFilter:
+    """Check the filters the order and trade lists share."""
+    start, end = parse_bound(from_, "from", end=False), parse_bound(to, "to", end=True)
+    if start is not None and end is not None and start >= end:
+        raise ValidationFailed("from must be before to", field="from")
+    return HistoryFilter(symbol=symbol, statuses=statuses, start=start, end=end,
+                         side=parse_enum(Side, side, "side").value if side else None)
+
+
+def _one_paging(offset: int, cursor: str | None) -> None:
+    if cursor and offset:
+        raise ValidationFailed("use either cursor or offset, not both", field="offset")
+
+
+def _next_page(response: Response, kind: str, key: tuple[datetime, Any] | None) -> None:
+    next_cursor = encode_cursor(kind, key)
+    if next_cursor:
+        response.headers[NEXT_CURSOR_HEADER] = next_cursor
+
+
 @router.get("/api/trading/orders")
-def list_orders(user: CurrentUser, ctx: Ctx,
-                status: Annotated[str | None, Query(max_length=32)] = None,
-                symbol: SymbolFilter = None, limit: Limit = 50,
-                offset: Offset = 0) -> list[dict[str, Any]]:
-    """The account's orders, newest first; filter by status and symbol."""
-    if status is not None:
-        status = parse_enum(OrderStatus, status, "status").value
-    orders: list[dict[str, Any]] = ctx.require_read_models().list_orders(
-        user.account_id, status=status, symbol=symbol, limit=limit, offset=offset)
+def list_orders(user: CurrentUser, ctx: Ctx, response: Response,
+                status: Annotated[str | None, Query(max_length=200, description=(
+                    "one status or several, comma-separated"))] = None,
+                symbol: SymbolFilter = None, side: SideFilter = None,
+                from_: FromBound = None, to: ToBound = None, limit: Limit = 50,
+                offset: Offset = 0, cursor: Cursor = None) -> list[dict[str, Any]]:
+    """The account's orders, newest first; filter by status, symbol, side and creation time.
+
+    More than `limit`: the response's X-Next-Cursor header goes in `cursor` for the next page.
+    """
+    statuses = None
+    if status is not None and status.strip():
+        statuses = tuple(dict.fromkeys(parse_enum(OrderStatus, s.strip(), "status").value
+                                       for s in status.split(",") if s.strip()))
+    after = decode_cursor("o", cursor)
+    where = history_filter(symbol, side, from_, to, statuses)
+    _one_paging(offset, cursor)
+    orders, key = ctx.require_read_models().order_page(
+        user.account_id, where, limit, offset, after=after and (after[0], _uuid(after[1])))
+    _next_page(response, "o", key)
     return orders
 
 
 @router.get("/api/trading/trades")
-def list_trades(user: CurrentUser, ctx: Ctx, symbol: SymbolFilter = None,
-                limit: Limit = 100, offset: Offset = 0) -> list[dict[str, Any]]:
-    """The account's fills, newest first."""
-    trades: list[dict[str, Any]] = ctx.require_read_models().list_trades(
-        user.account_id, symbol=symbol, limit=limit, offset=offset)
+def list_trades(user: CurrentUser, ctx: Ctx, response: Response, symbol: SymbolFilter = None,
+                side: SideFilter = None, from_: FromBound = None, to: ToBound = None,
+                limit: Limit = 100, offset: Offset = 0,
+                cursor: Cursor = None) -> list[dict[str, Any]]:
+    """The account's fills, newest first; filter by symbol, side and time.
+
+    More than `limit`: the response's X-Next-Cursor header goes in `cursor` for the next page.
+    """
+    after = decode_cursor("t", cursor)
+    where = history_filter(symbol, side, from_, to)
+    _one_paging(offset, cursor)
+    trades, key = ctx.require_read_models().trade_page(
+        user.account_id, where, limit, offset, after=after and (after[0], _int(after[1])))
+    _next_page(response, "t", key)
     return trades
+
+
+def _uuid(text: str) -> str:
+    try:
+        return str(UUID(text))
+    except ValueError:
+        raise ValidationFailed("cursor is damaged", field="cursor") from None
+
+
+def _int(text: str) -> int:
+    if not text.isdigit():
+        raise ValidationFailed("cursor is damaged", field="cursor")
+    return int(text)
 
 
 CSV_COLUMNS = ("time", "tradeId", "orderId", "symbol", "side", "price", "quantity",
@@ -116,13 +209,8 @@ def csv_lines(trades: Iterator[TradeRow]) -> Iterator[str]:
 
 @router.get("/api/trading/trades.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}})
-def export_trades(
-    user: CurrentUser, ctx: Ctx,
-    from_: Annotated[str | None, Query(alias="from", max_length=40, description=(
-        "first day (ISO date) or moment (ISO time) to include; none: from the start"))] = None,
-    to: Annotated[str | None, Query(max_length=40, description=(
-        "last day to include (ISO date), or the moment to stop before (ISO time)"))] = None,
-) -> StreamingResponse:
+def export_trades(user: CurrentUser, ctx: Ctx, from_: FromBound = None,
+                  to: ToBound = None) -> StreamingResponse:
     """Every trade of the account in the range, with its fee and fee asset, as CSV."""
     start, end = parse_bound(from_, "from", end=False), parse_bound(to, "to", end=True)
     if start is not None and end is not None and start >= end:
