@@ -20,6 +20,7 @@ from dashboard import (
     audit_view,
     grids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+    summary,
 )
 from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
 
@@ -66,6 +67,7 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     grids.configure(api_url)
     analytics_view.configure(api_url)
     audit_view.configure(api_url)
+    summary.configure(api_url)
     _send_csp(app, browser_api)
     return app
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from dash import dcc, html
 
+from dashboard import order_book, summary
 from dashboard.grids import orders_grid, positions_grid, trades_grid
 
 DEFAULT_SYMBOL = "BTCUSDT"
@@ -192,7 +193,12 @@ def alerts_panel() -> html.Div:
 def trade_page() -> html.Div:
     return html.Div(id="page-trade", className="page trade-page", style={"display": "none"},
                     children=[
-        html.Aside(className="left-col", children=[order_ticket(), alerts_panel()]),
+        html.Aside(className="left-col", children=[
+            order_ticket(),
+            summary.layout(),
+            order_book.layout(),
+            alerts_panel(),
+        ]),
         html.Section(className="right-col", children=[
             html.Div(className="panel chart-panel", children=[
                 html.Div(className="pair-bar", children=[

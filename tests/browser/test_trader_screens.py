@@ -1,0 +1,105 @@
+"""The order book and the wallet & PnL card in headless Chromium against a running system."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.conftest import Urls, register, screenshot
+
+pytestmark = pytest.mark.browser
+
+FILL_TIMEOUT_MS = 30_000
+
+
+def store_data(page: Any, store_id: str) -> Any:
+    """The data of a dcc.Store, as Dash holds it."""
+    return page.evaluate(
+        "(id) => { const c = window.dash_component_api.getLayout(id);"
+        " return c && c.props ? c.props.data : null; }", store_id)
+
+
+def ladder(page: Any, side: str) -> list[Decimal]:
+    prices = page.eval_on_selector_all(
+        f"#book-ladder .book-row.{side}[data-book-price]",
+        "rows => rows.map(r => r.dataset.bookPrice)")
+    return [Decimal(p) for p in prices]
+
+
+def api_post(page: Any, urls: Urls, path: str, body: dict[str, Any]) -> httpx.Response:
+    token = json.loads(page.evaluate("() => localStorage.getItem('auth')"))["token"]
+    return httpx.post(urls.api + path, json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {token}"})
+
+
+def test_order_book_ladder_spread_trades_and_price_click(page: Any, urls: Urls) -> None:
+    register(page, urls)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#book-ladder .book-row.ask[data-book-price]')"
+        ".length === 10 && document.querySelectorAll("
+        "'#book-ladder .book-row.bid[data-book-price]').length === 10")
+    asks, bids = ladder(page, "ask"), ladder(page, "bid")
+    assert asks == sorted(asks, reverse=True)  # best ask at the bottom, next to the spread
+    assert bids == sorted(bids, reverse=True)  # best bid at the top
+    assert min(asks) > max(bids)
+    spread = page.inner_text("#book-spread")
+    assert re.fullmatch(r"Spread [0-9.]+ \([0-9.]+ bp\)", spread), spread
+    # The tape fills from the REST snapshot and then the stream.
+    page.wait_for_selector("#book-trades .book-row.trade[data-book-price]")
+    # Live: the book's update id moves on without a reload.
+    first = store_data(page, "book-store")["book"]["lastUpdateId"]
+    page.wait_for_function(
+        "(id) => { const c = window.dash_component_api.getLayout('book-store');"
+        " return c.props.data.book.lastUpdateId > id; }", arg=first)
+
+    best_bid = page.locator("#book-ladder .book-row.bid").first
+    best_bid.click()
+    click = store_data(page, "book-price-click")
+    # The row shows the live best bid: it may have moved between the click and this read.
+    assert Decimal(click["price"]) > 0 and click["side"] == "bid"
+    assert click["symbol"] == "BTCUSDT" and click["n"] == 1
+    page.locator("#book-trades .book-row.trade[data-book-price]").first.click()
+    second = store_data(page, "book-price-click")
+    assert second["side"] == "trade" and second["n"] == 2
+    screenshot(page, "trade-order-book")
+
+    # Another symbol: the ladder follows it (its prices are ETH's, far below BTC's).
+    page.goto(urls.dashboard + "/trade/ETHUSDT")
+    page.wait_for_function(
+        "() => { const c = window.dash_component_api.getLayout('book-store');"
+        " return c && c.props.data && c.props.data.symbol === 'ETHUSDT'; }")
+    page.wait_for_selector("#book-ladder .book-row.bid[data-book-price]")
+    assert max(ladder(page, "bid")) < min(bids)
+
+
+def test_wallet_and_pnl_card_follows_fills(page: Any, urls: Urls) -> None:
+    register(page, urls)
+    page.wait_for_selector("#summary-equity")
+    page.wait_for_function(
+        "() => /^[1-9][0-9,]*\\.[0-9]{2} USDT$/.test("
+        "document.querySelector('#summary-equity').textContent)",
+        timeout=FILL_TIMEOUT_MS)  # the worker's first balance snapshot
+    assert page.inner_text("#summary-winrate") == "—"  # nothing closed yet
+    for side in ("BUY", "SELL"):
+        answer = api_post(page, urls, "/api/trading/orders", {
+            "symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": "0.001"})
+        assert answer.status_code == 202, answer.text
+    # Both fills projected: one of them closed the other (the card refreshes on its timer).
+    page.wait_for_function(
+        "() => /^(0|100)\\.0 %$/.test(document.querySelector('#summary-winrate').textContent)",
+        timeout=FILL_TIMEOUT_MS)
+    text = page.inner_text("#summary-panel")
+    assert "1 closing fills" in text
+    assert "Realized PnL" in text and "Fees" in text and "Net PnL" in text
+    token = json.loads(page.evaluate("() => localStorage.getItem('auth')"))["token"]
+    summary = httpx.get(urls.api + "/api/account/summary", timeout=10,
+                        headers={"Authorization": f"Bearer {token}"}).json()
+    realized = Decimal(summary["realizedPnl"]["total"]).quantize(Decimal("0.01"))
+    shown = page.inner_text("#summary-panel .summary-row:has-text('Realized PnL') .summary-total")
+    assert Decimal(shown.replace(",", "").lstrip("+")) == realized
+    screenshot(page, "trade-wallet-summary")
