@@ -9,10 +9,13 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
 from adapters.postgres.readmodels import record_balances
 from commands.messages import RecordFill
-from tests.support.api import LIMIT_ORDER, User, project, register
+from domain.values import OrderStatus
+from tests.support.api import LIMIT_ORDER, TestClient, User, project, register
+from tests.support.worker import Stack, wait_for
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -70,3 +73,45 @@ def test_summary_values_the_wallet_and_splits_pnl_into_today_and_total(
     assert api.get(URL, headers=other.headers).json()["realizedPnl"]["total"] == "0"
     api.cookies.clear()  # registering left a session cookie behind
     assert api.get(URL).status_code == 401
+
+
+def test_summary_after_a_round_trip_on_the_paper_exchange(
+        stack: Stack, paper_exchange: Any) -> None:
+    """Through the real worker, python-binance and the paper exchange (commission 0.001)."""
+    stack.rt.settings.cookie_secure = "never"
+    stack.start()
+    paper_exchange.set_price("SOLUSDT", "200.00")
+    try:
+        with TestClient(create_app(stack.rt)) as client:
+            user = register(client)
+            wait_for(lambda: stack.app.get_account(UUID(user.id)).has_exchange_keys, 15,
+                     "paper keys")
+            for side, qty in (("BUY", "1"), ("SELL", "0.5")):
+                answer = client.post("/api/trading/orders", headers=user.headers, json={
+                    "symbol": "SOLUSDT", "side": side, "type": "MARKET", "quantity": qty})
+                assert answer.status_code == 202, answer.text
+                stack.wait_status(UUID(answer.json()["orderId"]), OrderStatus.FILLED)
+            project(stack.rt)
+
+            def balances() -> dict[str, Decimal]:
+                rows = client.get("/api/trading/balances", headers=user.headers).json()
+                return {b["asset"]: D(b["free"]) + D(b["locked"]) for b in rows}
+
+            # Default funding of 100 SOL; +1 - 0.001 (fee in SOL) - 0.5.
+            wait_for(lambda: balances().get("SOL") == D("100.499"), 15, "balance snapshot")
+            stack.rt.symbols.update_price("SOLUSDT", D("200"))
+            body = client.get(URL, headers=user.headers).json()
+            held = balances()
+    finally:
+        paper_exchange.set_price("SOLUSDT", "200.00", freeze=False)
+
+    expected = sum((amount * (D(1) if asset == "USDT" else
+                              stack.rt.symbols.reference_price(asset + "USDT") or D(0))
+                    for asset, amount in held.items()), D(0))
+    assert D(body["equity"]) == expected
+    assert "SOL" not in body["unpricedAssets"] and "USDT" not in body["unpricedAssets"]
+    # Bought 1 at the ask 200.02, paid 0.001 SOL; sold 0.5 at the bid 199.98, paid 0.09999 USDT.
+    assert D(body["realizedPnl"]["total"]) == D(body["realizedPnl"]["today"]) == D("-0.02")
+    assert D(body["fees"]["total"]) == D("0.001") * D("200.02") + D("0.09999")
+    assert D(body["unrealizedPnl"]["total"]) == D("0.499") * (D("200") - D("200.02"))
+    assert (body["wins"], body["losses"], D(body["winRate"])) == (0, 1, D(0))
