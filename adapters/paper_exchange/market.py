@@ -175,7 +175,7 @@ class MarketSimulator:
         return rows
 
     def save_prices(self) -> None:
-        """Persist the last price and frozen flag of every symbol."""
+        """Persist each symbol's last price, frozen flag, book update id and next tape id."""
         self._store.set_meta("prices", json.dumps({
             s: {"ticks": st.ticks, "frozen": st.frozen, "updateId": st.update_id,
                 "tradeId": st.tape.next_id} for s, st in self.symbols.items()
