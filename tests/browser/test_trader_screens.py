@@ -17,11 +17,21 @@ pytestmark = pytest.mark.browser
 FILL_TIMEOUT_MS = 30_000
 
 
+# The data of a dcc.Store as Dash holds it (null while the renderer is still starting).
+STORE_DATA = """(id) => { try { const c = window.dash_component_api.getLayout(id);
+    return c && c.props ? c.props.data : null; } catch (e) { return null; } }"""
+
+
 def store_data(page: Any, store_id: str) -> Any:
     """The data of a dcc.Store, as Dash holds it."""
-    return page.evaluate(
-        "(id) => { const c = window.dash_component_api.getLayout(id);"
-        " return c && c.props ? c.props.data : null; }", store_id)
+    return page.evaluate(STORE_DATA, store_id)
+
+
+def wait_store(page: Any, store_id: str, predicate: str, arg: Any = None) -> None:
+    """Wait until `predicate(data, arg)` (JS) holds for the store's data."""
+    page.wait_for_function(
+        f"([id, arg]) => {{ const data = ({STORE_DATA})(id);"
+        f" return !!data && ({predicate})(data, arg); }}", arg=[store_id, arg])
 
 
 def ladder(page: Any, side: str) -> list[Decimal]:
@@ -53,9 +63,7 @@ def test_order_book_ladder_spread_trades_and_price_click(page: Any, urls: Urls) 
     page.wait_for_selector("#book-trades .book-row.trade[data-book-price]")
     # Live: the book's update id moves on without a reload.
     first = store_data(page, "book-store")["book"]["lastUpdateId"]
-    page.wait_for_function(
-        "(id) => { const c = window.dash_component_api.getLayout('book-store');"
-        " return c.props.data.book.lastUpdateId > id; }", arg=first)
+    wait_store(page, "book-store", "(d, id) => d.book && d.book.lastUpdateId > id", first)
 
     best_bid = page.locator("#book-ladder .book-row.bid").first
     best_bid.click()
@@ -70,9 +78,7 @@ def test_order_book_ladder_spread_trades_and_price_click(page: Any, urls: Urls) 
 
     # Another symbol: the ladder follows it (its prices are ETH's, far below BTC's).
     page.goto(urls.dashboard + "/trade/ETHUSDT")
-    page.wait_for_function(
-        "() => { const c = window.dash_component_api.getLayout('book-store');"
-        " return c && c.props.data && c.props.data.symbol === 'ETHUSDT'; }")
+    wait_store(page, "book-store", "(d) => d.symbol === 'ETHUSDT' && !!d.book")
     page.wait_for_selector("#book-ladder .book-row.bid[data-book-price]")
     assert max(ladder(page, "bid")) < min(bids)
 
