@@ -34,6 +34,7 @@ from commands.messages import (
     RecordOutcomeUnknown,
     RecordRejection,
     RecordSendRefusal,
+    RecordStopTrigger,
     RecordSubmission,
     ReencryptExchangeKeys,
     RegisterAccount,
@@ -71,12 +72,12 @@ A = TypeVar("A")
 ReportCommand = (
     RecordSubmission | RecordAcceptance | RecordFill | RecordRejection | RecordCancelRejection
     | RecordCancellation | RecordExpiry | RecordSendRefusal | RecordOutcomeUnknown
-    | RecordExecutedQuantity
+    | RecordExecutedQuantity | RecordStopTrigger
 )
 REPORT_COMMANDS: tuple[type[Command], ...] = (
     RecordSubmission, RecordAcceptance, RecordFill, RecordRejection, RecordCancelRejection,
     RecordCancellation, RecordExpiry, RecordSendRefusal, RecordOutcomeUnknown,
-    RecordExecutedQuantity,
+    RecordExecutedQuantity, RecordStopTrigger,
 )
 
 
@@ -95,6 +96,8 @@ def apply_report(order: Order, command: Command) -> None:
                    quantity=Decimal(command.quantity), commission=Decimal(command.commission),
                    commission_asset=command.commission_asset, is_maker=command.is_maker,
                    actor=command.actor)
+    elif isinstance(command, RecordStopTrigger):
+        order.trigger(command.actor)
     elif isinstance(command, RecordExecutedQuantity):
         order.fix_quantity(Decimal(command.quantity), command.actor)
     elif isinstance(command, RecordRejection):
@@ -308,13 +311,16 @@ class TradingApplication(Application[UUID]):
                                                                     "quoteOrderQty")
         quantity = Decimal(0) if quote is not None else to_decimal(cmd.quantity, "quantity")
         price = None if cmd.price is None else to_decimal(cmd.price, "price")
-        if order_type is OrderType.LIMIT:
+        stop = None if cmd.stop_price is None else to_decimal(cmd.stop_price, "stopPrice")
+        if order_type.has_price:
             tif = parse_enum(TimeInForce, cmd.time_in_force or "GTC", "timeInForce")
         elif cmd.time_in_force is not None:
-            raise ValidationFailed("timeInForce applies to LIMIT orders only", field="timeInForce")
+            raise ValidationFailed("timeInForce applies to orders with a price only (LIMIT, "
+                                   "STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT)", field="timeInForce")
         else:
             tif = None
         reference = self.symbols.reference_price(symbol)
+        rules.check_stop(order_type, side, stop, reference)
         if quote is not None:
             rules.check_quote(order_type, quote, reference, side)
             if price is not None:
@@ -335,6 +341,7 @@ class TradingApplication(Application[UUID]):
             time_in_force=tif.value if tif else None,
             actor=cmd.actor if cmd.actor != "user" else f"user:{cmd.account_id}",
             quote_order_qty=quote,
+            stop_price=stop,
         )
         try:
             self._save_new_order(order)
@@ -348,6 +355,7 @@ class TradingApplication(Application[UUID]):
                 and (existing.quantity == order.quantity or quote is not None)
                 and existing.price == order.price
                 and existing.quote_order_qty == order.quote_order_qty
+                and existing.stop_price == order.stop_price
             )
             if not same:
                 raise ClientOrderIdReused(

@@ -43,6 +43,7 @@ from commands.messages import (
     RecordOutcomeUnknown,
     RecordRejection,
     RecordSendRefusal,
+    RecordStopTrigger,
     RecordSubmission,
 )
 from commands.ports import (
@@ -174,11 +175,14 @@ class Known:
     filled_quantity: Decimal
     trade_ids: frozenset[str]
     version: int = 0
+    # False for a stop order that has not triggered yet (a working report is news).
+    working: bool = True
 
     @classmethod
     def of(cls, order: Order) -> Known:
         return cls(order.account_id, order.status, order.exchange_order_id is not None,
-                   order.filled_quantity, frozenset(order.trade_ids), order.version)
+                   order.filled_quantity, frozenset(order.trade_ids), order.version,
+                   order.working)
 
     def covers(self, report: ExchangeOrderReport) -> bool:
         """Tell whether recording `report` could change nothing (recorded facts never go)."""
@@ -188,6 +192,8 @@ class Known:
             return False
         if self.status in TERMINAL_STATUSES:
             return True
+        if report.working and not self.working:
+            return False
         if report.status in (ExchangeOrderStatus.CANCELED, ExchangeOrderStatus.EXPIRED,
                              ExchangeOrderStatus.REJECTED, ExchangeOrderStatus.FILLED):
             return False
@@ -407,6 +413,7 @@ class ExecutionManager:
             time_in_force=order.time_in_force,
             client_order_id=exchange_client_order_id(order.id),
             quote_order_qty=order.quote_order_qty,
+            stop_price=order.stop_price,
         )
         sent_at = self.clock()
         try:
@@ -681,6 +688,11 @@ class ExecutionManager:
             # so the last one completes it in this same save.
             commands.append(RecordExecutedQuantity(order.id, report.cumulative_quantity,
                                                    self.actor))
+        if (report.working and order.stop_price is not None and not order.triggered
+                and not new_fills and report.status is ExchangeOrderStatus.NEW):
+            # Binance reports a triggered stop order NEW again, now working (a fill
+            # records the trigger by itself).
+            commands.append(RecordStopTrigger(order.id, self.actor))
         commands.extend(
             RecordFill(order_id=order.id, trade_id=fill.trade_id, price=fill.price,
                        quantity=fill.quantity, commission=fill.commission,

@@ -72,6 +72,7 @@ class PlaceOrder(Command):
     time_in_force: str | None = None
     actor: str = "user"
     quote_order_qty: object | None = None
+    stop_price: object | None = None  # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT only
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,14 @@ class RecordFill(Command):
     commission: Decimal
     commission_asset: str | None
     is_maker: bool = False
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordStopTrigger(Command):
+    """The exchange reports a stop order working: its stopPrice was reached."""
+
+    order_id: UUID
     actor: str = "worker"
 
 

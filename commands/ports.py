@@ -97,6 +97,9 @@ class ExchangeOrderReport:
     # The trades this report carries: all of them from a submit or query, the latest one
     # from a stream event. `cumulative_quantity` tells whether any are missing.
     fills: tuple[ExchangeFill, ...] = ()
+    # False while a stop order waits for its stopPrice (Binance's isWorking / `w`); a
+    # stop order reported open and working has triggered.
+    working: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ class ExchangeOrderRequest:
     client_order_id: str
     # A spend-amount MARKET order: sent as quoteOrderQty instead of quantity.
     quote_order_qty: Decimal | None = None
+    # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: sent as stopPrice.
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True)

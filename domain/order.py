@@ -31,6 +31,9 @@ class Trigger(StrEnum):
     EXPIRE = "EXPIRE"
     # The exchange refused a send before executing it (rate limit, clock): back to waiting.
     SEND_REFUSED = "SEND_REFUSED"
+    # A stop order's stopPrice was reached: it now works as a LIMIT order. Binance keeps
+    # reporting it NEW (no distinct status), so the status stays; `triggered` records it.
+    STOP_TRIGGER = "STOP_TRIGGER"
 
 
 S = OrderStatus
@@ -68,6 +71,9 @@ TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (S.CANCEL_REQUESTED, T.EXPIRE): S.EXPIRED,
     (S.SUBMITTED, T.SEND_REFUSED): S.PENDING,
     (S.CANCEL_REQUESTED, T.SEND_REFUSED): S.CANCEL_REQUESTED,
+    # Only an acknowledged, untouched stop order triggers; a trigger may race a cancel.
+    (S.NEW, T.STOP_TRIGGER): S.NEW,
+    (S.CANCEL_REQUESTED, T.STOP_TRIGGER): S.CANCEL_REQUESTED,
 }
 
 
@@ -84,6 +90,8 @@ class Order(Aggregate):
     last_send_at: datetime | None = None
     outcome_unknown: bool = False
     quote_order_qty: Decimal | None = None
+    stop_price: Decimal | None = None
+    triggered: bool = False
 
     @staticmethod
     def create_id(account_id: UUID, client_order_id: str, **_: Any) -> UUID:
@@ -105,9 +113,13 @@ class Order(Aggregate):
         # exchange reports what it bought or sold (OrderQuantityFixed). Defaulted, so
         # OrderPlaced events stored before it existed still load.
         quote_order_qty: Decimal | None = None,
+        # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: the price that makes the order work.
+        stop_price: Decimal | None = None,
     ) -> None:
         self.account_id = account_id
         self.quote_order_qty = quote_order_qty
+        self.stop_price = stop_price
+        self.triggered = False
         self.client_order_id = client_order_id
         self.symbol = symbol
         self.side = side
@@ -147,6 +159,11 @@ class Order(Aggregate):
     @property
     def time_in_force_enum(self) -> TimeInForce | None:
         return TimeInForce(self.time_in_force) if self.time_in_force else None
+
+    @property
+    def working(self) -> bool:
+        """Tell whether the order is on the book (a stop order only once triggered)."""
+        return not self.type_enum.has_stop or self.triggered
 
     @property
     def quantity_known(self) -> bool:
@@ -301,6 +318,17 @@ class Order(Aggregate):
         self._quantity_fixed(account_id=self.account_id, quantity=quantity,
                              status=status.value, actor=actor)
 
+    def trigger(self, actor: str) -> None:
+        """Record that a stop order's stopPrice was reached; repeated reports are no-ops."""
+        if not self.type_enum.has_stop:
+            raise IllegalTransition(
+                f"order {self.id} is a {self.order_type} order; only stop orders trigger",
+                orderId=str(self.id))
+        if self.triggered:
+            return
+        self._next(Trigger.STOP_TRIGGER)
+        self._stop_triggered(account_id=self.account_id, actor=actor)
+
     def reject(self, code: str, message: str, actor: str) -> None:
         """Record that the exchange (or our pre-trade checks) refused the order."""
         if self.status is OrderStatus.REJECTED:
@@ -402,6 +430,8 @@ class Order(Aggregate):
     ) -> None:
         self.trade_ids.append(trade_id)
         self.outcome_unknown = False
+        if self.stop_price is not None:
+            self.triggered = True  # a stop order trades only once its stop was reached
         self.filled_quantity += quantity
         self.filled_quote += price * quantity
         # No asset means no commission was charged (Binance's N = null).
@@ -410,6 +440,10 @@ class Order(Aggregate):
                 self.commissions.get(commission_asset, Decimal(0)) + commission
             )
         self._status = status
+
+    @event("OrderStopTriggered")
+    def _stop_triggered(self, account_id: UUID, actor: str) -> None:
+        self.triggered = True
 
     @event("OrderQuantityFixed")
     def _quantity_fixed(self, account_id: UUID, quantity: Decimal, status: str,

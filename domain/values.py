@@ -18,6 +18,31 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
+    # Binance's stop orders: resting (NEW, not working) until the last price reaches
+    # stopPrice, then a LIMIT order at `price`.
+    STOP_LOSS_LIMIT = "STOP_LOSS_LIMIT"
+    TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+
+    @property
+    def has_price(self) -> bool:
+        """Tell whether the type takes a limit price (and a timeInForce)."""
+        return self is not OrderType.MARKET
+
+    @property
+    def has_stop(self) -> bool:
+        """Tell whether the type waits for a stopPrice before it works."""
+        return self in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+
+
+def stop_triggers(order_type: OrderType, side: Side, stop_price: Decimal,
+                  last_price: Decimal) -> bool:
+    """Tell whether a stop order's stopPrice is reached at `last_price` (Binance's rule).
+
+    A stop-loss triggers when the price moves against the order's side (a SELL when the
+    price falls to the stop, a BUY when it rises to it); a take-profit the other way.
+    """
+    falling = (order_type is OrderType.STOP_LOSS_LIMIT) == (side is Side.SELL)
+    return last_price <= stop_price if falling else last_price >= stop_price
 
 
 class TimeInForce(StrEnum):

@@ -50,10 +50,14 @@ def detail_fields(detail: str | None) -> dict[str, Any]:
             "statusDetail": STATUS_DETAILS.get(detail or "")}
 
 
-def later_fields(quote_order_qty: Decimal | None) -> dict[str, Any]:
-    """The fields issue 19 added: the spend amount of a quoteOrderQty order (else null), and
-    `stopPrice` and `orderListId`, null until stop and OCO orders exist."""
-    return {"quoteOrderQty": dec(quote_order_qty), "stopPrice": None, "orderListId": None}
+def later_fields(quote_order_qty: Decimal | None, stop_price: Decimal | None = None,
+                 triggered: bool = False) -> dict[str, Any]:
+    """The fields issue 19 added: the spend amount of a quoteOrderQty order, a stop order's
+    `stopPrice` and whether it has triggered (null for other orders), and `orderListId`
+    (null: OCO order lists do not exist yet)."""
+    return {"quoteOrderQty": dec(quote_order_qty), "stopPrice": dec(stop_price),
+            "stopTriggered": None if stop_price is None else triggered,
+            "orderListId": None}
 
 
 def parse_time(value: str) -> datetime:
@@ -99,6 +103,8 @@ class OrderRow:
     last_notification_id: int = 0
     status_detail: str | None = None
     quote_order_qty: Decimal | None = None
+    stop_price: Decimal | None = None
+    triggered: bool = False
 
     @property
     def average_price(self) -> Decimal | None:
@@ -130,7 +136,7 @@ class OrderRow:
             "fillLatencyMs": self.fill_latency_ms,
             "version": self.version,
             **detail_fields(self.status_detail),
-            **later_fields(self.quote_order_qty),
+            **later_fields(self.quote_order_qty, self.stop_price, self.triggered),
         }
 
 
@@ -163,6 +169,7 @@ def start_order(envelope: EventEnvelope) -> OrderRow:
         last_notification_id=envelope.notification_id,
         quote_order_qty=(None if p.get("quote_order_qty") is None
                          else Decimal(p["quote_order_qty"])),
+        stop_price=None if p.get("stop_price") is None else Decimal(p["stop_price"]),
     )
     _set_status(row, "PENDING", time)
     return row
@@ -196,7 +203,10 @@ def apply_order_event(
         status = "NEW" if row.status in ("PENDING", "SUBMITTED") else None
     elif kind == "OrderExchangeIdLearned":
         row.exchange_order_id = p.get("exchange_order_id")
+    elif kind == "OrderStopTriggered":
+        row.triggered = True
     elif kind == "OrderFilled":
+        row.triggered = row.stop_price is not None  # a stop order trades once triggered
         qty, price = Decimal(p["quantity"]), Decimal(p["price"])
         asset = str(p.get("commission_asset") or "")
         commission = dict(row.commission)

@@ -112,11 +112,13 @@ class MeOut(BaseModel):
 class PlaceOrderRequest(Strict):
     symbol: str = Field(min_length=1, max_length=32)
     side: str = Field(min_length=1, max_length=8)
-    type: str = Field(min_length=1, max_length=16)
+    type: str = Field(min_length=1, max_length=24)
     # Exactly one of them (checked by the PlaceOrder handler, 422 otherwise).
     quantity: DecimalInput | None = None
     quoteOrderQty: DecimalInput | None = None
     price: DecimalInput | None = None
+    # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: the price that makes the order work.
+    stopPrice: DecimalInput | None = None
     timeInForce: str | None = Field(default=None, max_length=8)
     clientOrderId: str | None = Field(default=None, min_length=1, max_length=36)
 

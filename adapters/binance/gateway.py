@@ -345,6 +345,8 @@ class BinanceGateway:
             assert request.price is not None
             params["price"] = _plain(request.price)
             params["timeInForce"] = request.time_in_force or "GTC"
+        if request.stop_price is not None:
+            params["stopPrice"] = _plain(request.stop_price)
         data = self._call(client, "submit order",
                           lambda: client.create_order(**params), safe=False)
         fills = tuple(
@@ -456,7 +458,16 @@ class BinanceGateway:
             cumulative_quantity=_decimal(data.get("executedQty", "0")),
             cumulative_quote=_decimal(data.get("cummulativeQuoteQty", "0")),
             fills=fills,
+            working=_working(data),
         )
+
+
+def _working(data: dict[str, Any]) -> bool:
+    """Tell whether an order is on the book: queries say isWorking; an order's answer
+    gives workingTime -1 to a stop order that has not triggered."""
+    if "isWorking" in data:
+        return bool(data["isWorking"])
+    return int(data.get("workingTime", 0)) != -1
 
 
 def _headers(response: Any) -> Mapping[str, str]:

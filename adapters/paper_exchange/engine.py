@@ -36,7 +36,8 @@ DEFAULT_BALANCES: dict[str, Decimal] = {
     "DOGE": Decimal(100_000), "LINK": Decimal(500),
 }
 SIDES = ("BUY", "SELL")
-TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER")
+STOP_TYPES = ("STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER", *STOP_TYPES)
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 
 
@@ -52,6 +53,7 @@ class OrderRequest:
     quote_order_qty: Decimal | None = None
     price: Decimal | None = None
     client_order_id: str | None = None
+    stop_price: Decimal | None = None
 
 
 class Engine:
@@ -160,6 +162,8 @@ class Engine:
             client_order_id=client_id, side=req.side, type=req.type, time_in_force=tif,
             price=price if req.type != "MARKET" else ZERO, orig_qty=qty,
             orig_quote_order_qty=req.quote_order_qty or ZERO, time=now, update_time=now,
+            stop_price=req.stop_price or ZERO, working=req.type not in STOP_TYPES,
+            working_time=-1 if req.type in STOP_TYPES else now,
         )
         fills: list[Trade] = []
         with self._store.transaction():
@@ -172,7 +176,7 @@ class Engine:
             self._changed(order, "NEW", {asset} if req.type != "MARKET" else set())
             if req.type == "MARKET":
                 fills = self._fill_market(order)
-            else:
+            elif order.working:  # a stop order waits off the book for its trigger
                 fills = self._fill_on_arrival(order)
         self._flush()
         return order, fills
@@ -213,7 +217,9 @@ class Engine:
             if qty * ref < rules.min_notional:
                 raise e.filter_failure("NOTIONAL")
             return ref, qty
-        if req.type == "LIMIT":
+        if req.type not in STOP_TYPES and req.stop_price is not None:
+            raise e.not_required("stopPrice")
+        if req.type == "LIMIT" or req.type in STOP_TYPES:
             if req.time_in_force is None:
                 raise e.mandatory("timeInForce")
             if req.time_in_force not in TIME_IN_FORCE:
@@ -231,10 +237,26 @@ class Engine:
                 or (price - rules.min_price) % rules.tick_size != 0):
             raise e.filter_failure("PRICE_FILTER")
         self._check_lot(qty, market)
-        self._check_percent_price(req.symbol, req.side, price, state)
+        if req.type in STOP_TYPES:  # its price is checked against the market on trigger
+            self._check_stop(req, market)
+        else:
+            self._check_percent_price(req.symbol, req.side, price, state)
         if price * qty < rules.min_notional or price * qty > state.max_notional:
             raise e.filter_failure("NOTIONAL")
         return price, qty
+
+    def _check_stop(self, req: OrderRequest, market: Market) -> None:
+        """A stop order needs a stopPrice on the price grid that the last price has not
+        reached yet (Binance: -2010 "Order would trigger immediately.")."""
+        rules = market.rules
+        stop = req.stop_price
+        if stop is None:
+            raise e.mandatory("stopPrice")
+        if (stop < rules.min_price or stop > rules.max_price
+                or (stop - rules.min_price) % rules.tick_size != 0):
+            raise e.filter_failure("PRICE_FILTER")
+        if _stop_reached(req.type, req.side, stop, self.market.price(req.symbol)):
+            raise e.error(e.WOULD_TRIGGER)
 
     def _check_percent_price(self, symbol: str, side: str, price: Decimal,
                              state: SymbolState) -> None:
@@ -282,6 +304,14 @@ class Engine:
         if order.is_open and order.time_in_force in ("IOC", "FOK"):
             self._expire(order)
         return fills
+
+    def _trigger(self, order: Order) -> None:
+        """Put a stop order whose stopPrice was reached on the book as a LIMIT order:
+        reported NEW again, now working; it takes at once if its price crosses."""
+        now = self._clock()
+        order.working, order.working_time, order.update_time = True, now, now
+        self._changed(order, "NEW", set())
+        self._fill_on_arrival(order)
 
     def _available(self, order: Order) -> Decimal:
         """Return how much of the order the market's (test-capped) liquidity can fill now."""
@@ -468,12 +498,16 @@ class Engine:
             (o for o in self.open.values() if o.symbol == symbol),
             key=lambda o: o.order_id,
         )
-        crossed = [o for o in resting
-                   if (o.side == "BUY" and last <= o.price)
-                   or (o.side == "SELL" and last >= o.price)]
-        if not crossed:
+        triggered = [o for o in resting if not o.working
+                     and _stop_reached(o.type, o.side, o.stop_price, last)]
+        crossed = [o for o in resting if o.working
+                   and ((o.side == "BUY" and last <= o.price)
+                        or (o.side == "SELL" and last >= o.price))]
+        if not crossed and not triggered:
             return
         with self._store.transaction():
+            for order in triggered:
+                self._trigger(order)
             for order in crossed:
                 for qty in self._slices(self._available(order), order.price, symbol):
                     self._fill(order, qty, order.price, is_maker=True)
@@ -515,6 +549,13 @@ class Engine:
         for api_key, event in pending:
             for sink in self.sinks:
                 sink(api_key, event)
+
+
+def _stop_reached(order_type: str, side: str, stop: Decimal, last: Decimal) -> bool:
+    """Binance's trigger rule: a stop-loss fires when the price moves against its side (a
+    SELL as the price falls to the stop), a take-profit when it moves the other way."""
+    falling = (order_type == "STOP_LOSS_LIMIT") == (side == "SELL")
+    return last <= stop if falling else last >= stop
 
 
 def _floor(value: Decimal, step: Decimal) -> Decimal:

@@ -32,7 +32,8 @@ def _symbol(market: Market, state: SymbolState) -> dict[str, Any]:
         "baseAsset": r.base_asset, "baseAssetPrecision": 8,
         "quoteAsset": r.quote_asset, "quotePrecision": 8, "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT",
+                       "TAKE_PROFIT_LIMIT"],
         "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
         "cancelReplaceAllowed": False, "amendAllowed": False,
@@ -60,8 +61,19 @@ def order_result(order: Order) -> dict[str, Any]:
         "origQuoteOrderQty": fmt(order.orig_quote_order_qty),
         "cummulativeQuoteQty": fmt(order.cum_quote), "status": order.status,
         "timeInForce": order.time_in_force, "type": order.type, "side": order.side,
-        "workingTime": order.time, "selfTradePreventionMode": "EXPIRE_MAKER",
+        "workingTime": working_time(order), "selfTradePreventionMode": "EXPIRE_MAKER",
+        **stop_fields(order),
     }
+
+
+def working_time(order: Order) -> int:
+    """When the order went on the book: -1 for a stop order that has not triggered."""
+    return order.working_time if order.stop_price else order.time
+
+
+def stop_fields(order: Order) -> dict[str, Any]:
+    """`stopPrice`, which Binance includes in an order's answers only for stop orders."""
+    return {"stopPrice": fmt(order.stop_price)} if order.stop_price else {}
 
 
 def order_full(order: Order, fills: list[Trade]) -> dict[str, Any]:
@@ -84,8 +96,9 @@ def order_status(order: Order) -> dict[str, Any]:
         "origQty": fmt(order.orig_qty), "executedQty": fmt(order.executed_qty),
         "cummulativeQuoteQty": fmt(order.cum_quote), "status": order.status,
         "timeInForce": order.time_in_force, "type": order.type, "side": order.side,
-        "stopPrice": fmt(Decimal(0)), "icebergQty": fmt(Decimal(0)), "time": order.time,
-        "updateTime": order.update_time, "isWorking": True, "workingTime": order.time,
+        "stopPrice": fmt(order.stop_price), "icebergQty": fmt(Decimal(0)), "time": order.time,
+        "updateTime": order.update_time, "isWorking": order.working,
+        "workingTime": working_time(order),
         "origQuoteOrderQty": fmt(order.orig_quote_order_qty),
         "selfTradePreventionMode": "EXPIRE_MAKER",
     }
@@ -102,7 +115,7 @@ def order_canceled(order: Order, orig_client_order_id: str, cancel_id: str,
             fmt(order.orig_quote_order_qty),
         "cummulativeQuoteQty": fmt(order.cum_quote), "status": order.status,
         "timeInForce": order.time_in_force, "type": order.type, "side": order.side,
-        "selfTradePreventionMode": "EXPIRE_MAKER",
+        **stop_fields(order), "selfTradePreventionMode": "EXPIRE_MAKER",
     }
 
 
@@ -147,7 +160,7 @@ def execution_report(order: Order, execution: str, now: int, trade: Trade | None
         "e": "executionReport", "E": now, "s": order.symbol,
         "c": cancel_id or order.client_order_id,
         "S": order.side, "o": order.type, "f": order.time_in_force, "q": fmt(order.orig_qty),
-        "p": fmt(order.price), "P": zero, "F": zero, "g": -1,
+        "p": fmt(order.price), "P": fmt(order.stop_price), "F": zero, "g": -1,
         "C": order.client_order_id if cancel_id else "", "x": execution,
         "X": order.status, "r": "NONE", "i": order.order_id,
         "l": fmt(trade.qty) if trade else zero, "z": fmt(order.executed_qty),
@@ -155,10 +168,10 @@ def execution_report(order: Order, execution: str, now: int, trade: Trade | None
         "n": fmt(trade.commission) if trade else "0",
         "N": trade.commission_asset if trade else None,
         "T": trade.time if trade else now, "t": trade.trade_id if trade else -1, "I": 0,
-        "w": order.is_open, "m": trade.is_maker if trade else False, "M": False,
+        "w": order.is_open and order.working, "m": trade.is_maker if trade else False, "M": False,
         "O": order.time, "Z": fmt(order.cum_quote),
         "Y": fmt(trade.quote_qty) if trade else zero,
-        "Q": fmt(order.orig_quote_order_qty), "W": order.time, "V": "EXPIRE_MAKER",
+        "Q": fmt(order.orig_quote_order_qty), "W": working_time(order), "V": "EXPIRE_MAKER",
     }
 
 

@@ -438,7 +438,7 @@ class PaperExchange:
     # -- trading --------------------------------------------------------------------------
 
     async def new_order(self, request: web.Request) -> web.Response:
-        """POST /api/v3/order: MARKET, LIMIT and LIMIT_MAKER."""
+        """POST /api/v3/order: MARKET, LIMIT, LIMIT_MAKER, STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT."""
         account, params = await self._signed(request)
         symbol = self._symbol(params)
         assert symbol is not None
@@ -455,6 +455,7 @@ class PaperExchange:
             quote_order_qty=_decimal(params, "quoteOrderQty"),
             price=_decimal(params, "price"),
             client_order_id=params.get("newClientOrderId") or None,
+            stop_price=_decimal(params, "stopPrice"),
         )
         request[ORDER_COUNTS] = self.limiter.order(request.remote or "", account.api_key)
         if self.late.active:

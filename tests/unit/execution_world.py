@@ -159,7 +159,8 @@ class FakeExchange:
         order = FakeOrder(ExchangeOrderReport(
             exchange_order_id=str(next(self._ids)), client_order_id=request.client_order_id,
             symbol=request.symbol, status=S.NEW, cumulative_quantity=D(0),
-            cumulative_quote=D(0)), request, visible_at=self.clock() + self.lag)
+            cumulative_quote=D(0), working=request.stop_price is None), request,
+            visible_at=self.clock() + self.lag)
         self.orders[request.client_order_id] = order
         if request.order_type == "MARKET" and request.quote_order_qty is not None:
             # Spend-amount: the exchange works out the quantity (down to the step) and,

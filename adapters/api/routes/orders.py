@@ -81,6 +81,7 @@ async def place_order(
         account_id=user.account_id, client_order_id=client_order_id, symbol=body.symbol,
         side=body.side, order_type=body.type, quantity=body.quantity, price=body.price,
         time_in_force=body.timeInForce, quote_order_qty=body.quoteOrderQty,
+        stop_price=body.stopPrice,
     )
     return await submit(ctx, user, command)
 
