@@ -163,7 +163,13 @@ QUANTITIES = {
     "DOGEUSDT": (Decimal("60"), Decimal("3000")),
 }
 # kind -> share of the orders
-KINDS = {"market": 40, "market_large": 10, "limit_cross": 15, "limit_rest": 25, "limit_ioc": 10}
+KINDS = {"market": 40, "market_large": 10, "limit_cross": 15, "limit_rest": 20, "limit_ioc": 10,
+         "stop_race": 5}
+# A stop_race order's stop sits this far beyond the market (about one 4 s move of the price
+# walk), and it is always canceled 0-4 s later: its trigger and its cancel race.
+STOP_GAP = Decimal("0.0002")
+# The one refusal a planned order may get: its stop was passed before it arrived (422).
+STOP_PASSED = "stop_would_trigger"
 
 
 @dataclass
@@ -202,7 +208,8 @@ def make_plan(rng: random.Random, orders: int, traders: int, tag: str) -> list[P
         small, large = QUANTITIES[symbol]
         quantity = large if kind == "market_large" else small
         roll = rng.random()
-        cancel = roll < 0.5 if kind == "limit_rest" else roll < 0.05
+        cancel = (roll < 0.5 if kind == "limit_rest" else True if kind == "stop_race"
+                  else roll < 0.05)
         cancel_after = rng.uniform(0.0, 4.0) if cancel else None
         plan.append(PlannedOrder(n=n, trader=trader, symbol=symbol, side=side, kind=kind,
                                  quantity=quantity, client_order_id=f"cx{tag}-{n}",
@@ -238,6 +245,16 @@ def order_body(order: PlannedOrder, price: Decimal) -> dict[str, Any]:
         return {**body, "type": "MARKET"}
     tick = DEFAULT_MARKETS[order.symbol].rules.tick_size
     buy = order.side == "BUY"
+    if order.kind == "stop_race":
+        # A stop-loss just beyond the market, with a limit that takes once it triggers.
+        stop = (price * (1 + STOP_GAP if buy else 1 - STOP_GAP) / tick).to_integral_value(
+            ROUND_DOWN) * tick
+        if stop == price:
+            stop += tick if buy else -tick
+        limit = (stop * (Decimal("1.02") if buy else Decimal("0.98")) / tick
+                 ).to_integral_value(ROUND_DOWN) * tick
+        return {**body, "type": "STOP_LOSS_LIMIT", "stopPrice": str(stop),
+                "price": str(limit), "timeInForce": "GTC"}
     factor = {"limit_cross": Decimal("1.02") if buy else Decimal("0.98"),
               "limit_rest": Decimal("0.85") if buy else Decimal("1.15"),
               "limit_ioc": Decimal("0.9") if buy else Decimal("1.1")}[order.kind]
@@ -260,6 +277,9 @@ async def place(client: httpx.AsyncClient, stats: CallStats, trader: Trader,
     order.place_status = response.status_code
     if response.status_code != 202:
         order.place_error = response.text[:300]
+        if order.kind == "stop_race" and response.status_code == 422 and \
+                response.json()["error"]["code"] == STOP_PASSED:
+            order.place_error = STOP_PASSED
         return
     order.order_id = response.json()["orderId"]
     if order.cancel_after is None:
