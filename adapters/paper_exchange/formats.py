@@ -34,7 +34,7 @@ def _symbol(market: Market, state: SymbolState) -> dict[str, Any]:
         "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT",
                        "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False,
+        "icebergAllowed": False, "ocoAllowed": True, "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
         "cancelReplaceAllowed": False, "amendAllowed": False,
         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
@@ -48,7 +48,8 @@ def _symbol(market: Market, state: SymbolState) -> dict[str, Any]:
 
 def order_ack(order: Order) -> dict[str, Any]:
     """Build the ACK response to POST /api/v3/order."""
-    return {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
+    return {"symbol": order.symbol, "orderId": order.order_id,
+            "orderListId": order.order_list_id,
             "clientOrderId": order.client_order_id, "transactTime": order.time}
 
 
@@ -91,7 +92,7 @@ def order_full(order: Order, fills: list[Trade]) -> dict[str, Any]:
 def order_status(order: Order) -> dict[str, Any]:
     """Build the GET /api/v3/order body (also used by openOrders and allOrders)."""
     return {
-        "symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
+        "symbol": order.symbol, "orderId": order.order_id, "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id, "price": fmt(order.price),
         "origQty": fmt(order.orig_qty), "executedQty": fmt(order.executed_qty),
         "cummulativeQuoteQty": fmt(order.cum_quote), "status": order.status,
@@ -109,7 +110,8 @@ def order_canceled(order: Order, orig_client_order_id: str, cancel_id: str,
     """Build the DELETE /api/v3/order body."""
     return {
         "symbol": order.symbol, "origClientOrderId": orig_client_order_id,
-        "orderId": order.order_id, "orderListId": -1, "clientOrderId": cancel_id,
+        "orderId": order.order_id, "orderListId": order.order_list_id,
+        "clientOrderId": cancel_id,
         "transactTime": now, "price": fmt(order.price), "origQty": fmt(order.orig_qty),
         "executedQty": fmt(order.executed_qty), "origQuoteOrderQty":
             fmt(order.orig_quote_order_qty),
@@ -119,11 +121,11 @@ def order_canceled(order: Order, orig_client_order_id: str, cancel_id: str,
     }
 
 
-def my_trade(trade: Trade) -> dict[str, Any]:
+def my_trade(trade: Trade, order_list_id: int = -1) -> dict[str, Any]:
     """Build one /api/v3/myTrades entry."""
     return {
         "symbol": trade.symbol, "id": trade.trade_id, "orderId": trade.order_id,
-        "orderListId": -1, "price": fmt(trade.price), "qty": fmt(trade.qty),
+        "orderListId": order_list_id, "price": fmt(trade.price), "qty": fmt(trade.qty),
         "quoteQty": fmt(trade.quote_qty), "commission": fmt(trade.commission),
         "commissionAsset": trade.commission_asset, "time": trade.time,
         "isBuyer": trade.side == "BUY", "isMaker": trade.is_maker, "isBestMatch": True,
@@ -160,7 +162,8 @@ def execution_report(order: Order, execution: str, now: int, trade: Trade | None
         "e": "executionReport", "E": now, "s": order.symbol,
         "c": cancel_id or order.client_order_id,
         "S": order.side, "o": order.type, "f": order.time_in_force, "q": fmt(order.orig_qty),
-        "p": fmt(order.price), "P": fmt(order.stop_price), "F": zero, "g": -1,
+        "p": fmt(order.price), "P": fmt(order.stop_price), "F": zero,
+        "g": order.order_list_id,
         "C": order.client_order_id if cancel_id else "", "x": execution,
         "X": order.status, "r": "NONE", "i": order.order_id,
         "l": fmt(trade.qty) if trade else zero, "z": fmt(order.executed_qty),
@@ -172,6 +175,35 @@ def execution_report(order: Order, execution: str, now: int, trade: Trade | None
         "O": order.time, "Z": fmt(order.cum_quote),
         "Y": fmt(trade.quote_qty) if trade else zero,
         "Q": fmt(order.orig_quote_order_qty), "W": working_time(order), "V": "EXPIRE_MAKER",
+    }
+
+
+def order_list(legs: list[Order], now: int) -> dict[str, Any]:
+    """Build the body Binance answers about an OCO order list (GET /api/v3/orderList and
+    openOrderList entries): EXECUTING while its contingency is live, ALL_DONE once one leg
+    executed, expired the other, or both were canceled."""
+    first = legs[0]
+    done = any(not o.is_open or o.executed_qty or (o.stop_price and o.working) for o in legs)
+    return {
+        "orderListId": first.order_list_id, "contingencyType": "OCO",
+        "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+        "listOrderStatus": "ALL_DONE" if done else "EXECUTING",
+        "listClientOrderId": first.list_client_order_id, "transactionTime": now,
+        "symbol": first.symbol,
+        "orders": [{"symbol": o.symbol, "orderId": o.order_id,
+                    "clientOrderId": o.client_order_id} for o in legs],
+    }
+
+
+def list_status(legs: list[Order], now: int) -> dict[str, Any]:
+    """Build a `listStatus` user-data event for an OCO order list."""
+    body = order_list(legs, now)
+    return {
+        "e": "listStatus", "E": now, "s": body["symbol"], "g": body["orderListId"],
+        "c": "OCO", "l": body["listStatusType"], "L": body["listOrderStatus"], "r": "NONE",
+        "C": body["listClientOrderId"], "T": now,
+        "O": [{"s": o["symbol"], "i": o["orderId"], "c": o["clientOrderId"]}
+              for o in body["orders"]],
     }
 
 

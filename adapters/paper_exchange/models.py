@@ -59,6 +59,9 @@ class Order:
     stop_price: Decimal = ZERO
     working: bool = True
     working_time: int = -1
+    # A leg of an OCO order list: the list's id and client id (-1 and "" otherwise).
+    order_list_id: int = -1
+    list_client_order_id: str = ""
 
     @property
     def remaining(self) -> Decimal:
@@ -86,6 +89,8 @@ class Order:
             "executed_qty": str(self.executed_qty), "cum_quote": str(self.cum_quote),
             "locked": str(self.locked), "stop_price": str(self.stop_price),
             "working": self.working, "working_time": self.working_time,
+            "order_list_id": self.order_list_id,
+            "list_client_order_id": self.list_client_order_id,
         }
 
     @classmethod
