@@ -76,6 +76,25 @@ class PlaceOrder(Command):
 
 
 @dataclass(frozen=True)
+class PlaceOrderList(Command):
+    """An OCO order list: a LIMIT_MAKER take-profit leg at `price` and a STOP_LOSS_LIMIT leg
+    (`stop_price`, `stop_limit_price`), one on each side of the market; the exchange
+    cancels one leg when the other starts to execute."""
+
+    account_id: UUID
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: object
+    price: object
+    stop_price: object
+    stop_limit_price: object
+    stop_limit_time_in_force: str | None = None
+    list_type: str = "OCO"
+    actor: str = "user"
+
+
+@dataclass(frozen=True)
 class RequestCancel(Command):
     account_id: UUID
     order_id: UUID

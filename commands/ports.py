@@ -120,6 +120,18 @@ class ExchangeOrderRequest:
 
 
 @dataclass(frozen=True)
+class ExchangeOrderListRequest:
+    """An OCO order list as sent to the exchange: both legs in one request, the stop-loss
+    leg first (the adapter places each above or below the market by the side)."""
+
+    symbol: str
+    side: str
+    quantity: Decimal
+    list_client_order_id: str
+    legs: tuple[ExchangeOrderRequest, ExchangeOrderRequest]
+
+
+@dataclass(frozen=True)
 class ExchangeOrderHistory:
     """What the exchange lists for one symbol (allOrders, myTrades) from a point on: the
     evidence that an order is, or is not, on the exchange."""
@@ -161,6 +173,10 @@ class ExchangeGateway(Protocol):
         """Return the seconds until a new order of these keys may be sent under the rate
         limits (0: it may go now, and its slot is taken)."""
         ...
+
+    def submit_order_list(
+        self, credentials: ExchangeCredentials, request: ExchangeOrderListRequest
+    ) -> list[ExchangeOrderReport]: ...
 
     def submit_order(
         self, credentials: ExchangeCredentials, request: ExchangeOrderRequest

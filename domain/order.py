@@ -18,6 +18,9 @@ from domain.errors import IllegalTransition, Overfill
 from domain.values import TERMINAL_STATUSES, OrderStatus, OrderType, Side, TimeInForce
 
 ORDER_NAMESPACE = uuid5(NAMESPACE_URL, "https://tradeledger.dev/order")
+# An OCO list's legs: their clientOrderIds are the list's plus these suffixes; the first
+# (the stop-loss leg) names the list and sends it.
+LIST_LEG_SUFFIXES = ("-sl", "-tp")
 
 
 class Trigger(StrEnum):
@@ -92,6 +95,8 @@ class Order(Aggregate):
     quote_order_qty: Decimal | None = None
     stop_price: Decimal | None = None
     triggered: bool = False
+    order_list_id: UUID | None = None
+    list_client_order_id: str | None = None
 
     @staticmethod
     def create_id(account_id: UUID, client_order_id: str, **_: Any) -> UUID:
@@ -115,11 +120,17 @@ class Order(Aggregate):
         quote_order_qty: Decimal | None = None,
         # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: the price that makes the order work.
         stop_price: Decimal | None = None,
+        # A leg of an OCO order list: the list's id (its stop-loss leg's order id, the leg
+        # that sends the list) and the list's clientOrderId.
+        order_list_id: UUID | None = None,
+        list_client_order_id: str | None = None,
     ) -> None:
         self.account_id = account_id
         self.quote_order_qty = quote_order_qty
         self.stop_price = stop_price
         self.triggered = False
+        self.order_list_id = order_list_id
+        self.list_client_order_id = list_client_order_id
         self.client_order_id = client_order_id
         self.symbol = symbol
         self.side = side
@@ -159,6 +170,25 @@ class Order(Aggregate):
     @property
     def time_in_force_enum(self) -> TimeInForce | None:
         return TimeInForce(self.time_in_force) if self.time_in_force else None
+
+    @property
+    def sends_its_list(self) -> bool:
+        """Tell whether this order sends its order list (both legs) to the exchange."""
+        return self.order_list_id == self.id
+
+    @property
+    def list_leg_ids(self) -> tuple[UUID, ...]:
+        """Return the order ids of this order's list legs, the sending leg first (none for
+        an order that is in no list)."""
+        if self.list_client_order_id is None:
+            return ()
+        return tuple(order_id_for(self.account_id, self.list_client_order_id + suffix)
+                     for suffix in LIST_LEG_SUFFIXES)
+
+    @property
+    def sent_with_its_list(self) -> bool:
+        """Tell whether this order is a leg that another leg sends with its list."""
+        return self.order_list_id is not None and self.order_list_id != self.id
 
     @property
     def working(self) -> bool:

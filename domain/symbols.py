@@ -157,6 +157,29 @@ class SymbolRules:
                 f"of {self.symbol}; {plain(stop_price)} would trigger immediately",
                 field="stopPrice", currentPrice=str(reference_price))
 
+    def check_oco(self, side: Side, quantity: Decimal, price: Decimal, stop_price: Decimal,
+                  stop_limit_price: Decimal, reference_price: Decimal | None = None) -> None:
+        """Raise a named error for the first rule an OCO order list breaks.
+
+        Each leg passes the checks of its own type (a LIMIT_MAKER at `price`, a
+        STOP_LOSS_LIMIT at `stop_limit_price` triggered at `stop_price`), and the legs
+        straddle the market as Binance requires: a SELL takes profit above the price and
+        stops out below it, a BUY the other way round.
+        """
+        self.check(OrderType.LIMIT_MAKER, quantity, price, reference_price, side)
+        self.check(OrderType.STOP_LOSS_LIMIT, quantity, stop_limit_price, reference_price, side)
+        self.check_stop(OrderType.STOP_LOSS_LIMIT, side, stop_price, reference_price)
+        above = side is Side.SELL
+        known = reference_price is not None and reference_price > 0
+        level = reference_price if reference_price is not None and known else stop_price
+        if (price <= level) if above else (price >= level):
+            what = "the current price" if known else "the stopPrice"
+            raise InvalidPrice(
+                f"an OCO {side.value}'s take-profit price must be "
+                f"{'above' if above else 'below'} {what} {plain(level)} of {self.symbol}, "
+                f"and its stopPrice {'below' if above else 'above'} it; "
+                f"{plain(price)} would take at once", field="price")
+
     def check_quote(self, order_type: OrderType, quote_order_qty: Decimal,
                     reference_price: Decimal | None = None, side: Side | None = None) -> None:
         """Raise a named error for the first rule a spend-amount (quoteOrderQty) order breaks.

@@ -22,11 +22,18 @@ class OrderType(StrEnum):
     # stopPrice, then a LIMIT order at `price`.
     STOP_LOSS_LIMIT = "STOP_LOSS_LIMIT"
     TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+    # A LIMIT order that must rest (refused if it would take): an OCO's take-profit leg.
+    LIMIT_MAKER = "LIMIT_MAKER"
 
     @property
     def has_price(self) -> bool:
         """Tell whether the type takes a limit price (and a timeInForce)."""
         return self is not OrderType.MARKET
+
+    @property
+    def has_time_in_force(self) -> bool:
+        """Tell whether the type takes a timeInForce (a LIMIT_MAKER only rests)."""
+        return self.has_price and self is not OrderType.LIMIT_MAKER
 
     @property
     def has_stop(self) -> bool:

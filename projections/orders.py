@@ -51,13 +51,14 @@ def detail_fields(detail: str | None) -> dict[str, Any]:
 
 
 def later_fields(quote_order_qty: Decimal | None, stop_price: Decimal | None = None,
-                 triggered: bool = False) -> dict[str, Any]:
+                 triggered: bool = False, order_list_id: object | None = None
+                 ) -> dict[str, Any]:
     """The fields issue 19 added: the spend amount of a quoteOrderQty order, a stop order's
-    `stopPrice` and whether it has triggered (null for other orders), and `orderListId`
-    (null: OCO order lists do not exist yet)."""
+    `stopPrice` and whether it has triggered (null for other orders), and the `orderListId`
+    of an OCO leg (null for an order in no list)."""
     return {"quoteOrderQty": dec(quote_order_qty), "stopPrice": dec(stop_price),
             "stopTriggered": None if stop_price is None else triggered,
-            "orderListId": None}
+            "orderListId": None if order_list_id is None else str(order_list_id)}
 
 
 def parse_time(value: str) -> datetime:
@@ -105,6 +106,7 @@ class OrderRow:
     quote_order_qty: Decimal | None = None
     stop_price: Decimal | None = None
     triggered: bool = False
+    order_list_id: str | None = None
 
     @property
     def average_price(self) -> Decimal | None:
@@ -136,7 +138,8 @@ class OrderRow:
             "fillLatencyMs": self.fill_latency_ms,
             "version": self.version,
             **detail_fields(self.status_detail),
-            **later_fields(self.quote_order_qty, self.stop_price, self.triggered),
+            **later_fields(self.quote_order_qty, self.stop_price, self.triggered,
+                           self.order_list_id),
         }
 
 
@@ -170,6 +173,7 @@ def start_order(envelope: EventEnvelope) -> OrderRow:
         quote_order_qty=(None if p.get("quote_order_qty") is None
                          else Decimal(p["quote_order_qty"])),
         stop_price=None if p.get("stop_price") is None else Decimal(p["stop_price"]),
+        order_list_id=None if p.get("order_list_id") is None else str(p["order_list_id"]),
     )
     _set_status(row, "PENDING", time)
     return row

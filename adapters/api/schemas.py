@@ -123,6 +123,21 @@ class PlaceOrderRequest(Strict):
     clientOrderId: str | None = Field(default=None, min_length=1, max_length=36)
 
 
+class PlaceOrderListRequest(Strict):
+    """An OCO order list: a LIMIT_MAKER take-profit at `price`, a STOP_LOSS_LIMIT leg at
+    `stopLimitPrice` triggered at `stopPrice` (Binance's classic OCO parameters)."""
+
+    type: str = Field(min_length=1, max_length=8)
+    symbol: str = Field(min_length=1, max_length=32)
+    side: str = Field(min_length=1, max_length=8)
+    quantity: DecimalInput
+    price: DecimalInput
+    stopPrice: DecimalInput
+    stopLimitPrice: DecimalInput
+    stopLimitTimeInForce: str | None = Field(default=None, max_length=8)
+    clientOrderId: str | None = Field(default=None, min_length=1, max_length=33)
+
+
 class OrderAccepted(BaseModel):
     orderId: UUID
     status: str

@@ -45,6 +45,7 @@ from commands.ports import (
     ExchangeCredentials,
     ExchangeFill,
     ExchangeOrderHistory,
+    ExchangeOrderListRequest,
     ExchangeOrderReport,
     ExchangeOrderRequest,
 )
@@ -355,6 +356,32 @@ class BinanceGateway:
                          commission_asset=str(f["commissionAsset"]), is_maker=False)
             for f in data.get("fills") or ())
         return self._report(data, fills)
+
+    def submit_order_list(self, credentials: ExchangeCredentials,
+                          request: ExchangeOrderListRequest) -> list[ExchangeOrderReport]:
+        """Send an OCO order list (POST /api/v3/orderList/oco, python-binance's
+        create_oco_order); never retried here. A SELL takes profit above the market and stops
+        out below it, a BUY the other way round."""
+        client = self.client(credentials)
+        stop, take_profit = request.legs
+        above, below = (take_profit, stop) if request.side == "SELL" else (stop, take_profit)
+        params: dict[str, Any] = {
+            "symbol": request.symbol, "side": request.side,
+            "quantity": _plain(request.quantity),
+            "listClientOrderId": request.list_client_order_id, "newOrderRespType": "FULL",
+        }
+        for prefix, leg in (("above", above), ("below", below)):
+            params[prefix + "Type"] = leg.order_type
+            params[prefix + "ClientOrderId"] = leg.client_order_id
+            if leg.price is not None:
+                params[prefix + "Price"] = _plain(leg.price)
+            if leg.stop_price is not None:
+                params[prefix + "StopPrice"] = _plain(leg.stop_price)
+            if leg.time_in_force is not None and leg.order_type != "LIMIT_MAKER":
+                params[prefix + "TimeInForce"] = leg.time_in_force
+        data = self._call(client, "submit order list",
+                          lambda: client.create_oco_order(**params), safe=False)
+        return [self._report(r, ()) for r in data.get("orderReports") or ()]
 
     def cancel_order(self, credentials: ExchangeCredentials, symbol: str,
                      client_order_id: str) -> ExchangeOrderReport:
