@@ -45,6 +45,7 @@ from commands.messages import (
     RecordSendRefusal,
     RecordStopTrigger,
     RecordSubmission,
+    RequestCancel,
 )
 from commands.ports import (
     CredentialsProvider,
@@ -384,6 +385,14 @@ class ExecutionManager:
             return None
 
     def _submit(self, order: Order) -> str:
+        if order.order_list_id is not None:
+            legs = self._legs(order)
+            if not any(leg.submitted for leg in legs) and any(
+                    leg.status is not OrderStatus.PENDING for leg in legs):
+                # A leg was canceled (or refused) before its list was sent: a list goes
+                # out whole or not at all, so this leg is canceled too.
+                self.app.handle(RequestCancel(order.account_id, order.id, actor=self.actor))
+                return self._cancel(self._load(order.id))
         if order.sent_with_its_list:
             # Its list's sending leg records and sends both; this leg has nothing to do.
             return "waits: sent with its order list"

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from commands.messages import PlaceOrderList, RegisterAccount
+from commands.messages import PlaceOrderList, RegisterAccount, RequestCancel
 from domain.errors import (
     ClientOrderIdReused,
     ExchangeRejected,
@@ -146,3 +146,17 @@ def test_a_list_executed_late_after_a_1007_is_found_never_resent(world: World) -
     assert world.status(stop_id) is world.status(tp_id) is OrderStatus.NEW
     assert world.exchange.list_submits == 0  # only the late execution: never a second send
     assert world.exchange.executed_submits == 2
+
+
+@pytest.mark.parametrize("canceled", ["stop-loss leg", "take-profit leg"])
+def test_a_leg_canceled_before_the_list_was_sent_cancels_the_other_unsent(
+        world: World, canceled: str) -> None:
+    stop_id, tp_id = place(world)
+    first = stop_id if canceled == "stop-loss leg" else tp_id
+    world.app.handle(RequestCancel(world.account_id, first))
+    world.manager.drive(first)
+    assert world.status(first) is OrderStatus.CANCELED
+    for leg in (tp_id, stop_id):
+        world.manager.drive(leg)
+        assert world.status(leg) is OrderStatus.CANCELED
+    assert world.exchange.calls == []  # nothing of the list ever went out
