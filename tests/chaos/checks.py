@@ -23,7 +23,7 @@ from tests.chaos.traders import STOP_PASSED, PlannedOrder, Trader
 
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 RESTING = {"NEW", "PARTIALLY_FILLED"}
-RESTING_TYPES = {"LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"}
+RESTING_TYPES = {"LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"}
 EVENTS_TABLE = "tradeledger_events"
 # Binance's answers to a client over its limits: too much weight, too many orders, banned.
 RATE_LIMIT_CODES = {"-1003", "-1015", "429", "418"}
@@ -231,6 +231,25 @@ def _binance_rules(order: PlannedOrder, truth: dict[str, Any], snap: Snapshot) -
     return problems
 
 
+def _list_rules(order: PlannedOrder, snap: Snapshot) -> list[str]:
+    """An OCO's legs went out in one request (both on the exchange, or neither), and they
+    cancel each other (never both traded)."""
+    where = f"OCO {order.order_id}"
+    legs = [order.order_id or "", *order.leg_ids]
+    sent = [len(snap.exchange_orders.get(exchange_client_order_id(leg), [])) for leg in legs]
+    problems = []
+    if len(set(sent)) > 1:
+        problems.append(f"{where}: its legs reached the exchange unevenly: {sent}")
+    traded = [leg for leg in legs if snap.truth.get(leg, {}).get("trade_ids")]
+    if len(traded) > 1:
+        problems.append(f"{where}: both legs traded: {traded}")
+    lists = {o.get("order_list_id") for leg in legs
+             for o in snap.exchange_orders.get(exchange_client_order_id(leg), [])}
+    if len(lists) > 1:
+        problems.append(f"{where}: its legs are in different exchange lists: {lists}")
+    return problems
+
+
 def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], dict[str, Any]]:
     """Placement, terminal states, the exchange's view, fills, and the read models.
 
@@ -239,7 +258,8 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
     """
     problems: list[str] = []
     statuses: Counter[str] = Counter()
-    races: Counter[str] = Counter()  # how each stop_race ended: who won, trigger or cancel
+    # How each stop_race and OCO leg ended: who won, the trigger (or fill) or the cancel.
+    races: Counter[str] = Counter()
     ours = {exchange_client_order_id(o.order_id) for o in plan if o.order_id}
     for cid, orders in snap.exchange_orders.items():
         if len(orders) > 1:
@@ -262,8 +282,11 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
                             "event store")
             continue
         statuses[truth["status"]] += 1
-        if order.kind == "stop_race":
-            races[truth["status"] + (" after trigger" if truth["triggered"] else "")] += 1
+        if order.kind in ("stop_race", "oco"):
+            races[f"{order.kind} {truth['type']} {truth['status']}"
+                  + (" after trigger" if truth["triggered"] else "")] += 1
+        if order.leg_ids:
+            problems += _list_rules(order, snap)
         fills += len(truth["trade_ids"])
         if not settled(truth):
             problems.append(f"order {order.order_id} ({order.kind}) stuck in "
@@ -272,7 +295,7 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
         problems += _binance_rules(order, truth, snap)
         problems += _against_truth(order, truth, snap)
     stats = {"statuses": dict(sorted(statuses.items())), "fills": fills,
-             "stop_races": dict(sorted(races.items())),
+             "races": dict(sorted(races.items())),
              "exchange_orders": sum(len(v) for v in snap.exchange_orders.values())}
     return problems, stats
 

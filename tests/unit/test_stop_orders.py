@@ -198,3 +198,13 @@ def test_a_working_report_records_the_trigger_once(world: World) -> None:
     assert world.event_types(order_id).count("OrderStopTriggered") == 1
     order = world.app.get_order(order_id)
     assert order.triggered and order.status is OrderStatus.NEW
+
+
+def test_an_execution_report_tells_whether_a_stop_order_works() -> None:
+    from adapters.binance.user_stream import report_from_execution
+
+    event = {"e": "executionReport", "s": "SOLUSDT", "c": "tlx", "C": "", "x": "NEW",
+             "X": "NEW", "i": 7, "z": "0", "Z": "0", "o": "STOP_LOSS_LIMIT", "P": "140",
+             "w": False}
+    assert report_from_execution(event).working is False
+    assert report_from_execution({**event, "w": True}).working is True
