@@ -169,9 +169,9 @@ KINDS = {"market": 35, "market_large": 10, "limit_cross": 15, "limit_rest": 20, 
 # walk), and it is always canceled 0-4 s later: its trigger and its cancel race.
 STOP_GAP = Decimal("0.0002")
 # The one refusal a planned order may get: its stop (or an OCO's take profit) was passed
-# before it arrived (422).
+# before it arrived (422 stop_would_trigger, or invalid_price "... would take at once").
 STOP_PASSED = "stop_would_trigger"
-PASSED_CODES = {STOP_PASSED: STOP_PASSED, "invalid_price": STOP_PASSED}
+TAKE_PASSED = "would take at once"
 
 
 @dataclass
@@ -216,7 +216,8 @@ def make_plan(rng: random.Random, orders: int, traders: int, tag: str) -> list[P
         roll = rng.random()
         cancel = (roll < 0.5 if kind == "limit_rest" else True if kind in ("stop_race", "oco")
                   else roll < 0.05)
-        cancel_after = rng.uniform(0.0, 4.0) if cancel else None
+        # An OCO waits longer for its cancel: a leg must first be reached 0.02% away.
+        cancel_after = rng.uniform(0.0, 8.0 if kind == "oco" else 4.0) if cancel else None
         plan.append(PlannedOrder(n=n, trader=trader, symbol=symbol, side=side, kind=kind,
                                  quantity=quantity, client_order_id=f"cx{tag}-{n}",
                                  cancel_after=cancel_after))
@@ -298,8 +299,11 @@ async def place(client: httpx.AsyncClient, stats: CallStats, trader: Trader,
     order.place_status = response.status_code
     if response.status_code != 202:
         order.place_error = response.text[:300]
-        if order.kind in ("stop_race", "oco") and response.status_code == 422 and \
-                response.json()["error"]["code"] in PASSED_CODES:
+        error = response.json().get("error", {}) if response.status_code == 422 else {}
+        if order.kind in ("stop_race", "oco") and (
+                error.get("code") == STOP_PASSED
+                or (error.get("code") == "invalid_price"
+                    and TAKE_PASSED in error.get("message", ""))):
             order.place_error = STOP_PASSED
         return
     if order.kind == "oco":
