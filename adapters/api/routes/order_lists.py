@@ -46,7 +46,7 @@ async def place_order_list(
     wait = ctx.limiter.acquire(user.account_id)
     if wait:
         raise too_many_requests("too many orders; slow down", wait)
-    await anyio.to_thread.run_sync(check_open_orders, ctx, user.account_id, command.symbol)
+    await anyio.to_thread.run_sync(check_open_orders, ctx, user.account_id, command.symbol, 2)
     list_id, leg_ids = await anyio.to_thread.run_sync(ctx.runtime.app.handle, command,
                                                       limiter=ctx.write_limiter)
     return JSONResponse(
