@@ -195,9 +195,9 @@ def trade_page() -> html.Div:
                     children=[
         html.Aside(className="left-col", children=[
             order_ticket(),
+            alerts_panel(),
             summary.layout(),
             order_book.layout(),
-            alerts_panel(),
         ]),
         html.Section(className="right-col", children=[
             html.Div(className="panel chart-panel", children=[
