@@ -34,6 +34,7 @@ from adapters.kafka.schema import (
     HEADER_PREV_NOTIFICATION_ID,
     header_int,
     header_str,
+    owns_partition,
 )
 from adapters.kafka.store import ensure_bus_tables, published_channel
 from adapters.kafka.topics import ensure_topic, never_auto_create
@@ -210,7 +211,8 @@ class ConsumerRunner:
         if partitions is None:
             consumer.close()
             raise KafkaError(f"topic {self.topic} has no partitions")
-        self.partitions = sorted(p for p in partitions if p % self.instances == self.instance)
+        self.partitions = sorted(p for p in partitions
+                                 if owns_partition(p, self.instance, self.instances))
         self._consumer = consumer
         self._load_positions()
         tps = [TopicPartition(self.topic, p) for p in self.partitions]

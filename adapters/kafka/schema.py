@@ -70,6 +70,12 @@ def account_partition(account_id: UUID | str, partitions: int) -> int:
     return partition_for(str(account_id).encode(), partitions)
 
 
+def owns_partition(partition: int, instance: int, instances: int) -> bool:
+    """Static scale-out: instance i of n consumes the partitions p % n == i (and so owns the
+    accounts whose events travel in them)."""
+    return partition % instances == instance
+
+
 def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int,
                     prev_notification_id: int) -> list[tuple[str, bytes]]:
     """Return the Kafka headers of one published envelope."""

@@ -35,7 +35,7 @@ from uuid import UUID
 import psycopg
 
 from adapters.binance.gateway import BinanceGateway
-from adapters.kafka.schema import account_partition
+from adapters.kafka.schema import account_partition, owns_partition
 from adapters.platform.bootstrap import Runtime
 from adapters.platform.settings import get_settings
 from adapters.postgres.backoff import PgSharedBackoff
@@ -572,7 +572,8 @@ class ExecutionWorker:
         the account's OrderPlaced also follows its user-data stream, so an exchange report
         reaches the process that recorded the order (docs/scaling.md).
         """
-        return account_partition(account_id, self.partitions) % self.instances == self.instance
+        return owns_partition(account_partition(account_id, self.partitions), self.instance,
+                              self.instances)
 
     # ---- the EventHandler ---------------------------------------------------------------
     def handle(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None:
