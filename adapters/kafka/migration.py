@@ -18,7 +18,6 @@ between the floor and the highest id (the ceiling) are checked one by one with `
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +26,6 @@ from psycopg import sql
 
 from adapters.kafka.schema import KEY_SCHEME, partition_for
 from domain.envelope import EventEnvelope
-
-log = logging.getLogger(__name__)
 
 AGGREGATE_SCHEME = "aggregate"  # the first topic, tradeledger.events: keyed by aggregate id
 
