@@ -279,7 +279,7 @@ def test_connection_dropped_mid_request_is_an_unknown_outcome_never_resent(
     def send() -> None:
         try:
             outcome.append(gateway.submit_order(creds, request))
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:
             outcome.append(exc)
 
     sender = threading.Thread(target=send)
