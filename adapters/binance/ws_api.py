@@ -37,6 +37,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urlencode
 
+from websockets.protocol import State
+
 log = logging.getLogger(__name__)
 
 # rateLimits entries -> the REST header that carries the same count (ratelimit.RateBudget
@@ -155,8 +157,6 @@ class WsApiClient:
         ws = self._ws
         if ws is None:
             raise WsApiUnavailable("no WS-API connection")
-        from websockets.protocol import State
-
         if ws.protocol.state is not State.OPEN:
             raise WsApiUnavailable("the WS-API connection is closing")
         request_id = f"o{next(self._ids)}"
