@@ -251,8 +251,9 @@ def test_relay_wakes_on_append_without_waiting_for_its_poll(
     time.sleep(0.3)
     started = time.monotonic()
     runtime.app.save(*new_orders(1))
-    wait_for(lambda: len(handler.committed) == 1, 5, "the event to be applied")
-    assert time.monotonic() - started < 1.0  # NOTIFY, not the 30 s poll
+    wait_for(lambda: len(handler.committed) == 1, 20, "the event to be applied")
+    # NOTIFY, not the 30 s poll; the margin is for a loaded CI machine, not a latency goal.
+    assert time.monotonic() - started < 10.0
 
 
 def test_second_relay_waits_as_hot_standby_until_the_first_stops(
