@@ -15,6 +15,7 @@ import dash
 import httpx
 from dash import Input, Output, State, callback, ctx, html
 
+from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 from dashboard.layout import MIN_PASSWORD_LENGTH
 
@@ -85,8 +86,8 @@ def balance_source(me: dict[str, Any] | None) -> str:
     return f"Balance from {where}, key {keys.get('apiKeyHint') or ''}".strip()
 
 
-@callback(Output("me-store", "data"),
-          Input("auth", "data"), Input("me-refresh", "data"), Input("route", "data"))
+@callback(Output(ids.ME_STORE, "data"),
+          Input(ids.AUTH, "data"), Input(ids.ME_REFRESH, "data"), Input(ids.ROUTE, "data"))
 def load_me(auth: Any, _refresh: Any, route: Any) -> Any:
     """Read /api/me when the session starts, when asked, and on the Account page."""
     if not token_of(auth):
@@ -99,12 +100,12 @@ def load_me(auth: Any, _refresh: Any, route: Any) -> Any:
         raise dash.exceptions.PreventUpdate from None
 
 
-@callback(Output("env-badge", "children"), Output("env-badge", "className"),
-          Output("env-badge", "title"), Output("env-badge", "style"),
-          Output("balance-source", "children"), Output("account-email", "children"),
-          Output("keys-status", "children"), Output("keys-save", "children"),
-          Output("keys-env", "value"),
-          Input("me-store", "data"))
+@callback(Output(ids.ENV_BADGE, "children"), Output(ids.ENV_BADGE, "className"),
+          Output(ids.ENV_BADGE, "title"), Output(ids.ENV_BADGE, "style"),
+          Output(ids.BALANCE_SOURCE, "children"), Output(ids.ACCOUNT_EMAIL, "children"),
+          Output(ids.KEYS_STATUS, "children"), Output(ids.KEYS_SAVE, "children"),
+          Output(ids.KEYS_ENV, "value"),
+          Input(ids.ME_STORE, "data"))
 def show_me(me: Any) -> tuple[Any, ...]:
     """Badge, balance source and the keys' state, from the last /api/me."""
     if not me:
@@ -117,7 +118,7 @@ def show_me(me: Any) -> tuple[Any, ...]:
         status: Any = html.Span("No keys connected.", className="muted")
     elif reason:
         status = html.Span([html.Strong("Keys rejected: "), reason], className="down",
-                           id="keys-rejected")
+                           id=ids.KEYS_REJECTED)
     else:
         env = str(keys.get("environment") or "")
         where = ENVIRONMENTS.get(env, (env,))[0]
@@ -142,18 +143,18 @@ def explain(exc: ApiClientError, what: str) -> str:
     return exc.message
 
 
-@callback(Output("keys-message", "children"), Output("keys-message", "className"),
-          Output("keys-api-key", "value"), Output("keys-secret-key", "value"),
-          Output("me-refresh", "data", allow_duplicate=True),
-          Input("keys-save", "n_clicks"), Input("keys-remove", "n_clicks"),
-          State("keys-api-key", "value"), State("keys-secret-key", "value"),
-          State("keys-env", "value"), State("auth", "data"), prevent_initial_call=True)
+@callback(Output(ids.KEYS_MESSAGE, "children"), Output(ids.KEYS_MESSAGE, "className"),
+          Output(ids.KEYS_API_KEY, "value"), Output(ids.KEYS_SECRET_KEY, "value"),
+          Output(ids.ME_REFRESH, "data", allow_duplicate=True),
+          Input(ids.KEYS_SAVE, "n_clicks"), Input(ids.KEYS_REMOVE, "n_clicks"),
+          State(ids.KEYS_API_KEY, "value"), State(ids.KEYS_SECRET_KEY, "value"),
+          State(ids.KEYS_ENV, "value"), State(ids.AUTH, "data"), prevent_initial_call=True)
 def change_keys(_save: int, _remove: int, api_key: str | None, secret: str | None,
                 env: str | None, auth: Any) -> tuple[Any, ...]:
     """Connect, replace or remove the account's exchange keys."""
     keep = dash.no_update
     try:
-        if ctx.triggered_id == "keys-remove":
+        if ctx.triggered_id == ids.KEYS_REMOVE:
             client(auth).delete(KEYS_PATH)
             return "Keys removed.", "form-message ok", "", "", _stamp()
         if not (api_key or "").strip() or not (secret or "").strip():
@@ -172,13 +173,14 @@ def _stamp() -> float:
     return time.time()
 
 
-@callback(Output("pw-message", "children"), Output("pw-message", "className"),
-          Output("auth", "data", allow_duplicate=True),
-          Output("pw-current", "value"), Output("pw-new", "value"), Output("pw-new2", "value"),
-          Output("login-error", "children", allow_duplicate=True),
-          Input("pw-change", "n_clicks"),
-          State("pw-current", "value"), State("pw-new", "value"), State("pw-new2", "value"),
-          State("auth", "data"), prevent_initial_call=True)
+@callback(Output(ids.PW_MESSAGE, "children"), Output(ids.PW_MESSAGE, "className"),
+          Output(ids.AUTH, "data", allow_duplicate=True),
+          Output(ids.PW_CURRENT, "value"), Output(ids.PW_NEW, "value"),
+          Output(ids.PW_NEW2, "value"),
+          Output(ids.LOGIN_ERROR, "children", allow_duplicate=True),
+          Input(ids.PW_CHANGE, "n_clicks"),
+          State(ids.PW_CURRENT, "value"), State(ids.PW_NEW, "value"), State(ids.PW_NEW2, "value"),
+          State(ids.AUTH, "data"), prevent_initial_call=True)
 def change_password(_n: int, current: str | None, new: str | None, again: str | None,
                     auth: Any) -> tuple[Any, ...]:
     """Change the password; the API ends every session, so the page signs out and says so
@@ -204,9 +206,9 @@ def change_password(_n: int, current: str | None, new: str | None, again: str | 
             "Password changed: every session has ended. Sign in with the new password.")
 
 
-@callback(Output("signout-message", "children"), Output("signout-message", "className"),
-          Output("auth", "data", allow_duplicate=True),
-          Input("signout-all", "n_clicks"), State("auth", "data"), prevent_initial_call=True)
+@callback(Output(ids.SIGNOUT_MESSAGE, "children"), Output(ids.SIGNOUT_MESSAGE, "className"),
+          Output(ids.AUTH, "data", allow_duplicate=True),
+          Input(ids.SIGNOUT_ALL, "n_clicks"), State(ids.AUTH, "data"), prevent_initial_call=True)
 def sign_out_everywhere(_n: int, auth: Any) -> tuple[Any, ...]:
     """End every session of the account, this one included."""
     try:

@@ -19,6 +19,7 @@ from dashboard import (
     analytics_view,
     audit_view,
     grids,
+    ids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
 )
 from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
@@ -116,33 +117,33 @@ def _cs(name: str) -> ClientsideFunction:
 def _register_clientside(app: dash.Dash) -> None:
     """Wire the clientside callbacks defined in assets/40-ui.js."""
     cb = app.clientside_callback
-    cb(_cs("init"), Output("boot", "data"), Input("config", "data"))
+    cb(_cs("init"), Output(ids.BOOT, "data"), Input(ids.CONFIG, "data"))
     cb(
         _cs("route"),
-        [Output("route", "data"), Output("url", "pathname")]
-        + [Output(f"page-{p}", "style") for p in PAGES]
-        + [Output(f"nav-{p}", "className") for p in NAV_PAGES]
-        + [Output("nav", "style"), Output("nav", "className"), Output("live-wrap", "style"),
-           Output("menu-toggle", "style")],
-        Input("url", "pathname"), Input("auth", "data"),
+        [Output(ids.ROUTE, "data"), Output(ids.URL, "pathname")]
+        + [Output(ids.page(p), "style") for p in PAGES]
+        + [Output(ids.nav_link(p), "className") for p in NAV_PAGES]
+        + [Output(ids.NAV, "style"), Output(ids.NAV, "className"), Output(ids.LIVE_WRAP, "style"),
+           Output(ids.MENU_TOGGLE, "style")],
+        Input(ids.URL, "pathname"), Input(ids.AUTH, "data"),
     )
-    cb(_cs("menu"), Output("nav", "className", allow_duplicate=True),
-       Input("menu-toggle", "n_clicks"), State("nav", "className"), prevent_initial_call=True)
-    cb(_cs("session"), Output("user-email", "children"), Output("logout-btn", "style"),
-       Input("auth", "data"))
-    cb(_cs("symbolPicked"), Output("url", "pathname", allow_duplicate=True),
+    cb(_cs("menu"), Output(ids.NAV, "className", allow_duplicate=True),
+       Input(ids.MENU_TOGGLE, "n_clicks"), State(ids.NAV, "className"), prevent_initial_call=True)
+    cb(_cs("session"), Output(ids.USER_EMAIL, "children"), Output(ids.LOGOUT_BTN, "style"),
+       Input(ids.AUTH, "data"))
+    cb(_cs("symbolPicked"), Output(ids.URL, "pathname", allow_duplicate=True),
        Input("symbol-select", "value"), prevent_initial_call=True)
     cb(
-        _cs("chartSettings"), Output("chart-settings", "data"),
+        _cs("chartSettings"), Output(ids.CHART_SETTINGS, "data"),
         [Input(f"tf-{v}", "n_clicks") for _, v in TIMEFRAMES]
         + [Input("indicator-toggles", "value")],
-        State("chart-settings", "data"),
+        State(ids.CHART_SETTINGS, "data"),
     )
     cb(
         _cs("tradeView"),
         [Output("symbol-select", "value"), Output("pair-name", "children")]
         + [Output(f"tf-{v}", "className") for _, v in TIMEFRAMES],
-        Input("route", "data"), Input("chart-settings", "data"),
+        Input(ids.ROUTE, "data"), Input(ids.CHART_SETTINGS, "data"),
     )
     cb(
         _cs("ticketState"), Output("ticket-state", "data"),
@@ -158,40 +159,40 @@ def _register_clientside(app: dash.Dash) -> None:
         Output("qty-mode-amount", "className"), Output("qty-mode-pct", "className"),
         Output("price-field", "style"), Output("pct-field", "style"),
         Output("place-btn", "children"), Output("place-btn", "className"),
-        Input("ticket-state", "data"), Input("route", "data"),
+        Input("ticket-state", "data"), Input(ids.ROUTE, "data"),
     )
     cb(_cs("pctToQty"), Output("ticket-qty", "value"),
        Input("ticket-pct", "value"), Input("ticket-state", "data"),
-       State("ticket-price", "value"), State("market-store", "data"),
+       State("ticket-price", "value"), State(ids.MARKET_STORE, "data"),
        prevent_initial_call=True)
     cb(_cs("ticketNumbers"), Output("ticket-available", "children"),
        Output("ticket-total", "children"),
        Input("ticket-qty", "value"), Input("ticket-price", "value"),
-       Input("ticket-state", "data"), Input("market-store", "data"))
+       Input("ticket-state", "data"), Input(ids.MARKET_STORE, "data"))
     cb(_cs("placeOrder"), Output("ticket-message", "children"),
        Output("ticket-message", "className"), Output("qty-error", "children"),
        Output("price-error", "children"), Output("confirm-box", "style"),
        Output("confirm-text", "children"),
        Input("place-btn", "n_clicks"), Input("confirm-yes", "n_clicks"),
        Input("confirm-no", "n_clicks"), State("ticket-state", "data"),
-       State("ticket-qty", "value"), State("ticket-price", "value"), State("route", "data"),
-       State("market-store", "data"), prevent_initial_call=True)
-    cb(_cs("login"), Output("auth", "data", allow_duplicate=True),
-       Output("login-error", "children"),
-       Input("login-btn", "n_clicks"), Input("login-password", "n_submit"),
-       State("login-email", "value"), State("login-password", "value"),
+       State("ticket-qty", "value"), State("ticket-price", "value"), State(ids.ROUTE, "data"),
+       State(ids.MARKET_STORE, "data"), prevent_initial_call=True)
+    cb(_cs("login"), Output(ids.AUTH, "data", allow_duplicate=True),
+       Output(ids.LOGIN_ERROR, "children"),
+       Input(ids.LOGIN_BTN, "n_clicks"), Input(ids.LOGIN_PASSWORD, "n_submit"),
+       State(ids.LOGIN_EMAIL, "value"), State(ids.LOGIN_PASSWORD, "value"),
        prevent_initial_call=True)
-    cb(_cs("register"), Output("auth", "data", allow_duplicate=True),
-       Output("register-error", "children"),
-       Input("register-btn", "n_clicks"), State("reg-email", "value"),
-       State("reg-password", "value"), State("reg-api-key", "value"),
-       State("reg-secret-key", "value"), prevent_initial_call=True)
-    cb(_cs("logout"), Output("auth", "data", allow_duplicate=True),
-       Input("logout-btn", "n_clicks"), prevent_initial_call=True)
-    cb(_cs("theme"), Output("theme-toggle", "children"), Input("theme-toggle", "n_clicks"))
-    cb(_cs("orderRows"), Output("orders-grid", "rowData"), Input("orders-store", "data"))
+    cb(_cs("register"), Output(ids.AUTH, "data", allow_duplicate=True),
+       Output(ids.REGISTER_ERROR, "children"),
+       Input(ids.REGISTER_BTN, "n_clicks"), State(ids.REG_EMAIL, "value"),
+       State(ids.REG_PASSWORD, "value"), State(ids.REG_API_KEY, "value"),
+       State(ids.REG_SECRET_KEY, "value"), prevent_initial_call=True)
+    cb(_cs("logout"), Output(ids.AUTH, "data", allow_duplicate=True),
+       Input(ids.LOGOUT_BTN, "n_clicks"), prevent_initial_call=True)
+    cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))
+    cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"))
     cb(_cs("indicatorsIn"), Output("indicator-applied", "data"),
        Input("indicator-store", "data"), prevent_initial_call=True)
-    cb(_cs("tradeRows"), Output("trades-grid", "rowData"), Input("trades-store", "data"))
-    cb(_cs("positionRows"), Output("positions-grid", "rowData"),
-       Input("positions-store", "data"))
+    cb(_cs("tradeRows"), Output(ids.TRADES_GRID, "rowData"), Input(ids.TRADES_STORE, "data"))
+    cb(_cs("positionRows"), Output(ids.POSITIONS_GRID, "rowData"),
+       Input(ids.POSITIONS_STORE, "data"))

@@ -68,3 +68,48 @@ def test_every_id_the_callbacks_and_the_js_use_is_in_the_layout() -> None:
     # The JS builds a few ids at run time ("tf-" + interval): those are checked by prefix.
     dynamic = {"tf-", "nav-"}
     assert {i for i in js_ids() - present if i not in dynamic} == set()
+
+
+def spelled_ids(source: str) -> set[str]:
+    """Ids written as string literals: `id="..."` and the first argument of Input, Output,
+    State."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+        if name in ("Input", "Output", "State") and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.add(first.value)
+        for kw in node.keywords:
+            if (kw.arg == "id" and isinstance(kw.value, ast.Constant)
+                    and isinstance(kw.value.value, str)):
+                found.add(kw.value.value)
+    return found
+
+
+def test_every_id_of_the_ids_module_is_laid_out_or_drawn_by_a_callback() -> None:
+    from dashboard import ids
+
+    present = layout_ids(serve_layout("http://127.0.0.1:1"))
+    drawn_by_callbacks = {ids.KEYS_REJECTED}  # account_view.show_me renders it
+    assert set(ids.static_ids().values()) - present - drawn_by_callbacks == set()
+    assert {ids.page(p) for p in ids.PAGES} <= present
+    assert {ids.nav_link(p) for p in ids.NAV_PAGES} <= present
+
+
+def test_no_module_spells_an_id_the_ids_module_defines() -> None:
+    from dashboard import ids
+
+    defined = set(ids.static_ids().values())
+    spelled = {path.name: spelled_ids(path.read_text()) & defined
+               for path in Path(ids.__file__).parent.glob("*.py") if path.name != "ids.py"}
+    assert {name: found for name, found in spelled.items() if found} == {}
+
+
+def test_spelled_ids_finds_literals_so_the_check_above_can_fail() -> None:
+    source = ('Output("auth", "data"); html.Div(id="nav"); Input(ids.URL, "pathname")')
+    assert spelled_ids(source) == {"auth", "nav"}
