@@ -102,16 +102,26 @@ def load_me(auth: Any, _refresh: Any, route: Any) -> Any:
 
 @callback(Output(ids.ENV_BADGE, "children"), Output(ids.ENV_BADGE, "className"),
           Output(ids.ENV_BADGE, "title"), Output(ids.ENV_BADGE, "style"),
-          Output(ids.BALANCE_SOURCE, "children"), Output(ids.ACCOUNT_EMAIL, "children"),
+          Output(ids.BALANCE_SOURCE, "children"),
+          Input(ids.ME_STORE, "data"))
+def show_badge(me: Any) -> tuple[Any, ...]:
+    """The header's badge and the balance source under the ticket, from the last /api/me."""
+    if not me:
+        return "", "env-badge", "", {"display": "none"}, ""
+    text, cls, title = badge(me)
+    return text, cls, title, {}, balance_source(me)
+
+
+# Apart from the badge: these outputs are on the Account page, which is mounted only while
+# it is shown (Dash's page container), and this callback runs again when it mounts.
+@callback(Output(ids.ACCOUNT_EMAIL, "children"),
           Output(ids.KEYS_STATUS, "children"), Output(ids.KEYS_SAVE, "children"),
           Output(ids.KEYS_ENV, "value"),
           Input(ids.ME_STORE, "data"))
-def show_me(me: Any) -> tuple[Any, ...]:
-    """Badge, balance source and the keys' state, from the last /api/me."""
+def show_keys(me: Any) -> tuple[Any, ...]:
+    """The account's email and its keys' state, from the last /api/me."""
     if not me:
-        return ("", "env-badge", "", {"display": "none"}, "", "", "", "Connect keys",
-                dash.no_update)
-    text, cls, title = badge(me)
+        return "", "", "Connect keys", dash.no_update
     keys = keys_state(me)
     reason = keys_rejected(keys)
     if not keys.get("connected"):
@@ -126,7 +136,7 @@ def show_me(me: Any) -> tuple[Any, ...]:
                             f"{keys.get('apiKeyHint') or ''} on {where}"], className="up")
     env = str(keys.get("environment") or "")
     env_value = env if env in ENVIRONMENTS else "paper"
-    return (text, cls, title, {}, balance_source(me), me.get("email", ""), status,
+    return (me.get("email", ""), status,
             "Replace keys" if keys.get("connected") else "Connect keys", env_value)
 
 
@@ -177,14 +187,15 @@ def _stamp() -> float:
           Output(ids.AUTH, "data", allow_duplicate=True),
           Output(ids.PW_CURRENT, "value"), Output(ids.PW_NEW, "value"),
           Output(ids.PW_NEW2, "value"),
-          Output(ids.LOGIN_ERROR, "children", allow_duplicate=True),
+          Output(ids.LOGIN_NOTICE, "data"),
           Input(ids.PW_CHANGE, "n_clicks"),
           State(ids.PW_CURRENT, "value"), State(ids.PW_NEW, "value"), State(ids.PW_NEW2, "value"),
           State(ids.AUTH, "data"), prevent_initial_call=True)
 def change_password(_n: int, current: str | None, new: str | None, again: str | None,
                     auth: Any) -> tuple[Any, ...]:
     """Change the password; the API ends every session, so the page signs out and says so
-    on the sign-in page (unless the API hands back a new token)."""
+    on the sign-in page through the `login-notice` store (unless the API hands back a new
+    token)."""
     keep = dash.no_update
     if not current or not new:
         return ("Enter the current and the new password.", "form-message error", keep, keep,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from dashboard import (
     grids,
     ids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+    routing,  # noqa: F401 - imported for its @callbacks (pure routing, no API)
 )
-from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
+from dashboard.layout import TIMEFRAMES, serve_layout
+from dashboard.pages import PAGE_MODULES
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -57,7 +60,12 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
         suppress_callback_exceptions=True,
         update_title=None,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        # Pages are imported below, once: Dash's own folder scan would execute them again
+        # for every app and register their callbacks twice.
+        use_pages=True, pages_folder="",
     )
+    for name in PAGE_MODULES:  # dash.register_page needs the app to exist first
+        importlib.import_module(f"dashboard.pages.{name}")
     app.index_string = _INDEX.replace("__CONFIG__", _config_script(browser_api))
     app.layout = lambda: serve_layout(browser_api)
     _register_clientside(app)
@@ -118,17 +126,6 @@ def _register_clientside(app: dash.Dash) -> None:
     """Wire the clientside callbacks defined in assets/40-ui.js."""
     cb = app.clientside_callback
     cb(_cs("init"), Output(ids.BOOT, "data"), Input(ids.CONFIG, "data"))
-    cb(
-        _cs("route"),
-        [Output(ids.ROUTE, "data"), Output(ids.URL, "pathname")]
-        + [Output(ids.page(p), "style") for p in PAGES]
-        + [Output(ids.nav_link(p), "className") for p in NAV_PAGES]
-        + [Output(ids.NAV, "style"), Output(ids.NAV, "className"), Output(ids.LIVE_WRAP, "style"),
-           Output(ids.MENU_TOGGLE, "style")],
-        Input(ids.URL, "pathname"), Input(ids.AUTH, "data"),
-    )
-    cb(_cs("menu"), Output(ids.NAV, "className", allow_duplicate=True),
-       Input(ids.MENU_TOGGLE, "n_clicks"), State(ids.NAV, "className"), prevent_initial_call=True)
     cb(_cs("session"), Output(ids.USER_EMAIL, "children"), Output(ids.LOGOUT_BTN, "style"),
        Input(ids.AUTH, "data"))
     cb(_cs("symbolPicked"), Output(ids.URL, "pathname", allow_duplicate=True),

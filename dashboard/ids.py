@@ -25,6 +25,7 @@ BOOT: Final = "boot"
 # (`/trade/<SYMBOL>`, `/audit/<orderId>`).
 ROUTE: Final = "route"
 TOASTS: Final = "toasts"
+LOGIN_NOTICE: Final = "login-notice"
 
 # ---------------------------------------------------------------- header
 MENU_TOGGLE: Final = "menu-toggle"

@@ -1,13 +1,18 @@
-"""The dashboard's component tree: one shell holding every page, shown and hidden by route.
+"""The dashboard's shell: header, stores, the trade desk and Dash's page container.
 
-Every page stays mounted so that live state (the open streams, the chart, the tables) survives
-navigation, and switching symbol is a history push, never a reload.
+Login, registration, analytics, audit and account are `dash.register_page` pages
+(`dashboard/pages/`) rendered into `dash.page_container`. The stores and the live streams
+stay here, outside the container, so a page switch never drops live data. The trade desk
+stays here too, shown and hidden by `dashboard/routing.py`: Dash re-renders a page on every
+change of its path, and `/trade/<SYMBOL>` changes on every symbol switch, so in the page
+container the chart, the grids and the ticket would be rebuilt on each one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import dash
 from dash import dcc, html
 
 from dashboard import ids
@@ -16,17 +21,19 @@ from dashboard.grids import orders_grid, positions_grid, trades_grid
 DEFAULT_SYMBOL = "BTCUSDT"
 TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
 INDICATORS = (("SMA 20", "sma"), ("EMA 20", "ema"), ("Bollinger", "bb"), ("RSI 14", "rsi"))
-PAGES = ids.PAGES
-NAV_PAGES = ids.NAV_PAGES
 # The server requires this many characters (commands/application.py MIN_PASSWORD_LENGTH).
 MIN_PASSWORD_LENGTH = 10
 
 
-def _field(label: str, component: Any, hint: str | None = None) -> html.Label:
+def field(label: str, component: Any, hint: str | None = None) -> html.Label:
+    """A labelled form field, with an optional hint under it."""
     children = [html.Span(label, className="field-label"), component]
     if hint:
         children.append(html.Span(hint, className="field-hint"))
     return html.Label(children, className="field")
+
+
+_field = field  # the ticket's spelling, until it moves to its own module
 
 
 def header() -> html.Header:
@@ -63,46 +70,6 @@ def header() -> html.Header:
     )
 
 
-def login_page() -> html.Div:
-    return html.Div(id=ids.page("login"), className="page auth-page", style={"display": "none"},
-                    children=[html.Div(className="auth-card", children=[
-                        html.H2("Sign in"),
-                        _field("Email", dcc.Input(id=ids.LOGIN_EMAIL, type="email",
-                                                  autoComplete="username", debounce=False)),
-                        _field("Password", dcc.Input(id=ids.LOGIN_PASSWORD, type="password",
-                                                     autoComplete="current-password")),
-                        html.Button("Sign in", id=ids.LOGIN_BTN, className="btn primary wide",
-                                    n_clicks=0),
-                        html.Div(id=ids.LOGIN_ERROR, className="form-error"),
-                        html.P(["No account? ", dcc.Link("Register", href="/register",
-                                                         id=ids.TO_REGISTER)]),
-                    ])])
-
-
-def register_page() -> html.Div:
-    return html.Div(id=ids.page("register"), className="page auth-page", style={"display": "none"},
-                    children=[html.Div(className="auth-card", children=[
-                        html.H2("Create an account"),
-                        _field("Email", dcc.Input(id=ids.REG_EMAIL, type="email",
-                                                  autoComplete="username")),
-                        _field("Password", dcc.Input(id=ids.REG_PASSWORD, type="password",
-                                                     autoComplete="new-password"),
-                               f"at least {MIN_PASSWORD_LENGTH} characters"),
-                        html.Details(className="keys-box", children=[
-                            html.Summary("Binance Testnet keys (optional)"),
-                            _field("API key", dcc.Input(id=ids.REG_API_KEY, type="text",
-                                                        autoComplete="off")),
-                            _field("Secret key", dcc.Input(id=ids.REG_SECRET_KEY, type="password",
-                                                           autoComplete="off")),
-                            html.P("Stored encrypted; never shown again. Without keys you trade "
-                                   "on the bundled paper exchange.", className="field-hint"),
-                        ]),
-                        html.Button("Register", id=ids.REGISTER_BTN, className="btn primary wide",
-                                    n_clicks=0),
-                        html.Div(id=ids.REGISTER_ERROR, className="form-error"),
-                        html.P(["Have an account? ", dcc.Link("Sign in", href="/login",
-                                                              id=ids.TO_LOGIN)]),
-                    ])])
 
 
 def order_ticket() -> html.Div:
@@ -189,6 +156,7 @@ def alerts_panel() -> html.Div:
 
 
 def trade_page() -> html.Div:
+    """The desk: ticket, alerts, chart and the live grids (shown on `/trade[/<SYMBOL>]`)."""
     return html.Div(id=ids.page("trade"), className="page trade-page", style={"display": "none"},
                     children=[
         html.Aside(className="left-col", children=[order_ticket(), alerts_panel()]),
@@ -229,114 +197,11 @@ def trade_page() -> html.Div:
     ])
 
 
-def analytics_page() -> html.Div:
-    graph_cfg = {"displaylogo": False}
-    cards = [("PnL over time", ids.AN_PNL), ("Volume by symbol", ids.AN_VOLUME),
-             ("Fill latency", ids.AN_LATENCY), ("Orders by status", ids.AN_STATUS),
-             ("Event throughput", ids.AN_THROUGHPUT)]
-    return html.Div(id=ids.page("analytics"), className="page analytics-page",
-                    style={"display": "none"}, children=[
-        html.Div(className="page-title", children=[
-            html.H2("Analytics"),
-            html.Button("Refresh", id=ids.ANALYTICS_REFRESH, className="btn small", n_clicks=0),
-            html.Span(id=ids.ANALYTICS_SUMMARY, className="muted"),
-        ]),
-        html.Div(id=ids.ANALYTICS_ERROR, className="form-error"),
-        html.Div(className="analytics-grid", children=[
-            html.Div(className="panel", children=[
-                html.H4(title), dcc.Graph(id=gid, config=graph_cfg,
-                                          figure={"data": [], "layout": {"height": 300}})])
-            for title, gid in cards
-        ]),
-    ])
 
-
-def audit_page() -> html.Div:
-    return html.Div(id=ids.page("audit"), className="page audit-page", style={"display": "none"},
-                    children=[
-        html.Div(className="page-title", children=[
-            html.H2("Audit"),
-            dcc.Dropdown(id=ids.AUDIT_ORDER, placeholder="choose one of your orders",
-                         className="audit-order-select", options=[]),
-            html.Button("Load", id=ids.AUDIT_LOAD, className="btn small", n_clicks=0),
-            html.Button("Export JSON", id=ids.AUDIT_EXPORT_JSON, className="btn small",
-                        n_clicks=0),
-            html.Button("Export CSV", id=ids.AUDIT_EXPORT_CSV, className="btn small", n_clicks=0),
-            dcc.Download(id=ids.AUDIT_DOWNLOAD),
-        ]),
-        html.Div(id=ids.AUDIT_ERROR, className="form-error"),
-        html.Div(id=ids.AUDIT_CHAIN, className="chain-status"),
-        html.Div(className="audit-grid", children=[
-            html.Div(className="panel", children=[
-                html.H4("Event timeline"), html.Div(id=ids.AUDIT_TIMELINE)]),
-            html.Div(className="panel", children=[
-                html.H4("State at version"),
-                dcc.Slider(id=ids.AUDIT_VERSION, min=1, max=1, step=1, value=1, marks={}),
-                html.Div(id=ids.AUDIT_STATE, className="state-json"),
-            ]),
-        ]),
-    ])
-
-
-def account_page() -> html.Div:
-    """Exchange keys, password, sessions: drawn and driven by dashboard/account_view.py."""
-    env_options = [{"label": "Paper exchange (bundled)", "value": "paper"},
-                   {"label": "Binance Spot Testnet", "value": "testnet"},
-                   {"label": "Binance live", "value": "live"}]
-    return html.Div(id=ids.page("account"), className="page account-page",
-                    style={"display": "none"},
-                    children=[
-        html.Div(className="page-title", children=[html.H2("Account"),
-                                                   html.Span(id=ids.ACCOUNT_EMAIL,
-                                                             className="muted")]),
-        html.Div(className="account-grid", children=[
-            html.Div(className="panel", id=ids.KEYS_PANEL, children=[
-                html.H4("Exchange keys"),
-                html.Div(id=ids.KEYS_STATUS, className="keys-status"),
-                _field("API key", dcc.Input(id=ids.KEYS_API_KEY, type="text",
-                                            autoComplete="off")),
-                _field("Secret key", dcc.Input(id=ids.KEYS_SECRET_KEY, type="password",
-                                               autoComplete="off")),
-                _field("Environment", dcc.Dropdown(id=ids.KEYS_ENV, options=env_options,
-                                                   value="paper", clearable=False)),
-                html.Div(className="button-row", children=[
-                    html.Button("Connect keys", id=ids.KEYS_SAVE, className="btn primary",
-                                n_clicks=0),
-                    html.Button("Remove keys", id=ids.KEYS_REMOVE, className="btn", n_clicks=0),
-                ]),
-                html.Div(id=ids.KEYS_MESSAGE, className="form-message", role="status"),
-                html.P("Keys are checked with the exchange, then stored encrypted; they are "
-                       "never shown again.", className="field-hint"),
-            ]),
-            html.Div(className="panel", id=ids.PASSWORD_PANEL, children=[
-                html.H4("Password"),
-                _field("Current password", dcc.Input(id=ids.PW_CURRENT, type="password",
-                                                     autoComplete="current-password")),
-                _field("New password", dcc.Input(id=ids.PW_NEW, type="password",
-                                                 autoComplete="new-password"),
-                       f"at least {MIN_PASSWORD_LENGTH} characters"),
-                _field("Repeat the new password", dcc.Input(id=ids.PW_NEW2, type="password",
-                                                            autoComplete="new-password")),
-                html.Button("Change password", id=ids.PW_CHANGE, className="btn primary",
-                            n_clicks=0),
-                html.Div(id=ids.PW_MESSAGE, className="form-message", role="status"),
-                html.P("Changing the password signs out every other session.",
-                       className="field-hint"),
-            ]),
-            html.Div(className="panel", id=ids.SESSIONS_PANEL, children=[
-                html.H4("Sessions"),
-                html.P("Signed in somewhere you no longer use? End every session, this one "
-                       "included.", className="muted"),
-                html.Button("Sign out everywhere", id=ids.SIGNOUT_ALL, className="btn sell",
-                            n_clicks=0),
-                html.Div(id=ids.SIGNOUT_MESSAGE, className="form-message", role="status"),
-            ]),
-        ]),
-    ])
 
 
 def serve_layout(public_api_url: str) -> html.Div:
-    """Build the root layout: stores, header, toasts and every page."""
+    """Build the root layout: stores, header, toasts, the desk and the page container."""
     return html.Div(id=ids.APP_ROOT, className="app", children=[
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         # The session lives in localStorage so every tab of the browser shares it.
@@ -344,6 +209,8 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id=ids.CONFIG, data={"apiUrl": public_api_url.rstrip("/")}),
         dcc.Store(id=ids.BOOT),
         dcc.Store(id=ids.ROUTE, data={"page": "login", "symbol": DEFAULT_SYMBOL}),
+        # A sentence for the sign-in page from another page (the password changed).
+        dcc.Store(id=ids.LOGIN_NOTICE),
         dcc.Store(id="ticket-state", data={"side": "BUY", "type": "MARKET", "qtyMode": "amount"}),
         dcc.Store(id=ids.CHART_SETTINGS, storage_type="local",
                   data={"interval": "1m", "indicators": []}),
@@ -362,9 +229,6 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id="indicator-store"),
         dcc.Store(id="indicator-applied"),
         header(),
-        html.Main(className="app-main", children=[
-            login_page(), register_page(), trade_page(), analytics_page(), audit_page(),
-            account_page(),
-        ]),
+        html.Main(className="app-main", children=[trade_page(), dash.page_container]),
         html.Div(id=ids.TOASTS, className="toasts", **{"aria-live": "polite"}),
     ])

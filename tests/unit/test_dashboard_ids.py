@@ -31,6 +31,18 @@ def layout_ids(component: Any) -> set[str]:
     return found
 
 
+def all_layout_ids() -> set[str]:
+    """The ids of the shell and of every registered page (the page container shows one)."""
+    import dash
+
+    create_dash_app("http://127.0.0.1:1")  # registers the pages
+    assert len(dash.page_registry) == 6
+    found = layout_ids(serve_layout("http://127.0.0.1:1"))
+    for page in dash.page_registry.values():
+        found |= layout_ids(page["layout"]())
+    return found
+
+
 def callback_ids(app: Any) -> set[str]:
     """The ids of every Input, Output and State of the app's callbacks (pattern ids aside)."""
     import dash._callback as cb
@@ -61,7 +73,7 @@ def js_ids() -> set[str]:
 
 def test_every_id_the_callbacks_and_the_js_use_is_in_the_layout() -> None:
     app = create_dash_app("http://127.0.0.1:1")
-    present = layout_ids(serve_layout("http://127.0.0.1:1"))
+    present = all_layout_ids()
     used_by_callbacks = callback_ids(app)
     assert len(used_by_callbacks) > 50 and len(js_ids()) > 15  # the parsers found them
     assert used_by_callbacks - present == set()
@@ -94,8 +106,8 @@ def spelled_ids(source: str) -> set[str]:
 def test_every_id_of_the_ids_module_is_laid_out_or_drawn_by_a_callback() -> None:
     from dashboard import ids
 
-    present = layout_ids(serve_layout("http://127.0.0.1:1"))
-    drawn_by_callbacks = {ids.KEYS_REJECTED}  # account_view.show_me renders it
+    present = all_layout_ids()
+    drawn_by_callbacks = {ids.KEYS_REJECTED}  # account_view.show_keys renders it
     assert set(ids.static_ids().values()) - present - drawn_by_callbacks == set()
     assert {ids.page(p) for p in ids.PAGES} <= present
     assert {ids.nav_link(p) for p in ids.NAV_PAGES} <= present
