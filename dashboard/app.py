@@ -123,7 +123,8 @@ def _cs(name: str) -> ClientsideFunction:
 
 
 def _register_clientside(app: dash.Dash) -> None:
-    """Wire the clientside callbacks defined in assets/40-ui.js."""
+    """Wire the shell's clientside callbacks (assets/05-session.js, 40-ui.js); the pages
+    wire their own."""
     cb = app.clientside_callback
     cb(_cs("init"), Output(ids.BOOT, "data"), Input(ids.CONFIG, "data"))
     cb(_cs("session"), Output(ids.USER_EMAIL, "children"), Output(ids.LOGOUT_BTN, "style"),
@@ -174,17 +175,7 @@ def _register_clientside(app: dash.Dash) -> None:
        Input("confirm-no", "n_clicks"), State("ticket-state", "data"),
        State("ticket-qty", "value"), State("ticket-price", "value"), State(ids.ROUTE, "data"),
        State(ids.MARKET_STORE, "data"), prevent_initial_call=True)
-    cb(_cs("login"), Output(ids.AUTH, "data", allow_duplicate=True),
-       Output(ids.LOGIN_ERROR, "children"),
-       Input(ids.LOGIN_BTN, "n_clicks"), Input(ids.LOGIN_PASSWORD, "n_submit"),
-       State(ids.LOGIN_EMAIL, "value"), State(ids.LOGIN_PASSWORD, "value"),
-       prevent_initial_call=True)
-    cb(_cs("register"), Output(ids.AUTH, "data", allow_duplicate=True),
-       Output(ids.REGISTER_ERROR, "children"),
-       Input(ids.REGISTER_BTN, "n_clicks"), State(ids.REG_EMAIL, "value"),
-       State(ids.REG_PASSWORD, "value"), State(ids.REG_API_KEY, "value"),
-       State(ids.REG_SECRET_KEY, "value"), prevent_initial_call=True)
-    cb(_cs("logout"), Output(ids.AUTH, "data", allow_duplicate=True),
+    cb(ClientsideFunction("session", "logout"), Output(ids.AUTH, "data", allow_duplicate=True),
        Input(ids.LOGOUT_BTN, "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))
     cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"))

@@ -198,11 +198,12 @@ def state_at(version: int | None, data: dict[str, Any] | None, auth: Any) -> tup
     return state_table(state), timeline(data["events"], int(version))
 
 
-@callback(Output(ids.URL, "pathname", allow_duplicate=True),
+@callback(Output(ids.URL_QUIET, "pathname"),
           Input(ids.AUDIT_ORDER, "value"), State(ids.ROUTE, "data"),
           prevent_initial_call=True)
 def order_in_url(order_id: str | None, route: dict[str, Any] | None) -> str:
-    """The audited order goes into the URL, so it can be shared and reloaded."""
+    """The audited order goes into the URL, so it can be shared and reloaded; quietly, or
+    Dash's page container would draw the page again for the new path."""
     if (not order_id or not route or route.get("page") != "audit"
             or route.get("orderId") == order_id or valid_order_id(order_id) is None):
         raise dash.exceptions.PreventUpdate

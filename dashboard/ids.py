@@ -16,6 +16,9 @@ from typing import Final
 # ---------------------------------------------------------------- shell
 APP_ROOT: Final = "app-root"
 URL: Final = "url"
+# Rewrites the address bar without navigating (refresh=False tells no other Location, so
+# Dash's page container does not draw the page again): the audited order goes in the URL.
+URL_QUIET: Final = "url-quiet"
 # {token, user: {id, email}} in localStorage, shared by every tab; the refresh token is an
 # HttpOnly cookie no script reads (docs/security.md).
 AUTH: Final = "auth"

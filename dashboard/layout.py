@@ -204,6 +204,7 @@ def serve_layout(public_api_url: str) -> html.Div:
     """Build the root layout: stores, header, toasts, the desk and the page container."""
     return html.Div(id=ids.APP_ROOT, className="app", children=[
         dcc.Location(id=ids.URL, refresh="callback-nav"),
+        dcc.Location(id=ids.URL_QUIET, refresh=False),
         # The session lives in localStorage so every tab of the browser shares it.
         dcc.Store(id=ids.AUTH, storage_type="local"),
         dcc.Store(id=ids.CONFIG, data={"apiUrl": public_api_url.rstrip("/")}),

@@ -30,6 +30,7 @@
     }
     return friendly(e.message);
   }
+  TL.errorText = errorText;
   // Which ticket field an API error is about ("quantity", "price"), if any.
   function errorField(e) {
     const d = (e && e.details) || {};
@@ -336,39 +337,6 @@
           if (field === "price") return ["", "form-message", "", errorText(e), hide, ""];
           return [errorText(e), "form-message error", "", "", hide, ""];
         }
-      },
-
-      login: async function (n, nSubmit, email, password) {
-        if (!n && !nSubmit) return [NO(), NO()];
-        if (!email || !password) return [NO(), "Enter your email and password."];
-        try {
-          const data = await TL.api("/auth/login", { method: "POST", body: { email: email, password: password }, auth: false, credentials: "include" });
-          return [TL.normaliseAuth(data), ""];
-        } catch (e) {
-          return [NO(), errorText(e)];
-        }
-      },
-
-      register: async function (n, email, password, apiKey, secretKey) {
-        if (!n) return [NO(), NO()];
-        if (!email || !password) return [NO(), "Enter an email and a password."];
-        const body = { email: email, password: password };
-        if (apiKey || secretKey) { body.binanceApiKey = apiKey || ""; body.binanceSecretKey = secretKey || ""; }
-        try {
-          const data = await TL.api("/auth/register", { method: "POST", body: body, auth: false, credentials: "include" });
-          return [TL.normaliseAuth(data), ""];
-        } catch (e) {
-          return [NO(), errorText(e)];
-        }
-      },
-
-      logout: function (n) {
-        if (!n) return NO();
-        const s = TL.getSession();
-        if (s) {
-          TL.api("/auth/logout", { method: "POST", body: {}, credentials: "include", retry: false }).catch(function () { /* best effort */ });
-        }
-        return null;
       },
 
       theme: function (n) {

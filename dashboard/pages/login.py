@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboard import ids
 from dashboard.api_client import token_of
@@ -27,6 +27,15 @@ def layout(**_path: str) -> html.Div:
                         html.P(["No account? ", dcc.Link("Register", href="/register",
                                                          id=ids.TO_REGISTER)]),
                     ])])
+
+
+# In the browser: the refresh token is an HttpOnly cookie of the API (assets/05-session.js).
+clientside_callback(ClientsideFunction("session", "login"),
+                    Output(ids.AUTH, "data", allow_duplicate=True),
+                    Output(ids.LOGIN_ERROR, "children"),
+                    Input(ids.LOGIN_BTN, "n_clicks"), Input(ids.LOGIN_PASSWORD, "n_submit"),
+                    State(ids.LOGIN_EMAIL, "value"), State(ids.LOGIN_PASSWORD, "value"),
+                    prevent_initial_call=True)
 
 
 @callback(Output(ids.LOGIN_ERROR, "children", allow_duplicate=True),

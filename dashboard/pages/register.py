@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dash
-from dash import dcc, html
+from dash import ClientsideFunction, Input, Output, State, clientside_callback, dcc, html
 
 from dashboard import ids
 from dashboard.layout import MIN_PASSWORD_LENGTH, field
@@ -34,6 +34,15 @@ def layout(**_path: str) -> html.Div:
                         html.P(["Have an account? ", dcc.Link("Sign in", href="/login",
                                                               id=ids.TO_LOGIN)]),
                     ])])
+
+
+# In the browser: the refresh token is an HttpOnly cookie of the API (assets/05-session.js).
+clientside_callback(ClientsideFunction("session", "register"),
+                    Output(ids.AUTH, "data", allow_duplicate=True),
+                    Output(ids.REGISTER_ERROR, "children"),
+                    Input(ids.REGISTER_BTN, "n_clicks"), State(ids.REG_EMAIL, "value"),
+                    State(ids.REG_PASSWORD, "value"), State(ids.REG_API_KEY, "value"),
+                    State(ids.REG_SECRET_KEY, "value"), prevent_initial_call=True)
 
 
 dash.register_page(__name__, path="/register", name="Create an account",
