@@ -39,6 +39,14 @@ def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> Non
     _transport = transport
 
 
+def clicked(*clicks: int | None) -> None:
+    """Go on only for a real click. The page container inserts the Account page with its
+    buttons at n_clicks=0, and Dash then runs every callback they feed whose output (here:
+    the `auth` store) was already on the page, prevent_initial_call or not."""
+    if not any(clicks):
+        raise dash.exceptions.PreventUpdate
+
+
 def client(auth: Any) -> ApiClient:
     """An API client with the session's access token."""
     return ApiClient(_api_url, token_of(auth), transport=_transport)
@@ -113,12 +121,12 @@ def show_badge(me: Any) -> tuple[Any, ...]:
 
 
 # Apart from the badge: these outputs are on the Account page, which is mounted only while
-# it is shown (Dash's page container), and this callback runs again when it mounts.
+# it is shown (Dash's page container); its `mounted` store runs this when it appears.
 @callback(Output(ids.ACCOUNT_EMAIL, "children"),
           Output(ids.KEYS_STATUS, "children"), Output(ids.KEYS_SAVE, "children"),
           Output(ids.KEYS_ENV, "value"),
-          Input(ids.ME_STORE, "data"))
-def show_keys(me: Any) -> tuple[Any, ...]:
+          Input(ids.ME_STORE, "data"), Input(ids.mounted("account"), "data"))
+def show_keys(me: Any, _mounted: Any = None) -> tuple[Any, ...]:
     """The account's email and its keys' state, from the last /api/me."""
     if not me:
         return "", "", "Connect keys", dash.no_update
@@ -162,6 +170,7 @@ def explain(exc: ApiClientError, what: str) -> str:
 def change_keys(_save: int, _remove: int, api_key: str | None, secret: str | None,
                 env: str | None, auth: Any) -> tuple[Any, ...]:
     """Connect, replace or remove the account's exchange keys."""
+    clicked(_save, _remove)
     keep = dash.no_update
     try:
         if ctx.triggered_id == ids.KEYS_REMOVE:
@@ -196,6 +205,7 @@ def change_password(_n: int, current: str | None, new: str | None, again: str | 
     """Change the password; the API ends every session, so the page signs out and says so
     on the sign-in page through the `login-notice` store (unless the API hands back a new
     token)."""
+    clicked(_n)
     keep = dash.no_update
     if not current or not new:
         return ("Enter the current and the new password.", "form-message error", keep, keep,
@@ -222,6 +232,7 @@ def change_password(_n: int, current: str | None, new: str | None, again: str | 
           Input(ids.SIGNOUT_ALL, "n_clicks"), State(ids.AUTH, "data"), prevent_initial_call=True)
 def sign_out_everywhere(_n: int, auth: Any) -> tuple[Any, ...]:
     """End every session of the account, this one included."""
+    clicked(_n)
     try:
         client(auth).post(SIGN_OUT_EVERYWHERE_PATH)
     except ApiClientError as exc:

@@ -127,8 +127,9 @@ def configure(api_url: str) -> None:
 
 
 @callback(Output(ids.AUDIT_ORDER, "options"), Output(ids.AUDIT_ORDER, "value"),
-          Input(ids.ROUTE, "data"), State(ids.AUTH, "data"), State(ids.AUDIT_ORDER, "value"))
-def pick_orders(route: dict[str, Any] | None, auth: Any,
+          Input(ids.ROUTE, "data"), Input(ids.mounted("audit"), "data"),
+          State(ids.AUTH, "data"), State(ids.AUDIT_ORDER, "value"))
+def pick_orders(route: dict[str, Any] | None, _mounted: Any, auth: Any,
                 chosen: str | None) -> tuple[Any, Any]:
     """Offer the account's orders; the one in the URL, or the newest, is chosen."""
     if not route or route.get("page") != "audit" or not token_of(auth):

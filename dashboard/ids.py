@@ -54,6 +54,13 @@ def page(name: str) -> str:
     return f"page-{name}"
 
 
+def mounted(name: str) -> str:
+    """The id of the store a page carries so its callbacks run when the page container
+    inserts it (a callback runs on insertion only for inputs inserted with it)."""
+    page(name)
+    return f"{name}-mounted"
+
+
 def nav_link(name: str) -> str:
     """The id of a page's link in the nav (`nav-audit`)."""
     if name not in NAV_PAGES:

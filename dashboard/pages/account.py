@@ -10,13 +10,13 @@ from dashboard.layout import MIN_PASSWORD_LENGTH, field
 
 
 def layout(**_path: str) -> html.Div:
-    """The page's component tree."""
     """Exchange keys, password, sessions: drawn and driven by dashboard/account_view.py."""
     env_options = [{"label": "Paper exchange (bundled)", "value": "paper"},
                    {"label": "Binance Spot Testnet", "value": "testnet"},
                    {"label": "Binance live", "value": "live"}]
     return html.Div(id=ids.page("account"), className="page account-page",
                     children=[
+        dcc.Store(id=ids.mounted("account"), data=True),
         html.Div(className="page-title", children=[html.H2("Account"),
                                                    html.Span(id=ids.ACCOUNT_EMAIL,
                                                              className="muted")]),

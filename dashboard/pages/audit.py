@@ -12,6 +12,7 @@ def layout(**_path: str) -> html.Div:
     """The page's component tree."""
     return html.Div(id=ids.page("audit"), className="page audit-page",
                     children=[
+        dcc.Store(id=ids.mounted("audit"), data=True),
         html.Div(className="page-title", children=[
             html.H2("Audit"),
             dcc.Dropdown(id=ids.AUDIT_ORDER, placeholder="choose one of your orders",

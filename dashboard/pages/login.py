@@ -15,7 +15,8 @@ from dashboard.layout import field
 def layout(**_path: str) -> html.Div:
     """The page's component tree."""
     return html.Div(id=ids.page("login"), className="page auth-page",
-                    children=[html.Div(className="auth-card", children=[
+                    children=[dcc.Store(id=ids.mounted("login"), data=True),
+                              html.Div(className="auth-card", children=[
                         html.H2("Sign in"),
                         field("Email", dcc.Input(id=ids.LOGIN_EMAIL, type="email",
                                                   autoComplete="username", debounce=False)),
@@ -39,8 +40,9 @@ clientside_callback(ClientsideFunction("session", "login"),
 
 
 @callback(Output(ids.LOGIN_ERROR, "children", allow_duplicate=True),
-          Input(ids.LOGIN_NOTICE, "data"), prevent_initial_call="initial_duplicate")
-def show_notice(notice: str | None) -> str:
+          Input(ids.LOGIN_NOTICE, "data"), Input(ids.mounted("login"), "data"),
+          prevent_initial_call="initial_duplicate")
+def show_notice(notice: str | None, _mounted: Any = None) -> str:
     """Say why the visitor is here (the password changed and every session ended)."""
     return notice or ""
 

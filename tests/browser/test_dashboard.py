@@ -233,7 +233,8 @@ def test_analytics_and_audit_pages(page: Any, urls: Urls) -> None:
     page.click("#nav-analytics")
     page.wait_for_url(re.compile(r".*/analytics$"))
     page.wait_for_function(
-        "() => document.querySelector('#analytics-summary').textContent.includes('orders')")
+        # The page container draws the page after the URL changes.
+        "() => document.querySelector('#analytics-summary')?.textContent.includes('orders')")
     page.wait_for_function(
         "() => { const g = document.querySelector('#an-status .js-plotly-plot');"
         " return g && g.data && g.data.length && g.data[0].type === 'pie'; }")
