@@ -7,11 +7,14 @@ import base64
 import hashlib
 import importlib
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import dash
+import flask
 from dash import ClientsideFunction, Input, Output, State
 
 from dashboard import (
@@ -28,6 +31,8 @@ from dashboard.layout import TIMEFRAMES, serve_layout
 from dashboard.pages import PAGE_MODULES
 
 ASSETS = Path(__file__).parent / "assets"
+SLOW_REQUEST_SECONDS = 2.0
+log = logging.getLogger(__name__)
 
 _INDEX = """<!DOCTYPE html>
 <html lang="en">
@@ -108,8 +113,18 @@ def _send_csp(app: dash.Dash, browser_api: str) -> None:
     """Send the policy (and its companions) with every response of the dashboard."""
     policy: list[str] = []
 
+    @app.server.before_request
+    def _start() -> None:
+        flask.g.tl_started = time.monotonic()
+
     @app.server.after_request
     def _headers(response: Any) -> Any:
+        # A page is drawn by a server callback (the page container): say when one is slow.
+        took = time.monotonic() - flask.g.get("tl_started", time.monotonic())
+        if took > SLOW_REQUEST_SECONDS:
+            body = flask.request.get_json(silent=True) if flask.request.is_json else None
+            log.warning("slow dashboard request: %s %s %.1f s (%s)", flask.request.method,
+                        flask.request.path, took, (body or {}).get("output", "")[:120])
         if not policy:  # built on first use: the hashes need the registered callbacks
             policy.append(content_security_policy(app, browser_api))
         response.headers["Content-Security-Policy"] = policy[0]
