@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dash import ClientsideFunction, Input, Output, clientside_callback, dcc, html
 
+from dashboard import ids
+
 PANEL = "order-book-panel"
 BOOK_STORE = "book-store"  # {symbol, book: {bids, asks, lastUpdateId}, trades: [...]}
 CONNECTION_STORE = "book-connection"  # {symbol}: the symbol the book follows
@@ -68,7 +70,7 @@ def layout() -> html.Div:
 clientside_callback(
     ClientsideFunction(namespace="book", function_name="follow"),
     Output(CONNECTION_STORE, "data"),
-    Input("route", "data"), Input("config", "data"),
+    Input(ids.ROUTE, "data"), Input(ids.CONFIG, "data"),
 )
 clientside_callback(
     ClientsideFunction(namespace="book", function_name="render"),

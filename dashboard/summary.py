@@ -13,6 +13,7 @@ from typing import Any
 import dash
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
+from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
 PANEL = "summary-panel"
@@ -114,8 +115,8 @@ def layout() -> html.Div:
 
 
 @callback(Output(BODY, "children"), Output(ERROR, "children"),
-          Input("auth", "data"), Input(REFRESH, "n_clicks"), Input(TICK, "n_intervals"),
-          Input("route", "data"), State("auth", "data"))
+          Input(ids.AUTH, "data"), Input(REFRESH, "n_clicks"), Input(TICK, "n_intervals"),
+          Input(ids.ROUTE, "data"), State(ids.AUTH, "data"))
 def show_summary(_auth: Any, _clicks: Any, _ticks: Any, route: Any,
                  auth: Any) -> tuple[Any, Any]:
     """Read the summary from the API while the trade page is open."""
@@ -134,5 +135,5 @@ def show_summary(_auth: Any, _clicks: Any, _ticks: Any, route: Any,
 # The timer runs only while the trade page is open: elsewhere the card is hidden anyway.
 clientside_callback(
     "function (route) { return !route || route.page !== 'trade'; }",
-    Output(TICK, "disabled"), Input("route", "data"),
+    Output(TICK, "disabled"), Input(ids.ROUTE, "data"),
 )
