@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         default="paper", description="Which exchange the worker trades on.")
     allow_live_trading: bool = Field(
         default=False, description="Must be true as well as exchange=live to trade real money.")
+    order_transport: Literal["ws", "rest"] = Field(
+        default="ws",
+        description="How the worker places, cancels and queries orders: ws = one WS-API "
+                    "connection (REST while it is down), rest = REST only.")
     paper_exchange_url: str | None = Field(
         default=None, description="Base URL of a running paper exchange; unset = start one.")
     paper_exchange_port: int = 0

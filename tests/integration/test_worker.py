@@ -172,3 +172,29 @@ def test_balances_are_recorded_once_the_read_model_appears(stack: Stack) -> None
                                 (account,)).fetchone() is not None
 
     wait_for(recorded, 5, "balances after the table appeared")
+
+
+def test_ws_api_dropped_mid_submission_is_an_unknown_outcome_resolved_without_resending(  # type: ignore[no-untyped-def]
+        stack: Stack, paper_exchange) -> None:
+    from adapters.paper_exchange.runner import admin_get
+    from adapters.platform.metrics import EXCHANGE_ERRORS
+
+    stack.start()
+    account_id = stack.account()
+    wait_for(lambda: stack.app.get_account(account_id).has_exchange_keys, 10, "paper keys")
+    ws_api = stack.gateway.ws_api()
+    assert ws_api is not None and stack.gateway.order_transport == "ws"
+    unknown = EXCHANGE_ERRORS.labels("submit order", "exchange_unavailable")
+    before = unknown._value.get()
+    # The exchange executes the order and holds its answer; the connection then drops.
+    paper_exchange.set_fault("hang", 8.0, execute=True)
+    order_id = stack.place(account_id)
+    coid = exchange_client_order_id(order_id)
+    wait_for(lambda: bool(admin_get(paper_exchange.url, "/admin/orders?clientOrderId=" + coid)),
+             10, "the order on the exchange")
+    ws_api.drop()
+    paper_exchange.clear_faults()
+    order = stack.wait_status(order_id, OrderStatus.FILLED, timeout=30)
+    assert unknown._value.get() == before + 1  # the send got no answer
+    assert order.send_attempts == 1  # and was never sent again
+    assert len(stack.exchange_orders(order_id)) == 1
