@@ -15,6 +15,7 @@ import dash
 import httpx
 from dash import Input, Output, State, callback, ctx, html
 
+from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 from dashboard.layout import MIN_PASSWORD_LENGTH
 
@@ -36,6 +37,14 @@ def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> Non
     global _api_url, _transport
     _api_url = api_url.rstrip("/")
     _transport = transport
+
+
+def clicked(*clicks: int | None) -> None:
+    """Go on only for a real click. The page container inserts the Account page with its
+    buttons at n_clicks=0, and Dash then runs every callback they feed whose output (here:
+    the `auth` store) was already on the page, prevent_initial_call or not."""
+    if not any(clicks):
+        raise dash.exceptions.PreventUpdate
 
 
 def client(auth: Any) -> ApiClient:
@@ -85,8 +94,8 @@ def balance_source(me: dict[str, Any] | None) -> str:
     return f"Balance from {where}, key {keys.get('apiKeyHint') or ''}".strip()
 
 
-@callback(Output("me-store", "data"),
-          Input("auth", "data"), Input("me-refresh", "data"), Input("route", "data"))
+@callback(Output(ids.ME_STORE, "data"),
+          Input(ids.AUTH, "data"), Input(ids.ME_REFRESH, "data"), Input(ids.ROUTE, "data"))
 def load_me(auth: Any, _refresh: Any, route: Any) -> Any:
     """Read /api/me when the session starts, when asked, and on the Account page."""
     if not token_of(auth):
@@ -99,25 +108,35 @@ def load_me(auth: Any, _refresh: Any, route: Any) -> Any:
         raise dash.exceptions.PreventUpdate from None
 
 
-@callback(Output("env-badge", "children"), Output("env-badge", "className"),
-          Output("env-badge", "title"), Output("env-badge", "style"),
-          Output("balance-source", "children"), Output("account-email", "children"),
-          Output("keys-status", "children"), Output("keys-save", "children"),
-          Output("keys-env", "value"),
-          Input("me-store", "data"))
-def show_me(me: Any) -> tuple[Any, ...]:
-    """Badge, balance source and the keys' state, from the last /api/me."""
+@callback(Output(ids.ENV_BADGE, "children"), Output(ids.ENV_BADGE, "className"),
+          Output(ids.ENV_BADGE, "title"), Output(ids.ENV_BADGE, "style"),
+          Output(ids.BALANCE_SOURCE, "children"),
+          Input(ids.ME_STORE, "data"))
+def show_badge(me: Any) -> tuple[Any, ...]:
+    """The header's badge and the balance source under the ticket, from the last /api/me."""
     if not me:
-        return ("", "env-badge", "", {"display": "none"}, "", "", "", "Connect keys",
-                dash.no_update)
+        return "", "env-badge", "", {"display": "none"}, ""
     text, cls, title = badge(me)
+    return text, cls, title, {}, balance_source(me)
+
+
+# Apart from the badge: these outputs are on the Account page, which is mounted only while
+# it is shown (Dash's page container); its `mounted` store runs this when it appears.
+@callback(Output(ids.ACCOUNT_EMAIL, "children"),
+          Output(ids.KEYS_STATUS, "children"), Output(ids.KEYS_SAVE, "children"),
+          Output(ids.KEYS_ENV, "value"),
+          Input(ids.ME_STORE, "data"), Input(ids.mounted("account"), "data"))
+def show_keys(me: Any, _mounted: Any = None) -> tuple[Any, ...]:
+    """The account's email and its keys' state, from the last /api/me."""
+    if not me:
+        return "", "", "Connect keys", dash.no_update
     keys = keys_state(me)
     reason = keys_rejected(keys)
     if not keys.get("connected"):
         status: Any = html.Span("No keys connected.", className="muted")
     elif reason:
         status = html.Span([html.Strong("Keys rejected: "), reason], className="down",
-                           id="keys-rejected")
+                           id=ids.KEYS_REJECTED)
     else:
         env = str(keys.get("environment") or "")
         where = ENVIRONMENTS.get(env, (env,))[0]
@@ -125,7 +144,7 @@ def show_me(me: Any) -> tuple[Any, ...]:
                             f"{keys.get('apiKeyHint') or ''} on {where}"], className="up")
     env = str(keys.get("environment") or "")
     env_value = env if env in ENVIRONMENTS else "paper"
-    return (text, cls, title, {}, balance_source(me), me.get("email", ""), status,
+    return (me.get("email", ""), status,
             "Replace keys" if keys.get("connected") else "Connect keys", env_value)
 
 
@@ -142,18 +161,19 @@ def explain(exc: ApiClientError, what: str) -> str:
     return exc.message
 
 
-@callback(Output("keys-message", "children"), Output("keys-message", "className"),
-          Output("keys-api-key", "value"), Output("keys-secret-key", "value"),
-          Output("me-refresh", "data", allow_duplicate=True),
-          Input("keys-save", "n_clicks"), Input("keys-remove", "n_clicks"),
-          State("keys-api-key", "value"), State("keys-secret-key", "value"),
-          State("keys-env", "value"), State("auth", "data"), prevent_initial_call=True)
+@callback(Output(ids.KEYS_MESSAGE, "children"), Output(ids.KEYS_MESSAGE, "className"),
+          Output(ids.KEYS_API_KEY, "value"), Output(ids.KEYS_SECRET_KEY, "value"),
+          Output(ids.ME_REFRESH, "data", allow_duplicate=True),
+          Input(ids.KEYS_SAVE, "n_clicks"), Input(ids.KEYS_REMOVE, "n_clicks"),
+          State(ids.KEYS_API_KEY, "value"), State(ids.KEYS_SECRET_KEY, "value"),
+          State(ids.KEYS_ENV, "value"), State(ids.AUTH, "data"), prevent_initial_call=True)
 def change_keys(_save: int, _remove: int, api_key: str | None, secret: str | None,
                 env: str | None, auth: Any) -> tuple[Any, ...]:
     """Connect, replace or remove the account's exchange keys."""
+    clicked(_save, _remove)
     keep = dash.no_update
     try:
-        if ctx.triggered_id == "keys-remove":
+        if ctx.triggered_id == ids.KEYS_REMOVE:
             client(auth).delete(KEYS_PATH)
             return "Keys removed.", "form-message ok", "", "", _stamp()
         if not (api_key or "").strip() or not (secret or "").strip():
@@ -172,17 +192,20 @@ def _stamp() -> float:
     return time.time()
 
 
-@callback(Output("pw-message", "children"), Output("pw-message", "className"),
-          Output("auth", "data", allow_duplicate=True),
-          Output("pw-current", "value"), Output("pw-new", "value"), Output("pw-new2", "value"),
-          Output("login-error", "children", allow_duplicate=True),
-          Input("pw-change", "n_clicks"),
-          State("pw-current", "value"), State("pw-new", "value"), State("pw-new2", "value"),
-          State("auth", "data"), prevent_initial_call=True)
+@callback(Output(ids.PW_MESSAGE, "children"), Output(ids.PW_MESSAGE, "className"),
+          Output(ids.AUTH, "data", allow_duplicate=True),
+          Output(ids.PW_CURRENT, "value"), Output(ids.PW_NEW, "value"),
+          Output(ids.PW_NEW2, "value"),
+          Output(ids.LOGIN_NOTICE, "data"),
+          Input(ids.PW_CHANGE, "n_clicks"),
+          State(ids.PW_CURRENT, "value"), State(ids.PW_NEW, "value"), State(ids.PW_NEW2, "value"),
+          State(ids.AUTH, "data"), prevent_initial_call=True)
 def change_password(_n: int, current: str | None, new: str | None, again: str | None,
                     auth: Any) -> tuple[Any, ...]:
     """Change the password; the API ends every session, so the page signs out and says so
-    on the sign-in page (unless the API hands back a new token)."""
+    on the sign-in page through the `login-notice` store (unless the API hands back a new
+    token)."""
+    clicked(_n)
     keep = dash.no_update
     if not current or not new:
         return ("Enter the current and the new password.", "form-message error", keep, keep,
@@ -204,11 +227,12 @@ def change_password(_n: int, current: str | None, new: str | None, again: str | 
             "Password changed: every session has ended. Sign in with the new password.")
 
 
-@callback(Output("signout-message", "children"), Output("signout-message", "className"),
-          Output("auth", "data", allow_duplicate=True),
-          Input("signout-all", "n_clicks"), State("auth", "data"), prevent_initial_call=True)
+@callback(Output(ids.SIGNOUT_MESSAGE, "children"), Output(ids.SIGNOUT_MESSAGE, "className"),
+          Output(ids.AUTH, "data", allow_duplicate=True),
+          Input(ids.SIGNOUT_ALL, "n_clicks"), State(ids.AUTH, "data"), prevent_initial_call=True)
 def sign_out_everywhere(_n: int, auth: Any) -> tuple[Any, ...]:
     """End every session of the account, this one included."""
+    clicked(_n)
     try:
         client(auth).post(SIGN_OUT_EVERYWHERE_PATH)
     except ApiClientError as exc:

@@ -13,6 +13,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, html
 
+from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
 _api_url = ""
@@ -43,13 +44,13 @@ def alert_item(a: dict[str, Any]) -> html.Li:
     return html.Li(className="alert-item" + (" fired" if a.get("firedAt") else ""), children=[
         html.Span(f"{a.get('symbol')} {arrow}{plain(a.get('price'))}"),
         html.Span(status, className="muted"),
-        html.Button("\u00d7", id={"type": "alert-remove", "id": str(a.get("alertId"))},
+        html.Button("\u00d7", id=ids.alert_remove(str(a.get("alertId"))),
                     className="btn tiny", title="Remove", n_clicks=0),
     ])
 
 
-@callback(Output("alert-list", "children"), Output("alert-error", "children"),
-          Input("alerts-refresh", "data"), Input("auth", "data"))
+@callback(Output(ids.ALERT_LIST, "children"), Output(ids.ALERT_ERROR, "children"),
+          Input(ids.ALERTS_REFRESH, "data"), Input(ids.AUTH, "data"))
 def show_alerts(_refresh: Any, auth: Any) -> tuple[Any, Any]:
     """The account's alerts, read from the API."""
     if not token_of(auth):
@@ -61,10 +62,11 @@ def show_alerts(_refresh: Any, auth: Any) -> tuple[Any, Any]:
     return [alert_item(a) for a in alerts], ""
 
 
-@callback(Output("alert-price", "value"), Output("alert-error", "children", allow_duplicate=True),
-          Output("alerts-refresh", "data", allow_duplicate=True),
-          Input("alert-add", "n_clicks"), Input("alert-price", "n_submit"),
-          State("alert-price", "value"), State("route", "data"), State("auth", "data"),
+@callback(Output(ids.ALERT_PRICE, "value"),
+          Output(ids.ALERT_ERROR, "children", allow_duplicate=True),
+          Output(ids.ALERTS_REFRESH, "data", allow_duplicate=True),
+          Input(ids.ALERT_ADD, "n_clicks"), Input(ids.ALERT_PRICE, "n_submit"),
+          State(ids.ALERT_PRICE, "value"), State(ids.ROUTE, "data"), State(ids.AUTH, "data"),
           prevent_initial_call=True)
 def add_alert(_n: Any, _submit: Any, price: str | None, route: Any,
               auth: Any) -> tuple[Any, Any, Any]:
@@ -84,9 +86,9 @@ def add_alert(_n: Any, _submit: Any, price: str | None, route: Any,
     return "", "", time.time()
 
 
-@callback(Output("alerts-refresh", "data", allow_duplicate=True),
-          Output("alert-error", "children", allow_duplicate=True),
-          Input({"type": "alert-remove", "id": ALL}, "n_clicks"), State("auth", "data"),
+@callback(Output(ids.ALERTS_REFRESH, "data", allow_duplicate=True),
+          Output(ids.ALERT_ERROR, "children", allow_duplicate=True),
+          Input({"type": ids.ALERT_REMOVE_TYPE, "id": ALL}, "n_clicks"), State(ids.AUTH, "data"),
           prevent_initial_call=True)
 def remove_alert(clicks: list[int | None], auth: Any) -> tuple[Any, Any]:
     """Remove the alert whose remove button was clicked."""

@@ -13,6 +13,7 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback
 
+from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
 STATUS_COLOURS = {
@@ -157,10 +158,10 @@ def configure(api_url: str) -> None:
 
 
 @callback(*[Output(i, "figure") for i in
-            ("an-pnl", "an-volume", "an-latency", "an-status", "an-throughput")],
-          Output("analytics-summary", "children"), Output("analytics-error", "children"),
-          Input("route", "data"), Input("analytics-refresh", "n_clicks"),
-          State("auth", "data"))
+            (ids.AN_PNL, ids.AN_VOLUME, ids.AN_LATENCY, ids.AN_STATUS, ids.AN_THROUGHPUT)],
+          Output(ids.ANALYTICS_SUMMARY, "children"), Output(ids.ANALYTICS_ERROR, "children"),
+          Input(ids.ROUTE, "data"), Input(ids.ANALYTICS_REFRESH, "n_clicks"),
+          State(ids.AUTH, "data"))
 def draw(route: dict[str, Any] | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
     """Fetch and draw the analytics whenever the page is shown or refreshed."""
     if not route or route.get("page") != "analytics" or not token_of(auth):

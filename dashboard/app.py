@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import dash
+import flask
 from dash import ClientsideFunction, Input, Output, State
 
 from dashboard import (
@@ -19,11 +23,16 @@ from dashboard import (
     analytics_view,
     audit_view,
     grids,
+    ids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+    routing,  # noqa: F401 - imported for its @callbacks (pure routing, no API)
 )
-from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
+from dashboard.layout import TIMEFRAMES, serve_layout
+from dashboard.pages import PAGE_MODULES
 
 ASSETS = Path(__file__).parent / "assets"
+SLOW_REQUEST_SECONDS = 2.0
+log = logging.getLogger(__name__)
 
 _INDEX = """<!DOCTYPE html>
 <html lang="en">
@@ -56,7 +65,12 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
         suppress_callback_exceptions=True,
         update_title=None,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+        # Pages are imported below, once: Dash's own folder scan would execute them again
+        # for every app and register their callbacks twice.
+        use_pages=True, pages_folder="",
     )
+    for name in PAGE_MODULES:  # dash.register_page needs the app to exist first
+        importlib.import_module(f"dashboard.pages.{name}")
     app.index_string = _INDEX.replace("__CONFIG__", _config_script(browser_api))
     app.layout = lambda: serve_layout(browser_api)
     _register_clientside(app)
@@ -99,8 +113,18 @@ def _send_csp(app: dash.Dash, browser_api: str) -> None:
     """Send the policy (and its companions) with every response of the dashboard."""
     policy: list[str] = []
 
+    @app.server.before_request
+    def _start() -> None:
+        flask.g.tl_started = time.monotonic()
+
     @app.server.after_request
     def _headers(response: Any) -> Any:
+        # A page is drawn by a server callback (the page container): say when one is slow.
+        took = time.monotonic() - flask.g.get("tl_started", time.monotonic())
+        if took > SLOW_REQUEST_SECONDS:
+            body = flask.request.get_json(silent=True) if flask.request.is_json else None
+            log.warning("slow dashboard request: %s %s %.1f s (%s)", flask.request.method,
+                        flask.request.path, took, (body or {}).get("output", "")[:120])
         if not policy:  # built on first use: the hashes need the registered callbacks
             policy.append(content_security_policy(app, browser_api))
         response.headers["Content-Security-Policy"] = policy[0]
@@ -114,35 +138,25 @@ def _cs(name: str) -> ClientsideFunction:
 
 
 def _register_clientside(app: dash.Dash) -> None:
-    """Wire the clientside callbacks defined in assets/40-ui.js."""
+    """Wire the shell's clientside callbacks (assets/05-session.js, 40-ui.js); the pages
+    wire their own."""
     cb = app.clientside_callback
-    cb(_cs("init"), Output("boot", "data"), Input("config", "data"))
-    cb(
-        _cs("route"),
-        [Output("route", "data"), Output("url", "pathname")]
-        + [Output(f"page-{p}", "style") for p in PAGES]
-        + [Output(f"nav-{p}", "className") for p in NAV_PAGES]
-        + [Output("nav", "style"), Output("nav", "className"), Output("live-wrap", "style"),
-           Output("menu-toggle", "style")],
-        Input("url", "pathname"), Input("auth", "data"),
-    )
-    cb(_cs("menu"), Output("nav", "className", allow_duplicate=True),
-       Input("menu-toggle", "n_clicks"), State("nav", "className"), prevent_initial_call=True)
-    cb(_cs("session"), Output("user-email", "children"), Output("logout-btn", "style"),
-       Input("auth", "data"))
-    cb(_cs("symbolPicked"), Output("url", "pathname", allow_duplicate=True),
+    cb(_cs("init"), Output(ids.BOOT, "data"), Input(ids.CONFIG, "data"))
+    cb(_cs("session"), Output(ids.USER_EMAIL, "children"), Output(ids.LOGOUT_BTN, "style"),
+       Input(ids.AUTH, "data"))
+    cb(_cs("symbolPicked"), Output(ids.URL, "pathname", allow_duplicate=True),
        Input("symbol-select", "value"), prevent_initial_call=True)
     cb(
-        _cs("chartSettings"), Output("chart-settings", "data"),
+        _cs("chartSettings"), Output(ids.CHART_SETTINGS, "data"),
         [Input(f"tf-{v}", "n_clicks") for _, v in TIMEFRAMES]
         + [Input("indicator-toggles", "value")],
-        State("chart-settings", "data"),
+        State(ids.CHART_SETTINGS, "data"),
     )
     cb(
         _cs("tradeView"),
         [Output("symbol-select", "value"), Output("pair-name", "children")]
         + [Output(f"tf-{v}", "className") for _, v in TIMEFRAMES],
-        Input("route", "data"), Input("chart-settings", "data"),
+        Input(ids.ROUTE, "data"), Input(ids.CHART_SETTINGS, "data"),
     )
     cb(
         _cs("ticketState"), Output("ticket-state", "data"),
@@ -158,40 +172,30 @@ def _register_clientside(app: dash.Dash) -> None:
         Output("qty-mode-amount", "className"), Output("qty-mode-pct", "className"),
         Output("price-field", "style"), Output("pct-field", "style"),
         Output("place-btn", "children"), Output("place-btn", "className"),
-        Input("ticket-state", "data"), Input("route", "data"),
+        Input("ticket-state", "data"), Input(ids.ROUTE, "data"),
     )
     cb(_cs("pctToQty"), Output("ticket-qty", "value"),
        Input("ticket-pct", "value"), Input("ticket-state", "data"),
-       State("ticket-price", "value"), State("market-store", "data"),
+       State("ticket-price", "value"), State(ids.MARKET_STORE, "data"),
        prevent_initial_call=True)
     cb(_cs("ticketNumbers"), Output("ticket-available", "children"),
        Output("ticket-total", "children"),
        Input("ticket-qty", "value"), Input("ticket-price", "value"),
-       Input("ticket-state", "data"), Input("market-store", "data"))
+       Input("ticket-state", "data"), Input(ids.MARKET_STORE, "data"))
     cb(_cs("placeOrder"), Output("ticket-message", "children"),
        Output("ticket-message", "className"), Output("qty-error", "children"),
        Output("price-error", "children"), Output("confirm-box", "style"),
        Output("confirm-text", "children"),
        Input("place-btn", "n_clicks"), Input("confirm-yes", "n_clicks"),
        Input("confirm-no", "n_clicks"), State("ticket-state", "data"),
-       State("ticket-qty", "value"), State("ticket-price", "value"), State("route", "data"),
-       State("market-store", "data"), prevent_initial_call=True)
-    cb(_cs("login"), Output("auth", "data", allow_duplicate=True),
-       Output("login-error", "children"),
-       Input("login-btn", "n_clicks"), Input("login-password", "n_submit"),
-       State("login-email", "value"), State("login-password", "value"),
-       prevent_initial_call=True)
-    cb(_cs("register"), Output("auth", "data", allow_duplicate=True),
-       Output("register-error", "children"),
-       Input("register-btn", "n_clicks"), State("reg-email", "value"),
-       State("reg-password", "value"), State("reg-api-key", "value"),
-       State("reg-secret-key", "value"), prevent_initial_call=True)
-    cb(_cs("logout"), Output("auth", "data", allow_duplicate=True),
-       Input("logout-btn", "n_clicks"), prevent_initial_call=True)
-    cb(_cs("theme"), Output("theme-toggle", "children"), Input("theme-toggle", "n_clicks"))
-    cb(_cs("orderRows"), Output("orders-grid", "rowData"), Input("orders-store", "data"))
+       State("ticket-qty", "value"), State("ticket-price", "value"), State(ids.ROUTE, "data"),
+       State(ids.MARKET_STORE, "data"), prevent_initial_call=True)
+    cb(ClientsideFunction("session", "logout"), Output(ids.AUTH, "data", allow_duplicate=True),
+       Input(ids.LOGOUT_BTN, "n_clicks"), prevent_initial_call=True)
+    cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))
+    cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"))
     cb(_cs("indicatorsIn"), Output("indicator-applied", "data"),
        Input("indicator-store", "data"), prevent_initial_call=True)
-    cb(_cs("tradeRows"), Output("trades-grid", "rowData"), Input("trades-store", "data"))
-    cb(_cs("positionRows"), Output("positions-grid", "rowData"),
-       Input("positions-store", "data"))
+    cb(_cs("tradeRows"), Output(ids.TRADES_GRID, "rowData"), Input(ids.TRADES_STORE, "data"))
+    cb(_cs("positionRows"), Output(ids.POSITIONS_GRID, "rowData"),
+       Input(ids.POSITIONS_STORE, "data"))

@@ -12,6 +12,7 @@ from typing import Any
 import dash
 from dash import Input, Output, State, callback, ctx, html
 
+from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
 EVENT_CLASS = {
@@ -57,7 +58,7 @@ def timeline(events: list[dict[str, Any]], current: int | None = None) -> html.O
         cls = "tl-item " + EVENT_CLASS.get(str(e.get("type")), "")
         if current is not None and int(e["version"]) == current:
             cls += " current"
-        items.append(html.Li(className=cls, id=f"audit-ev-{e['version']}", children=[
+        items.append(html.Li(className=cls, id=ids.audit_event(e['version']), children=[
             html.Div(className="tl-head", children=[
                 html.Span(f"v{e['version']}", className="tl-version"),
                 html.Strong(str(e.get("type"))),
@@ -125,9 +126,10 @@ def configure(api_url: str) -> None:
     _api_url = api_url.rstrip("/")
 
 
-@callback(Output("audit-order", "options"), Output("audit-order", "value"),
-          Input("route", "data"), State("auth", "data"), State("audit-order", "value"))
-def pick_orders(route: dict[str, Any] | None, auth: Any,
+@callback(Output(ids.AUDIT_ORDER, "options"), Output(ids.AUDIT_ORDER, "value"),
+          Input(ids.ROUTE, "data"), Input(ids.mounted("audit"), "data"),
+          State(ids.AUTH, "data"), State(ids.AUDIT_ORDER, "value"))
+def pick_orders(route: dict[str, Any] | None, _mounted: Any, auth: Any,
                 chosen: str | None) -> tuple[Any, Any]:
     """Offer the account's orders; the one in the URL, or the newest, is chosen."""
     if not route or route.get("page") != "audit" or not token_of(auth):
@@ -142,12 +144,12 @@ def pick_orders(route: dict[str, Any] | None, auth: Any,
     return options, wanted
 
 
-@callback(Output("audit-data", "data"), Output("audit-timeline", "children"),
-          Output("audit-version", "max"), Output("audit-version", "marks"),
-          Output("audit-version", "value"), Output("audit-chain", "children"),
-          Output("audit-error", "children"),
-          Input("audit-order", "value"), Input("audit-load", "n_clicks"),
-          State("auth", "data"))
+@callback(Output(ids.AUDIT_DATA, "data"), Output(ids.AUDIT_TIMELINE, "children"),
+          Output(ids.AUDIT_VERSION, "max"), Output(ids.AUDIT_VERSION, "marks"),
+          Output(ids.AUDIT_VERSION, "value"), Output(ids.AUDIT_CHAIN, "children"),
+          Output(ids.AUDIT_ERROR, "children"),
+          Input(ids.AUDIT_ORDER, "value"), Input(ids.AUDIT_LOAD, "n_clicks"),
+          State(ids.AUTH, "data"))
 def load_trail(order_id: str | None, _n: int | None, auth: Any) -> tuple[Any, ...]:
     """Load an order's events, check the trail and the hash chain."""
     if not order_id or not token_of(auth):
@@ -180,10 +182,10 @@ def load_trail(order_id: str | None, _n: int | None, auth: Any) -> tuple[Any, ..
     return data, timeline(events, last), last, marks, last, chain, ""
 
 
-@callback(Output("audit-state", "children"),
-          Output("audit-timeline", "children", allow_duplicate=True),
-          Input("audit-version", "value"), State("audit-data", "data"),
-          State("auth", "data"), prevent_initial_call=True)
+@callback(Output(ids.AUDIT_STATE, "children"),
+          Output(ids.AUDIT_TIMELINE, "children", allow_duplicate=True),
+          Input(ids.AUDIT_VERSION, "value"), State(ids.AUDIT_DATA, "data"),
+          State(ids.AUTH, "data"), prevent_initial_call=True)
 def state_at(version: int | None, data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
     """The order as it was at `version` (time travel through ?asOf=)."""
     if not data or not version or not token_of(auth) \
@@ -197,26 +199,27 @@ def state_at(version: int | None, data: dict[str, Any] | None, auth: Any) -> tup
     return state_table(state), timeline(data["events"], int(version))
 
 
-@callback(Output("url", "pathname", allow_duplicate=True),
-          Input("audit-order", "value"), State("route", "data"),
+@callback(Output(ids.URL_QUIET, "pathname"),
+          Input(ids.AUDIT_ORDER, "value"), State(ids.ROUTE, "data"),
           prevent_initial_call=True)
 def order_in_url(order_id: str | None, route: dict[str, Any] | None) -> str:
-    """The audited order goes into the URL, so it can be shared and reloaded."""
+    """The audited order goes into the URL, so it can be shared and reloaded; quietly, or
+    Dash's page container would draw the page again for the new path."""
     if (not order_id or not route or route.get("page") != "audit"
             or route.get("orderId") == order_id or valid_order_id(order_id) is None):
         raise dash.exceptions.PreventUpdate
     return f"/audit/{order_id}"
 
 
-@callback(Output("audit-download", "data"),
-          Input("audit-export-json", "n_clicks"), Input("audit-export-csv", "n_clicks"),
-          State("audit-data", "data"), prevent_initial_call=True)
+@callback(Output(ids.AUDIT_DOWNLOAD, "data"),
+          Input(ids.AUDIT_EXPORT_JSON, "n_clicks"), Input(ids.AUDIT_EXPORT_CSV, "n_clicks"),
+          State(ids.AUDIT_DATA, "data"), prevent_initial_call=True)
 def export(_j: int | None, _c: int | None, data: dict[str, Any] | None) -> Any:
     """Download the trail as JSON or CSV."""
     if not data or valid_order_id(data.get("orderId")) is None:
         raise dash.exceptions.PreventUpdate
     name = f"order-{valid_order_id(data['orderId'])}"
-    if ctx.triggered_id == "audit-export-csv":
+    if ctx.triggered_id == ids.AUDIT_EXPORT_CSV:
         return {"content": export_csv(data["events"]), "filename": f"{name}.csv",
                 "type": "text/csv"}
     return {"content": export_json(data.get("order"), data["events"]),

@@ -12,6 +12,7 @@ import dash_ag_grid as dag
 import httpx
 from dash import Input, Output, State, callback, html
 
+from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
 _api_url = ""
@@ -85,40 +86,40 @@ def _grid(grid_id: str, columns: list[dict[str, Any]], row_id: str, empty: str,
 
 def trades_grid() -> html.Div:
     """The Trades grid (rows from the trades-store through `tl.tradeRows`)."""
-    return html.Div(id="trades-table", className="grid-wrap", children=[
-        _grid("trades-grid", TRADE_COLUMNS, "params.data.rowId", "No trades yet.",
+    return html.Div(id=ids.TRADES_TABLE, className="grid-wrap", children=[
+        _grid(ids.TRADES_GRID, TRADE_COLUMNS, "params.data.rowId", "No trades yet.",
               "trades.csv"),
     ])
 
 
 def positions_grid() -> html.Div:
     """The Positions grid (rows from the positions-store through `tl.positionRows`)."""
-    return html.Div(id="positions-table", className="grid-wrap", children=[
-        _grid("positions-grid", POSITION_COLUMNS, "params.data.symbol", "No positions yet.",
+    return html.Div(id=ids.POSITIONS_TABLE, className="grid-wrap", children=[
+        _grid(ids.POSITIONS_GRID, POSITION_COLUMNS, "params.data.symbol", "No positions yet.",
               "positions.csv"),
     ])
 
 
 def orders_grid() -> html.Div:
     """The Orders grid (rows come from the orders-store through `tl.orderRows`)."""
-    return html.Div(id="orders-table", className="grid-wrap", children=[
-        _grid("orders-grid", ORDER_COLUMNS, "params.data.orderId", "No orders yet.",
+    return html.Div(id=ids.ORDERS_TABLE, className="grid-wrap", children=[
+        _grid(ids.ORDERS_GRID, ORDER_COLUMNS, "params.data.orderId", "No orders yet.",
               "orders.csv"),
-        html.Button("Export CSV", id="orders-export", className="btn tiny grid-export",
+        html.Button("Export CSV", id=ids.ORDERS_EXPORT, className="btn tiny grid-export",
                     n_clicks=0),
     ])
 
 
-@callback(Output("orders-grid", "exportDataAsCsv"), Input("orders-export", "n_clicks"),
+@callback(Output(ids.ORDERS_GRID, "exportDataAsCsv"), Input(ids.ORDERS_EXPORT, "n_clicks"),
           prevent_initial_call=True)
 def export_orders(_n: int) -> bool:
     """Download the orders as CSV (sorted and filtered as shown)."""
     return True
 
 
-@callback(Output("toasts", "children", allow_duplicate=True),
-          Output("cancel-result", "data"),
-          Input("orders-grid", "cellRendererData"), State("auth", "data"),
+@callback(Output(ids.TOASTS, "children", allow_duplicate=True),
+          Output(ids.CANCEL_RESULT, "data"),
+          Input(ids.ORDERS_GRID, "cellRendererData"), State(ids.AUTH, "data"),
           prevent_initial_call=True)
 def cancel_order(data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
     """Cancel the order whose Cancel cell was clicked; the stream shows the outcome."""

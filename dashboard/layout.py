@@ -1,31 +1,39 @@
-"""The dashboard's component tree: one shell holding every page, shown and hidden by route.
+"""The dashboard's shell: header, stores, the trade desk and Dash's page container.
 
-Every page stays mounted so that live state (the open streams, the chart, the tables) survives
-navigation, and switching symbol is a history push, never a reload.
+Login, registration, analytics, audit and account are `dash.register_page` pages
+(`dashboard/pages/`) rendered into `dash.page_container`. The stores and the live streams
+stay here, outside the container, so a page switch never drops live data. The trade desk
+stays here too, shown and hidden by `dashboard/routing.py`: Dash re-renders a page on every
+change of its path, and `/trade/<SYMBOL>` changes on every symbol switch, so in the page
+container the chart, the grids and the ticket would be rebuilt on each one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import dash
 from dash import dcc, html
 
+from dashboard import ids
 from dashboard.grids import orders_grid, positions_grid, trades_grid
 
 DEFAULT_SYMBOL = "BTCUSDT"
 TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
 INDICATORS = (("SMA 20", "sma"), ("EMA 20", "ema"), ("Bollinger", "bb"), ("RSI 14", "rsi"))
-PAGES = ("login", "register", "trade", "analytics", "audit", "account")
-NAV_PAGES = ("trade", "analytics", "audit", "account")
 # The server requires this many characters (commands/application.py MIN_PASSWORD_LENGTH).
 MIN_PASSWORD_LENGTH = 10
 
 
-def _field(label: str, component: Any, hint: str | None = None) -> html.Label:
+def field(label: str, component: Any, hint: str | None = None) -> html.Label:
+    """A labelled form field, with an optional hint under it."""
     children = [html.Span(label, className="field-label"), component]
     if hint:
         children.append(html.Span(hint, className="field-hint"))
     return html.Label(children, className="field")
+
+
+_field = field  # the ticket's spelling, until it moves to its own module
 
 
 def header() -> html.Header:
@@ -34,76 +42,34 @@ def header() -> html.Header:
         className="app-header",
         children=[
             # Below 900 px the nav folds into this menu button.
-            html.Button("☰", id="menu-toggle", className="icon-btn menu-btn", n_clicks=0,
-                        title="Menu", **{"aria-label": "Menu", "aria-controls": "nav"}),
+            html.Button("☰", id=ids.MENU_TOGGLE, className="icon-btn menu-btn", n_clicks=0,
+                        title="Menu", **{"aria-label": "Menu", "aria-controls": ids.NAV}),
             html.A([html.Span("◆", className="logo-mark"), " TradeLedger"], href="/trade",
-                   className="logo", id="logo"),
-            html.Span("", id="env-badge", className="env-badge", style={"display": "none"},
+                   className="logo", id=ids.LOGO),
+            html.Span("", id=ids.ENV_BADGE, className="env-badge", style={"display": "none"},
                       title="which exchange this account trades on"),
-            html.Nav(className="nav", id="nav", children=[
-                dcc.Link("Trade", href="/trade", id="nav-trade", className="nav-link"),
-                dcc.Link("Analytics", href="/analytics", id="nav-analytics",
-                         className="nav-link"),
-                dcc.Link("Audit", href="/audit", id="nav-audit", className="nav-link"),
-                dcc.Link("Account", href="/account", id="nav-account", className="nav-link"),
+            html.Nav(className="nav", id=ids.NAV, children=[
+                dcc.Link(name.capitalize(), href=f"/{name}", id=ids.nav_link(name),
+                         className="nav-link")
+                for name in ids.NAV_PAGES
             ]),
             html.Div(className="header-right", children=[
                 # Shown only when signed in: a signed-out visitor has no stream to be "offline".
-                html.Span(id="live-wrap", className="live-wrap", style={"display": "none"},
+                html.Span(id=ids.LIVE_WRAP, className="live-wrap", style={"display": "none"},
                           children=[
-                    html.Span(id="live-status", className="live-dot down", title="disconnected",
+                    html.Span(id=ids.LIVE_STATUS, className="live-dot down", title="disconnected",
                               **{"data-testid": "live-status"}),
-                    html.Span("offline", id="live-label", className="live-label"),
+                    html.Span("offline", id=ids.LIVE_LABEL, className="live-label"),
                 ]),
-                html.Span("", id="user-email", className="user-email"),
-                html.Button("☾", id="theme-toggle", className="icon-btn",
+                html.Span("", id=ids.USER_EMAIL, className="user-email"),
+                html.Button("☾", id=ids.THEME_TOGGLE, className="icon-btn",
                             title="Toggle light/dark theme", n_clicks=0),
-                html.Button("Log out", id="logout-btn", className="link-btn", n_clicks=0),
+                html.Button("Log out", id=ids.LOGOUT_BTN, className="link-btn", n_clicks=0),
             ]),
         ],
     )
 
 
-def login_page() -> html.Div:
-    return html.Div(id="page-login", className="page auth-page", style={"display": "none"},
-                    children=[html.Div(className="auth-card", children=[
-                        html.H2("Sign in"),
-                        _field("Email", dcc.Input(id="login-email", type="email",
-                                                  autoComplete="username", debounce=False)),
-                        _field("Password", dcc.Input(id="login-password", type="password",
-                                                     autoComplete="current-password")),
-                        html.Button("Sign in", id="login-btn", className="btn primary wide",
-                                    n_clicks=0),
-                        html.Div(id="login-error", className="form-error"),
-                        html.P(["No account? ", dcc.Link("Register", href="/register",
-                                                         id="to-register")]),
-                    ])])
-
-
-def register_page() -> html.Div:
-    return html.Div(id="page-register", className="page auth-page", style={"display": "none"},
-                    children=[html.Div(className="auth-card", children=[
-                        html.H2("Create an account"),
-                        _field("Email", dcc.Input(id="reg-email", type="email",
-                                                  autoComplete="username")),
-                        _field("Password", dcc.Input(id="reg-password", type="password",
-                                                     autoComplete="new-password"),
-                               f"at least {MIN_PASSWORD_LENGTH} characters"),
-                        html.Details(className="keys-box", children=[
-                            html.Summary("Binance Testnet keys (optional)"),
-                            _field("API key", dcc.Input(id="reg-api-key", type="text",
-                                                        autoComplete="off")),
-                            _field("Secret key", dcc.Input(id="reg-secret-key", type="password",
-                                                           autoComplete="off")),
-                            html.P("Stored encrypted; never shown again. Without keys you trade "
-                                   "on the bundled paper exchange.", className="field-hint"),
-                        ]),
-                        html.Button("Register", id="register-btn", className="btn primary wide",
-                                    n_clicks=0),
-                        html.Div(id="register-error", className="form-error"),
-                        html.P(["Have an account? ", dcc.Link("Sign in", href="/login",
-                                                              id="to-login")]),
-                    ])])
 
 
 def order_ticket() -> html.Div:
@@ -168,7 +134,7 @@ def order_ticket() -> html.Div:
             ]),
         ]),
         html.Div(id="ticket-message", className="form-message", role="status"),
-        html.Div(id="balance-source", className="field-hint balance-source"),
+        html.Div(id=ids.BALANCE_SOURCE, className="field-hint balance-source"),
         html.P("Shortcuts: B buy · S sell · M market · L limit · Q quantity · "
                "Shift+Enter place · 1-5 timeframe", className="field-hint shortcuts"),
     ])
@@ -176,21 +142,22 @@ def order_ticket() -> html.Div:
 
 def alerts_panel() -> html.Div:
     """Price alerts, stored on the server per account: "tell me when SYMBOL crosses PRICE"."""
-    return html.Div(className="panel alerts", id="alerts-panel", children=[
+    return html.Div(className="panel alerts", id=ids.ALERTS_PANEL, children=[
         html.H4("Price alerts"),
         html.Div(className="alert-form", children=[
-            dcc.Input(id="alert-price", type="text", inputMode="decimal",
+            dcc.Input(id=ids.ALERT_PRICE, type="text", inputMode="decimal",
                       placeholder="crosses price"),
-            html.Button("Add", id="alert-add", className="btn small", n_clicks=0),
+            html.Button("Add", id=ids.ALERT_ADD, className="btn small", n_clicks=0),
         ]),
-        html.Div(id="alert-error", className="form-error"),
-        html.Ul(id="alert-list", className="alert-list"),
-        dcc.Store(id="alerts-refresh", data=0),
+        html.Div(id=ids.ALERT_ERROR, className="form-error"),
+        html.Ul(id=ids.ALERT_LIST, className="alert-list"),
+        dcc.Store(id=ids.ALERTS_REFRESH, data=0),
     ])
 
 
 def trade_page() -> html.Div:
-    return html.Div(id="page-trade", className="page trade-page", style={"display": "none"},
+    """The desk: ticket, alerts, chart and the live grids (shown on `/trade[/<SYMBOL>]`)."""
+    return html.Div(id=ids.page("trade"), className="page trade-page", style={"display": "none"},
                     children=[
         html.Aside(className="left-col", children=[order_ticket(), alerts_panel()]),
         html.Section(className="right-col", children=[
@@ -217,12 +184,12 @@ def trade_page() -> html.Div:
                           figure={"data": [], "layout": {"height": 460}}),
             ]),
             html.Div(className="panel tables-panel", children=[
-                dcc.Tabs(id="table-tabs", value="orders", className="tabs", children=[
-                    dcc.Tab(label="Positions", value="positions", id="tab-positions",
+                dcc.Tabs(id=ids.TABLE_TABS, value="orders", className="tabs", children=[
+                    dcc.Tab(label="Positions", value="positions", id=ids.TAB_POSITIONS,
                             children=positions_grid()),
-                    dcc.Tab(label="Orders", value="orders", id="tab-orders",
+                    dcc.Tab(label="Orders", value="orders", id=ids.TAB_ORDERS,
                             children=orders_grid()),
-                    dcc.Tab(label="Trades", value="trades", id="tab-trades",
+                    dcc.Tab(label="Trades", value="trades", id=ids.TAB_TRADES,
                             children=trades_grid()),
                 ]),
             ]),
@@ -230,142 +197,39 @@ def trade_page() -> html.Div:
     ])
 
 
-def analytics_page() -> html.Div:
-    graph_cfg = {"displaylogo": False}
-    cards = [("PnL over time", "an-pnl"), ("Volume by symbol", "an-volume"),
-             ("Fill latency", "an-latency"), ("Orders by status", "an-status"),
-             ("Event throughput", "an-throughput")]
-    return html.Div(id="page-analytics", className="page analytics-page",
-                    style={"display": "none"}, children=[
-        html.Div(className="page-title", children=[
-            html.H2("Analytics"),
-            html.Button("Refresh", id="analytics-refresh", className="btn small", n_clicks=0),
-            html.Span(id="analytics-summary", className="muted"),
-        ]),
-        html.Div(id="analytics-error", className="form-error"),
-        html.Div(className="analytics-grid", children=[
-            html.Div(className="panel", children=[
-                html.H4(title), dcc.Graph(id=gid, config=graph_cfg,
-                                          figure={"data": [], "layout": {"height": 300}})])
-            for title, gid in cards
-        ]),
-    ])
 
-
-def audit_page() -> html.Div:
-    return html.Div(id="page-audit", className="page audit-page", style={"display": "none"},
-                    children=[
-        html.Div(className="page-title", children=[
-            html.H2("Audit"),
-            dcc.Dropdown(id="audit-order", placeholder="choose one of your orders",
-                         className="audit-order-select", options=[]),
-            html.Button("Load", id="audit-load", className="btn small", n_clicks=0),
-            html.Button("Export JSON", id="audit-export-json", className="btn small",
-                        n_clicks=0),
-            html.Button("Export CSV", id="audit-export-csv", className="btn small", n_clicks=0),
-            dcc.Download(id="audit-download"),
-        ]),
-        html.Div(id="audit-error", className="form-error"),
-        html.Div(id="audit-chain", className="chain-status"),
-        html.Div(className="audit-grid", children=[
-            html.Div(className="panel", children=[
-                html.H4("Event timeline"), html.Div(id="audit-timeline")]),
-            html.Div(className="panel", children=[
-                html.H4("State at version"),
-                dcc.Slider(id="audit-version", min=1, max=1, step=1, value=1, marks={}),
-                html.Div(id="audit-state", className="state-json"),
-            ]),
-        ]),
-    ])
-
-
-def account_page() -> html.Div:
-    """Exchange keys, password, sessions: drawn and driven by dashboard/account_view.py."""
-    env_options = [{"label": "Paper exchange (bundled)", "value": "paper"},
-                   {"label": "Binance Spot Testnet", "value": "testnet"},
-                   {"label": "Binance live", "value": "live"}]
-    return html.Div(id="page-account", className="page account-page", style={"display": "none"},
-                    children=[
-        html.Div(className="page-title", children=[html.H2("Account"),
-                                                   html.Span(id="account-email",
-                                                             className="muted")]),
-        html.Div(className="account-grid", children=[
-            html.Div(className="panel", id="keys-panel", children=[
-                html.H4("Exchange keys"),
-                html.Div(id="keys-status", className="keys-status"),
-                _field("API key", dcc.Input(id="keys-api-key", type="text",
-                                            autoComplete="off")),
-                _field("Secret key", dcc.Input(id="keys-secret-key", type="password",
-                                               autoComplete="off")),
-                _field("Environment", dcc.Dropdown(id="keys-env", options=env_options,
-                                                   value="paper", clearable=False)),
-                html.Div(className="button-row", children=[
-                    html.Button("Connect keys", id="keys-save", className="btn primary",
-                                n_clicks=0),
-                    html.Button("Remove keys", id="keys-remove", className="btn", n_clicks=0),
-                ]),
-                html.Div(id="keys-message", className="form-message", role="status"),
-                html.P("Keys are checked with the exchange, then stored encrypted; they are "
-                       "never shown again.", className="field-hint"),
-            ]),
-            html.Div(className="panel", id="password-panel", children=[
-                html.H4("Password"),
-                _field("Current password", dcc.Input(id="pw-current", type="password",
-                                                     autoComplete="current-password")),
-                _field("New password", dcc.Input(id="pw-new", type="password",
-                                                 autoComplete="new-password"),
-                       f"at least {MIN_PASSWORD_LENGTH} characters"),
-                _field("Repeat the new password", dcc.Input(id="pw-new2", type="password",
-                                                            autoComplete="new-password")),
-                html.Button("Change password", id="pw-change", className="btn primary",
-                            n_clicks=0),
-                html.Div(id="pw-message", className="form-message", role="status"),
-                html.P("Changing the password signs out every other session.",
-                       className="field-hint"),
-            ]),
-            html.Div(className="panel", id="sessions-panel", children=[
-                html.H4("Sessions"),
-                html.P("Signed in somewhere you no longer use? End every session, this one "
-                       "included.", className="muted"),
-                html.Button("Sign out everywhere", id="signout-all", className="btn sell",
-                            n_clicks=0),
-                html.Div(id="signout-message", className="form-message", role="status"),
-            ]),
-        ]),
-    ])
 
 
 def serve_layout(public_api_url: str) -> html.Div:
-    """Build the root layout: stores, header, toasts and every page."""
-    return html.Div(id="app-root", className="app", children=[
-        dcc.Location(id="url", refresh="callback-nav"),
+    """Build the root layout: stores, header, toasts, the desk and the page container."""
+    return html.Div(id=ids.APP_ROOT, className="app", children=[
+        dcc.Location(id=ids.URL, refresh="callback-nav"),
+        dcc.Location(id=ids.URL_QUIET, refresh=False),
         # The session lives in localStorage so every tab of the browser shares it.
-        dcc.Store(id="auth", storage_type="local"),
-        dcc.Store(id="config", data={"apiUrl": public_api_url.rstrip("/")}),
-        dcc.Store(id="boot"),
-        dcc.Store(id="route", data={"page": "login", "symbol": DEFAULT_SYMBOL}),
+        dcc.Store(id=ids.AUTH, storage_type="local"),
+        dcc.Store(id=ids.CONFIG, data={"apiUrl": public_api_url.rstrip("/")}),
+        dcc.Store(id=ids.BOOT),
+        dcc.Store(id=ids.ROUTE, data={"page": "login", "symbol": DEFAULT_SYMBOL}),
+        # A sentence for the sign-in page from another page (the password changed).
+        dcc.Store(id=ids.LOGIN_NOTICE),
         dcc.Store(id="ticket-state", data={"side": "BUY", "type": "MARKET", "qtyMode": "amount"}),
-        dcc.Store(id="chart-settings", storage_type="local",
+        dcc.Store(id=ids.CHART_SETTINGS, storage_type="local",
                   data={"interval": "1m", "indicators": []}),
-        dcc.Store(id="orders-store", data=[]),
-        dcc.Store(id="trades-store", data=[]),
-        dcc.Store(id="positions-store", data=[]),
-        dcc.Store(id="market-store", data={}),
-        dcc.Store(id="alerts-store", data=[]),
-        dcc.Store(id="audit-data"),
+        dcc.Store(id=ids.ORDERS_STORE, data=[]),
+        dcc.Store(id=ids.TRADES_STORE, data=[]),
+        dcc.Store(id=ids.POSITIONS_STORE, data=[]),
+        dcc.Store(id=ids.MARKET_STORE, data={}),
+        dcc.Store(id=ids.AUDIT_DATA),
         # /api/me as last read (keys, their environment and status): the header badge, the
         # balance source and the Account page read it.
-        dcc.Store(id="me-store"),
-        dcc.Store(id="me-refresh", data=0),
-        dcc.Store(id="cancel-result"),
+        dcc.Store(id=ids.ME_STORE),
+        dcc.Store(id=ids.ME_REFRESH, data=0),
+        dcc.Store(id=ids.CANCEL_RESULT),
         # The chart's closes out, its indicators back (dashboard/indicators.py).
         dcc.Store(id="chart-closes"),
         dcc.Store(id="indicator-store"),
         dcc.Store(id="indicator-applied"),
         header(),
-        html.Main(className="app-main", children=[
-            login_page(), register_page(), trade_page(), analytics_page(), audit_page(),
-            account_page(),
-        ]),
-        html.Div(id="toasts", className="toasts", **{"aria-live": "polite"}),
+        html.Main(className="app-main", children=[trade_page(), dash.page_container]),
+        html.Div(id=ids.TOASTS, className="toasts", **{"aria-live": "polite"}),
     ])

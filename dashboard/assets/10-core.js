@@ -10,46 +10,6 @@
 
   // ---------------------------------------------------------------- config & session
   TL.apiUrl = ((window.TL_CONFIG || {}).apiUrl || "").replace(/\/$/, "");
-  TL.session = null; // {token, user:{id,email}}; the refresh token is an HttpOnly cookie
-
-  function readStoredSession() {
-    try {
-      const raw = window.localStorage.getItem("auth");
-      const data = raw ? JSON.parse(raw) : null;
-      return data && data.token ? data : null;
-    } catch (e) {
-      return null;
-    }
-  }
-  TL.getSession = function () {
-    if (!TL.session) TL.session = readStoredSession();
-    return TL.session;
-  };
-  // Refresh the access token a minute before it expires, so the token the server-side
-  // callbacks read from the auth store is always current.
-  let refreshTimer = null;
-  TL.scheduleRefresh = function () {
-    clearTimeout(refreshTimer);
-    const s = TL.session;
-    if (!s || !s.token) return;
-    const exp = tokenExp(s.token);
-    if (!exp) return;
-    const wait = Math.max(5000, exp * 1000 - Date.now() - 60000);
-    refreshTimer = setTimeout(function () { refreshSession(); }, wait);
-  };
-  TL.setSession = function (session) {
-    TL.session = session && session.token ? session : null;
-    TL.scheduleRefresh();
-    // Keep the dcc.Store (and with it localStorage, shared by every tab) in step.
-    if (window.dash_clientside && window.dash_clientside.set_props) {
-      window.dash_clientside.set_props("auth", { data: TL.session });
-    }
-  };
-  // Another tab logged in, refreshed or logged out.
-  window.addEventListener("storage", function (ev) {
-    if (ev.key === "auth") TL.session = readStoredSession();
-  });
-
   // ---------------------------------------------------------------- API client
   class ApiError extends Error {
     constructor(status, code, message, details) {
@@ -60,66 +20,6 @@
     }
   }
   TL.ApiError = ApiError;
-
-  function tokenExp(token) {
-    try {
-      return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).exp || 0;
-    } catch (e) {
-      return 0;
-    }
-  }
-  TL.tokenExp = tokenExp;
-
-  /* Refresh tokens rotate and a reused one revokes the whole login, so tabs must never
-   * refresh with the same one: a cross-tab Web Lock serialises them, and inside it a tab
-   * first adopts a fresh token another tab already obtained. */
-  let refreshing = null;
-  async function doRefresh(staleToken) {
-    const cur = readStoredSession();
-    if (cur && cur.token !== staleToken && tokenExp(cur.token) * 1000 > Date.now() + 60000) {
-      TL.session = cur;
-      TL.scheduleRefresh();
-      return true;
-    }
-    const s = cur || TL.session;
-    if (!s) return false;
-    try {
-      // The refresh token travels only in its HttpOnly cookie (path /auth): no script,
-      // an injected one included, can read it.
-      const res = await fetch(TL.apiUrl + "/auth/refresh", {
-        method: "POST",
-        headers: { Accept: "application/json", "X-Refresh-Cookie": "1" },
-        credentials: "include",
-      });
-      if (!res.ok) return false;
-      const data = await res.json();
-      const next = Object.assign({}, s, normaliseAuth(data));
-      // Written straight away so a tab waiting on the lock sees it.
-      window.localStorage.setItem("auth", JSON.stringify(next));
-      TL.setSession(next);
-      return true;
-    } catch (e) {
-      return false;
-    }
-  }
-  function refreshSession() {
-    const stale = TL.session ? TL.session.token : null;
-    if (!refreshing) {
-      const run = function () { return doRefresh(stale); };
-      refreshing = (navigator.locks ? navigator.locks.request("tl-refresh", run) : run())
-        .finally(function () { refreshing = null; });
-    }
-    return refreshing;
-  }
-
-  TL.refreshSession = refreshSession;
-
-  function normaliseAuth(data) {
-    const out = { token: data.token || data.accessToken || data.access_token, user: data.user };
-    if (!out.user) delete out.user;
-    return out;
-  }
-  TL.normaliseAuth = normaliseAuth;
 
   TL.api = async function (path, opts) {
     opts = opts || {};

@@ -5,9 +5,6 @@
   const TL = window.TL;
   const D = TL.D;
   const NO = function () { return window.dash_clientside.no_update; };
-  const PAGES = ["login", "register", "trade", "analytics", "audit", "account"];
-  const NAV = ["trade", "analytics", "audit", "account"];
-  const PUBLIC = new Set(["login", "register"]);
 
   function triggered() {
     const ctx = window.dash_clientside.callback_context;
@@ -33,6 +30,7 @@
     }
     return friendly(e.message);
   }
+  TL.errorText = errorText;
   // Which ticket field an API error is about ("quantity", "price"), if any.
   function errorField(e) {
     const d = (e && e.details) || {};
@@ -165,32 +163,6 @@
         return NO();
       },
 
-      // Route: which page shows, which symbol; logged-out visitors go to /login.
-      route: function (pathname, auth) {
-        const parts = (pathname || "/").split("/").filter(Boolean);
-        let page = parts[0] || "trade";
-        if (PAGES.indexOf(page) < 0) page = "trade";
-        const loggedIn = !!(auth && auth.token);
-        let redirect = NO();
-        if (!loggedIn && !PUBLIC.has(page)) { page = "login"; redirect = "/login"; }
-        else if (loggedIn && PUBLIC.has(page)) { page = "trade"; redirect = "/trade/" + ((TL.route && TL.route.symbol) || "BTCUSDT"); }
-        let symbol = (TL.route && TL.route.symbol) || "BTCUSDT";
-        if (page === "trade" && parts[1]) symbol = parts[1].toUpperCase();
-        TL.route = { page: page, symbol: symbol };
-        if (page === "audit" && parts[1]) TL.route.orderId = parts[1];
-        const styles = PAGES.map(function (p) { return { display: p === page ? "" : "none" }; });
-        const navCls = NAV.map(function (p) { return "nav-link" + (p === page ? " active" : ""); });
-        const shown = { display: loggedIn ? "" : "none" };
-        // The nav (a menu below 900 px) closes on every navigation.
-        return [TL.route, redirect].concat(styles, navCls, [shown, "nav", shown, shown]);
-      },
-
-      // The menu button opens and closes the nav on narrow screens.
-      menu: function (n, cls) {
-        if (!n) return NO();
-        return (cls || "").indexOf("open") >= 0 ? "nav" : "nav open";
-      },
-
       // Session on/off: open or close the user stream.
       session: function (auth) {
         if (auth && auth.token) {
@@ -213,6 +185,7 @@
 
       // The trade page's symbol and chart settings drive the chart and the ticket labels.
       tradeView: function (route, settings) {
+        TL.route = route; // the route store (dashboard/routing.py), for the keys and the dropdown
         if (!route || route.page !== "trade") { TL.chart.stop(); return [NO(), NO(), NO(), NO(), NO(), NO(), NO()]; }
         const s = settings || { interval: "1m", indicators: [] };
         TL.chart.configure(route.symbol, s.interval || "1m", s.indicators || []);
@@ -364,39 +337,6 @@
           if (field === "price") return ["", "form-message", "", errorText(e), hide, ""];
           return [errorText(e), "form-message error", "", "", hide, ""];
         }
-      },
-
-      login: async function (n, nSubmit, email, password) {
-        if (!n && !nSubmit) return [NO(), NO()];
-        if (!email || !password) return [NO(), "Enter your email and password."];
-        try {
-          const data = await TL.api("/auth/login", { method: "POST", body: { email: email, password: password }, auth: false, credentials: "include" });
-          return [TL.normaliseAuth(data), ""];
-        } catch (e) {
-          return [NO(), errorText(e)];
-        }
-      },
-
-      register: async function (n, email, password, apiKey, secretKey) {
-        if (!n) return [NO(), NO()];
-        if (!email || !password) return [NO(), "Enter an email and a password."];
-        const body = { email: email, password: password };
-        if (apiKey || secretKey) { body.binanceApiKey = apiKey || ""; body.binanceSecretKey = secretKey || ""; }
-        try {
-          const data = await TL.api("/auth/register", { method: "POST", body: body, auth: false, credentials: "include" });
-          return [TL.normaliseAuth(data), ""];
-        } catch (e) {
-          return [NO(), errorText(e)];
-        }
-      },
-
-      logout: function (n) {
-        if (!n) return NO();
-        const s = TL.getSession();
-        if (s) {
-          TL.api("/auth/logout", { method: "POST", body: {}, credentials: "include", retry: false }).catch(function () { /* best effort */ });
-        }
-        return null;
       },
 
       theme: function (n) {

@@ -67,7 +67,7 @@ def price_below_market(page: Any, fraction: str = "0.8") -> str:
 def test_logged_out_visitor_is_sent_to_login(page: Any, urls: Urls) -> None:
     page.goto(urls.dashboard + "/trade/ETHUSDT")
     page.wait_for_url(re.compile(r".*/login$"))
-    assert page.is_visible("#login-btn")
+    page.wait_for_selector("#login-btn")  # the page container draws the page after the URL
     screenshot(page, "login")
     page.click("#to-register")
     page.wait_for_url(re.compile(r".*/register$"))
@@ -233,7 +233,8 @@ def test_analytics_and_audit_pages(page: Any, urls: Urls) -> None:
     page.click("#nav-analytics")
     page.wait_for_url(re.compile(r".*/analytics$"))
     page.wait_for_function(
-        "() => document.querySelector('#analytics-summary').textContent.includes('orders')")
+        # The page container draws the page after the URL changes.
+        "() => document.querySelector('#analytics-summary')?.textContent.includes('orders')")
     page.wait_for_function(
         "() => { const g = document.querySelector('#an-status .js-plotly-plot');"
         " return g && g.data && g.data.length && g.data[0].type === 'pie'; }")

@@ -108,3 +108,20 @@ def test_badge_and_balance_source_follow_the_keys() -> None:
     rejected = {"exchangeKeys": {"connected": True, "environment": "testnet",
                                  "status": "rejected", "reason": "Invalid API-key"}}
     assert "rejected your keys (Invalid API-key)" in account_view.balance_source(rejected)
+
+
+def test_buttons_inserted_with_the_page_do_nothing_until_clicked(
+        api: list[httpx.Request]) -> None:
+    """The page container inserts the Account page with every n_clicks at 0, and Dash runs
+    the callbacks those buttons feed; none may sign out, change or remove anything."""
+    import dash
+
+    serve(api, lambda r: httpx.Response(204))
+    for component, fn, args in (
+            ("signout-all", account_view.sign_out_everywhere, (0, AUTH)),
+            ("pw-change", account_view.change_password, (0, "old", "long enough one",
+                                                         "long enough one", AUTH)),
+            ("keys-remove", account_view.change_keys, (0, 0, "a", "b", "paper", AUTH))):
+        with pytest.raises(dash.exceptions.PreventUpdate):
+            triggered(component, fn, *args)
+    assert api == []

@@ -31,6 +31,18 @@ def layout_ids(component: Any) -> set[str]:
     return found
 
 
+def all_layout_ids() -> set[str]:
+    """The ids of the shell and of every registered page (the page container shows one)."""
+    import dash
+
+    create_dash_app("http://127.0.0.1:1")  # registers the pages
+    assert len(dash.page_registry) == 6
+    found = layout_ids(serve_layout("http://127.0.0.1:1"))
+    for page in dash.page_registry.values():
+        found |= layout_ids(page["layout"]())
+    return found
+
+
 def callback_ids(app: Any) -> set[str]:
     """The ids of every Input, Output and State of the app's callbacks (pattern ids aside)."""
     import dash._callback as cb
@@ -61,10 +73,55 @@ def js_ids() -> set[str]:
 
 def test_every_id_the_callbacks_and_the_js_use_is_in_the_layout() -> None:
     app = create_dash_app("http://127.0.0.1:1")
-    present = layout_ids(serve_layout("http://127.0.0.1:1"))
+    present = all_layout_ids()
     used_by_callbacks = callback_ids(app)
     assert len(used_by_callbacks) > 50 and len(js_ids()) > 15  # the parsers found them
     assert used_by_callbacks - present == set()
     # The JS builds a few ids at run time ("tf-" + interval): those are checked by prefix.
     dynamic = {"tf-", "nav-"}
     assert {i for i in js_ids() - present if i not in dynamic} == set()
+
+
+def spelled_ids(source: str) -> set[str]:
+    """Ids written as string literals: `id="..."` and the first argument of Input, Output,
+    State."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+        if name in ("Input", "Output", "State") and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.add(first.value)
+        for kw in node.keywords:
+            if (kw.arg == "id" and isinstance(kw.value, ast.Constant)
+                    and isinstance(kw.value.value, str)):
+                found.add(kw.value.value)
+    return found
+
+
+def test_every_id_of_the_ids_module_is_laid_out_or_drawn_by_a_callback() -> None:
+    from dashboard import ids
+
+    present = all_layout_ids()
+    drawn_by_callbacks = {ids.KEYS_REJECTED}  # account_view.show_keys renders it
+    assert set(ids.static_ids().values()) - present - drawn_by_callbacks == set()
+    assert {ids.page(p) for p in ids.PAGES} <= present
+    assert {ids.nav_link(p) for p in ids.NAV_PAGES} <= present
+
+
+def test_no_module_spells_an_id_the_ids_module_defines() -> None:
+    from dashboard import ids
+
+    defined = set(ids.static_ids().values())
+    spelled = {path.name: spelled_ids(path.read_text()) & defined
+               for path in Path(ids.__file__).parent.glob("*.py") if path.name != "ids.py"}
+    assert {name: found for name, found in spelled.items() if found} == {}
+
+
+def test_spelled_ids_finds_literals_so_the_check_above_can_fail() -> None:
+    source = ('Output("auth", "data"); html.Div(id="nav"); Input(ids.URL, "pathname")')
+    assert spelled_ids(source) == {"auth", "nav"}
