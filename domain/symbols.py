@@ -82,8 +82,9 @@ class SymbolRules:
         """Raise a named error for the first rule the order breaks.
 
         MARKET orders are checked for notional against `reference_price` (the last trade
-        price) when one is known, as Binance does with its average price; LIMIT prices are
-        checked against the same reference for PERCENT_PRICE_BY_SIDE.
+        price) when one is known, as Binance does with its average price; every limit price
+        (LIMIT, LIMIT_MAKER, a stop order's) is checked against the same reference for
+        PERCENT_PRICE_BY_SIDE.
         """
         if self.status != TRADING:
             raise SymbolNotTrading(
@@ -115,9 +116,8 @@ class SymbolRules:
                 raise InvalidPrice(f"price is required for {order_type.value} orders",
                                    field="price")
             self._check_price(price, "price")
-            # A stop order's limit price is checked against the market when it triggers.
-            if not order_type.has_stop:
-                self._check_percent_price(price, reference_price, side)
+            # A stop order's limit price too, as Binance does when it is placed.
+            self._check_percent_price(price, reference_price, side)
         elif price is not None:
             raise InvalidPrice("price must not be given for MARKET orders", field="price")
         notional_price = price if order_type.has_price else reference_price

@@ -23,14 +23,19 @@ class TokenBucket:
         self.tokens = burst
         self.stamp = now
 
-    def take(self, now: float) -> float:
-        """Take one token; return 0 on success or the seconds to wait for the next one."""
+    def take(self, now: float, cost: float = 1) -> float:
+        """Take `cost` tokens; return 0 on success or the seconds to wait until they are there.
+
+        A cost above the burst passes on a full bucket and leaves it in debt, so it is
+        possible at all and the average rate still holds.
+        """
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        need = min(cost, self.burst)
+        if self.tokens >= need:
+            self.tokens -= cost
             return 0.0
-        return (1 - self.tokens) / self.rate
+        return (need - self.tokens) / self.rate
 
 
 class RateLimiter:
@@ -46,8 +51,9 @@ class RateLimiter:
         self._buckets: dict[Any, TokenBucket] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: Any) -> float:
-        """Return 0 when `key` may go ahead, else the seconds it should wait."""
+    def acquire(self, key: Any, cost: float = 1) -> float:
+        """Return 0 when `key` may go ahead (spending `cost` tokens), else the seconds it
+        should wait."""
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get(key)
@@ -55,4 +61,4 @@ class RateLimiter:
                 if len(self._buckets) >= self.MAX_KEYS:
                     self._buckets.clear()  # a full bucket set forgets; it never blocks anyone
                 bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
-            return bucket.take(now)
+            return bucket.take(now, cost)

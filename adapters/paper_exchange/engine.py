@@ -39,12 +39,24 @@ SIDES = ("BUY", "SELL")
 STOP_TYPES = ("STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
 TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER", *STOP_TYPES)
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+# Binance order types the paper exchange does not serve (an OCO leg of one is -1158).
+UNSERVED_TYPES = ("STOP_LOSS", "TAKE_PROFIT")
 
 
 # OCO legs (Binance's orderList/oco): a limit-side leg (LIMIT_MAKER or TAKE_PROFIT_LIMIT) and
 # a stop-loss leg (STOP_LOSS_LIMIT); the market STOP_LOSS / TAKE_PROFIT types are not served.
 OCO_LIMIT_TYPES = ("LIMIT_MAKER", "TAKE_PROFIT_LIMIT")
 OCO_STOP_TYPES = ("STOP_LOSS_LIMIT",)
+# A leg on the wrong side of an OCO, by (side, kind, position): Binance's own codes
+# (errors.md -1165/-1166, -1196..-1199).
+OCO_MISPLACED = {
+    ("BUY", "LIMIT_MAKER", "above"): e.BUY_OCO_LIMIT_MUST_BE_BELOW,
+    ("SELL", "LIMIT_MAKER", "below"): e.SELL_OCO_LIMIT_MUST_BE_ABOVE,
+    ("BUY", "STOP_LOSS_LIMIT", "below"): e.BUY_OCO_STOP_LOSS_MUST_BE_ABOVE,
+    ("SELL", "STOP_LOSS_LIMIT", "above"): e.SELL_OCO_STOP_LOSS_MUST_BE_BELOW,
+    ("BUY", "TAKE_PROFIT_LIMIT", "above"): e.BUY_OCO_TAKE_PROFIT_MUST_BE_BELOW,
+    ("SELL", "TAKE_PROFIT_LIMIT", "below"): e.SELL_OCO_TAKE_PROFIT_MUST_BE_ABOVE,
+}
 
 
 @dataclass(frozen=True)
@@ -231,10 +243,7 @@ class Engine:
             raise e.error(e.INVALID_SIDE)
         if req.quantity is None:
             raise e.mandatory("quantity")
-        above_types, below_types = ((OCO_LIMIT_TYPES, OCO_STOP_TYPES) if req.side == "SELL"
-                                    else (OCO_STOP_TYPES, OCO_LIMIT_TYPES))
-        if req.above.type not in above_types or req.below.type not in below_types:
-            raise e.error(e.INVALID_ORDER_TYPE)
+        _check_oco_arrangement(req)
         last = self.market.price(req.symbol)
         if not _oco_level(req.above) > last > _oco_level(req.below):
             raise e.error(e.OCO_PRICES)
@@ -350,21 +359,28 @@ class Engine:
             self._list_changed(legs[0].order_list_id)
         self._flush()
 
-    def _fire_list(self, order: Order) -> None:
-        """One leg of an OCO started to execute (triggered, or reached as a LIMIT_MAKER):
-        the other leg expires, and what it had locked now backs this one."""
+    def _claim_list_lock(self, order: Order) -> list[Order]:
+        """One leg of an OCO starts to execute: what its open siblings locked now backs it.
+        Return those siblings, for `_expire_siblings`."""
         if order.order_list_id < 0:
-            return
+            return []
         siblings = [o for o in self.list_legs(order.order_list_id)
                     if o is not order and o.is_open]
-        if not siblings:
-            return
         for other in siblings:
             order.locked += other.locked
             other.locked = ZERO
+        return siblings
+
+    def _expire_siblings(self, order: Order, siblings: list[Order]) -> None:
+        """Expire the other legs of `order`'s OCO (executionReport `eR` OCO_TRIGGER), then
+        announce the list done. Binance's order: a triggered stop expires its sibling before
+        it executes; a reached LIMIT_MAKER trades first, then its sibling expires."""
+        if not siblings:
+            return
+        for other in siblings:
             other.status = "EXPIRED"
             other.update_time = self._clock()
-            self._changed(other, "EXPIRED", set())
+            self._changed(other, "EXPIRED", set(), expiry_reason="OCO_TRIGGER")
         self._list_changed(order.order_list_id)
 
     def _list_changed(self, list_id: int) -> None:
@@ -428,10 +444,11 @@ class Engine:
                 or (price - rules.min_price) % rules.tick_size != 0):
             raise e.filter_failure("PRICE_FILTER")
         self._check_lot(qty, market)
-        if req.type in STOP_TYPES:  # its price is checked against the market on trigger
+        if req.type in STOP_TYPES:
             self._check_stop(req, market)
-        else:
-            self._check_percent_price(req.symbol, req.side, price, state)
+        # Binance applies PERCENT_PRICE_BY_SIDE to every order's `price` (filters.md), a
+        # stop order's too when it is placed.
+        self._check_percent_price(req.symbol, req.side, price, state)
         if price * qty < rules.min_notional or price * qty > state.max_notional:
             raise e.filter_failure("NOTIONAL")
         return price, qty
@@ -501,7 +518,7 @@ class Engine:
         reported NEW again, now working; it takes at once if its price crosses."""
         now = self._clock()
         order.working, order.working_time, order.update_time = True, now, now
-        self._fire_list(order)
+        self._expire_siblings(order, self._claim_list_lock(order))
         self._changed(order, "NEW", set())
         self._fill_on_arrival(order)
 
@@ -576,10 +593,13 @@ class Engine:
         return trade
 
     def _expire(self, order: Order) -> list[Trade]:
+        """Expire what an IOC/FOK order could not fill (executionReport `eR` says which)."""
         order.status = "EXPIRED"
         order.update_time = self._clock()
         assets = self._release(order)
-        self._changed(order, "EXPIRED", assets)
+        reason = ("UNFILLED_FOK_ORDER_EXPIRED" if order.time_in_force == "FOK"
+                  else "UNFILLED_IOC_QUANTITY_EXPIRED")
+        self._changed(order, "EXPIRED", assets, expiry_reason=reason)
         return []
 
     def _release(self, order: Order) -> set[str]:
@@ -712,9 +732,10 @@ class Engine:
             for order in crossed:
                 if not order.is_open:
                     continue
-                self._fire_list(order)
+                siblings = self._claim_list_lock(order)
                 for qty in self._slices(self._available(order), order.price, symbol):
                     self._fill(order, qty, order.price, is_maker=True)
+                self._expire_siblings(order, siblings)
         self._flush()
 
     # -- internals ------------------------------------------------------------------------
@@ -730,7 +751,8 @@ class Engine:
         return order_id
 
     def _changed(self, order: Order, execution: str, assets: set[str],
-                 trade: Trade | None = None, cancel_id: str | None = None) -> None:
+                 trade: Trade | None = None, cancel_id: str | None = None,
+                 expiry_reason: str | None = None) -> None:
         """Persist the order and balances (written at commit), queue the user-data events."""
         account = self.accounts[order.api_key]
         if order.is_open:
@@ -743,7 +765,7 @@ class Engine:
         self._store.save_balances(account, assets)
         now = self._clock()
         self._pending.append((order.api_key, execution_report(
-            order, execution, now, trade, cancel_id)))
+            order, execution, now, trade, cancel_id, expiry_reason)))
         if assets:
             self._pending.append((order.api_key, account_position(account, assets, now)))
 
@@ -755,11 +777,30 @@ class Engine:
                 sink(api_key, event)
 
 
+def _check_oco_arrangement(req: OcoRequest) -> None:
+    """Types each leg may have, and where: a SELL takes profit above and stops out below, a
+    BUY the other way round (Binance errors.md: -1158, -1168, -1165/-1166, -1196..-1199)."""
+    legs = (("above", req.above), ("below", req.below))
+    for _, leg in legs:
+        if leg.type not in (*TYPES, *UNSERVED_TYPES):
+            raise e.error(e.INVALID_ORDER_TYPE)
+        if leg.type not in (*OCO_LIMIT_TYPES, *OCO_STOP_TYPES):
+            raise e.error(e.OCO_ORDER_TYPE_REJECTED)
+    if req.above.type == req.below.type == "LIMIT_MAKER":
+        raise e.error(e.BOTH_OCO_ORDERS_CANNOT_BE_LIMIT)
+    for position, leg in legs:
+        misplaced = OCO_MISPLACED.get((req.side, leg.type, position))
+        if misplaced is not None:
+            raise e.error(misplaced)
+
+
 def _oco_level(leg: OcoLeg) -> Decimal:
-    """The price at which an OCO leg starts to execute: its stop, or a LIMIT_MAKER's price."""
-    level = leg.stop_price if leg.type != "LIMIT_MAKER" else leg.price
+    """The price an OCO leg is held to in Binance's price rule (rest-api.md, orderList/oco):
+    a stop-loss leg's `stopPrice`, a LIMIT_MAKER's or TAKE_PROFIT_LIMIT's `price`."""
+    param = "stopPrice" if leg.type in OCO_STOP_TYPES else "price"
+    level = leg.stop_price if param == "stopPrice" else leg.price
     if level is None:
-        raise e.mandatory("stopPrice" if leg.type != "LIMIT_MAKER" else "price")
+        raise e.mandatory(param)
     return level
 
 

@@ -155,10 +155,12 @@ def account_info(account: Account, now: int, omit_zero: bool,
 
 
 def execution_report(order: Order, execution: str, now: int, trade: Trade | None = None,
-                     cancel_id: str | None = None) -> dict[str, Any]:
-    """Build an `executionReport` user-data event (for a cancel, `c` is the cancel's id)."""
+                     cancel_id: str | None = None,
+                     expiry_reason: str | None = None) -> dict[str, Any]:
+    """Build an `executionReport` user-data event (for a cancel, `c` is the cancel's id; an
+    expiry carries Binance's `eR` reason)."""
     zero = fmt(Decimal(0))
-    return {
+    report: dict[str, Any] = {
         "e": "executionReport", "E": now, "s": order.symbol,
         "c": cancel_id or order.client_order_id,
         "S": order.side, "o": order.type, "f": order.time_in_force, "q": fmt(order.orig_qty),
@@ -176,6 +178,9 @@ def execution_report(order: Order, execution: str, now: int, trade: Trade | None
         "Y": fmt(trade.quote_qty) if trade else zero,
         "Q": fmt(order.orig_quote_order_qty), "W": working_time(order), "V": "EXPIRE_MAKER",
     }
+    if expiry_reason is not None:
+        report["eR"] = expiry_reason
+    return report
 
 
 def order_list(legs: list[Order], now: int) -> dict[str, Any]:

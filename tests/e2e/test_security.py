@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,11 +31,12 @@ from urllib.parse import quote
 
 import httpx
 import jwt
+import psutil
 import psycopg
 import pytest
 
 from adapters.platform.launcher import RunningSystem
-from tests.chaos.processes import child_env
+from tests.chaos.processes import child_env, find_child
 
 pytestmark = pytest.mark.e2e
 
@@ -477,8 +479,11 @@ def test_hostile_numbers_are_refused_within_a_second_while_others_are_served(
             seconds.append(time.monotonic() - start)
         return seconds
 
+    cpu_before = api_cpu_seconds(running_system)
     baseline = calm_reads(30)
+    cpu_calm = api_cpu_seconds(running_system) - cpu_before
     threads = [threading.Thread(target=flood) for _ in range(4)]
+    cpu_before, flood_start = api_cpu_seconds(running_system), time.monotonic()
     for thread in threads:
         thread.start()
     normal: list[float] = []
@@ -499,15 +504,39 @@ def test_hostile_numbers_are_refused_within_a_second_while_others_are_served(
         stop.set()
         for thread in threads:
             thread.join(30)
+    cpu_flood = api_cpu_seconds(running_system) - cpu_before
+    flood_seconds = time.monotonic() - flood_start
     assert len(hostile) >= 40, len(hostile)
     for status, seconds, text in hostile:
         assert 400 <= status < 500, (status, text[:200])
         assert seconds < 1.0, f"a hostile number took {seconds:.2f} s"
         assert not any(number in text for number in HOSTILE_NUMBERS if len(number) > 8)
-    print(f"\nhostile: {len(hostile)} requests, slowest {max(s for _, s, _ in hostile):.3f} s; "
+    print(f"\nhostile: {len(hostile)} requests ({len(hostile) / flood_seconds:.0f}/s), "
+          f"slowest {max(s for _, s, _ in hostile):.3f} s; "
           f"normal user under the flood: median {statistics.median(normal) * 1000:.1f} ms, "
           f"max {max(normal) * 1000:.1f} ms; without it: median "
           f"{statistics.median(baseline) * 1000:.1f} ms, max {max(baseline) * 1000:.1f} ms")
+    # CPU, not wall time, on a shared machine: the API's CPU per request under the flood
+    # (hostile and calm requests together) against a calm read's, in the same run.
+    per_flood = cpu_flood / (len(hostile) + len(normal))
+    per_calm = cpu_calm / len(baseline)
+    print(f"statuses {dict(sorted(Counter(code for code, _, _ in hostile).items()))}; API CPU "
+          f"per request under the flood {per_flood * 1000:.2f} ms, per calm read "
+          f"{per_calm * 1000:.2f} ms (ratio {per_flood / per_calm:.2f})")
+
+
+def api_cpu_seconds(system: RunningSystem) -> float:
+    """User + system CPU so far of the API process and its children (its workers)."""
+    api = find_child(system, "api")
+    assert api is not None, "no api process"
+    total = 0.0
+    for proc in (api, *api.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 # ---- sessions ---------------------------------------------------------------------------------

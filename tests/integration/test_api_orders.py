@@ -227,6 +227,43 @@ def test_order_placement_is_rate_limited_per_user_with_retry_after(
         assert place(client, bob).status_code == 202  # per user
 
 
+def test_the_order_limit_runs_before_the_body_is_validated(
+        runtime: Runtime, pg_url: str, tmp_path: Any) -> None:
+    # A flood of invalid bodies spends the account's own order budget and is answered 429
+    # before the model's work; another account is untouched.
+    runtime.settings = make_test_settings(pg_url, runtime.settings.database_schema, tmp_path,
+                                          order_rate_limit_per_second=2.0)
+    bad = {**LIMIT_ORDER, "price": "1e999999999"}
+    with TestClient(create_app(runtime)) as client:
+        alice, bob = register(client), register(client)
+        assert [place(client, alice, bad).status_code for _ in range(2)] == [422, 422]
+        flooded = place(client, alice, bad)
+        assert flooded.status_code == 429, flooded.text
+        assert flooded.json()["error"]["code"] == "rate_limited"
+        assert int(flooded.headers["Retry-After"]) >= 1
+        assert place(client, alice).status_code == 429  # the same bucket as valid orders
+        assert place(client, bob).status_code == 202
+        # Unauthenticated requests are 401 and spend no one's budget.
+        assert client.post(ORDERS, json=bad).status_code == 401
+
+
+def test_an_order_list_spends_two_orders_of_the_limit(
+        runtime: Runtime, pg_url: str, tmp_path: Any) -> None:
+    runtime.settings = make_test_settings(pg_url, runtime.settings.database_schema, tmp_path,
+                                          order_rate_limit_per_second=2.0)
+    oco = {"type": "OCO", "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.001",
+           "price": "120000", "stopPrice": "80000", "stopLimitPrice": "79000"}
+    with TestClient(create_app(runtime)) as client:
+        alice, bob = register(client), register(client)
+        listed = client.post("/api/trading/order-lists", json=oco, headers=alice.headers)
+        assert listed.status_code == 202, listed.text
+        assert place(client, alice).status_code == 429  # the list took both tokens
+        assert place(client, bob).status_code == 202
+        assert place(client, bob).status_code == 202
+        again = client.post("/api/trading/order-lists", json=oco, headers=bob.headers)
+        assert again.status_code == 429, again.text
+
+
 def test_exchange_keys_put_get_delete_and_never_returned(api: Any, runtime: Runtime) -> None:
     user = register(api)
     keys = "/api/account/exchange-keys"

@@ -145,9 +145,29 @@ def test_canceling_the_list_or_one_leg_cancels_both_and_unlocks(
     # The legs must straddle the market: a SELL's take profit above 20, its stop below.
     (dict(abovePrice="19.5"), -2010, "relationship of the prices"),
     (dict(belowStopPrice="20.5", belowPrice="20.4"), -2010, "relationship of the prices"),
-    # A SELL takes profit above and stops out below, never the other way round.
+    # A take profit leg is held to its limit price, not its stop (rest-api.md orderList/oco).
+    (dict(aboveType="TAKE_PROFIT_LIMIT", aboveStopPrice="21", abovePrice="19.5",
+          aboveTimeInForce="GTC"), -2010, "relationship of the prices"),
+    # A SELL takes profit above and stops out below, never the other way round: Binance
+    # answers each misplaced leg with its own code (errors.md).
     (dict(aboveType="STOP_LOSS_LIMIT", abovePrice="22", aboveStopPrice="22",
-          aboveTimeInForce="GTC"), -1116, "Invalid orderType."),
+          aboveTimeInForce="GTC"), -1197, "A stop loss order in a sell OCO must be below."),
+    (dict(belowType="LIMIT_MAKER", belowStopPrice=None, belowTimeInForce=None), -1168,
+     "At least one OCO order must be contingent."),
+    (dict(aboveType="TAKE_PROFIT_LIMIT", aboveStopPrice="21", aboveTimeInForce="GTC",
+          belowType="LIMIT_MAKER", belowStopPrice=None, belowTimeInForce=None), -1166,
+     "A limit order in a sell OCO must be above."),
+    (dict(belowType="TAKE_PROFIT_LIMIT"), -1199,
+     "A take profit order in a sell OCO must be above."),
+    (dict(side="BUY"), -1165, "A limit order in a buy OCO must be below."),
+    (dict(side="BUY", aboveType="TAKE_PROFIT_LIMIT", aboveStopPrice="21",
+          aboveTimeInForce="GTC", belowType="LIMIT_MAKER", belowStopPrice=None,
+          belowTimeInForce=None, belowPrice="19"), -1198,
+     "A take profit order in a buy OCO must be below."),
+    (dict(side="BUY", aboveType="STOP_LOSS_LIMIT", aboveStopPrice="22",
+          aboveTimeInForce="GTC"), -1196, "A stop loss order in a buy OCO must be above."),
+    (dict(belowType="LIMIT"), -1158, "Order type not supported in OCO."),
+    (dict(belowType="STOP_MARKET"), -1116, "Invalid orderType."),
     (dict(belowTimeInForce=None), -1102, "Mandatory parameter 'timeInForce'"),
     (dict(belowPrice="17.9001"), -1013, "PRICE_FILTER"),
     (dict(quantity="1000"), -2010, "insufficient balance"),
@@ -188,14 +208,19 @@ def test_user_data_stream_reports_the_legs_and_list_status(
 
     events = asyncio.run(scenario())
     kinds = [(e["e"], e.get("x"), e.get("X"), e.get("o")) for e in events]
+    # Binance: a reached LIMIT_MAKER executes BEFORE its stop-loss sibling is expired
+    # (CHANGELOG, OCO "Execution Order"), the sibling's `eR` saying why (user-data-stream.md).
     assert kinds == [
         ("executionReport", "NEW", "NEW", "STOP_LOSS_LIMIT"),
         ("executionReport", "NEW", "NEW", "LIMIT_MAKER"),
         ("listStatus", None, None, None),
+        ("executionReport", "TRADE", "FILLED", "LIMIT_MAKER"),
         ("executionReport", "EXPIRED", "EXPIRED", "STOP_LOSS_LIMIT"),
         ("listStatus", None, None, None),
-        ("executionReport", "TRADE", "FILLED", "LIMIT_MAKER"),
     ]
+    [expired] = [e for e in events if e.get("x") == "EXPIRED"]
+    assert expired["eR"] == "OCO_TRIGGER"
+    assert all("eR" not in e for e in events if e.get("x") != "EXPIRED")
     started, done = (e for e in events if e["e"] == "listStatus")
     assert (started["l"], started["L"], started["C"], started["c"]) == (
         "EXEC_STARTED", "EXECUTING", "s-1", "OCO")

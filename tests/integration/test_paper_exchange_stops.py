@@ -16,6 +16,7 @@ from binance import AsyncClient, BinanceSocketManager, Client
 from binance.exceptions import BinanceAPIException
 
 from adapters.binance.gateway import BinanceGateway
+from adapters.paper_exchange.runner import admin_post
 from commands.ports import ExchangeCredentials, ExchangeOrderRequest, ExchangeOrderStatus
 from tests.support.paper_exchange import PaperExchangeHandle
 
@@ -133,6 +134,39 @@ def test_bad_stop_orders_get_binance_errors(client: Client, kw: dict[str, Any], 
         stop_order(client, **kw)
     assert info.value.code == code and msg in info.value.message
     assert client.get_open_orders(symbol=SYMBOL) == []
+
+
+def percent_price_band(exchange: PaperExchangeHandle, down: str, up: str) -> None:
+    """Set SOLUSDT's PERCENT_PRICE_BY_SIDE band (both sides) around the last price."""
+    admin_post(exchange.url, "/admin/exchange-info", {"symbol": SYMBOL, "filters": [
+        {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": up,
+         "bidMultiplierDown": down, "askMultiplierUp": up, "askMultiplierDown": down,
+         "avgPriceMins": 0}]})
+
+
+@pytest.mark.parametrize("order_type,side,stop,price", [
+    ("STOP_LOSS_LIMIT", "SELL", "140", "100"),  # a stop-loss whose limit is 2/3 the market
+    ("TAKE_PROFIT_LIMIT", "SELL", "160", "200"),
+    ("STOP_LOSS_LIMIT", "BUY", "160", "200"),
+])
+def test_percent_price_by_side_applies_to_a_stop_orders_price_when_placed(
+        exchange: PaperExchangeHandle, client: Client, order_type: str, side: str, stop: str,
+        price: str) -> None:
+    # Binance's filters.md holds every order's `price` to the band, stop orders included.
+    percent_price_band(exchange, "0.8", "1.2")
+    try:
+        with pytest.raises(BinanceAPIException) as info:
+            stop_order(client, order_type, side, stop=stop, price=price)
+        assert (info.value.code, info.value.message) == (
+            -1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
+        assert client.get_open_orders(symbol=SYMBOL) == []
+        # Inside the band the same stop order is accepted.
+        inside = str(D(stop) - 1 if D(price) < D(stop) else D(stop) + 1)
+        placed = stop_order(client, order_type, side, stop=stop, price=inside)
+        assert placed["status"] == "NEW"
+        client.cancel_order(symbol=SYMBOL, orderId=placed["orderId"])
+    finally:
+        percent_price_band(exchange, "0.001", "1000")
 
 
 def test_exchange_info_lists_the_stop_types(client: Client) -> None:

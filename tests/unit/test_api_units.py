@@ -80,6 +80,19 @@ def test_rate_limiter_allows_a_burst_then_says_how_long_to_wait() -> None:
     assert limiter.acquire("a") == 0.0
 
 
+def test_rate_limiter_charges_a_cost_and_lets_one_above_the_burst_run_into_debt() -> None:
+    now = [100.0]
+    limiter = RateLimiter(rate=2.0, burst=3.0, clock=lambda: now[0])
+    assert limiter.acquire("a", 2) == 0.0
+    assert limiter.acquire("a", 2) == pytest.approx(0.5)  # 1 token left, 2 needed
+    assert limiter.acquire("a") == 0.0
+    slow = RateLimiter(rate=1.0, clock=lambda: now[0])  # burst 1: a list of two still fits
+    assert slow.acquire("a", 2) == 0.0
+    assert slow.acquire("a") == pytest.approx(2.0)  # and is paid for: 1 token in debt
+    now[0] += 2.0
+    assert slow.acquire("a") == 0.0
+
+
 def test_as_of_parses_versions_and_times() -> None:
     assert parse_as_of("3") == 3
     assert parse_as_of("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

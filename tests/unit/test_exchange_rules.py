@@ -101,6 +101,21 @@ def test_percent_price_by_side_uses_the_side_and_the_live_price() -> None:
     rules.check(OrderType.LIMIT, D("0.01"), D("9000"), None, Side.BUY)  # no price known: no band
 
 
+@pytest.mark.parametrize("order_type", [OrderType.STOP_LOSS_LIMIT,
+                                        OrderType.TAKE_PROFIT_LIMIT])
+def test_percent_price_by_side_holds_a_stop_orders_price_when_placed(
+        order_type: OrderType) -> None:
+    # Binance's filters.md holds every order's `price` to the band, a stop order's too.
+    rules = rules_from_exchange_info(EXCHANGE_INFO)["ETHUSDT"]
+    ref = D("3000")
+    with pytest.raises(InvalidPrice, match="too far") as info:
+        rules.check(order_type, D("0.01"), D("2000"), ref, Side.SELL)  # < 0.9 x
+    assert info.value.details["field"] == "price"
+    with pytest.raises(InvalidPrice, match="too far"):
+        rules.check(order_type, D("0.01"), D("3600.01"), ref, Side.BUY)  # > 1.2 x
+    rules.check(order_type, D("0.01"), D("2700"), ref, Side.SELL)
+
+
 def test_place_order_answers_with_the_live_rules_after_a_refresh() -> None:
     app = make_app()
     catalog = SymbolCatalogAdapter()

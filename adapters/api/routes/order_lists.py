@@ -11,8 +11,12 @@ from fastapi import APIRouter, Header, Path, status
 from fastapi.responses import JSONResponse
 
 from adapters.api.deps import Ctx, CurrentUser
-from adapters.api.errors import too_many_requests
-from adapters.api.routes.orders import check_open_orders, client_order_id_for, load_events
+from adapters.api.routes.orders import (
+    OrderListPlacer,
+    check_open_orders,
+    client_order_id_for,
+    load_events,
+)
 from adapters.api.schemas import PlaceOrderListRequest
 from adapters.api.serializers import order_view
 from adapters.api.tokens import Principal
@@ -27,8 +31,8 @@ ListId = Annotated[UUID, Path(description="the orderListId returned by POST "
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=None)
 async def place_order_list(
+    user: OrderListPlacer,
     body: PlaceOrderListRequest,
-    user: CurrentUser,
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
@@ -43,9 +47,6 @@ async def place_order_list(
         side=body.side, quantity=body.quantity, price=body.price, stop_price=body.stopPrice,
         stop_limit_price=body.stopLimitPrice, stop_limit_time_in_force=body.stopLimitTimeInForce,
         list_type=body.type)
-    wait = ctx.limiter.acquire(user.account_id)
-    if wait:
-        raise too_many_requests("too many orders; slow down", wait)
     await anyio.to_thread.run_sync(check_open_orders, ctx, user.account_id, command.symbol, 2)
     list_id, leg_ids = await anyio.to_thread.run_sync(ctx.runtime.app.handle, command,
                                                       limiter=ctx.write_limiter)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
 import anyio
-from fastapi import APIRouter, Header, Path, Query, status
+from fastapi import APIRouter, Depends, Header, Path, Query, status
 from fastapi.responses import JSONResponse
 
 from adapters.api.deps import Ctx, CurrentUser
@@ -24,6 +25,27 @@ router = APIRouter(prefix="/api/trading/orders", tags=["orders"])
 SymbolFilter = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9]+$")]
 
 OrderId = Annotated[UUID, Path(description="the order id returned by POST /api/trading/orders")]
+
+
+def order_budget(orders: int) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller, once `orders` more orders fit their per-account rate limit
+    (429 with Retry-After otherwise).
+
+    FastAPI resolves dependencies before it validates the body against its model, so every
+    placement request counts, an invalid body too, and a flood of them from one account is
+    answered 429 without the model's work. (The JSON itself is decoded before.)
+    """
+    async def spend(user: CurrentUser, ctx: Ctx) -> Principal:
+        wait = ctx.limiter.acquire(user.account_id, orders)
+        if wait:
+            raise too_many_requests("too many orders; slow down", wait)
+        return user
+    return spend
+
+
+# The authenticated caller of a route that places one order / an OCO list (two orders).
+OrderPlacer = Annotated[Principal, Depends(order_budget(1))]
+OrderListPlacer = Annotated[Principal, Depends(order_budget(2))]
 
 
 def client_order_id_for(body_id: str | None, idempotency_key: str | None) -> str:
@@ -69,8 +91,8 @@ def check_open_orders(ctx: Ctx, account_id: UUID, symbol: str, adding: int = 1) 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=None,
              responses={202: {"model": OrderAccepted}})
 async def place_order(
+    user: OrderPlacer,
     body: PlaceOrderRequest,
-    user: CurrentUser,
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
@@ -90,10 +112,8 @@ async def place_order(
 
 async def submit(ctx: Ctx, user: Principal, command: PlaceOrder,
                  **extra: Any) -> JSONResponse:
-    """Place an order under the per-user rate limit; answer 202 with where to read it."""
-    wait = ctx.limiter.acquire(user.account_id)
-    if wait:
-        raise too_many_requests("too many orders; slow down", wait)
+    """Place an order (its route's OrderPlacer took it out of the rate limit); answer 202
+    with where to read it."""
     await anyio.to_thread.run_sync(check_open_orders, ctx, user.account_id, command.symbol)
     # At most as many threads as the event store has connections: more would only queue
     # on its pool lock and cost CPU.

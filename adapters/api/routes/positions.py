@@ -9,8 +9,8 @@ import anyio
 from fastapi import APIRouter, Header, Path, status
 from fastapi.responses import JSONResponse
 
-from adapters.api.deps import ApiContext, Ctx, CurrentUser
-from adapters.api.routes.orders import client_order_id_for, submit
+from adapters.api.deps import ApiContext, Ctx
+from adapters.api.routes.orders import OrderPlacer, client_order_id_for, submit
 from adapters.api.tokens import Principal
 from commands.messages import PlaceOrder
 from domain.errors import InvalidQuantity, NothingToClose, UnknownSymbol
@@ -51,7 +51,7 @@ def closing_order(ctx: ApiContext, user: Principal, symbol: str,
 @router.post("/{symbol}/close", status_code=status.HTTP_202_ACCEPTED, response_model=None)
 async def close_position(
     symbol: Symbol,
-    user: CurrentUser,
+    user: OrderPlacer,
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
