@@ -16,11 +16,14 @@ TIMEOUT_SECONDS = 10.0
 class ApiClientError(Exception):
     """The API answered with an error (or could not be reached)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        # The API's error details: which field ("field", or "fields" for several) and more.
+        self.details: dict[str, Any] = details or {}
 
 
 class ApiClient:
@@ -68,8 +71,10 @@ class ApiClient:
                 error = {}
             if not isinstance(error, dict):
                 error = {}
+            details = error.get("details")
             raise ApiClientError(response.status_code, str(error.get("code", "error")),
-                                 str(error.get("message") or response.reason_phrase))
+                                 str(error.get("message") or response.reason_phrase),
+                                 details if isinstance(details, dict) else None)
         return response.json() if response.content else None
 
 

@@ -20,6 +20,7 @@ from dashboard import (
     audit_view,
     grids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+    ticket,
 )
 from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
 
@@ -66,6 +67,7 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     grids.configure(api_url)
     analytics_view.configure(api_url)
     audit_view.configure(api_url)
+    ticket.configure(api_url)
     _send_csp(app, browser_api)
     return app
 
@@ -144,38 +146,6 @@ def _register_clientside(app: dash.Dash) -> None:
         + [Output(f"tf-{v}", "className") for _, v in TIMEFRAMES],
         Input("route", "data"), Input("chart-settings", "data"),
     )
-    cb(
-        _cs("ticketState"), Output("ticket-state", "data"),
-        Input("side-buy", "n_clicks"), Input("side-sell", "n_clicks"),
-        Input("type-market", "n_clicks"), Input("type-limit", "n_clicks"),
-        Input("qty-mode-amount", "n_clicks"), Input("qty-mode-pct", "n_clicks"),
-        State("ticket-state", "data"),
-    )
-    cb(
-        _cs("ticketView"),
-        Output("side-buy", "className"), Output("side-sell", "className"),
-        Output("type-market", "className"), Output("type-limit", "className"),
-        Output("qty-mode-amount", "className"), Output("qty-mode-pct", "className"),
-        Output("price-field", "style"), Output("pct-field", "style"),
-        Output("place-btn", "children"), Output("place-btn", "className"),
-        Input("ticket-state", "data"), Input("route", "data"),
-    )
-    cb(_cs("pctToQty"), Output("ticket-qty", "value"),
-       Input("ticket-pct", "value"), Input("ticket-state", "data"),
-       State("ticket-price", "value"), State("market-store", "data"),
-       prevent_initial_call=True)
-    cb(_cs("ticketNumbers"), Output("ticket-available", "children"),
-       Output("ticket-total", "children"),
-       Input("ticket-qty", "value"), Input("ticket-price", "value"),
-       Input("ticket-state", "data"), Input("market-store", "data"))
-    cb(_cs("placeOrder"), Output("ticket-message", "children"),
-       Output("ticket-message", "className"), Output("qty-error", "children"),
-       Output("price-error", "children"), Output("confirm-box", "style"),
-       Output("confirm-text", "children"),
-       Input("place-btn", "n_clicks"), Input("confirm-yes", "n_clicks"),
-       Input("confirm-no", "n_clicks"), State("ticket-state", "data"),
-       State("ticket-qty", "value"), State("ticket-price", "value"), State("route", "data"),
-       State("market-store", "data"), prevent_initial_call=True)
     cb(_cs("login"), Output("auth", "data", allow_duplicate=True),
        Output("login-error", "children"),
        Input("login-btn", "n_clicks"), Input("login-password", "n_submit"),
