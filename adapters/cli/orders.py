@@ -22,7 +22,12 @@ def register(subparsers: Any) -> None:
     place.add_argument("--symbol", default="BTCUSDT")
     place.add_argument("--side", default="BUY", choices=["BUY", "SELL", "buy", "sell"])
     place.add_argument("--type", default="LIMIT", choices=["MARKET", "LIMIT", "market", "limit"])
-    place.add_argument("--quantity", default="0.001")
+    amount = place.add_mutually_exclusive_group()
+    amount.add_argument("--quantity", default=None,
+                        help="base-asset quantity (default 0.001)")
+    amount.add_argument("--quote-order-qty", default=None, metavar="AMOUNT",
+                        help="MARKET only: spend (BUY) or receive (SELL) this much of the "
+                             "quote asset, e.g. 100 for 100 USDT")
     place.add_argument("--price", default="90000.00")
     place.add_argument("--client-order-id", default=None)
     place.set_defaults(func=cmd_place_order)
@@ -38,12 +43,17 @@ def cmd_place_order(args: argparse.Namespace) -> int:
             print(f"registered {args.email} as account {account_id}")
         except EmailAlreadyRegistered:
             account_id = account_id_for(args.email)
+        spend = args.quote_order_qty
+        if spend is not None and args.type.upper() != "MARKET":
+            print("order refused: --quote-order-qty is for MARKET orders", file=sys.stderr)
+            return 2
         try:
             order_id = app.handle(PlaceOrder(
                 account_id=account_id,
                 client_order_id=args.client_order_id or f"cli-{uuid.uuid4().hex[:12]}",
                 symbol=args.symbol, side=args.side, order_type=args.type,
-                quantity=args.quantity,
+                quantity=None if spend is not None else (args.quantity or "0.001"),
+                quote_order_qty=spend,
                 price=args.price if args.type.upper() == "LIMIT" else None,
             ))
         except DomainError as exc:

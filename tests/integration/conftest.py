@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
+from adapters.platform.settings import Settings, get_settings
 from tests.support.api import LiveServer, TestClient
 from tests.support.worker import Stack, worker_stack
 
@@ -48,3 +49,17 @@ def stack(pg_url: str, pg_schema: str, tmp_path: Path, kafka_bootstrap: str,  # 
             yield s
     finally:
         paper_exchange.clear_faults()
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point `tradeledger` sub-commands at the test's database and schema."""
+    monkeypatch.setenv("TRADELEDGER_DATABASE_URL", str(settings.database_url))
+    monkeypatch.setenv("TRADELEDGER_DATABASE_SCHEMA", settings.database_schema)
+    assert settings.master_keys and settings.jwt_secret
+    monkeypatch.setenv("TRADELEDGER_MASTER_KEYS", settings.master_keys.get_secret_value())
+    monkeypatch.setenv("TRADELEDGER_JWT_SECRET", settings.jwt_secret.get_secret_value())
+    monkeypatch.setenv("TRADELEDGER_DATA_DIR", str(Path(settings.data_dir)))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import psycopg
 import pytest
 
 from adapters.cli import main
 from adapters.platform.bootstrap import Runtime
-from adapters.platform.settings import Settings, get_settings
 from adapters.postgres.replay import replay, resolve_projections, verify_audit
 from domain.order import order_id_for
 from projections.audit import order_state_at
 from tests.integration.test_projections import envelopes, make_activity, project
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point `tradeledger` sub-commands at the test's database and schema."""
-    monkeypatch.setenv("TRADELEDGER_DATABASE_URL", str(settings.database_url))
-    monkeypatch.setenv("TRADELEDGER_DATABASE_SCHEMA", settings.database_schema)
-    assert settings.master_keys and settings.jwt_secret
-    monkeypatch.setenv("TRADELEDGER_MASTER_KEYS", settings.master_keys.get_secret_value())
-    monkeypatch.setenv("TRADELEDGER_JWT_SECRET", settings.jwt_secret.get_secret_value())
-    monkeypatch.setenv("TRADELEDGER_DATA_DIR", str(Path(settings.data_dir)))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def tamper(url: str, schema: str, notification_id: int) -> None:
