@@ -41,9 +41,10 @@ class ApiClient:
         """Return the decoded JSON body, or raise ApiClientError with the API's message."""
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    def post(self, path: str, body: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Any:
         """POST JSON; the decoded body (None when empty), or ApiClientError."""
-        return self.request("POST", path, body=body)
+        return self.request("POST", path, body=body, headers=headers)
 
     def put(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """PUT JSON; the decoded body (None when empty), or ApiClientError."""
@@ -54,12 +55,14 @@ class ApiClient:
         return self.request("DELETE", path)
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None) -> Any:
+                body: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> Any:
         """Send one request; the decoded JSON body (None when empty), or ApiClientError."""
         try:
             with httpx.Client(base_url=self._base_url, headers=self._headers,
                               timeout=TIMEOUT_SECONDS, transport=self._transport) as client:
-                response = client.request(method, path, params=params, json=body)
+                response = client.request(method, path, params=params, json=body,
+                                          headers=headers)
         except httpx.HTTPError as exc:
             raise ApiClientError(0, "network", f"cannot reach the API ({type(exc).__name__})"
                                  ) from None

@@ -20,6 +20,7 @@ from dashboard import (
     audit_view,
     grids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+    position_close,
     ticket,
 )
 from dashboard.layout import NAV_PAGES, PAGES, TIMEFRAMES, serve_layout
@@ -68,6 +69,7 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     analytics_view.configure(api_url)
     audit_view.configure(api_url)
     ticket.configure(api_url)
+    position_close.configure(api_url)
     _send_csp(app, browser_api)
     return app
 

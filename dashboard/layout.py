@@ -10,7 +10,7 @@ from typing import Any
 
 from dash import dcc, html
 
-from dashboard import ticket
+from dashboard import position_close, ticket
 from dashboard.grids import orders_grid, positions_grid, trades_grid
 
 DEFAULT_SYMBOL = "BTCUSDT"
@@ -125,7 +125,8 @@ def alerts_panel() -> html.Div:
 def trade_page() -> html.Div:
     return html.Div(id="page-trade", className="page trade-page", style={"display": "none"},
                     children=[
-        html.Aside(className="left-col", children=[ticket.layout(), alerts_panel()]),
+        html.Aside(className="left-col", children=[ticket.layout(), position_close.layout(),
+                                                   alerts_panel()]),
         html.Section(className="right-col", children=[
             html.Div(className="panel chart-panel", children=[
                 html.Div(className="pair-bar", children=[

@@ -47,6 +47,7 @@ URL, AUTH, MARKET, ORDERS, LIVE_STATUS = "url", "auth", "market-store", "orders-
     "live-status"
 
 DEFAULT_SYMBOL = "BTCUSDT"
+SYMBOL_RE = re.compile(r"[A-Z0-9]{2,20}")
 DEFAULT_STEP = "0.00001"
 # The fat-finger thresholds: through the market (buy above, sell below) and resting away.
 THROUGH_PCT, RESTING_PCT = Decimal(5), Decimal(50)
@@ -349,8 +350,8 @@ def error_outcome(exc: ApiClientError) -> tuple[str, str, str, str]:
 def symbol_of(pathname: Any) -> str:
     """The symbol of a /trade/<SYMBOL> path (the default elsewhere)."""
     parts = [p for p in str(pathname or "").split("/") if p]
-    if len(parts) >= 2 and parts[0] == "trade":
-        return parts[1].upper()
+    if len(parts) >= 2 and parts[0] == "trade" and SYMBOL_RE.fullmatch(parts[1].upper()):
+        return parts[1].upper()  # only a well-formed symbol ever reaches an API path
     return DEFAULT_SYMBOL
 
 

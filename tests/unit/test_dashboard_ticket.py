@@ -3,6 +3,7 @@ plain-word validation, the fat-finger check and the message that follows an orde
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from dashboard import ticket
@@ -147,3 +148,21 @@ def test_api_errors_land_at_their_field_in_plain_words() -> None:
 def test_symbol_comes_from_the_trade_path() -> None:
     assert ticket.symbol_of("/trade/ethusdt") == "ETHUSDT"
     assert ticket.symbol_of("/analytics") == "BTCUSDT"
+
+
+def test_close_reads_the_positions_size_and_asks_in_plain_words() -> None:
+    from dashboard import position_close
+
+    positions = [{"symbol": "ETHUSDT", "quantity": "-0.5"},
+                 {"symbol": "BTCUSDT", "quantity": "0.00200000"}]
+    assert position_close.position_size(positions, "BTCUSDT") == Decimal("0.002")
+    assert position_close.position_size(positions, "SOLUSDT") == 0
+    assert position_close.position_size(None, "BTCUSDT") == 0
+    assert position_close.close_question("BTCUSDT", Decimal("0.00200000")) == (
+        "Close your BTCUSDT position: SELL 0.002 at market (rounded down to the step)?")
+    assert "BUY back 0.5" in position_close.close_question("ETHUSDT", Decimal("-0.5"))
+
+
+def test_a_malformed_symbol_in_the_path_never_reaches_an_api_path() -> None:
+    assert ticket.symbol_of("/trade/..%2Fadmin") == "BTCUSDT"
+    assert ticket.symbol_of("/trade/BTC-USDT") == "BTCUSDT"
