@@ -41,6 +41,7 @@ PENDING = "ticket-pending"          # the order body waiting for a confirmation
 FOLLOWED = "ticket-order"           # {orderId, what}: the order the message follows
 FOLLOWED_STATE = "ticket-order-update"  # that order as the orders store last had it
 COMMISSION = "commission-store"     # the account's commission rates (GET /api/account/commission)
+TICKET_MARKET = "ticket-market"     # the market store, at most once a second (for the numbers)
 BALANCE_SOURCE = "balance-source"
 # Shared stores and components owned by the shell (ids kept as they are).
 URL, AUTH, MARKET, ORDERS, LIVE_STATUS = "url", "auth", "market-store", "orders-store", \
@@ -372,7 +373,7 @@ def layout() -> html.Div:
     return html.Div(className="panel ticket", id=TICKET, children=[
         dcc.Store(id=STATE, data={"side": "BUY", "type": "MARKET", "qtyMode": "amount"}),
         dcc.Store(id=PENDING), dcc.Store(id=FOLLOWED), dcc.Store(id=FOLLOWED_STATE),
-        dcc.Store(id=COMMISSION),
+        dcc.Store(id=COMMISSION), dcc.Store(id=TICKET_MARKET),
         html.Div(className="seg side-seg", children=[
             _seg("Buy", SIDE_BUY, "seg-btn buy active", "Buy (B)"),
             _seg("Sell", SIDE_SELL, "seg-btn sell", "Sell (S)"),
@@ -502,9 +503,25 @@ def percent_to_qty(pct: Any, state: dict[str, Any] | None, price: Any,
     return NO if out is None else out
 
 
+# The market store changes with every tick (~4/s); the ticket's numbers need a new price
+# about once a second, but new balances or another symbol at once. This gate keeps the
+# server hops of an idle ticket to one a second per tab.
+clientside_callback(
+    """function (market, last) {
+        const m = market || {}, l = last || {};
+        const same = m.symbol === l.symbol && JSON.stringify(m.balances) === JSON.stringify(
+            l.balances) && m.balancesError === l.balancesError && JSON.stringify(m.rules)
+            === JSON.stringify(l.rules);
+        if (same && (m.t || 0) - (l.t || 0) < 1000) return window.dash_clientside.no_update;
+        return m;
+    }""",
+    Output(TICKET_MARKET, "data"), Input(MARKET, "data"), State(TICKET_MARKET, "data"),
+)
+
+
 @callback(Output(AVAILABLE, "children"), Output(TOTAL, "children"), Output(FEE, "children"),
           Input(QTY, "value"), Input(PRICE, "value"), Input(STATE, "data"),
-          Input(MARKET, "data"), Input(COMMISSION, "data"))
+          Input(TICKET_MARKET, "data"), Input(COMMISSION, "data"))
 def numbers(amount: Any, price: Any, state: dict[str, Any] | None,
             market: dict[str, Any] | None, commission: dict[str, Any] | None) -> tuple[str, ...]:
     """Available balance, total and expected fee for what the ticket holds now."""
