@@ -24,6 +24,7 @@ from commands.messages import (
     Command,
     ConnectExchangeKeys,
     PlaceOrder,
+    PlaceOrderList,
     RecordAcceptance,
     RecordCancellation,
     RecordCancelRejection,
@@ -34,6 +35,7 @@ from commands.messages import (
     RecordOutcomeUnknown,
     RecordRejection,
     RecordSendRefusal,
+    RecordStopTrigger,
     RecordSubmission,
     ReencryptExchangeKeys,
     RegisterAccount,
@@ -53,7 +55,8 @@ from domain.errors import (
     UnknownSymbol,
     ValidationFailed,
 )
-from domain.order import Order, order_id_for
+from domain.order import LIST_LEG_SUFFIXES, Order, order_id_for
+from domain.symbols import SymbolRules
 from domain.values import OrderType, Side, TimeInForce, parse_enum, to_decimal
 
 log = logging.getLogger(__name__)
@@ -71,12 +74,12 @@ A = TypeVar("A")
 ReportCommand = (
     RecordSubmission | RecordAcceptance | RecordFill | RecordRejection | RecordCancelRejection
     | RecordCancellation | RecordExpiry | RecordSendRefusal | RecordOutcomeUnknown
-    | RecordExecutedQuantity
+    | RecordExecutedQuantity | RecordStopTrigger
 )
 REPORT_COMMANDS: tuple[type[Command], ...] = (
     RecordSubmission, RecordAcceptance, RecordFill, RecordRejection, RecordCancelRejection,
     RecordCancellation, RecordExpiry, RecordSendRefusal, RecordOutcomeUnknown,
-    RecordExecutedQuantity,
+    RecordExecutedQuantity, RecordStopTrigger,
 )
 
 
@@ -95,6 +98,8 @@ def apply_report(order: Order, command: Command) -> None:
                    quantity=Decimal(command.quantity), commission=Decimal(command.commission),
                    commission_asset=command.commission_asset, is_maker=command.is_maker,
                    actor=command.actor)
+    elif isinstance(command, RecordStopTrigger):
+        order.trigger(command.actor)
     elif isinstance(command, RecordExecutedQuantity):
         order.fix_quantity(Decimal(command.quantity), command.actor)
     elif isinstance(command, RecordRejection):
@@ -144,6 +149,7 @@ class TradingApplication(Application[UUID]):
             ReencryptExchangeKeys: self.reencrypt_exchange_keys,
             RecordExchangeKeysRejection: self.record_keys_rejection,
             PlaceOrder: self.place_order,
+            PlaceOrderList: self.place_order_list,
             RequestCancel: self.request_cancel,
             ChangePassword: self.change_password,
             # Exchange reports share one handler: apply_report maps each to its aggregate call.
@@ -283,23 +289,14 @@ class TradingApplication(Application[UUID]):
     # ---- orders --------------------------------------------------------------------
     def place_order(self, cmd: PlaceOrder) -> UUID:
         """Validate and place an order; the same (account, clientOrderId) yields the same id."""
-        client_order_id = cmd.client_order_id.strip()
-        if not client_order_id or len(client_order_id) > MAX_CLIENT_ORDER_ID:
-            raise ValidationFailed(
-                f"clientOrderId must be 1 to {MAX_CLIENT_ORDER_ID} characters",
-                field="clientOrderId",
-            )
-        if not CLIENT_ORDER_ID.fullmatch(client_order_id):
-            raise ValidationFailed(
-                "clientOrderId may hold only ASCII letters, digits, '-' and '_' (as Binance)",
-                field="clientOrderId",
-            )
-        symbol = str(cmd.symbol).strip().upper()
-        rules = self.symbols.rules(symbol)
-        if rules is None:
-            raise UnknownSymbol(f"unknown symbol {cmd.symbol!r}", field="symbol")
+        client_order_id = _client_order_id(cmd.client_order_id, MAX_CLIENT_ORDER_ID)
+        symbol, rules = self._symbol_rules(cmd.symbol)
         side = parse_enum(Side, cmd.side, "side")
         order_type = parse_enum(OrderType, cmd.order_type, "type")
+        if order_type is OrderType.LIMIT_MAKER:
+            raise ValidationFailed(
+                "LIMIT_MAKER is the take-profit leg of an OCO order list: place it with "
+                "POST /api/trading/order-lists", field="type")
         if (cmd.quantity is None) == (cmd.quote_order_qty is None):
             raise ValidationFailed(
                 "give exactly one of quantity (how much to buy or sell) and quoteOrderQty "
@@ -308,13 +305,16 @@ class TradingApplication(Application[UUID]):
                                                                     "quoteOrderQty")
         quantity = Decimal(0) if quote is not None else to_decimal(cmd.quantity, "quantity")
         price = None if cmd.price is None else to_decimal(cmd.price, "price")
-        if order_type is OrderType.LIMIT:
+        stop = None if cmd.stop_price is None else to_decimal(cmd.stop_price, "stopPrice")
+        if order_type.has_time_in_force:
             tif = parse_enum(TimeInForce, cmd.time_in_force or "GTC", "timeInForce")
         elif cmd.time_in_force is not None:
-            raise ValidationFailed("timeInForce applies to LIMIT orders only", field="timeInForce")
+            raise ValidationFailed("timeInForce applies to orders with a price only (LIMIT, "
+                                   "STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT)", field="timeInForce")
         else:
             tif = None
         reference = self.symbols.reference_price(symbol)
+        rules.check_stop(order_type, side, stop, reference)
         if quote is not None:
             rules.check_quote(order_type, quote, reference, side)
             if price is not None:
@@ -335,27 +335,63 @@ class TradingApplication(Application[UUID]):
             time_in_force=tif.value if tif else None,
             actor=cmd.actor if cmd.actor != "user" else f"user:{cmd.account_id}",
             quote_order_qty=quote,
+            stop_price=stop,
         )
-        try:
-            self._save_new_order(order)
-        except IntegrityError:
-            existing = self.get_order(order_id)
-            same = (
-                existing.symbol == order.symbol
-                and existing.side == order.side
-                and existing.order_type == order.order_type
-                # A spend-amount order's quantity is fixed by the exchange later.
-                and (existing.quantity == order.quantity or quote is not None)
-                and existing.price == order.price
-                and existing.quote_order_qty == order.quote_order_qty
-            )
-            if not same:
-                raise ClientOrderIdReused(
-                    f"clientOrderId {client_order_id!r} already names a different order",
-                    field="clientOrderId",
-                    orderId=str(order_id),
-                ) from None
+        self._save_new_orders(client_order_id, order)
         return order_id
+
+    def place_order_list(self, cmd: PlaceOrderList) -> tuple[UUID, list[UUID]]:
+        """Validate and place an OCO order list as two orders saved together; return the
+        list's id (its stop-loss leg's order id) and the legs' ids (stop-loss leg first).
+
+        The same (account, clientOrderId) yields the same list, as for orders.
+        """
+        if str(cmd.list_type).upper() != "OCO":
+            raise ValidationFailed(f"type must be OCO, got {cmd.list_type!r}", field="type")
+        # The legs' clientOrderIds are the list's plus "-sl" / "-tp", within Binance's 36.
+        list_cid = _client_order_id(cmd.client_order_id, MAX_CLIENT_ORDER_ID - 3)
+        symbol, rules = self._symbol_rules(cmd.symbol)
+        side = parse_enum(Side, cmd.side, "side")
+        quantity = to_decimal(cmd.quantity, "quantity")
+        price = to_decimal(cmd.price, "price")
+        stop = to_decimal(cmd.stop_price, "stopPrice")
+        stop_limit = to_decimal(cmd.stop_limit_price, "stopLimitPrice")
+        tif = parse_enum(TimeInForce, cmd.stop_limit_time_in_force or "GTC",
+                         "stopLimitTimeInForce")
+        reference = self.symbols.reference_price(symbol)
+        rules.check_oco(side, quantity, price, stop, stop_limit, reference)
+        actor = cmd.actor if cmd.actor != "user" else f"user:{cmd.account_id}"
+        list_id = order_id_for(cmd.account_id, list_cid + LIST_LEG_SUFFIXES[0])
+        legs = [Order(
+            account_id=cmd.account_id, client_order_id=list_cid + suffix, symbol=symbol,
+            side=side.value, order_type=leg_type.value, quantity=quantity, price=leg_price,
+            time_in_force=leg_tif, actor=actor, stop_price=leg_stop, order_list_id=list_id,
+            list_client_order_id=list_cid)
+            for suffix, leg_type, leg_price, leg_stop, leg_tif in (
+                (LIST_LEG_SUFFIXES[0], OrderType.STOP_LOSS_LIMIT, stop_limit, stop, tif.value),
+                (LIST_LEG_SUFFIXES[1], OrderType.LIMIT_MAKER, price, None, None))]
+        self._save_new_orders(list_cid, *legs)
+        return list_id, [leg.id for leg in legs]
+
+    def _symbol_rules(self, symbol: object) -> tuple[str, SymbolRules]:
+        """Return a symbol's normal form and its rules; an unknown symbol is a 422."""
+        name = str(symbol).strip().upper()
+        rules = self.symbols.rules(name)
+        if rules is None:
+            raise UnknownSymbol(f"unknown symbol {symbol!r}", field="symbol")
+        return name, rules
+
+    def _save_new_orders(self, client_order_id: str, *orders: Order) -> None:
+        """Save new orders together; when their ids exist already (the same clientOrderId
+        again), succeed if they are the same orders, else raise ClientOrderIdReused."""
+        try:
+            self._save_new_order(*orders)
+        except IntegrityError:
+            for order in orders:
+                if not _same_order(self.get_order(order.id), order):
+                    raise ClientOrderIdReused(
+                        f"clientOrderId {client_order_id!r} already names a different order",
+                        field="clientOrderId", orderId=str(order.id)) from None
 
     def get_order(self, order_id: UUID, version: int | None = None) -> Order:
         try:
@@ -399,7 +435,7 @@ class TradingApplication(Application[UUID]):
         self._update(cmd.order_id, self.get_order, lambda order: apply_report(order, cmd))
 
     # ---- plumbing ------------------------------------------------------------------
-    def _save_new_order(self, order: Order) -> None:
+    def _save_new_order(self, *orders: Order) -> None:
         """Save a new order, sharing one transaction with orders placed at the same moment.
 
         Group commit: the first caller becomes the leader and saves everything queued while
@@ -408,11 +444,11 @@ class TradingApplication(Application[UUID]):
         Raises IntegrityError when an order with this id already exists.
         """
         if not self.group_commit:
-            self.save(order)
+            self.save(*orders)
             return
         # Collect the events now: a failed save() would drain them from the aggregate, and
         # the one-by-one retry after a failed shared save needs them.
-        self._group.commit(list(order.collect_events()))
+        self._group.commit([e for order in orders for e in order.collect_events()])
 
     def _update(
         self, aggregate_id: UUID, load: Callable[[UUID], A], change: Callable[[A], Any]
@@ -430,3 +466,31 @@ class TradingApplication(Application[UUID]):
             f"{aggregate_id} kept changing under this command; try again",
             aggregateId=str(aggregate_id),
         )
+
+
+def _client_order_id(value: str, longest: int) -> str:
+    """Check a clientOrderId by Binance's rule (1 to `longest` of [a-zA-Z0-9_-])."""
+    client_order_id = value.strip()
+    if not client_order_id or len(client_order_id) > longest:
+        raise ValidationFailed(f"clientOrderId must be 1 to {longest} characters",
+                               field="clientOrderId")
+    if not CLIENT_ORDER_ID.fullmatch(client_order_id):
+        raise ValidationFailed(
+            "clientOrderId may hold only ASCII letters, digits, '-' and '_' (as Binance)",
+            field="clientOrderId")
+    return client_order_id
+
+
+def _same_order(existing: Order, order: Order) -> bool:
+    """Tell whether a stored order is the one `order` would place (a retried placement)."""
+    return (
+        existing.symbol == order.symbol
+        and existing.side == order.side
+        and existing.order_type == order.order_type
+        # A spend-amount order's quantity is fixed by the exchange later.
+        and (existing.quantity == order.quantity or order.quote_order_qty is not None)
+        and existing.price == order.price
+        and existing.quote_order_qty == order.quote_order_qty
+        and existing.stop_price == order.stop_price
+        and existing.order_list_id == order.order_list_id
+    )

@@ -43,12 +43,15 @@ from commands.messages import (
     RecordOutcomeUnknown,
     RecordRejection,
     RecordSendRefusal,
+    RecordStopTrigger,
     RecordSubmission,
+    RequestCancel,
 )
 from commands.ports import (
     CredentialsProvider,
     ExchangeCredentials,
     ExchangeGateway,
+    ExchangeOrderListRequest,
     ExchangeOrderReport,
     ExchangeOrderRequest,
     ExchangeOrderStatus,
@@ -174,11 +177,14 @@ class Known:
     filled_quantity: Decimal
     trade_ids: frozenset[str]
     version: int = 0
+    # False for a stop order that has not triggered yet (a working report is news).
+    working: bool = True
 
     @classmethod
     def of(cls, order: Order) -> Known:
         return cls(order.account_id, order.status, order.exchange_order_id is not None,
-                   order.filled_quantity, frozenset(order.trade_ids), order.version)
+                   order.filled_quantity, frozenset(order.trade_ids), order.version,
+                   order.working)
 
     def covers(self, report: ExchangeOrderReport) -> bool:
         """Tell whether recording `report` could change nothing (recorded facts never go)."""
@@ -188,6 +194,8 @@ class Known:
             return False
         if self.status in TERMINAL_STATUSES:
             return True
+        if report.working and not self.working:
+            return False
         if report.status in (ExchangeOrderStatus.CANCELED, ExchangeOrderStatus.EXPIRED,
                              ExchangeOrderStatus.REJECTED, ExchangeOrderStatus.FILLED):
             return False
@@ -377,10 +385,21 @@ class ExecutionManager:
             return None
 
     def _submit(self, order: Order) -> str:
+        if order.order_list_id is not None:
+            legs = self._legs(order)
+            if not any(leg.submitted for leg in legs) and any(
+                    leg.status is not OrderStatus.PENDING for leg in legs):
+                # A leg was canceled (or refused) before its list was sent: a list goes
+                # out whole or not at all, so this leg is canceled too.
+                self.app.handle(RequestCancel(order.account_id, order.id, actor=self.actor))
+                return self._cancel(self._load(order.id))
+        if order.sent_with_its_list:
+            # Its list's sending leg records and sends both; this leg has nothing to do.
+            return "waits: sent with its order list"
         creds = self._credentials(order)
         if creds is None:
-            self._record(order, RecordRejection(
-                order.id, NO_KEYS_CODE, NO_KEYS_MESSAGE, self.actor))
+            self._record_each(self._legs(order), RecordRejection, NO_KEYS_CODE,
+                              NO_KEYS_MESSAGE)
             return "rejected: no exchange keys"
         # Under the ORDERS limit before anything is recorded: a throttled order waits in
         # PENDING (it was never sent), and the recorded send time stays the real one.
@@ -394,55 +413,94 @@ class ExecutionManager:
         if delay > 0:
             return Later(f"throttled: waits in PENDING for {delay:.1f} s", delay)
         # Recorded before sending: from here on, a restart must ask before sending again.
+        if order.sends_its_list:
+            # Both legs in one save: they reach the exchange in one request or not at all,
+            # so each is then proven (found, or never sent) by its own clientOrderId.
+            legs = self._record_submissions(self._legs(order))
+            list_request = ExchangeOrderListRequest(
+                symbol=order.symbol, side=order.side, quantity=order.quantity,
+                list_client_order_id=exchange_client_order_id(order.id),
+                legs=(_request(legs[0]), _request(legs[1])))
+            return self._send_legs(legs, creds, lambda: self.gateway.submit_order_list(
+                creds, list_request))
         order = self._record(order, RecordSubmission(order.id, self.actor))
         return self._send(order, creds)
 
+    def _legs(self, order: Order) -> list[Order]:
+        """Return the order, or the legs of its order list (the sending leg first)."""
+        if not order.list_leg_ids:
+            return [order]
+        return [order if leg_id == order.id else self._load(leg_id)
+                for leg_id in order.list_leg_ids]
+
+    def _record_each(self, orders: list[Order], command: Callable[..., Command],
+                     code: str, message: str) -> None:
+        """Record one report (`command(order_id, code, message, actor)`) on each order."""
+        for order in orders:
+            self._record(order, command(order.id, code, message, self.actor))
+
+    def _record_submissions(self, legs: list[Order]) -> list[Order]:
+        """Record the send of every leg of a list in one transaction; return them saved."""
+        for _ in range(SAVE_RETRIES):
+            for leg in legs:
+                apply_report(leg, RecordSubmission(leg.id, self.actor))
+            try:
+                self.app.save(*legs)
+            except IntegrityError:
+                legs = [self.app.get_order(leg.id) for leg in legs]
+                continue
+            return [self._remember(leg) for leg in legs]
+        raise ConcurrencyConflict(f"order list {legs[0].id} kept changing while recording",
+                                  orderId=str(legs[0].id))
+
     def _send(self, order: Order, creds: ExchangeCredentials) -> str:
-        request = ExchangeOrderRequest(
-            symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            quantity=order.quantity,
-            price=order.price,
-            time_in_force=order.time_in_force,
-            client_order_id=exchange_client_order_id(order.id),
-            quote_order_qty=order.quote_order_qty,
-        )
+        request = _request(order)
+        return self._send_legs([order], creds,
+                               lambda: [self.gateway.submit_order(creds, request)])
+
+    def _send_legs(self, orders: list[Order], creds: ExchangeCredentials,
+                   send: Callable[[], list[ExchangeOrderReport]]) -> str:
+        """Send an order (or an order list: `orders` are its legs) once and record the
+        answer for each; refusals apply to all of them, as the request was one."""
+        order = orders[0]
         sent_at = self.clock()
         try:
-            report = self.gateway.submit_order(creds, request)
+            reports = send()
         except ExchangeDuplicateOrder:
             # The exchange holds an open order under our id: an earlier send got through.
-            return self._query_and_apply(order, creds)
+            notes = [self._query_and_apply(leg, creds) for leg in orders]
+            return notes[0]
         except ExchangeThrottled as exc:
             # 429 / 418 / our own budget: refused before execution, so sending later is
             # safe. Never a rejection: the order waits in PENDING for the back-off.
-            self._record(order, RecordSendRefusal(
-                order.id, str(exc.exchange_code), exc.message, self.actor))
+            self._record_each(orders, RecordSendRefusal, str(exc.exchange_code), exc.message)
             return Later(f"throttled by the exchange ({exc.exchange_code}): waits in PENDING",
                          exc.retry_after)
         except ExchangeRejected as exc:
             if exc.transient and order.send_attempts < self.policy.transient_attempts:
                 # Refused before execution (our clock): sending again is safe.
-                self._record(order, RecordSendRefusal(
-                    order.id, str(exc.exchange_code), exc.message, self.actor))
+                self._record_each(orders, RecordSendRefusal, str(exc.exchange_code), exc.message)
                 return Later(f"refused for now ({exc.exchange_code}): sent again soon",
                              self._delay(order.send_attempts))
-            self._record(order, RecordRejection(
-                order.id, str(exc.exchange_code), exc.message, self.actor))
+            self._record_each(orders, RecordRejection, str(exc.exchange_code), exc.message)
             return f"rejected by the exchange: {exc.exchange_code} {exc.message}"
         except ExchangeUnavailable as exc:
             if not exc.maybe_sent:
                 # Provably never left (connection refused): nothing can execute later.
-                self._record(order, RecordSendRefusal(
-                    order.id, "NOT_CONNECTED", exc.message, self.actor))
+                self._record_each(orders, RecordSendRefusal, "NOT_CONNECTED", exc.message)
                 return Later(f"exchange unreachable ({exc.message}): waits in PENDING",
                              self._delay(order.send_attempts))
             log.warning("order %s: outcome of the send is unknown (%s); asking the exchange",
                         order.id, exc.message)
+            for leg in orders[1:]:  # proven by their own drive (the sweeper brings it)
+                self._mark_unknown(leg, sent_at, "the send of its order list got no answer")
             return self._resolve_unknown(order, creds, sent_at=sent_at)
-        self._apply(order, report, complete_from_exchange=False)
-        return f"submitted: exchange says {report.status.value}"
+        by_client_id = {report.client_order_id: report for report in reports}
+        for leg in orders:
+            report = by_client_id.get(exchange_client_order_id(leg.id))
+            if report is not None:
+                self._apply(leg, report, complete_from_exchange=False)
+        return f"submitted: exchange says {reports[0].status.value}"
 
     def _last_send(self, order: Order) -> float:
         """When the order's last send left: recorded with it (or, for orders recorded
@@ -681,6 +739,11 @@ class ExecutionManager:
             # so the last one completes it in this same save.
             commands.append(RecordExecutedQuantity(order.id, report.cumulative_quantity,
                                                    self.actor))
+        if (report.working and order.stop_price is not None and not order.triggered
+                and not new_fills and report.status is ExchangeOrderStatus.NEW):
+            # Binance reports a triggered stop order NEW again, now working (a fill
+            # records the trigger by itself).
+            commands.append(RecordStopTrigger(order.id, self.actor))
         commands.extend(
             RecordFill(order_id=order.id, trade_id=fill.trade_id, price=fill.price,
                        quantity=fill.quantity, commission=fill.commission,
@@ -713,3 +776,12 @@ class ExecutionManager:
     def _delay(self, attempt: int) -> float:
         return float(min(self.policy.initial_delay * 2 ** max(attempt - 1, 0),
                          self.policy.max_delay))
+
+
+def _request(order: Order) -> ExchangeOrderRequest:
+    """Return the order as the exchange is sent it (by our clientOrderId)."""
+    return ExchangeOrderRequest(
+        symbol=order.symbol, side=order.side, order_type=order.order_type,
+        quantity=order.quantity, price=order.price, time_in_force=order.time_in_force,
+        client_order_id=exchange_client_order_id(order.id),
+        quote_order_qty=order.quote_order_qty, stop_price=order.stop_price)

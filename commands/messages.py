@@ -72,6 +72,26 @@ class PlaceOrder(Command):
     time_in_force: str | None = None
     actor: str = "user"
     quote_order_qty: object | None = None
+    stop_price: object | None = None  # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT only
+
+
+@dataclass(frozen=True)
+class PlaceOrderList(Command):
+    """An OCO order list: a LIMIT_MAKER take-profit leg at `price` and a STOP_LOSS_LIMIT leg
+    (`stop_price`, `stop_limit_price`), one on each side of the market; the exchange
+    cancels one leg when the other starts to execute."""
+
+    account_id: UUID
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: object
+    price: object
+    stop_price: object
+    stop_limit_price: object
+    stop_limit_time_in_force: str | None = None
+    list_type: str = "OCO"
+    actor: str = "user"
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,14 @@ class RecordFill(Command):
     commission: Decimal
     commission_asset: str | None
     is_maker: bool = False
+    actor: str = "worker"
+
+
+@dataclass(frozen=True)
+class RecordStopTrigger(Command):
+    """The exchange reports a stop order working: its stopPrice was reached."""
+
+    order_id: UUID
     actor: str = "worker"
 
 

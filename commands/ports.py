@@ -97,6 +97,9 @@ class ExchangeOrderReport:
     # The trades this report carries: all of them from a submit or query, the latest one
     # from a stream event. `cumulative_quantity` tells whether any are missing.
     fills: tuple[ExchangeFill, ...] = ()
+    # False while a stop order waits for its stopPrice (Binance's isWorking / `w`); a
+    # stop order reported open and working has triggered.
+    working: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,20 @@ class ExchangeOrderRequest:
     client_order_id: str
     # A spend-amount MARKET order: sent as quoteOrderQty instead of quantity.
     quote_order_qty: Decimal | None = None
+    # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: sent as stopPrice.
+    stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeOrderListRequest:
+    """An OCO order list as sent to the exchange: both legs in one request, the stop-loss
+    leg first (the adapter places each above or below the market by the side)."""
+
+    symbol: str
+    side: str
+    quantity: Decimal
+    list_client_order_id: str
+    legs: tuple[ExchangeOrderRequest, ExchangeOrderRequest]
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,10 @@ class ExchangeGateway(Protocol):
         """Return the seconds until a new order of these keys may be sent under the rate
         limits (0: it may go now, and its slot is taken)."""
         ...
+
+    def submit_order_list(
+        self, credentials: ExchangeCredentials, request: ExchangeOrderListRequest
+    ) -> list[ExchangeOrderReport]: ...
 
     def submit_order(
         self, credentials: ExchangeCredentials, request: ExchangeOrderRequest

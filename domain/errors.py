@@ -43,6 +43,12 @@ class InvalidPrice(ValidationFailed):
     code = "invalid_price"
 
 
+class StopWouldTrigger(InvalidPrice):
+    """A stop order's stopPrice is already reached: it would trigger on arrival."""
+
+    code = "stop_would_trigger"
+
+
 class NotionalTooSmall(ValidationFailed):
     """Quantity times price is below the symbol's minimum notional."""
 

@@ -18,6 +18,9 @@ from domain.errors import IllegalTransition, Overfill
 from domain.values import TERMINAL_STATUSES, OrderStatus, OrderType, Side, TimeInForce
 
 ORDER_NAMESPACE = uuid5(NAMESPACE_URL, "https://tradeledger.dev/order")
+# An OCO list's legs: their clientOrderIds are the list's plus these suffixes; the first
+# (the stop-loss leg) names the list and sends it.
+LIST_LEG_SUFFIXES = ("-sl", "-tp")
 
 
 class Trigger(StrEnum):
@@ -31,6 +34,9 @@ class Trigger(StrEnum):
     EXPIRE = "EXPIRE"
     # The exchange refused a send before executing it (rate limit, clock): back to waiting.
     SEND_REFUSED = "SEND_REFUSED"
+    # A stop order's stopPrice was reached: it now works as a LIMIT order. Binance keeps
+    # reporting it NEW (no distinct status), so the status stays; `triggered` records it.
+    STOP_TRIGGER = "STOP_TRIGGER"
 
 
 S = OrderStatus
@@ -68,6 +74,9 @@ TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus] = {
     (S.CANCEL_REQUESTED, T.EXPIRE): S.EXPIRED,
     (S.SUBMITTED, T.SEND_REFUSED): S.PENDING,
     (S.CANCEL_REQUESTED, T.SEND_REFUSED): S.CANCEL_REQUESTED,
+    # Only an acknowledged, untouched stop order triggers; a trigger may race a cancel.
+    (S.NEW, T.STOP_TRIGGER): S.NEW,
+    (S.CANCEL_REQUESTED, T.STOP_TRIGGER): S.CANCEL_REQUESTED,
 }
 
 
@@ -84,6 +93,10 @@ class Order(Aggregate):
     last_send_at: datetime | None = None
     outcome_unknown: bool = False
     quote_order_qty: Decimal | None = None
+    stop_price: Decimal | None = None
+    triggered: bool = False
+    order_list_id: UUID | None = None
+    list_client_order_id: str | None = None
 
     @staticmethod
     def create_id(account_id: UUID, client_order_id: str, **_: Any) -> UUID:
@@ -105,9 +118,19 @@ class Order(Aggregate):
         # exchange reports what it bought or sold (OrderQuantityFixed). Defaulted, so
         # OrderPlaced events stored before it existed still load.
         quote_order_qty: Decimal | None = None,
+        # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: the price that makes the order work.
+        stop_price: Decimal | None = None,
+        # A leg of an OCO order list: the list's id (its stop-loss leg's order id, the leg
+        # that sends the list) and the list's clientOrderId.
+        order_list_id: UUID | None = None,
+        list_client_order_id: str | None = None,
     ) -> None:
         self.account_id = account_id
         self.quote_order_qty = quote_order_qty
+        self.stop_price = stop_price
+        self.triggered = False
+        self.order_list_id = order_list_id
+        self.list_client_order_id = list_client_order_id
         self.client_order_id = client_order_id
         self.symbol = symbol
         self.side = side
@@ -147,6 +170,30 @@ class Order(Aggregate):
     @property
     def time_in_force_enum(self) -> TimeInForce | None:
         return TimeInForce(self.time_in_force) if self.time_in_force else None
+
+    @property
+    def sends_its_list(self) -> bool:
+        """Tell whether this order sends its order list (both legs) to the exchange."""
+        return self.order_list_id == self.id
+
+    @property
+    def list_leg_ids(self) -> tuple[UUID, ...]:
+        """Return the order ids of this order's list legs, the sending leg first (none for
+        an order that is in no list)."""
+        if self.list_client_order_id is None:
+            return ()
+        return tuple(order_id_for(self.account_id, self.list_client_order_id + suffix)
+                     for suffix in LIST_LEG_SUFFIXES)
+
+    @property
+    def sent_with_its_list(self) -> bool:
+        """Tell whether this order is a leg that another leg sends with its list."""
+        return self.order_list_id is not None and self.order_list_id != self.id
+
+    @property
+    def working(self) -> bool:
+        """Tell whether the order is on the book (a stop order only once triggered)."""
+        return not self.type_enum.has_stop or self.triggered
 
     @property
     def quantity_known(self) -> bool:
@@ -301,6 +348,17 @@ class Order(Aggregate):
         self._quantity_fixed(account_id=self.account_id, quantity=quantity,
                              status=status.value, actor=actor)
 
+    def trigger(self, actor: str) -> None:
+        """Record that a stop order's stopPrice was reached; repeated reports are no-ops."""
+        if not self.type_enum.has_stop:
+            raise IllegalTransition(
+                f"order {self.id} is a {self.order_type} order; only stop orders trigger",
+                orderId=str(self.id))
+        if self.triggered:
+            return
+        self._next(Trigger.STOP_TRIGGER)
+        self._stop_triggered(account_id=self.account_id, actor=actor)
+
     def reject(self, code: str, message: str, actor: str) -> None:
         """Record that the exchange (or our pre-trade checks) refused the order."""
         if self.status is OrderStatus.REJECTED:
@@ -402,6 +460,8 @@ class Order(Aggregate):
     ) -> None:
         self.trade_ids.append(trade_id)
         self.outcome_unknown = False
+        if self.stop_price is not None:
+            self.triggered = True  # a stop order trades only once its stop was reached
         self.filled_quantity += quantity
         self.filled_quote += price * quantity
         # No asset means no commission was charged (Binance's N = null).
@@ -410,6 +470,10 @@ class Order(Aggregate):
                 self.commissions.get(commission_asset, Decimal(0)) + commission
             )
         self._status = status
+
+    @event("OrderStopTriggered")
+    def _stop_triggered(self, account_id: UUID, actor: str) -> None:
+        self.triggered = True
 
     @event("OrderQuantityFixed")
     def _quantity_fixed(self, account_id: UUID, quantity: Decimal, status: str,

@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from domain.errors import InvalidPrice, InvalidQuantity, NotionalTooSmall, SymbolNotTrading
-from domain.values import OrderType, Side
+from domain.errors import (
+    InvalidPrice,
+    InvalidQuantity,
+    NotionalTooSmall,
+    StopWouldTrigger,
+    SymbolNotTrading,
+)
+from domain.values import OrderType, Side, stop_triggers
 
 TRADING = "TRADING"
 
@@ -104,23 +110,17 @@ class SymbolRules:
             )
         self._check_grid(quantity, self.step_size, self.min_qty, InvalidQuantity,
                          "quantity", "step size", "stepSize")
-        if order_type is OrderType.LIMIT:
+        if order_type.has_price:
             if price is None:
-                raise InvalidPrice("price is required for LIMIT orders", field="price")
-            if price <= 0:
-                raise InvalidPrice("price must be greater than zero", field="price")
-            if price < self.min_price or price > self.max_price:
-                raise InvalidPrice(
-                    "price is outside "
-                    f"{plain(self.min_price)}..{plain(self.max_price)} for {self.symbol}",
-                    field="price",
-                )
-            self._check_grid(price, self.tick_size, self.min_price, InvalidPrice,
-                             "price", "tick size", "tickSize")
-            self._check_percent_price(price, reference_price, side)
+                raise InvalidPrice(f"price is required for {order_type.value} orders",
+                                   field="price")
+            self._check_price(price, "price")
+            # A stop order's limit price is checked against the market when it triggers.
+            if not order_type.has_stop:
+                self._check_percent_price(price, reference_price, side)
         elif price is not None:
             raise InvalidPrice("price must not be given for MARKET orders", field="price")
-        notional_price = price if order_type is OrderType.LIMIT else reference_price
+        notional_price = price if order_type.has_price else reference_price
         if notional_price is not None and quantity * notional_price < self.min_notional:
             raise NotionalTooSmall(
                 "order value is below "
@@ -129,6 +129,56 @@ class SymbolRules:
                 field="quantity",
                 minNotional=str(self.min_notional),
             )
+
+    def check_stop(self, order_type: OrderType, side: Side, stop_price: Decimal | None,
+                   reference_price: Decimal | None = None) -> None:
+        """Raise a named error for a stopPrice the order type cannot take.
+
+        Stop orders need one on the price grid, on the far side of the market: Binance
+        refuses an order whose stop is already reached ("would trigger immediately").
+        """
+        if not order_type.has_stop:
+            if stop_price is not None:
+                raise InvalidPrice(
+                    f"stopPrice applies to STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT orders only, "
+                    f"not {order_type.value}", field="stopPrice")
+            return
+        if stop_price is None:
+            raise InvalidPrice(f"stopPrice is required for {order_type.value} orders",
+                               field="stopPrice")
+        self._check_price(stop_price, "stopPrice")
+        if reference_price is None or reference_price <= 0:
+            return
+        if stop_triggers(order_type, side, stop_price, reference_price):
+            below = (order_type is OrderType.STOP_LOSS_LIMIT) == (side is Side.SELL)
+            raise StopWouldTrigger(
+                f"a {side.value} {order_type.value} order's stopPrice must be "
+                f"{'below' if below else 'above'} the current price {plain(reference_price)} "
+                f"of {self.symbol}; {plain(stop_price)} would trigger immediately",
+                field="stopPrice", currentPrice=str(reference_price))
+
+    def check_oco(self, side: Side, quantity: Decimal, price: Decimal, stop_price: Decimal,
+                  stop_limit_price: Decimal, reference_price: Decimal | None = None) -> None:
+        """Raise a named error for the first rule an OCO order list breaks.
+
+        Each leg passes the checks of its own type (a LIMIT_MAKER at `price`, a
+        STOP_LOSS_LIMIT at `stop_limit_price` triggered at `stop_price`), and the legs
+        straddle the market as Binance requires: a SELL takes profit above the price and
+        stops out below it, a BUY the other way round.
+        """
+        self.check(OrderType.LIMIT_MAKER, quantity, price, reference_price, side)
+        self.check(OrderType.STOP_LOSS_LIMIT, quantity, stop_limit_price, reference_price, side)
+        self.check_stop(OrderType.STOP_LOSS_LIMIT, side, stop_price, reference_price)
+        above = side is Side.SELL
+        known = reference_price is not None and reference_price > 0
+        level = reference_price if reference_price is not None and known else stop_price
+        if (price <= level) if above else (price >= level):
+            what = "the current price" if known else "the stopPrice"
+            raise InvalidPrice(
+                f"an OCO {side.value}'s take-profit price must be "
+                f"{'above' if above else 'below'} {what} {plain(level)} of {self.symbol}, "
+                f"and its stopPrice {'below' if above else 'above'} it; "
+                f"{plain(price)} would take at once", field="price")
 
     def check_quote(self, order_type: OrderType, quote_order_qty: Decimal,
                     reference_price: Decimal | None = None, side: Side | None = None) -> None:
@@ -196,6 +246,19 @@ class SymbolRules:
                     continue
                 value = grid_origin + ((value - grid_origin) // grid_step) * grid_step
         return value
+
+    def _check_price(self, price: Decimal, field: str) -> None:
+        """PRICE_FILTER: positive, within the symbol's bounds, on the tick grid."""
+        if price <= 0:
+            raise InvalidPrice(f"{field} must be greater than zero", field=field)
+        if price < self.min_price or price > self.max_price:
+            raise InvalidPrice(
+                f"{field} is outside "
+                f"{plain(self.min_price)}..{plain(self.max_price)} for {self.symbol}",
+                field=field,
+            )
+        self._check_grid(price, self.tick_size, self.min_price, InvalidPrice,
+                         field, "tick size", "tickSize")
 
     def _check_grid(self, value: Decimal, step: Decimal, origin: Decimal,
                     error: type[InvalidQuantity] | type[InvalidPrice], field: str,

@@ -18,6 +18,38 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
+    # Binance's stop orders: resting (NEW, not working) until the last price reaches
+    # stopPrice, then a LIMIT order at `price`.
+    STOP_LOSS_LIMIT = "STOP_LOSS_LIMIT"
+    TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+    # A LIMIT order that must rest (refused if it would take): an OCO's take-profit leg.
+    LIMIT_MAKER = "LIMIT_MAKER"
+
+    @property
+    def has_price(self) -> bool:
+        """Tell whether the type takes a limit price (and a timeInForce)."""
+        return self is not OrderType.MARKET
+
+    @property
+    def has_time_in_force(self) -> bool:
+        """Tell whether the type takes a timeInForce (a LIMIT_MAKER only rests)."""
+        return self.has_price and self is not OrderType.LIMIT_MAKER
+
+    @property
+    def has_stop(self) -> bool:
+        """Tell whether the type waits for a stopPrice before it works."""
+        return self in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+
+
+def stop_triggers(order_type: OrderType, side: Side, stop_price: Decimal,
+                  last_price: Decimal) -> bool:
+    """Tell whether a stop order's stopPrice is reached at `last_price` (Binance's rule).
+
+    A stop-loss triggers when the price moves against the order's side (a SELL when the
+    price falls to the stop, a BUY when it rises to it); a take-profit the other way.
+    """
+    falling = (order_type is OrderType.STOP_LOSS_LIMIT) == (side is Side.SELL)
+    return last_price <= stop_price if falling else last_price >= stop_price
 
 
 class TimeInForce(StrEnum):

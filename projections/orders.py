@@ -50,10 +50,15 @@ def detail_fields(detail: str | None) -> dict[str, Any]:
             "statusDetail": STATUS_DETAILS.get(detail or "")}
 
 
-def later_fields(quote_order_qty: Decimal | None) -> dict[str, Any]:
-    """The fields issue 19 added: the spend amount of a quoteOrderQty order (else null), and
-    `stopPrice` and `orderListId`, null until stop and OCO orders exist."""
-    return {"quoteOrderQty": dec(quote_order_qty), "stopPrice": None, "orderListId": None}
+def later_fields(quote_order_qty: Decimal | None, stop_price: Decimal | None = None,
+                 triggered: bool = False, order_list_id: object | None = None
+                 ) -> dict[str, Any]:
+    """The fields issue 19 added: the spend amount of a quoteOrderQty order, a stop order's
+    `stopPrice` and whether it has triggered (null for other orders), and the `orderListId`
+    of an OCO leg (null for an order in no list)."""
+    return {"quoteOrderQty": dec(quote_order_qty), "stopPrice": dec(stop_price),
+            "stopTriggered": None if stop_price is None else triggered,
+            "orderListId": None if order_list_id is None else str(order_list_id)}
 
 
 def parse_time(value: str) -> datetime:
@@ -99,6 +104,9 @@ class OrderRow:
     last_notification_id: int = 0
     status_detail: str | None = None
     quote_order_qty: Decimal | None = None
+    stop_price: Decimal | None = None
+    triggered: bool = False
+    order_list_id: str | None = None
 
     @property
     def average_price(self) -> Decimal | None:
@@ -130,7 +138,8 @@ class OrderRow:
             "fillLatencyMs": self.fill_latency_ms,
             "version": self.version,
             **detail_fields(self.status_detail),
-            **later_fields(self.quote_order_qty),
+            **later_fields(self.quote_order_qty, self.stop_price, self.triggered,
+                           self.order_list_id),
         }
 
 
@@ -163,6 +172,8 @@ def start_order(envelope: EventEnvelope) -> OrderRow:
         last_notification_id=envelope.notification_id,
         quote_order_qty=(None if p.get("quote_order_qty") is None
                          else Decimal(p["quote_order_qty"])),
+        stop_price=None if p.get("stop_price") is None else Decimal(p["stop_price"]),
+        order_list_id=None if p.get("order_list_id") is None else str(p["order_list_id"]),
     )
     _set_status(row, "PENDING", time)
     return row
@@ -196,7 +207,10 @@ def apply_order_event(
         status = "NEW" if row.status in ("PENDING", "SUBMITTED") else None
     elif kind == "OrderExchangeIdLearned":
         row.exchange_order_id = p.get("exchange_order_id")
+    elif kind == "OrderStopTriggered":
+        row.triggered = True
     elif kind == "OrderFilled":
+        row.triggered = row.stop_price is not None  # a stop order trades once triggered
         qty, price = Decimal(p["quantity"]), Decimal(p["price"])
         asset = str(p.get("commission_asset") or "")
         commission = dict(row.commission)

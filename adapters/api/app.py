@@ -28,7 +28,17 @@ from adapters.api.errors import install_error_handlers
 from adapters.api.hub import ChangeHub
 from adapters.api.middleware import MAX_BODY_BYTES, BodySizeLimit, RequestId
 from adapters.api.ratelimit import RateLimiter
-from adapters.api.routes import account, alerts, auth, health, orders, positions, queries, stream
+from adapters.api.routes import (
+    account,
+    alerts,
+    auth,
+    health,
+    order_lists,
+    orders,
+    positions,
+    queries,
+    stream,
+)
 from adapters.api.routes import market as market_routes
 from adapters.api.tokens import TokenService
 from adapters.binance.marketdata import MarketData
@@ -159,7 +169,8 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
                            "X-Refresh-Cookie"],
         )
-    for module in (health, auth, account, orders, positions, queries, market_routes, stream,
+    for module in (health, auth, account, orders, order_lists, positions, queries,
+                   market_routes, stream,
                    alerts):
         app.include_router(module.router)
     return app

@@ -112,13 +112,30 @@ class MeOut(BaseModel):
 class PlaceOrderRequest(Strict):
     symbol: str = Field(min_length=1, max_length=32)
     side: str = Field(min_length=1, max_length=8)
-    type: str = Field(min_length=1, max_length=16)
+    type: str = Field(min_length=1, max_length=24)
     # Exactly one of them (checked by the PlaceOrder handler, 422 otherwise).
     quantity: DecimalInput | None = None
     quoteOrderQty: DecimalInput | None = None
     price: DecimalInput | None = None
+    # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: the price that makes the order work.
+    stopPrice: DecimalInput | None = None
     timeInForce: str | None = Field(default=None, max_length=8)
     clientOrderId: str | None = Field(default=None, min_length=1, max_length=36)
+
+
+class PlaceOrderListRequest(Strict):
+    """An OCO order list: a LIMIT_MAKER take-profit at `price`, a STOP_LOSS_LIMIT leg at
+    `stopLimitPrice` triggered at `stopPrice` (Binance's classic OCO parameters)."""
+
+    type: str = Field(min_length=1, max_length=8)
+    symbol: str = Field(min_length=1, max_length=32)
+    side: str = Field(min_length=1, max_length=8)
+    quantity: DecimalInput
+    price: DecimalInput
+    stopPrice: DecimalInput
+    stopLimitPrice: DecimalInput
+    stopLimitTimeInForce: str | None = Field(default=None, max_length=8)
+    clientOrderId: str | None = Field(default=None, min_length=1, max_length=33)
 
 
 class OrderAccepted(BaseModel):

@@ -70,7 +70,8 @@ def order_view(events: list[Any]) -> tuple[Order, dict[str, Any]]:
         "fillLatencyMs": fill_latency_ms,
         "version": int(order.version),
         **detail_fields(detail),
-        **later_fields(order.quote_order_qty),
+        **later_fields(order.quote_order_qty, order.stop_price, order.triggered,
+                       order.order_list_id),
     }
 
 

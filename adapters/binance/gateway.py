@@ -45,6 +45,7 @@ from commands.ports import (
     ExchangeCredentials,
     ExchangeFill,
     ExchangeOrderHistory,
+    ExchangeOrderListRequest,
     ExchangeOrderReport,
     ExchangeOrderRequest,
 )
@@ -345,6 +346,8 @@ class BinanceGateway:
             assert request.price is not None
             params["price"] = _plain(request.price)
             params["timeInForce"] = request.time_in_force or "GTC"
+        if request.stop_price is not None:
+            params["stopPrice"] = _plain(request.stop_price)
         data = self._call(client, "submit order",
                           lambda: client.create_order(**params), safe=False)
         fills = tuple(
@@ -353,6 +356,32 @@ class BinanceGateway:
                          commission_asset=str(f["commissionAsset"]), is_maker=False)
             for f in data.get("fills") or ())
         return self._report(data, fills)
+
+    def submit_order_list(self, credentials: ExchangeCredentials,
+                          request: ExchangeOrderListRequest) -> list[ExchangeOrderReport]:
+        """Send an OCO order list (POST /api/v3/orderList/oco, python-binance's
+        create_oco_order); never retried here. A SELL takes profit above the market and stops
+        out below it, a BUY the other way round."""
+        client = self.client(credentials)
+        stop, take_profit = request.legs
+        above, below = (take_profit, stop) if request.side == "SELL" else (stop, take_profit)
+        params: dict[str, Any] = {
+            "symbol": request.symbol, "side": request.side,
+            "quantity": _plain(request.quantity),
+            "listClientOrderId": request.list_client_order_id, "newOrderRespType": "FULL",
+        }
+        for prefix, leg in (("above", above), ("below", below)):
+            params[prefix + "Type"] = leg.order_type
+            params[prefix + "ClientOrderId"] = leg.client_order_id
+            if leg.price is not None:
+                params[prefix + "Price"] = _plain(leg.price)
+            if leg.stop_price is not None:
+                params[prefix + "StopPrice"] = _plain(leg.stop_price)
+            if leg.time_in_force is not None and leg.order_type != "LIMIT_MAKER":
+                params[prefix + "TimeInForce"] = leg.time_in_force
+        data = self._call(client, "submit order list",
+                          lambda: client.create_oco_order(**params), safe=False)
+        return [self._report(r, ()) for r in data.get("orderReports") or ()]
 
     def cancel_order(self, credentials: ExchangeCredentials, symbol: str,
                      client_order_id: str) -> ExchangeOrderReport:
@@ -468,7 +497,16 @@ class BinanceGateway:
             cumulative_quantity=_decimal(data.get("executedQty", "0")),
             cumulative_quote=_decimal(data.get("cummulativeQuoteQty", "0")),
             fills=fills,
+            working=_working(data),
         )
+
+
+def _working(data: dict[str, Any]) -> bool:
+    """Tell whether an order is on the book: queries say isWorking; an order's answer
+    gives workingTime -1 to a stop order that has not triggered."""
+    if "isWorking" in data:
+        return bool(data["isWorking"])
+    return int(data.get("workingTime", 0)) != -1
 
 
 def _headers(response: Any) -> Mapping[str, str]:

@@ -78,7 +78,8 @@ def report_from_execution(event: dict[str, Any]) -> ExchangeOrderReport:
         exchange_order_id=str(event["i"]), client_order_id=client_order_id,
         symbol=str(event["s"]), status=parse_status(str(event["X"])),
         cumulative_quantity=Decimal(str(event["z"])),
-        cumulative_quote=Decimal(str(event["Z"])), fills=fills)
+        cumulative_quote=Decimal(str(event["Z"])), fills=fills,
+        working=bool(event.get("w", True)))
 
 
 def balances_from_position(event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from adapters.paper_exchange import errors as e
 from adapters.paper_exchange.filters import SymbolState
-from adapters.paper_exchange.formats import account_position, execution_report
+from adapters.paper_exchange.formats import account_position, execution_report, list_status
 from adapters.paper_exchange.market import MarketSimulator
 from adapters.paper_exchange.markets import Market
 from adapters.paper_exchange.models import ZERO, Account, Balance, Order, Trade
@@ -36,8 +36,38 @@ DEFAULT_BALANCES: dict[str, Decimal] = {
     "DOGE": Decimal(100_000), "LINK": Decimal(500),
 }
 SIDES = ("BUY", "SELL")
-TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER")
+STOP_TYPES = ("STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER", *STOP_TYPES)
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+
+
+# OCO legs (Binance's orderList/oco): a limit-side leg (LIMIT_MAKER or TAKE_PROFIT_LIMIT) and
+# a stop-loss leg (STOP_LOSS_LIMIT); the market STOP_LOSS / TAKE_PROFIT types are not served.
+OCO_LIMIT_TYPES = ("LIMIT_MAKER", "TAKE_PROFIT_LIMIT")
+OCO_STOP_TYPES = ("STOP_LOSS_LIMIT",)
+
+
+@dataclass(frozen=True)
+class OcoLeg:
+    """One leg of a parsed POST /api/v3/orderList/oco (`above...` or `below...` params)."""
+
+    type: str
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OcoRequest:
+    """A parsed POST /api/v3/orderList/oco."""
+
+    symbol: str
+    side: str
+    quantity: Decimal | None
+    above: OcoLeg
+    below: OcoLeg
+    list_client_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,7 @@ class OrderRequest:
     quote_order_qty: Decimal | None = None
     price: Decimal | None = None
     client_order_id: str | None = None
+    stop_price: Decimal | None = None
 
 
 class Engine:
@@ -85,6 +116,13 @@ class Engine:
                                   max(self.orders, default=0) + 1)
         self._next_trade_id = max(int(store.get_meta("next_trade_id") or 1),
                                   self.trades[-1].trade_id + 1 if self.trades else 1)
+        # OCO order lists: list id -> its legs' order ids (rebuilt from the legs).
+        self.lists: dict[int, list[int]] = {}
+        for order in self.orders.values():
+            if order.order_list_id >= 0:
+                self.lists.setdefault(order.order_list_id, []).append(order.order_id)
+        self._next_list_id = max(int(store.get_meta("next_list_id") or 1),
+                                 max(self.lists, default=0) + 1)
         self.sinks: list[UserEventSink] = []
         self._pending: list[tuple[str, dict[str, Any]]] = []
 
@@ -113,12 +151,14 @@ class Engine:
         with self._store.transaction():
             self._store.set_meta("next_order_id", str(self._next_order_id))
             self._store.set_meta("next_trade_id", str(self._next_trade_id))
+            self._store.set_meta("next_list_id", str(self._next_list_id))
             self._store.wipe()
             for key, account in self.accounts.items():
                 funding = self.funding.get(key, DEFAULT_BALANCES)
                 account.balances = {a: Balance(v) for a, v in funding.items()}
                 self._store.save_account(account)
         self.orders.clear()
+        self.lists.clear()
         self.open.clear()
         self._open_count.clear()
         self.trades.clear()
@@ -160,6 +200,8 @@ class Engine:
             client_order_id=client_id, side=req.side, type=req.type, time_in_force=tif,
             price=price if req.type != "MARKET" else ZERO, orig_qty=qty,
             orig_quote_order_qty=req.quote_order_qty or ZERO, time=now, update_time=now,
+            stop_price=req.stop_price or ZERO, working=req.type not in STOP_TYPES,
+            working_time=-1 if req.type in STOP_TYPES else now,
         )
         fills: list[Trade] = []
         with self._store.transaction():
@@ -172,10 +214,163 @@ class Engine:
             self._changed(order, "NEW", {asset} if req.type != "MARKET" else set())
             if req.type == "MARKET":
                 fills = self._fill_market(order)
-            else:
+            elif order.working:  # a stop order waits off the book for its trigger
                 fills = self._fill_on_arrival(order)
         self._flush()
         return order, fills
+
+    def place_oco(self, account: Account, req: OcoRequest) -> list[Order]:
+        """Validate and accept an OCO order list; return its two legs (the stop-loss leg
+        first; each carries the list's id). Neither leg can execute on arrival: their
+        prices straddle the market."""
+        market = self._market(req.symbol)
+        state = self.states[req.symbol]
+        if not state.accepts_orders:
+            raise e.error(e.MARKET_CLOSED)
+        if req.side not in SIDES:
+            raise e.error(e.INVALID_SIDE)
+        if req.quantity is None:
+            raise e.mandatory("quantity")
+        above_types, below_types = ((OCO_LIMIT_TYPES, OCO_STOP_TYPES) if req.side == "SELL"
+                                    else (OCO_STOP_TYPES, OCO_LIMIT_TYPES))
+        if req.above.type not in above_types or req.below.type not in below_types:
+            raise e.error(e.INVALID_ORDER_TYPE)
+        last = self.market.price(req.symbol)
+        if not _oco_level(req.above) > last > _oco_level(req.below):
+            raise e.error(e.OCO_PRICES)
+        legs = sorted((req.above, req.below), key=lambda leg: leg.type not in OCO_STOP_TYPES)
+        requests = [OrderRequest(
+            symbol=req.symbol, side=req.side, type=leg.type, time_in_force=leg.time_in_force,
+            quantity=req.quantity, price=leg.price, stop_price=leg.stop_price,
+            client_order_id=leg.client_order_id or "web_" + secrets.token_hex(11))
+            for leg in legs]
+        for leg_req in requests:
+            self._validate(leg_req, market, state)
+        if self._open_count.get((account.api_key, req.symbol), 0) + 2 > state.max_num_orders:
+            raise e.filter_failure("MAX_NUM_ORDERS")
+        ids = [r.client_order_id for r in requests]
+        if ids[0] == ids[1] or any(o.client_order_id in ids and o.api_key == account.api_key
+                                   for o in self.open.values()):
+            raise e.error(e.DUPLICATE_ORDER)
+        list_cid = req.list_client_order_id or "web_" + secrets.token_hex(11)
+        # One lock for the list: the base quantity (SELL) or the dearer leg's quote (BUY).
+        rules = market.rules
+        if req.side == "BUY":
+            need = max(r.price * req.quantity for r in requests if r.price is not None)
+            asset = rules.quote_asset
+        else:
+            need, asset = req.quantity, rules.base_asset
+        if account.balance(asset).free < need:
+            raise e.error(e.INSUFFICIENT_BALANCE)
+        list_id = self._next_list_id
+        self._next_list_id += 1
+        now = self._clock()
+        orders = []
+        with self._store.transaction():
+            for leg_req in requests:
+                stop = leg_req.type in STOP_TYPES
+                assert leg_req.price is not None and leg_req.client_order_id is not None
+                order = Order(
+                    order_id=self._take_order_id(), api_key=account.api_key,
+                    symbol=req.symbol, client_order_id=leg_req.client_order_id, side=req.side,
+                    type=leg_req.type, time_in_force=leg_req.time_in_force or "GTC",
+                    price=leg_req.price, orig_qty=req.quantity, orig_quote_order_qty=ZERO,
+                    time=now, update_time=now, stop_price=leg_req.stop_price or ZERO,
+                    working=not stop, working_time=-1 if stop else now,
+                    order_list_id=list_id, list_client_order_id=list_cid)
+                self.orders[order.order_id] = order
+                orders.append(order)
+            orders[0].locked = need
+            bal = account.balance(asset)
+            bal.free -= need
+            bal.locked += need
+            self.lists[list_id] = [o.order_id for o in orders]
+            for i, order in enumerate(orders):
+                self._changed(order, "NEW", {asset} if i == 0 else set())
+            self._list_changed(list_id)
+        self._flush()
+        return orders
+
+    def list_legs(self, list_id: int) -> list[Order]:
+        """Return an order list's legs, in the order they were placed."""
+        return [self.orders[i] for i in self.lists.get(list_id, ())]
+
+    def get_list(self, account: Account, list_id: int | None,
+                 list_client_id: str | None) -> int:
+        """Return the id of one of the account's order lists (-2013 if there is none)."""
+        found = self._find_list(account, list_id, list_client_id)
+        if found is None:
+            raise e.error(e.NO_SUCH_ORDER_LIST)
+        return found
+
+    def open_lists(self, account: Account) -> list[int]:
+        """Return the ids of the account's order lists that still execute."""
+        return [list_id for list_id, legs in self.lists.items()
+                if self.orders[legs[0]].api_key == account.api_key
+                and any(self.orders[i].is_open for i in legs)]
+
+    def cancel_list(self, account: Account, symbol: str, list_id: int | None,
+                    list_client_id: str | None) -> int:
+        """Cancel every open leg of an order list (-2011 if none is open)."""
+        self._market(symbol)
+        if not self.states[symbol].accepts_cancels:
+            raise e.error(e.MARKET_CLOSED)
+        found = self._find_list(account, list_id, list_client_id)
+        legs = self.list_legs(found) if found is not None else []
+        if not legs or legs[0].symbol != symbol or not any(o.is_open for o in legs):
+            raise e.error(e.UNKNOWN_ORDER_LIST)
+        self._cancel_legs(legs)
+        return legs[0].order_list_id
+
+    def _find_list(self, account: Account, list_id: int | None,
+                   list_client_id: str | None) -> int | None:
+        if list_id is not None:
+            legs = self.lists.get(list_id)
+            if legs and self.orders[legs[0]].api_key == account.api_key:
+                return list_id
+            return None
+        for found, legs in reversed(self.lists.items()):  # the newest with that client id
+            first = self.orders[legs[0]]
+            if first.api_key == account.api_key and first.list_client_order_id == list_client_id:
+                return found
+        return None
+
+    def _cancel_legs(self, legs: list[Order], cancel_id: str | None = None,
+                     canceled: Order | None = None) -> None:
+        """Cancel the open legs of one list (in one transaction) and announce the list done."""
+        with self._store.transaction():
+            for order in legs:
+                if not order.is_open:
+                    continue
+                order.status = "CANCELED"
+                order.update_time = self._clock()
+                assets = self._release(order)
+                self._changed(order, "CANCELED", assets,
+                              cancel_id=cancel_id if order is canceled else None)
+            self._list_changed(legs[0].order_list_id)
+        self._flush()
+
+    def _fire_list(self, order: Order) -> None:
+        """One leg of an OCO started to execute (triggered, or reached as a LIMIT_MAKER):
+        the other leg expires, and what it had locked now backs this one."""
+        if order.order_list_id < 0:
+            return
+        siblings = [o for o in self.list_legs(order.order_list_id)
+                    if o is not order and o.is_open]
+        if not siblings:
+            return
+        for other in siblings:
+            order.locked += other.locked
+            other.locked = ZERO
+            other.status = "EXPIRED"
+            other.update_time = self._clock()
+            self._changed(other, "EXPIRED", set())
+        self._list_changed(order.order_list_id)
+
+    def _list_changed(self, list_id: int) -> None:
+        """Queue the list's `listStatus` user-data event."""
+        legs = self.list_legs(list_id)
+        self._pending.append((legs[0].api_key, list_status(legs, self._clock())))
 
     def _validate(self, req: OrderRequest, market: Market,
                   state: SymbolState) -> tuple[Decimal, Decimal]:
@@ -213,7 +408,9 @@ class Engine:
             if qty * ref < rules.min_notional:
                 raise e.filter_failure("NOTIONAL")
             return ref, qty
-        if req.type == "LIMIT":
+        if req.type not in STOP_TYPES and req.stop_price is not None:
+            raise e.not_required("stopPrice")
+        if req.type == "LIMIT" or req.type in STOP_TYPES:
             if req.time_in_force is None:
                 raise e.mandatory("timeInForce")
             if req.time_in_force not in TIME_IN_FORCE:
@@ -231,10 +428,26 @@ class Engine:
                 or (price - rules.min_price) % rules.tick_size != 0):
             raise e.filter_failure("PRICE_FILTER")
         self._check_lot(qty, market)
-        self._check_percent_price(req.symbol, req.side, price, state)
+        if req.type in STOP_TYPES:  # its price is checked against the market on trigger
+            self._check_stop(req, market)
+        else:
+            self._check_percent_price(req.symbol, req.side, price, state)
         if price * qty < rules.min_notional or price * qty > state.max_notional:
             raise e.filter_failure("NOTIONAL")
         return price, qty
+
+    def _check_stop(self, req: OrderRequest, market: Market) -> None:
+        """A stop order needs a stopPrice on the price grid that the last price has not
+        reached yet (Binance: -2010 "Order would trigger immediately.")."""
+        rules = market.rules
+        stop = req.stop_price
+        if stop is None:
+            raise e.mandatory("stopPrice")
+        if (stop < rules.min_price or stop > rules.max_price
+                or (stop - rules.min_price) % rules.tick_size != 0):
+            raise e.filter_failure("PRICE_FILTER")
+        if _stop_reached(req.type, req.side, stop, self.market.price(req.symbol)):
+            raise e.error(e.WOULD_TRIGGER)
 
     def _check_percent_price(self, symbol: str, side: str, price: Decimal,
                              state: SymbolState) -> None:
@@ -282,6 +495,15 @@ class Engine:
         if order.is_open and order.time_in_force in ("IOC", "FOK"):
             self._expire(order)
         return fills
+
+    def _trigger(self, order: Order) -> None:
+        """Put a stop order whose stopPrice was reached on the book as a LIMIT order:
+        reported NEW again, now working; it takes at once if its price crosses."""
+        now = self._clock()
+        order.working, order.working_time, order.update_time = True, now, now
+        self._fire_list(order)
+        self._changed(order, "NEW", set())
+        self._fill_on_arrival(order)
 
     def _available(self, order: Order) -> Decimal:
         """Return how much of the order the market's (test-capped) liquidity can fill now."""
@@ -377,6 +599,10 @@ class Engine:
         order = self._find(account, symbol, order_id, client_id)
         if order is None or not order.is_open:
             raise e.error(e.UNKNOWN_ORDER)
+        if order.order_list_id >= 0:  # canceling a leg cancels its whole list (Binance)
+            self._cancel_legs(self.list_legs(order.order_list_id),
+                              cancel_id or "web_" + secrets.token_hex(11), order)
+            return order
         with self._store.transaction():
             order.status = "CANCELED"
             order.update_time = self._clock()
@@ -468,13 +694,22 @@ class Engine:
             (o for o in self.open.values() if o.symbol == symbol),
             key=lambda o: o.order_id,
         )
-        crossed = [o for o in resting
-                   if (o.side == "BUY" and last <= o.price)
-                   or (o.side == "SELL" and last >= o.price)]
-        if not crossed:
+        triggered = [o for o in resting if not o.working
+                     and _stop_reached(o.type, o.side, o.stop_price, last)]
+        # A stop order's trigger fires its OCO before a sibling LIMIT_MAKER could fill.
+        crossed = [o for o in resting if o.working
+                   and ((o.side == "BUY" and last <= o.price)
+                        or (o.side == "SELL" and last >= o.price))]
+        if not crossed and not triggered:
             return
         with self._store.transaction():
+            for order in triggered:
+                if order.is_open:  # its OCO sibling may have fired first
+                    self._trigger(order)
             for order in crossed:
+                if not order.is_open:
+                    continue
+                self._fire_list(order)
                 for qty in self._slices(self._available(order), order.price, symbol):
                     self._fill(order, qty, order.price, is_maker=True)
         self._flush()
@@ -515,6 +750,21 @@ class Engine:
         for api_key, event in pending:
             for sink in self.sinks:
                 sink(api_key, event)
+
+
+def _oco_level(leg: OcoLeg) -> Decimal:
+    """The price at which an OCO leg starts to execute: its stop, or a LIMIT_MAKER's price."""
+    level = leg.stop_price if leg.type != "LIMIT_MAKER" else leg.price
+    if level is None:
+        raise e.mandatory("stopPrice" if leg.type != "LIMIT_MAKER" else "price")
+    return level
+
+
+def _stop_reached(order_type: str, side: str, stop: Decimal, last: Decimal) -> bool:
+    """Binance's trigger rule: a stop-loss fires when the price moves against its side (a
+    SELL as the price falls to the stop), a take-profit when it moves the other way."""
+    falling = (order_type == "STOP_LOSS_LIMIT") == (side == "SELL")
+    return last <= stop if falling else last >= stop
 
 
 def _floor(value: Decimal, step: Decimal) -> Decimal:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -54,6 +54,14 @@ class Order:
     cum_quote: Decimal = ZERO
     # What is still locked for this order (quote for BUY, base for SELL).
     locked: Decimal = ZERO
+    # STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT: the trigger price; such an order rests off the
+    # book (not working, workingTime -1) until the last price reaches it.
+    stop_price: Decimal = ZERO
+    working: bool = True
+    working_time: int = -1
+    # A leg of an OCO order list: the list's id and client id (-1 and "" otherwise).
+    order_list_id: int = -1
+    list_client_order_id: str = ""
 
     @property
     def remaining(self) -> Decimal:
@@ -79,7 +87,10 @@ class Order:
             "orig_quote_order_qty": str(self.orig_quote_order_qty), "time": self.time,
             "update_time": self.update_time, "status": self.status,
             "executed_qty": str(self.executed_qty), "cum_quote": str(self.cum_quote),
-            "locked": str(self.locked),
+            "locked": str(self.locked), "stop_price": str(self.stop_price),
+            "working": self.working, "working_time": self.working_time,
+            "order_list_id": self.order_list_id,
+            "list_client_order_id": self.list_client_order_id,
         }
 
     @classmethod
@@ -124,6 +135,8 @@ class Trade:
 def _load(cls: type[_Record], data: dict[str, Any]) -> _Record:
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
+        if f.name not in data and f.default is not MISSING:
+            continue  # stored before the field existed: its default
         value = data[f.name]
         kwargs[f.name] = Decimal(value) if f.type in ("Decimal", Decimal) else value
     return cls(**kwargs)

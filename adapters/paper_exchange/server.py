@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 from adapters.paper_exchange import errors as e
 from adapters.paper_exchange import filters as symbol_filters
 from adapters.paper_exchange import formats
-from adapters.paper_exchange.engine import Engine, OrderRequest
+from adapters.paper_exchange.engine import Engine, OcoLeg, OcoRequest, OrderRequest
 from adapters.paper_exchange.filters import SymbolState
 from adapters.paper_exchange.limits import LimitSettings, RateLimiter
 from adapters.paper_exchange.market import INTERVALS, MarketSimulator
@@ -48,7 +48,7 @@ SHUTDOWN_CLOSE_SECONDS = 1.0
 ORDER_COUNTS = web.RequestKey("order_counts", tuple)  # set by POST order for the headers
 # Binance's weights (rest-api.md); endpoints whose weight depends on a parameter are below.
 WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "uiKlines": 2,
-           "avgPrice": 2, "allOrders": 20, "account": 20}
+           "avgPrice": 2, "allOrders": 20, "account": 20, "openOrderList": 6}
 WS_WEIGHTS = {"ping": 1, "time": 1, "userDataStream.subscribe.signature": 2,
               "userDataStream.unsubscribe": 2, "session.subscriptions": 2}
 
@@ -215,6 +215,10 @@ class PaperExchange:
         r.add_get(api + "order", self.query_order)
         r.add_delete(api + "order", self.cancel_order)
         r.add_get(api + "openOrders", self.open_orders)
+        r.add_post(api + "orderList/oco", self.new_oco)
+        r.add_get(api + "orderList", self.query_order_list)
+        r.add_delete(api + "orderList", self.cancel_order_list)
+        r.add_get(api + "openOrderList", self.open_order_lists)
         r.add_get(api + "allOrders", self.all_orders)
         r.add_get(api + "myTrades", self.my_trades)
         r.add_get(api + "account", self.account)
@@ -438,7 +442,7 @@ class PaperExchange:
     # -- trading --------------------------------------------------------------------------
 
     async def new_order(self, request: web.Request) -> web.Response:
-        """POST /api/v3/order: MARKET, LIMIT and LIMIT_MAKER."""
+        """POST /api/v3/order: MARKET, LIMIT, LIMIT_MAKER, STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT."""
         account, params = await self._signed(request)
         symbol = self._symbol(params)
         assert symbol is not None
@@ -455,6 +459,7 @@ class PaperExchange:
             quote_order_qty=_decimal(params, "quoteOrderQty"),
             price=_decimal(params, "price"),
             client_order_id=params.get("newClientOrderId") or None,
+            stop_price=_decimal(params, "stopPrice"),
         )
         request[ORDER_COUNTS] = self.limiter.order(request.remote or "", account.api_key)
         if self.late.active:
@@ -467,6 +472,73 @@ class PaperExchange:
             return web.json_response(formats.order_result(order))
         return web.json_response(formats.order_full(order, fills))
 
+    async def new_oco(self, request: web.Request) -> web.Response:
+        """POST /api/v3/orderList/oco: a LIMIT_MAKER or TAKE_PROFIT_LIMIT leg and a
+        STOP_LOSS_LIMIT leg, one above and one below the market; counts as two orders."""
+        account, params = await self._signed(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        for name in ("side", "aboveType", "belowType"):
+            if not params.get(name):
+                raise e.mandatory(name)
+
+        def leg(prefix: str) -> OcoLeg:
+            return OcoLeg(type=params[prefix + "Type"].upper(),
+                          price=_decimal(params, prefix + "Price"),
+                          stop_price=_decimal(params, prefix + "StopPrice"),
+                          time_in_force=params.get(prefix + "TimeInForce") or None,
+                          client_order_id=params.get(prefix + "ClientOrderId") or None)
+
+        req = OcoRequest(symbol=symbol, side=params["side"].upper(),
+                         quantity=_decimal(params, "quantity"), above=leg("above"),
+                         below=leg("below"),
+                         list_client_order_id=params.get("listClientOrderId") or None)
+        for _ in range(2):
+            request[ORDER_COUNTS] = self.limiter.order(request.remote or "", account.api_key)
+        if self.late.active:
+            self._run_late(lambda: self.engine.place_oco(account, req),
+                           self.late.delay_ms / 1000)
+            return _error_response(e.error(e.BACKEND_TIMEOUT, 503))
+        legs = self.engine.place_oco(account, req)
+        if self.query_lag.active:
+            for order in legs:
+                self.engine.hide(order.order_id, self.query_lag.lag_ms / 1000)
+        return web.json_response({**formats.order_list(legs, now_ms()),
+                                  "orderReports": [formats.order_result(o) for o in legs]})
+
+    def _list_ref(self, params: dict[str, str]) -> tuple[int | None, str | None]:
+        list_id = _int(params, "orderListId")
+        client_id = params.get("origClientOrderId") or params.get("listClientOrderId") or None
+        if list_id is None and client_id is None:
+            raise e.BinanceError(-1102, "Param 'origClientOrderId' or 'orderListId' must be "
+                                 "sent, but both were empty/null!")
+        return list_id, client_id
+
+    async def query_order_list(self, request: web.Request) -> web.Response:
+        """GET /api/v3/orderList by orderListId or origClientOrderId."""
+        account, params = await self._signed(request)
+        list_id = self.engine.get_list(account, *self._list_ref(params))
+        return web.json_response(formats.order_list(self.engine.list_legs(list_id), now_ms()))
+
+    async def cancel_order_list(self, request: web.Request) -> web.Response:
+        """DELETE /api/v3/orderList by orderListId or listClientOrderId: both legs."""
+        account, params = await self._signed(request)
+        symbol = self._symbol(params)
+        assert symbol is not None
+        list_id = self.engine.cancel_list(account, symbol, *self._list_ref(params))
+        legs = self.engine.list_legs(list_id)
+        now = now_ms()
+        return web.json_response({**formats.order_list(legs, now), "orderReports": [
+            formats.order_canceled(o, o.client_order_id, o.client_order_id, now)
+            for o in legs]})
+
+    async def open_order_lists(self, request: web.Request) -> web.Response:
+        """GET /api/v3/openOrderList."""
+        account, _ = await self._signed(request)
+        now = now_ms()
+        return web.json_response([formats.order_list(self.engine.list_legs(i), now)
+                                  for i in self.engine.open_lists(account)])
+
     def _place(self, account: Account, req: OrderRequest) -> tuple[Any, Any]:
         """Place an order; during query_lag, queries miss it for a while."""
         order, fills = self.engine.place_order(account, req)
@@ -476,10 +548,14 @@ class PaperExchange:
 
     def _place_late(self, account: Account, req: OrderRequest, delay: float) -> None:
         """Execute an order `delay` seconds from now (its answer was a 503 -1007)."""
+        self._run_late(lambda: self._place(account, req), delay)
+
+    def _run_late(self, place: Callable[[], Any], delay: float) -> None:
+        """Place an order (or list) `delay` seconds from now (its answer was a 503 -1007)."""
         def execute() -> None:
             self._late_orders.discard(handle)
             try:
-                self._place(account, req)
+                place()
             except e.BinanceError as err:  # the engine refused it: it never exists
                 log.info("late order refused by the engine: %s", err.msg)
             except Exception:
@@ -539,7 +615,10 @@ class PaperExchange:
             account, symbol, _int(params, "orderId"), _int(params, "fromId"),
             _int(params, "startTime"), _int(params, "endTime"),
             min(_int(params, "limit") or 500, 1000))
-        return web.json_response([formats.my_trade(t) for t in trades])
+        lists = {t.order_id: self.engine.orders[t.order_id].order_list_id
+                 for t in trades if t.order_id in self.engine.orders}
+        return web.json_response([formats.my_trade(t, lists.get(t.order_id, -1))
+                                  for t in trades])
 
     async def account(self, request: web.Request) -> web.Response:
         """GET /api/v3/account."""
@@ -953,7 +1032,7 @@ def _weight(request: web.Request) -> int:
     weight = WEIGHTS.get(name)
     if weight is not None:
         return weight
-    if name == "order":
+    if name in ("order", "orderList"):
         return 4 if request.method == "GET" else 1
     query = request.query
     if name == "openOrders":

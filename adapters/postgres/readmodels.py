@@ -47,6 +47,7 @@ ORDER_COLS = (
     "quantity", "price", "status", "exchange_order_id", "filled_quantity", "filled_quote",
     "commission", "reject_code", "reject_reason", "created_at", "updated_at", "status_times",
     "fill_latency_ms", "version", "last_notification_id", "status_detail", "quote_order_qty",
+    "stop_price", "triggered", "order_list_id",
 )
 TRADE_COLS = (
     "order_id", "trade_id", "account_id", "symbol", "side", "price", "quantity",
@@ -89,7 +90,8 @@ def _table_ddl(q: str, name: str) -> list[str]:
             reject_reason text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
             status_times jsonb NOT NULL, fill_latency_ms bigint, version int NOT NULL,
             last_notification_id bigint NOT NULL, status_detail text,
-            quote_order_qty numeric""",
+            quote_order_qty numeric, stop_price numeric,
+            triggered boolean NOT NULL DEFAULT false, order_list_id uuid""",
         "trades_view": """order_id uuid NOT NULL, trade_id text NOT NULL, account_id uuid NOT NULL,
             symbol text NOT NULL, side text NOT NULL, price numeric NOT NULL,
             quantity numeric NOT NULL, quote_quantity numeric NOT NULL,
@@ -130,6 +132,10 @@ def _table_ddl(q: str, name: str) -> list[str]:
         # Added after the table first shipped: existing read sides get it in place.
         statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS status_detail text")
         statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS quote_order_qty numeric")
+        statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS stop_price numeric")
+        statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS triggered boolean "
+                          "NOT NULL DEFAULT false")
+        statements.append(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS order_list_id uuid")
     indexes = {
         "orders_view": [("acct_created", "account_id, created_at DESC, order_id"),
                         ("acct_status", "account_id, status")],
@@ -204,7 +210,7 @@ def order_values(row: OrderRow) -> tuple[Any, ...]:
             row.filled_quantity, row.filled_quote, Jsonb(row.commission), row.reject_code,
             row.reject_reason, row.created_at, row.updated_at, Jsonb(row.status_times),
             row.fill_latency_ms, row.version, row.last_notification_id, row.status_detail,
-            row.quote_order_qty)
+            row.quote_order_qty, row.stop_price, row.triggered, row.order_list_id)
 
 
 def order_from_db(r: tuple[Any, ...]) -> OrderRow:
@@ -215,6 +221,8 @@ def order_from_db(r: tuple[Any, ...]) -> OrderRow:
         commission=dict(r[13]), reject_code=r[14], reject_reason=r[15], created_at=r[16],
         updated_at=r[17], status_times=dict(r[18]), fill_latency_ms=r[19], version=r[20],
         last_notification_id=r[21], status_detail=r[22], quote_order_qty=r[23],
+        stop_price=r[24], triggered=bool(r[25]),
+        order_list_id=None if r[26] is None else str(r[26]),
     )
 
 

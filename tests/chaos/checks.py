@@ -19,10 +19,11 @@ from uuid import UUID
 import psycopg
 
 from adapters.platform.launcher import ROOT
-from tests.chaos.traders import PlannedOrder, Trader
+from tests.chaos.traders import STOP_PASSED, PlannedOrder, Trader
 
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 RESTING = {"NEW", "PARTIALLY_FILLED"}
+RESTING_TYPES = {"LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"}
 EVENTS_TABLE = "tradeledger_events"
 # Binance's answers to a client over its limits: too much weight, too many orders, banned.
 RATE_LIMIT_CODES = {"-1003", "-1015", "429", "418"}
@@ -46,12 +47,12 @@ class Snapshot:
 
 
 def settled(row: dict[str, Any] | None) -> bool:
-    """Terminal, or a GTC limit order resting on the book."""
+    """Terminal, or a GTC limit (or stop-limit) order resting on the book."""
     if row is None:
         return False
     if row["status"] in TERMINAL:
         return True
-    return (row["status"] in RESTING and row["type"] == "LIMIT"
+    return (row["status"] in RESTING and row["type"] in RESTING_TYPES
             and (row["time_in_force"] or "GTC") == "GTC")
 
 
@@ -88,7 +89,8 @@ def read_truth(env: dict[str, str], order_ids: list[str]) -> dict[str, dict[str,
                 "time_in_force": order.time_in_force, "filled_quantity": order.filled_quantity,
                 "trade_ids": list(order.trade_ids), "exchange_order_id": order.exchange_order_id,
                 "version": order.version, "reject_code": order.reject_code,
-                "reject_reason": order.reject_reason, "submitted": order.submitted}
+                "reject_reason": order.reject_reason, "submitted": order.submitted,
+                "stop_price": order.stop_price, "triggered": order.triggered}
     return truth
 
 
@@ -162,6 +164,16 @@ def _against_exchange(order: PlannedOrder, truth: dict[str, Any],
     if truth["exchange_order_id"] not in (None, str(ex["order_id"])):
         problems.append(f"{where} knows exchange id {truth['exchange_order_id']}, the exchange "
                         f"{ex['order_id']}")
+    if truth["stop_price"] is not None:
+        # A stop order: a trigger we recorded happened on the exchange (none invented), and
+        # one that traded was triggered on both sides.
+        if truth["triggered"] and not ex.get("working", True):
+            problems.append(f"{where} is triggered in the event store, not on the exchange")
+        if filled and not truth["triggered"]:
+            problems.append(f"{where} traded but is not triggered in the event store")
+        if Decimal(ex.get("stop_price", "0")) != truth["stop_price"]:
+            problems.append(f"{where} has stop {truth['stop_price']}, the exchange "
+                            f"{ex.get('stop_price')}")
     ours = truth["trade_ids"]
     theirs = sorted(str(t["trade_id"]) for t in snap.exchange_trades.get(int(ex["order_id"]), []))
     if len(ours) != len(set(ours)):
@@ -219,6 +231,25 @@ def _binance_rules(order: PlannedOrder, truth: dict[str, Any], snap: Snapshot) -
     return problems
 
 
+def _list_rules(order: PlannedOrder, snap: Snapshot) -> list[str]:
+    """An OCO's legs went out in one request (both on the exchange, or neither), and they
+    cancel each other (never both traded)."""
+    where = f"OCO {order.order_id}"
+    legs = [order.order_id or "", *order.leg_ids]
+    sent = [len(snap.exchange_orders.get(exchange_client_order_id(leg), [])) for leg in legs]
+    problems = []
+    if len(set(sent)) > 1:
+        problems.append(f"{where}: its legs reached the exchange unevenly: {sent}")
+    traded = [leg for leg in legs if snap.truth.get(leg, {}).get("trade_ids")]
+    if len(traded) > 1:
+        problems.append(f"{where}: both legs traded: {traded}")
+    lists = {o.get("order_list_id") for leg in legs
+             for o in snap.exchange_orders.get(exchange_client_order_id(leg), [])}
+    if len(lists) > 1:
+        problems.append(f"{where}: its legs are in different exchange lists: {lists}")
+    return problems
+
+
 def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], dict[str, Any]]:
     """Placement, terminal states, the exchange's view, fills, and the read models.
 
@@ -227,6 +258,8 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
     """
     problems: list[str] = []
     statuses: Counter[str] = Counter()
+    # How each stop_race and OCO leg ended: who won, the trigger (or fill) or the cancel.
+    races: Counter[str] = Counter()
     ours = {exchange_client_order_id(o.order_id) for o in plan if o.order_id}
     for cid, orders in snap.exchange_orders.items():
         if len(orders) > 1:
@@ -236,6 +269,9 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
             problems.append(f"exchange holds {cid} that is none of this run's orders")
     fills = 0
     for order in plan:
+        if order.order_id is None and order.place_error == STOP_PASSED:
+            statuses["422 stop passed"] += 1  # the market passed the stop first: refused
+            continue
         if order.order_id is None:
             problems.append(f"order #{order.n} ({order.kind}) never accepted: "
                             f"HTTP {order.place_status} {order.place_error}")
@@ -246,6 +282,11 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
                             "event store")
             continue
         statuses[truth["status"]] += 1
+        if order.kind in ("stop_race", "oco"):
+            races[f"{order.kind} {truth['type']} {truth['status']}"
+                  + (" after trigger" if truth["triggered"] else "")] += 1
+        if order.leg_ids:
+            problems += _list_rules(order, snap)
         fills += len(truth["trade_ids"])
         if not settled(truth):
             problems.append(f"order {order.order_id} ({order.kind}) stuck in "
@@ -254,6 +295,7 @@ def check_orders(plan: list[PlannedOrder], snap: Snapshot) -> tuple[list[str], d
         problems += _binance_rules(order, truth, snap)
         problems += _against_truth(order, truth, snap)
     stats = {"statuses": dict(sorted(statuses.items())), "fills": fills,
+             "races": dict(sorted(races.items())),
              "exchange_orders": sum(len(v) for v in snap.exchange_orders.values())}
     return problems, stats
 

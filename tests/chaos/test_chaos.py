@@ -37,6 +37,7 @@ from tests.chaos.traders import (
     make_plan,
     place,
     register,
+    with_list_legs,
 )
 
 pytestmark = pytest.mark.chaos
@@ -176,6 +177,7 @@ async def drive(system: RunningSystem, monkey: ChaosMonkey, rng: random.Random,
             placing.append(asyncio.create_task(place(client, stats, traders[order.trader],
                                                      order, prices)))
         await asyncio.gather(*placing)
+        plan = with_list_legs(plan)
         report["flow_seconds"] = round(time.monotonic() - started, 1)
         await asyncio.gather(*chaos)
         await client.post(exchange_url + "/admin/faults", json={"mode": "none"})

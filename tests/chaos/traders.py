@@ -7,7 +7,7 @@ import json
 import random
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -163,7 +163,15 @@ QUANTITIES = {
     "DOGEUSDT": (Decimal("60"), Decimal("3000")),
 }
 # kind -> share of the orders
-KINDS = {"market": 40, "market_large": 10, "limit_cross": 15, "limit_rest": 25, "limit_ioc": 10}
+KINDS = {"market": 35, "market_large": 10, "limit_cross": 15, "limit_rest": 20, "limit_ioc": 10,
+         "stop_race": 5, "oco": 5}
+# A stop_race order's stop sits this far beyond the market (about one 4 s move of the price
+# walk), and it is always canceled 0-4 s later: its trigger and its cancel race.
+STOP_GAP = Decimal("0.0002")
+# The one refusal a planned order may get: its stop (or an OCO's take profit) was passed
+# before it arrived (422 stop_would_trigger, or invalid_price "... would take at once").
+STOP_PASSED = "stop_would_trigger"
+TAKE_PASSED = "would take at once"
 
 
 @dataclass
@@ -184,6 +192,10 @@ class PlannedOrder:
     place_error: str = ""
     cancel_status: int | None = None
     cancel_code: str = ""
+    # An OCO: the planned order is its stop-loss leg (whose id names the list); the
+    # take-profit leg is added to the plan once placed (`leg_of` names the list).
+    leg_ids: list[str] = field(default_factory=list)
+    leg_of: str | None = None
 
 
 def make_plan(rng: random.Random, orders: int, traders: int, tag: str) -> list[PlannedOrder]:
@@ -202,8 +214,10 @@ def make_plan(rng: random.Random, orders: int, traders: int, tag: str) -> list[P
         small, large = QUANTITIES[symbol]
         quantity = large if kind == "market_large" else small
         roll = rng.random()
-        cancel = roll < 0.5 if kind == "limit_rest" else roll < 0.05
-        cancel_after = rng.uniform(0.0, 4.0) if cancel else None
+        cancel = (roll < 0.5 if kind == "limit_rest" else True if kind in ("stop_race", "oco")
+                  else roll < 0.05)
+        # An OCO waits longer for its cancel: a leg must first be reached 0.02% away.
+        cancel_after = rng.uniform(0.0, 8.0 if kind == "oco" else 4.0) if cancel else None
         plan.append(PlannedOrder(n=n, trader=trader, symbol=symbol, side=side, kind=kind,
                                  quantity=quantity, client_order_id=f"cx{tag}-{n}",
                                  cancel_after=cancel_after))
@@ -238,6 +252,31 @@ def order_body(order: PlannedOrder, price: Decimal) -> dict[str, Any]:
         return {**body, "type": "MARKET"}
     tick = DEFAULT_MARKETS[order.symbol].rules.tick_size
     buy = order.side == "BUY"
+    if order.kind == "oco":
+        # An exit on both sides, each about one 4 s move of the price walk away: one leg
+        # executes soon and expires the other, racing the list's cancel.
+        up, down = price * (1 + STOP_GAP), price * (1 - STOP_GAP)
+        take, stop = (up, down) if not buy else (down, up)
+        take_price = (take / tick).to_integral_value(ROUND_DOWN) * tick
+        stop_price = (stop / tick).to_integral_value(ROUND_DOWN) * tick
+        if buy:
+            take_price, stop_price = take_price - tick, stop_price + tick
+        else:
+            take_price, stop_price = take_price + tick, stop_price - tick
+        stop_limit = (stop_price * (Decimal("1.02") if buy else Decimal("0.98")) / tick
+                      ).to_integral_value(ROUND_DOWN) * tick
+        return {**body, "type": "OCO", "price": str(take_price), "stopPrice": str(stop_price),
+                "stopLimitPrice": str(stop_limit)}
+    if order.kind == "stop_race":
+        # A stop-loss just beyond the market, with a limit that takes once it triggers.
+        stop = (price * (1 + STOP_GAP if buy else 1 - STOP_GAP) / tick).to_integral_value(
+            ROUND_DOWN) * tick
+        if stop == price:
+            stop += tick if buy else -tick
+        limit = (stop * (Decimal("1.02") if buy else Decimal("0.98")) / tick
+                 ).to_integral_value(ROUND_DOWN) * tick
+        return {**body, "type": "STOP_LOSS_LIMIT", "stopPrice": str(stop),
+                "price": str(limit), "timeInForce": "GTC"}
     factor = {"limit_cross": Decimal("1.02") if buy else Decimal("0.98"),
               "limit_rest": Decimal("0.85") if buy else Decimal("1.15"),
               "limit_ioc": Decimal("0.9") if buy else Decimal("1.1")}[order.kind]
@@ -251,23 +290,33 @@ async def place(client: httpx.AsyncClient, stats: CallStats, trader: Trader,
     """Place one planned order (retrying with the same clientOrderId), then maybe cancel it."""
     price = await prices.get(client, order.symbol)
     order.body = order_body(order, price)
+    path = "/api/trading/order-lists" if order.kind == "oco" else "/api/trading/orders"
     try:
-        response = await call(client, stats, "POST", "/api/trading/orders", trader,
-                              json_body=order.body)
+        response = await call(client, stats, "POST", path, trader, json_body=order.body)
     except AssertionError as exc:
         order.place_error = str(exc)
         return
     order.place_status = response.status_code
     if response.status_code != 202:
         order.place_error = response.text[:300]
+        error = response.json().get("error", {}) if response.status_code == 422 else {}
+        if order.kind in ("stop_race", "oco") and (
+                error.get("code") == STOP_PASSED
+                or (error.get("code") == "invalid_price"
+                    and TAKE_PASSED in error.get("message", ""))):
+            order.place_error = STOP_PASSED
         return
-    order.order_id = response.json()["orderId"]
+    if order.kind == "oco":
+        order.order_id = response.json()["orderListId"]
+        order.leg_ids = [leg["orderId"] for leg in response.json()["orders"]][1:]
+    else:
+        order.order_id = response.json()["orderId"]
     if order.cancel_after is None:
         return
     await asyncio.sleep(order.cancel_after)
     try:
         response = await call(client, stats, "DELETE",
-                              f"/api/trading/orders/{order.order_id}", trader)
+                              f"{path}/{order.order_id}", trader)
     except AssertionError as exc:
         order.cancel_code = str(exc)
         return
@@ -277,3 +326,14 @@ async def place(client: httpx.AsyncClient, stats: CallStats, trader: Trader,
             order.cancel_code = response.json()["error"]["code"]
         except (ValueError, KeyError, TypeError):
             order.cancel_code = response.text[:100]
+
+
+def with_list_legs(plan: list[PlannedOrder]) -> list[PlannedOrder]:
+    """The plan with each placed OCO's take-profit leg as an order of its own (checked as
+    every order is), after the stop-loss leg that names its list."""
+    out: list[PlannedOrder] = []
+    for order in plan:
+        out.append(order)
+        out += [replace(order, order_id=leg_id, leg_ids=[], leg_of=order.order_id,
+                        cancel_status=None, cancel_code="") for leg_id in order.leg_ids]
+    return out

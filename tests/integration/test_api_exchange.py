@@ -185,10 +185,17 @@ def test_max_num_orders_is_checked_against_the_open_orders_the_read_side_knows(
             "symbol": "DOGEUSDT", "filters": [{"filterType": "MAX_NUM_ORDERS",
                                                "maxNumOrders": 2}]})
         refresh(client)
-        for _ in range(2):
+        for n in range(2):
             placed = client.post("/api/trading/orders", headers=user.headers, json=order(
                 "DOGEUSDT", quantity="100", price="0.30000"))
             assert placed.status_code == 202, placed.text
+            if n == 0:  # one open: an OCO list (two orders) no longer fits
+                project(on_paper)
+                oco = client.post("/api/trading/order-lists", headers=user.headers, json={
+                    "type": "OCO", "symbol": "DOGEUSDT", "side": "SELL", "quantity": "100",
+                    "price": "0.50000", "stopPrice": "0.30000", "stopLimitPrice": "0.29000"})
+                assert oco.status_code == 422, oco.text
+                assert oco.json()["error"]["code"] == "too_many_open_orders"
         project(on_paper)
         third = client.post("/api/trading/orders", headers=user.headers,
                             json=order("DOGEUSDT", quantity="100", price="0.30000"))

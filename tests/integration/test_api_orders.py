@@ -46,7 +46,8 @@ def test_place_order_is_202_pending_and_readable_at_once(api: Any) -> None:
         "orderId", "clientOrderId", "symbol", "side", "type", "timeInForce", "quantity", "price",
         "status", "exchangeOrderId", "filledQuantity", "averagePrice", "commission",
         "rejectCode", "rejectReason", "createdAt", "updatedAt", "statusTimes", "fillLatencyMs",
-        "version", "outcome", "statusDetail", "quoteOrderQty", "stopPrice", "orderListId"}
+        "version", "outcome", "statusDetail", "quoteOrderQty", "stopPrice", "stopTriggered",
+        "orderListId"}
     assert order["outcome"] is None and order["statusDetail"] is None
     assert order["quoteOrderQty"] is None and order["stopPrice"] is None
     assert order["orderListId"] is None

@@ -12,7 +12,16 @@ import pytest
 
 from adapters.platform.bootstrap import Runtime
 from adapters.postgres.replay import replay, resolve_projections
-from commands.messages import PlaceOrder, RecordExecutedQuantity, RecordFill, RegisterAccount
+from commands.messages import (
+    PlaceOrder,
+    PlaceOrderList,
+    RecordAcceptance,
+    RecordExecutedQuantity,
+    RecordExpiry,
+    RecordFill,
+    RecordStopTrigger,
+    RegisterAccount,
+)
 from domain.envelope import EventEnvelope
 from tests.integration.test_projections import dump, envelopes, make_activity, project
 
@@ -34,15 +43,40 @@ def spend_amount_order(app: Any, email: str = "spender@example.com") -> None:
                           commission_asset="BTC"))
 
 
+def stop_and_oco_orders(app: Any, email: str = "stopper@example.com") -> None:
+    """A stop-loss that triggered and filled, and an OCO whose take profit filled and whose
+    stop leg expired: OrderPlaced with stop_price / order_list_id, OrderStopTriggered."""
+    account = app.handle(RegisterAccount(email=email, password="stop-password-1"))
+    stop = app.handle(PlaceOrder(
+        account_id=account, client_order_id="stop-1", symbol="BTCUSDT", side="SELL",
+        order_type="STOP_LOSS_LIMIT", quantity="0.001", price="80000", stop_price="80100"))
+    app.handle(RecordAcceptance(order_id=stop, exchange_order_id="S-1"))
+    app.handle(RecordStopTrigger(order_id=stop))
+    app.handle(RecordFill(order_id=stop, trade_id="st-1", price=Decimal("80050"),
+                          quantity=Decimal("0.001"), commission=Decimal("0.08"),
+                          commission_asset="USDT"))
+    _, (stop_leg, take_profit) = app.handle(PlaceOrderList(
+        account_id=account, client_order_id="exit-1", symbol="BTCUSDT", side="SELL",
+        quantity="0.001", price="99000", stop_price="80100", stop_limit_price="80000"))
+    for leg, exchange_id in ((stop_leg, "S-2"), (take_profit, "S-3")):
+        app.handle(RecordAcceptance(order_id=leg, exchange_order_id=exchange_id))
+    app.handle(RecordFill(order_id=take_profit, trade_id="tp-1", price=Decimal("99000"),
+                          quantity=Decimal("0.001"), commission=Decimal("0.099"),
+                          commission_asset="USDT"))
+    app.handle(RecordExpiry(order_id=stop_leg, reason="its OCO's other leg executed"))
+
+
 def test_replay_equals_live_and_replaying_twice_gives_identical_tables(
         runtime: Runtime) -> None:
     make_activity(runtime.app)
     spend_amount_order(runtime.app)
+    stop_and_oco_orders(runtime.app)
     make_activity(runtime.app, email="other@example.com", orders=1)
     schema, url = runtime.settings.database_schema, runtime.database_url
     project(runtime, envelopes(runtime.app))
     live = dump(url, schema)
     assert "100.5" in str(live) and "FILLED" in str(live)
+    assert "80100" in str(live) and "LIMIT_MAKER" in str(live)  # stop and OCO rows
 
     check = replay(runtime.app, url, schema, resolve_projections("all"), verify=True)
     assert check.differences == []
@@ -100,6 +134,7 @@ def test_the_fast_decoder_gives_the_same_envelopes_as_the_mapper(runtime: Runtim
 
     make_activity(runtime.app)
     spend_amount_order(runtime.app)
+    stop_and_oco_orders(runtime.app)
     # A commission small enough that str(Decimal) would use an exponent ("2.0E-7").
     account = runtime.app.handle(
         RegisterAccount(email="tiny@example.com", password="tiny-password-1"))

@@ -25,6 +25,7 @@ from commands.ports import (
     ExchangeCredentials,
     ExchangeFill,
     ExchangeOrderHistory,
+    ExchangeOrderListRequest,
     ExchangeOrderReport,
     ExchangeOrderRequest,
     ExchangeOrderStatus,
@@ -81,6 +82,7 @@ class FakeExchange:
         self.clock = clock
         self.orders: dict[str, FakeOrder] = {}
         self.executed_submits = 0
+        self.list_submits = 0
         self.calls: list[str] = []
         self.down_for = 0  # the next N calls fail before reaching the exchange
         self.lose_next_reply = False  # the next submit executes, its reply is lost
@@ -152,6 +154,24 @@ class FakeExchange:
             raise ExchangeUnavailable("read timed out")
         return self._snapshot(order)
 
+    def submit_order_list(self, credentials: ExchangeCredentials,
+                          request: ExchangeOrderListRequest) -> list[ExchangeOrderReport]:
+        """An OCO: both legs in one request, with the faults of a single submit."""
+        assert credentials.api_key == "paper-key"
+        self._gate("submit_list")
+        if self.reject_next is not None:
+            exc, self.reject_next = self.reject_next, None
+            raise exc
+        if self.late_by is not None:
+            self._late.extend((self.clock() + self.late_by, leg) for leg in request.legs)
+            raise ExchangeUnavailable("Binance 503 -1007: execution status unknown.")
+        self.list_submits += 1
+        orders = [self._execute(leg) for leg in request.legs]
+        if self.lose_next_reply:
+            self.lose_next_reply = False
+            raise ExchangeUnavailable("read timed out")
+        return [self._snapshot(order) for order in orders]
+
     def _execute(self, request: ExchangeOrderRequest) -> FakeOrder:
         # Binance accepts a clientOrderId again once its order is closed: a second send
         # makes a second order, which is what the manager must never cause.
@@ -159,7 +179,8 @@ class FakeExchange:
         order = FakeOrder(ExchangeOrderReport(
             exchange_order_id=str(next(self._ids)), client_order_id=request.client_order_id,
             symbol=request.symbol, status=S.NEW, cumulative_quantity=D(0),
-            cumulative_quote=D(0)), request, visible_at=self.clock() + self.lag)
+            cumulative_quote=D(0), working=request.stop_price is None), request,
+            visible_at=self.clock() + self.lag)
         self.orders[request.client_order_id] = order
         if request.order_type == "MARKET" and request.quote_order_qty is not None:
             # Spend-amount: the exchange works out the quantity (down to the step) and,

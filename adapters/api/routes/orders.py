@@ -47,8 +47,9 @@ def load_events(ctx: Ctx, user: Principal, order_id: UUID) -> list[Any]:
     return events
 
 
-def check_open_orders(ctx: Ctx, account_id: UUID, symbol: str) -> None:
-    """MAX_NUM_ORDERS, where checkable: count the open orders the read side knows of.
+def check_open_orders(ctx: Ctx, account_id: UUID, symbol: str, adding: int = 1) -> None:
+    """MAX_NUM_ORDERS, where checkable: count the open orders the read side knows of
+    (`adding` more must fit: an OCO list adds two).
 
     The read side trails the event store by a moment, so this is a first line only; the
     exchange's own -2010 answer stays the last word.
@@ -57,10 +58,11 @@ def check_open_orders(ctx: Ctx, account_id: UUID, symbol: str) -> None:
     if rules is None or not rules.max_num_orders or ctx.read_models is None:
         return
     open_orders = ctx.read_models.count_open_orders(account_id, rules.symbol)
-    if open_orders >= rules.max_num_orders:
+    if open_orders + adding > rules.max_num_orders:
         raise TooManyOpenOrders(
-            f"you already have {open_orders} open orders on {rules.symbol}, the exchange's "
-            f"maximum (MAX_NUM_ORDERS {rules.max_num_orders}); cancel some first",
+            f"you already have {open_orders} open orders on {rules.symbol}; {adding} more "
+            f"would pass the exchange's maximum (MAX_NUM_ORDERS {rules.max_num_orders}); "
+            "cancel some first",
             field="symbol", maxNumOrders=rules.max_num_orders)
 
 
@@ -81,6 +83,7 @@ async def place_order(
         account_id=user.account_id, client_order_id=client_order_id, symbol=body.symbol,
         side=body.side, order_type=body.type, quantity=body.quantity, price=body.price,
         time_in_force=body.timeInForce, quote_order_qty=body.quoteOrderQty,
+        stop_price=body.stopPrice,
     )
     return await submit(ctx, user, command)
 
