@@ -528,12 +528,16 @@ def numbers(amount: Any, price: Any, state: dict[str, Any] | None,
     return ticket_numbers(amount, price, state or {}, market, commission)
 
 
-@callback(Output(COMMISSION, "data"), Input(AUTH, "data"), Input(URL, "pathname"))
-def load_commission(auth: Any, pathname: Any) -> Any:
-    """The account's commission rates (fees before placing); read again on each trade
-    page visit, since a new account's rates arrive with its first balance snapshot."""
+@callback(Output(COMMISSION, "data"), Input(AUTH, "data"), Input(URL, "pathname"),
+          State(COMMISSION, "data"))
+def load_commission(auth: Any, pathname: Any, known: Any) -> Any:
+    """The account's commission rates (fees before placing): once per sign-in, and again on
+    a trade page visit while still unknown (a new account's rates arrive with its first
+    balance snapshot). A symbol switch then costs no API call."""
     token = token_of(auth)
     if not token or not str(pathname or "").startswith("/trade"):
+        return NO
+    if ctx.triggered_id == URL and known:
         return NO
     try:
         return ApiClient(_api_url, token).get("/api/account/commission")
