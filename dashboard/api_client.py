@@ -6,6 +6,7 @@ server keeps no session of its own.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -59,10 +60,9 @@ class ApiClient:
                 headers: dict[str, str] | None = None) -> Any:
         """Send one request; the decoded JSON body (None when empty), or ApiClientError."""
         try:
-            with httpx.Client(base_url=self._base_url, headers=self._headers,
-                              timeout=TIMEOUT_SECONDS, transport=self._transport) as client:
-                response = client.request(method, path, params=params, json=body,
-                                          headers=headers)
+            response = _shared_client(self._base_url, self._transport).request(
+                method, path, params=params, json=body,
+                headers={**self._headers, **(headers or {})})
         except httpx.HTTPError as exc:
             raise ApiClientError(0, "network", f"cannot reach the API ({type(exc).__name__})"
                                  ) from None
@@ -79,6 +79,23 @@ class ApiClient:
                                  str(error.get("message") or response.reason_phrase),
                                  details if isinstance(details, dict) else None)
         return response.json() if response.content else None
+
+
+# One pooled client per API URL (and test transport) for the whole dashboard process: a new
+# httpx.Client per call built an SSL context and a TCP connection each time, which cost
+# more than the call itself on the order path. The token goes per request, never on it.
+_clients: dict[tuple[str, httpx.BaseTransport | None], httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared_client(base_url: str, transport: httpx.BaseTransport | None) -> httpx.Client:
+    key = (base_url, transport)  # the transport itself: an id could be reused
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None or client.is_closed:
+            client = _clients[key] = httpx.Client(base_url=base_url, timeout=TIMEOUT_SECONDS,
+                                                  transport=transport)
+        return client
 
 
 def token_of(auth: Any) -> str | None:
