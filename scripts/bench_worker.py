@@ -4,8 +4,8 @@
                                                 [--lanes 16] [--accounts 8]
                                                 [--processes N [--placers 4]]
 
-Two phases, on a throw-away schema of TRADELEDGER_DATABASE_URL (default: the machine's
-Postgres), TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS or an embedded Tansu broker, and a paper
+Two phases, on a throw-away schema of TRADELEDGER_DATABASE_URL (default: an embedded
+Postgres of its own), TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS or an embedded Tansu broker, and a paper
 exchange started as a subprocess; the relay runs as a `tradeledger relay` subprocess and the
 worker (consumer + lanes + user-data streams) in this process:
 
@@ -24,8 +24,12 @@ for comparison).
 
 Each phase also prints the CPU each process spent per order (this process, which runs the
 worker, and in the latency phase places the orders too; the relay; the paper exchange; the
-broker; Postgres): unlike orders per second, that figure barely moves when other work
-shares the machine, and it says which process a gain or a limit belongs to.
+broker; Postgres; with --processes, each worker process on its own as worker-i): unlike
+orders per second, that figure barely moves when other work shares the machine, and it says
+which process a gain or a limit belongs to. Only this bench's own processes count: the
+children it started and, unless TRADELEDGER_DATABASE_URL names another, the Postgres it
+runs for itself (embedded, in the work directory), so other work on a shared machine
+(another Postgres client, another TradeLedger) is not counted as the bench's.
 """
 
 from __future__ import annotations
@@ -63,29 +67,46 @@ from adapters.processes.worker import DEFAULT_LANES, ExecutionWorker  # noqa: E4
 from commands.messages import PlaceOrder, RegisterAccount  # noqa: E402
 from domain.values import OrderStatus  # noqa: E402
 
-MACHINE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# What cpu_by_process counts: the Postgres data directory the bench started (None: every
+# Postgres process on the machine), and the worker processes to report one by one.
+COUNTED: dict[str, Any] = {"postgres_dir": None, "workers": []}
 
 
 def cpu_by_process(own: str = "worker") -> dict[str, float]:
-    """CPU seconds used so far by each TradeLedger process on this machine (as `tradeledger
-    bench` counts them: relay, worker processes, paper exchange, broker, Postgres), and by
-    this one, named `own`."""
+    """CPU seconds used so far by each process of this bench (as `tradeledger bench` counts
+    them: relay, worker processes, paper exchange, broker, Postgres), and by this one,
+    named `own`; with worker processes, each as worker-i as well as their sum."""
     import psutil
 
-    found = {name: cpu for name, cpu, _ in process_usage()}
-    times = psutil.Process().cpu_times()
+    me = psutil.Process()
+    children = [child.pid for child in me.children()]
+    postgres_dir = COUNTED["postgres_dir"]
+    usage = (process_usage(children, postgres_dir) if postgres_dir
+             else [u for u in process_usage() if u[0] == "postgres"]
+             + process_usage(children))
+    found: dict[str, float] = {}
+    for name, cpu, _ in usage:
+        found[name] = found.get(name, 0.0) + cpu
+    times = me.cpu_times()
     found[own] = found.get(own, 0.0) + times.user + times.system
+    for i, pid in enumerate(COUNTED["workers"]):
+        try:
+            worker = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        found[f"worker-{i}"] = worker.user + worker.system
     return found
 
 
 def cpu_per_order(before: dict[str, float], orders: int, own: str = "worker") -> str:
-    """Describe the CPU per order spent since `before` (cpu_by_process), by process."""
+    """Describe the CPU per order spent since `before` (cpu_by_process), by process (the
+    worker-i figures are shares of `worker`, not added to the total)."""
     after = cpu_by_process(own)
     spent = {name: after[name] - before.get(name, 0.0) for name in after}
     parts = [f"{name} {seconds / orders * 1000:.2f}"
              for name, seconds in sorted(spent.items(), key=lambda item: -item[1])
              if seconds > 0]
-    total = sum(spent.values()) / orders * 1000
+    total = sum(v for k, v in spent.items() if not k.startswith("worker-")) / orders * 1000
     return f"CPU per order (ms): {', '.join(parts)}; total {total:.2f}"
 
 
@@ -98,7 +119,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args = args
         self.work = work
-        self.url = os.environ.get("TRADELEDGER_DATABASE_URL") or MACHINE_URL
+        self.url = os.environ.get("TRADELEDGER_DATABASE_URL") or ""
         self.schema = f"bench_worker_{uuid.uuid4().hex[:8]}"
         self.topic = f"bench.worker.{uuid.uuid4().hex[:8]}"
         self.cleanups: list[Any] = []
@@ -106,6 +127,13 @@ class Bench:
         self.own = "worker"  # what this process's CPU is reported as
 
     def setup(self) -> None:
+        if not self.url:
+            print("starting Postgres (embedded) ...", flush=True)
+            from adapters.postgres.embedded import start_embedded_postgres
+
+            self.url, server = start_embedded_postgres(self.work)
+            self.cleanups.append(server.cleanup)
+            COUNTED["postgres_dir"] = str(self.work / "postgres")
         print("starting the paper exchange, the broker and the relay ...", flush=True)
         # Binance's ORDERS limit (100 per 10 s per key) would cap 8 accounts near 80
         # orders/s, and the worker paces itself under it: lift it, this measures CPU.
@@ -152,6 +180,7 @@ class Bench:
                     env={**env, "TRADELEDGER_PAPER_EXCHANGE_URL": self.exchange_url},
                     stdout=subprocess.DEVNULL, stderr=open(self.work / f"worker-{i}.log", "w"))
                 self.cleanups.append(lambda w=worker: (w.terminate(), w.wait(10)))
+                COUNTED["workers"].append(worker.pid)
             return
         self.gateway = BinanceGateway.from_settings(self.settings)
         self.worker = ExecutionWorker(self.rt, self.gateway, lanes=self.args.lanes,

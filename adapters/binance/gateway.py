@@ -39,6 +39,13 @@ from adapters.binance.ratelimit import (
     SharedBackoff,
     Throttled,
 )
+from adapters.binance.ws_api import (
+    WsApiClient,
+    WsApiError,
+    WsApiNoAnswer,
+    WsApiUnavailable,
+    sign_ws_params,
+)
 from adapters.platform.crypto import ConfigurationError
 from adapters.platform.settings import Settings
 from commands.ports import (
@@ -121,11 +128,14 @@ class BinanceGateway:
         budget: RateBudget | None = None,
         shared_backoff: SharedBackoff | None = None,
         limits_refresh: float = 60.0,
+        order_transport: str = "ws",
     ) -> None:
         if environment not in ("paper", "testnet", "live"):
             raise ConfigurationError(f"unknown exchange environment {environment!r}")
         if environment == "paper" and not api_url:
             raise ConfigurationError("the paper exchange needs its API URL")
+        if order_transport not in ("ws", "rest"):
+            raise ConfigurationError(f"unknown order transport {order_transport!r}")
         self.environment = environment
         self.api_url = api_url
         self.ws_api_url = ws_api_url
@@ -146,11 +156,16 @@ class BinanceGateway:
         # lower them, and a limit read during a squeeze must not pace us for ever.
         self.limits_refresh = limits_refresh
         self._limits_read_at: float | None = None
+        # Orders (place, cancel, status) over one WS-API connection for every account,
+        # opened on the first order; REST when it is down or order_transport is "rest".
+        self.order_transport = order_transport
+        self._ws_api: WsApiClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> BinanceGateway:
         """Build the gateway the settings ask for (ConfigurationError if they do not add up)."""
         environment, api_url, ws_api_url = resolve_endpoints(settings)
+        kwargs.setdefault("order_transport", settings.order_transport)
         return cls(environment, api_url, ws_api_url, **kwargs)
 
     @property
@@ -210,11 +225,30 @@ class BinanceGateway:
         client.close_connection()
 
     def close(self) -> None:
-        """Close every HTTP session the gateway opened."""
+        """Close every HTTP session and the WS-API connection the gateway opened."""
         with self._clients_lock:
             clients, self._clients = self._clients, []
+            ws_api, self._ws_api = self._ws_api, None
         for client in clients:
             client.close_connection()
+        if ws_api is not None:
+            ws_api.close()
+
+    def ws_api(self) -> WsApiClient | None:
+        """Return the orders' WS-API connection (opened and waited for on first use), or
+        None when orders go over REST only."""
+        url = self.ws_api_url or {"testnet": TESTNET_WS_API_URL,
+                                  "live": LIVE_WS_API_URL}.get(self.environment)
+        if self.order_transport != "ws" or url is None:
+            return None  # (a paper exchange whose WS-API URL is not known: REST)
+        ws_api = self._ws_api
+        if ws_api is None:
+            with self._clients_lock:
+                if self._ws_api is None:
+                    self._ws_api = WsApiClient(url, connect_timeout=self.timeout[0])
+                ws_api = self._ws_api
+            ws_api.start(wait=self.timeout[0])
+        return ws_api
 
     def sync_clock(self, client: Client) -> None:
         """Measure the offset between our clock and the exchange's (for -1021)."""
@@ -224,11 +258,18 @@ class BinanceGateway:
         client.timestamp_offset = self._timestamp_offset
 
     # ---- calls -----------------------------------------------------------------------
-    def _call(self, client: Client, what: str, fn: Callable[[], T], *, safe: bool) -> T:
+    def _call(self, client: Client, what: str, fn: Callable[[], T], *, safe: bool,
+              ws: tuple[str, dict[str, Any]] | None = None) -> T:
+        """Make one exchange call under the rate budget, mapping every failure to our errors.
+
+        `ws` = (WS-API method, params) sends it over the WS-API connection when there is one
+        (`fn`, the REST call, otherwise); both answer the same body.
+        """
         from adapters.platform.metrics import EXCHANGE_ERRORS, EXCHANGE_LATENCY
 
         account = str(getattr(client, "tl_account", "public"))
         attempts = self.retries + 1 if safe else 1
+        ws_api = self.ws_api() if ws is not None else None
         for attempt in range(attempts):
             error: ExchangeError
             try:
@@ -240,23 +281,27 @@ class BinanceGateway:
             started = time.perf_counter()
             client.response = None
             try:
+                if ws is not None and ws_api is not None:
+                    try:
+                        result, headers = ws_api.request(
+                            ws[0], self._ws_signed(client, ws[1]), self.timeout[1])
+                    except WsApiUnavailable:
+                        pass  # provably not sent: over REST below
+                    else:
+                        EXCHANGE_LATENCY.labels(what).observe(time.perf_counter() - started)
+                        self.budget.observe(account, headers)
+                        return result  # type: ignore[no-any-return]
                 result = fn()
                 EXCHANGE_LATENCY.labels(what).observe(time.perf_counter() - started)
                 self._observe(account, client.response)
                 return result
             except BinanceAPIException as exc:
-                status, code = int(exc.status_code), int(exc.code)
-                headers = _headers(exc.response)
-                self.budget.observe(account, headers)
-                if status in RATE_LIMIT_STATUSES or code in (
-                        BinanceErrorCode.TOO_MANY_REQUESTS, BinanceErrorCode.TOO_MANY_ORDERS):
-                    wait = self.budget.back_off(account, status, code, headers)
-                    if code == BinanceErrorCode.TOO_MANY_ORDERS or status == 429:
-                        self._load_limits_soon()
-                    error = ExchangeThrottled(code, str(exc.message), retry_after=wait,
-                                              httpStatus=status)
-                else:
-                    error = map_api_error(status, code, str(exc.message))
+                error = self._refusal(account, int(exc.status_code), int(exc.code),
+                                      str(exc.message), _headers(exc.response))
+            except WsApiError as exc:
+                error = self._refusal(account, exc.status, exc.code, exc.msg, exc.headers)
+            except WsApiNoAnswer as exc:  # sent, or maybe sent: an unknown outcome
+                error = ExchangeUnavailable(f"{what}: {exc}"[:300])
             except BinanceRequestException as exc:
                 error = ExchangeUnavailable(f"{what}: unreadable answer: {exc.message}"[:300])
             except requests.ConnectTimeout:
@@ -279,6 +324,25 @@ class BinanceGateway:
                 continue
             raise error
         raise AssertionError("unreachable")
+
+    def _refusal(self, account: str, status: int, code: int, message: str,
+                 headers: Mapping[str, str]) -> ExchangeError:
+        """Map an error answer (REST or WS-API alike); a 429/418 starts the back-off."""
+        self.budget.observe(account, headers)
+        if status in RATE_LIMIT_STATUSES or code in (
+                BinanceErrorCode.TOO_MANY_REQUESTS, BinanceErrorCode.TOO_MANY_ORDERS):
+            wait = self.budget.back_off(account, status, code, headers)
+            if code == BinanceErrorCode.TOO_MANY_ORDERS or status == 429:
+                self._load_limits_soon()
+            return ExchangeThrottled(code, message, retry_after=wait, httpStatus=status)
+        return map_api_error(status, code, message)
+
+    def _ws_signed(self, client: Client, params: dict[str, Any]) -> dict[str, Any]:
+        """Sign WS-API params with the client's keys and clock offset (never logged)."""
+        return sign_ws_params(
+            str(client.API_KEY), str(client.API_SECRET), params,
+            recv_window_ms=self.recv_window_ms,
+            timestamp_ms=int(time.time() * 1000 + client.timestamp_offset))
 
     def _observe(self, account: str, response: Any) -> None:
         headers = _headers(response)
@@ -349,7 +413,8 @@ class BinanceGateway:
         if request.stop_price is not None:
             params["stopPrice"] = _plain(request.stop_price)
         data = self._call(client, "submit order",
-                          lambda: client.create_order(**params), safe=False)
+                          lambda: client.create_order(**params), safe=False,
+                          ws=("order.place", params))
         fills = tuple(
             ExchangeFill(trade_id=str(f["tradeId"]), price=_decimal(f["price"]),
                          quantity=_decimal(f["qty"]), commission=_decimal(f["commission"]),
@@ -387,8 +452,9 @@ class BinanceGateway:
                      client_order_id: str) -> ExchangeOrderReport:
         """Cancel an open order by its clientOrderId (repeatable: a second one is -2011)."""
         client = self.client(credentials)
-        data = self._call(client, "cancel order", lambda: client.cancel_order(
-            symbol=symbol, origClientOrderId=client_order_id), safe=True)
+        params = {"symbol": symbol, "origClientOrderId": client_order_id}
+        data = self._call(client, "cancel order", lambda: client.cancel_order(**params),
+                          safe=True, ws=("order.cancel", params))
         return self._report(data, ())
 
     def query_order(self, credentials: ExchangeCredentials, symbol: str,
@@ -396,8 +462,9 @@ class BinanceGateway:
         """Return the order with all its trades, or None when the exchange has no such order."""
         client = self.client(credentials)
         try:
-            data = self._call(client, "query order", lambda: client.get_order(
-                symbol=symbol, origClientOrderId=client_order_id), safe=True)
+            params = {"symbol": symbol, "origClientOrderId": client_order_id}
+            data = self._call(client, "query order", lambda: client.get_order(**params),
+                              safe=True, ws=("order.status", params))
         except ExchangeRejected as exc:
             if exc.exchange_code == BinanceErrorCode.NO_SUCH_ORDER:
                 return None

@@ -24,8 +24,6 @@ one client's keys (it signs with them), so the subscription frames are written h
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -37,11 +35,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 from adapters.binance.enums import parse_status
 from adapters.binance.errors import BinanceErrorCode
+from adapters.binance.ws_api import sign_ws_params
 from commands.ports import ExchangeCredentials, ExchangeFill, ExchangeOrderReport
 from domain.errors import ExchangeKeysMissing
 
@@ -90,18 +88,10 @@ def balances_from_position(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 def signed_subscription(creds: ExchangeCredentials, request_id: str,
                         now_ms: int | None = None) -> dict[str, Any]:
-    """Build a `userDataStream.subscribe.signature` request signed with HMAC-SHA256.
-
-    The signature covers every parameter but itself, sorted by name and percent-encoded
-    (what the Testnet checks since 2025-12-17).
-    """
-    params: dict[str, Any] = {
-        "apiKey": creds.api_key, "recvWindow": RECV_WINDOW_MS,
-        "timestamp": int(time.time() * 1000) if now_ms is None else now_ms,
-    }
-    payload = urlencode(sorted((k, str(v)) for k, v in params.items()))
-    params["signature"] = hmac.new(creds.secret_key.encode(), payload.encode(),
-                                   hashlib.sha256).hexdigest()
+    """Build a `userDataStream.subscribe.signature` request signed with HMAC-SHA256."""
+    params = sign_ws_params(
+        creds.api_key, creds.secret_key, {}, recv_window_ms=RECV_WINDOW_MS,
+        timestamp_ms=int(time.time() * 1000) if now_ms is None else now_ms)
     return {"id": request_id, "method": "userDataStream.subscribe.signature", "params": params}
 
 

@@ -510,6 +510,9 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--no-bare", action="store_true",
                        help="skip the bare pipeline run")
     bench.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    bench.add_argument("--order-transport", choices=("ws", "rest"), default=None,
+                       help="the started system's TRADELEDGER_ORDER_TRANSPORT (default: its "
+                            "default, ws)")
     bench.set_defaults(func=cmd_bench)
 
 
@@ -524,7 +527,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print("starting a fresh system with `tradeledger up` in a temporary directory...",
               file=sys.stderr)
-        system = start_system(Path(tempfile.mkdtemp(prefix="tl-bench-")), with_dashboard=False)
+        settings = ({"ORDER_TRANSPORT": args.order_transport} if args.order_transport
+                    else None)
+        system = start_system(Path(tempfile.mkdtemp(prefix="tl-bench-")), with_dashboard=False,
+                              settings=settings)
         api_url = system.api_url
     roots = [system.process.pid] if system is not None else None
     postgres_dir = str(system.data_dir / "postgres") if system is not None else None
@@ -557,8 +563,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 baselines["Postgres single-row insert+commit"] = baseline_postgres(db)
             if broker:
                 baselines["Kafka produce (acks=all)"] = baseline_kafka(broker)
-        print(json.dumps(report(result, bare, baselines), indent=2) if args.json
-              else render(result, baselines, bare))
+        if args.json:
+            raw = report(result, bare, baselines)
+            if system is not None:
+                raw["orderTransport"] = args.order_transport or "ws"
+            print(json.dumps(raw, indent=2))
+        else:
+            print(render(result, baselines, bare))
         return 0
     finally:
         if system is not None:

@@ -25,6 +25,7 @@ from kafka.errors import KafkaError, OffsetOutOfRangeError
 from psycopg import sql
 
 from adapters.kafka.chain import Decision, decide
+from adapters.kafka.migration import EarlierTopic, earlier_topic
 from adapters.kafka.schema import (
     HEADER_EPOCH,
     HEADER_EVENT_TYPE,
@@ -33,6 +34,7 @@ from adapters.kafka.schema import (
     HEADER_PREV_NOTIFICATION_ID,
     header_int,
     header_str,
+    owns_partition,
 )
 from adapters.kafka.store import ensure_bus_tables, published_channel
 from adapters.kafka.topics import ensure_topic, never_auto_create
@@ -149,6 +151,8 @@ class ConsumerRunner:
         self._conn: psycopg.Connection[Any] | None = None
         self._consumer: KafkaConsumer | None = None
         self._positions: dict[int, Position] = {}
+        # The topic this consumer applied events from before this one, if any (migration).
+        self._earlier: EarlierTopic | None = None
         # Partitions read from offset 0 in this run: a suspicious record there is no reason
         # to rewind again. Only used for records without the chain header (older relays).
         self._from_start: set[int] = set()
@@ -207,7 +211,8 @@ class ConsumerRunner:
         if partitions is None:
             consumer.close()
             raise KafkaError(f"topic {self.topic} has no partitions")
-        self.partitions = sorted(p for p in partitions if p % self.instances == self.instance)
+        self.partitions = sorted(p for p in partitions
+                                 if owns_partition(p, self.instance, self.instances))
         self._consumer = consumer
         self._load_positions()
         tps = [TopicPartition(self.topic, p) for p in self.partitions]
@@ -225,7 +230,16 @@ class ConsumerRunner:
             (self.name, self.topic),
         ).fetchall()
         stored = {int(r[0]): Position(int(r[1]), int(r[2]), int(r[3])) for r in rows}
-        self._positions = {p: stored.get(p, Position()) for p in self.partitions}
+        # Moved over from an earlier topic: what was applied there is skipped here.
+        self._earlier = earlier_topic(self._conn, self.schema, self.name, self.topic)
+        floor = self._earlier.floor if self._earlier else 0
+        fresh = [p for p in self.partitions if p not in stored]
+        if self._earlier and fresh:
+            log.info("consumer %s starts partitions %s of %s after notification %d, and up "
+                     "to %d skips what it applied from %s", self.name, fresh, self.topic,
+                     floor, self._earlier.ceiling, self._earlier.topic)
+        self._positions = {p: stored.get(p, Position(notification_id=floor))
+                           for p in self.partitions}
         self._from_start = {p for p, pos in self._positions.items() if pos.kafka_offset == 0}
         self._unstored.clear()
 
@@ -422,7 +436,8 @@ class ConsumerRunner:
                         continue
                 unreadable.append((record, raw, notification_id, exc))
                 continue
-            if self._follows(tp, record, pos, envelope.notification_id, prev):
+            if self._follows(tp, record, pos, envelope.notification_id, prev) and not (
+                    self._earlier is not None and self._earlier.applied(envelope)):
                 due.append((envelope, record))
         return pos
 

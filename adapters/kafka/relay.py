@@ -24,7 +24,13 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 from psycopg import sql
 
-from adapters.kafka.schema import message_headers, partition_for, without_secrets
+from adapters.kafka.schema import (
+    KEY_SCHEME,
+    message_headers,
+    message_key,
+    partition_for,
+    without_secrets,
+)
 from adapters.kafka.store import (
     ensure_bus_tables,
     install_wake_trigger,
@@ -33,6 +39,7 @@ from adapters.kafka.store import (
 )
 from adapters.kafka.topics import admin_client, ensure_topic, never_auto_create, topic_partitions
 from adapters.platform.bootstrap import Runtime
+from adapters.platform.crypto import ConfigurationError
 from adapters.platform.metrics import RELAY_LAG, RELAY_PUBLISHED
 from adapters.postgres.envelopes import to_envelope
 from adapters.postgres.store import postgres_recorder
@@ -164,13 +171,25 @@ class Relay:
 
     def _load_state(self, conn: psycopg.Connection[Any]) -> RelayState:
         table = sql.Identifier(self.schema, "relay_positions")
-        conn.execute(sql.SQL("INSERT INTO {} (name, partition_offsets) VALUES (%s, %s) "
-                             "ON CONFLICT (name) DO NOTHING").format(table),
-                     (self.name, json.dumps([0] * self.partitions)))
+        conn.execute(sql.SQL("INSERT INTO {} (name, partition_offsets, key_scheme) "
+                             "VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING").format(table),
+                     (self.name, json.dumps([0] * self.partitions), KEY_SCHEME))
         row = conn.execute(sql.SQL("SELECT notification_id, epoch, partition_offsets, "
-                                   "partition_heads FROM {} WHERE name = %s").format(table),
-                           (self.name,)).fetchone()
+                                   "partition_heads, key_scheme FROM {} WHERE name = %s"
+                                   ).format(table), (self.name,)).fetchone()
         assert row is not None
+        if row[4] != KEY_SCHEME:
+            if int(row[0]):
+                # Continuing would mix two keyings in one topic: an account's events would
+                # no longer be in one partition, which the worker's ownership relies on.
+                raise ConfigurationError(
+                    f"topic {self.topic} was published keyed by {row[4]} id; this relay keys "
+                    f"events by {KEY_SCHEME} id: set TRADELEDGER_KAFKA_TOPIC to a new topic "
+                    "(the default is tradeledger.events.v2), which the relay fills from the "
+                    "event store and consumers move to without applying anything twice "
+                    "(docs/event-bus.md, 'Migrating to a new topic')")
+            conn.execute(sql.SQL("UPDATE {} SET key_scheme = %s WHERE name = %s").format(table),
+                         (KEY_SCHEME, self.name))
         offsets = list(row[2]) + [0] * max(0, self.partitions - len(row[2]))
         state = RelayState(int(row[0]), int(row[1]), [int(o) for o in offsets[:self.partitions]])
         heads = [int(h) for h in row[3]]
@@ -179,26 +198,38 @@ class Relay:
         elif len(heads) != self.partitions or any(h > state.notification_id for h in heads):
             # Stored by a relay from before the chain, or the position was moved back by
             # hand: the heads must be those at our position, or consumers would see gaps.
-            heads = self._rebuild_heads(conn, state.notification_id)
+            heads = self._rebuild_heads(state.notification_id)
         state.heads = heads
         log.info("relay %s resumes after notification %d (epoch %d)",
                  self.name, state.notification_id, state.epoch)
         return state
 
-    def _rebuild_heads(self, conn: psycopg.Connection[Any], up_to: int) -> list[int]:
-        """Compute each partition's last notification id at or below `up_to` from the store."""
+    def _rebuild_heads(self, up_to: int) -> list[int]:
+        """Compute each partition's last notification id at or below `up_to` from the store.
+
+        The key is the account id, which only the event's state names: the log is read
+        once up to `up_to` (a rare path: a table from before the chain, or a position moved
+        back by hand), converting only each aggregate's first event, since an aggregate
+        never changes account.
+        """
         log.warning("relay %s rebuilds its partition heads from the event store (up to %d)",
                     self.name, up_to)
         heads = [0] * self.partitions
-        with conn.transaction(), conn.cursor(name="relay_heads") as cursor:
-            cursor.itersize = 10_000
-            cursor.execute(sql.SQL("SELECT originator_id::text, max(notification_id) FROM {} "
-                                   "WHERE notification_id <= %s GROUP BY originator_id").format(
-                sql.Identifier(self.schema, self.events_table)), (up_to,))
-            for aggregate_id, notification_id in cursor:
-                # The key is the envelope's aggregateId: str(UUID), as uuid::text prints it.
-                partition = partition_for(aggregate_id.encode(), self.partitions)
-                heads[partition] = max(heads[partition], int(notification_id))
+        partition_of: dict[Any, int] = {}
+        start = 1
+        while start <= up_to:
+            rows = self.recorder.select_notifications(start=start, limit=self.batch_size,
+                                                      stop=up_to)
+            if not rows:
+                break
+            for row in rows:
+                partition = partition_of.get(row.originator_id)
+                if partition is None:
+                    key = message_key(to_envelope(self.app, row))
+                    partition = partition_of[row.originator_id] = partition_for(
+                        key, self.partitions)
+                heads[partition] = row.id  # ascending: the last one seen is the head
+            start = rows[-1].id + 1
         return heads
 
     def _store_state(self) -> None:
@@ -355,7 +386,7 @@ class Relay:
         sent: list[tuple[int, int, Any]] = []
         for row in rows:
             envelope = without_secrets(to_envelope(self.app, row))
-            key = envelope.aggregate_id.encode()
+            key = message_key(envelope)  # the account: its events stay in order together
             partition = partition_for(key, self.partitions)
             offset = expected[partition]
             expected[partition] += 1

@@ -1,4 +1,8 @@
-"""The public Kafka message: one EventEnvelope as JSON keyed by aggregate id.
+"""The public Kafka message: one EventEnvelope as JSON keyed by account id.
+
+Every event of one account (the Account's own and all its orders') is keyed by that account,
+so they travel in order in one partition, and the consumer instance that owns the partition
+owns the account (docs/scaling.md, "Partition by account").
 
 See docs/event-schema.md.
 """
@@ -7,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
+from uuid import UUID
 
 from kafka.partitioner.default import murmur2
 
@@ -49,6 +54,26 @@ def partition_for(key: bytes, partitions: int) -> int:
     """Pick the partition of a key exactly as Kafka's default (murmur2) partitioner does."""
     hashed: int = murmur2(key)
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+# How records are keyed (stored with the relay's position; adapters/kafka/migration.py).
+KEY_SCHEME = "account"
+
+
+def message_key(envelope: EventEnvelope) -> bytes:
+    """The record key of an envelope: its account id (an Account event's own id)."""
+    return envelope.account_id.encode()
+
+
+def account_partition(account_id: UUID | str, partitions: int) -> int:
+    """The partition that carries every event of an account (str(UUID) is the key's text)."""
+    return partition_for(str(account_id).encode(), partitions)
+
+
+def owns_partition(partition: int, instance: int, instances: int) -> bool:
+    """Static scale-out: instance i of n consumes the partitions p % n == i (and so owns the
+    accounts whose events travel in them)."""
+    return partition % instances == instance
 
 
 def message_headers(envelope: EventEnvelope, epoch: int, expected_offset: int,

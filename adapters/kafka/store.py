@@ -20,6 +20,11 @@ _TABLES = (
     # Tables created before the chain headers existed; the relay rebuilds the heads.
     """ALTER TABLE {schema}.relay_positions
         ADD COLUMN IF NOT EXISTS partition_heads jsonb NOT NULL DEFAULT '[]'""",
+    # How the relay keyed the topic's records. Rows from before it are a topic keyed by
+    # aggregate id; a relay of this code publishes keyed by account id ("account") and
+    # refuses to continue an "aggregate" topic (adapters/kafka/migration.py).
+    """ALTER TABLE {schema}.relay_positions
+        ADD COLUMN IF NOT EXISTS key_scheme text NOT NULL DEFAULT 'aggregate'""",
     """CREATE TABLE IF NOT EXISTS {schema}.consumer_positions (
         consumer text NOT NULL,
         topic text NOT NULL,

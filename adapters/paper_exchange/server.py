@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
@@ -36,6 +36,7 @@ from adapters.paper_exchange.store import Store
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+R = TypeVar("R")
 DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 INT_RANGE = r"^[0-9]{1,20}$"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
@@ -50,7 +51,10 @@ ORDER_COUNTS = web.RequestKey("order_counts", tuple)  # set by POST order for th
 WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "uiKlines": 2,
            "avgPrice": 2, "allOrders": 20, "account": 20, "openOrderList": 6}
 WS_WEIGHTS = {"ping": 1, "time": 1, "userDataStream.subscribe.signature": 2,
-              "userDataStream.unsubscribe": 2, "session.subscriptions": 2}
+              "userDataStream.unsubscribe": 2, "session.subscriptions": 2,
+              "order.place": 1, "order.cancel": 1, "order.status": 4}
+# The WS-API's trading methods, served as REST's /api/v3/order (its faults included).
+WS_ORDER_METHODS = frozenset({"order.place", "order.cancel", "order.status"})
 
 
 def now_ms() -> int:
@@ -112,6 +116,8 @@ class _UserSession:
     ip: str
     subscriptions: dict[int, str] = field(default_factory=dict)
     next_id: int = 0
+    # Requests answered later (a fault holds them): cancelled when the connection closes.
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class PaperExchange:
@@ -284,23 +290,37 @@ class PaperExchange:
 
     @web.middleware
     async def _faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        fault = self.fault
-        if not fault.applies(request.path):
+        if not self.fault.applies(request.path):
             return await handler(request)
-        response: web.StreamResponse | None = None
-        if fault.execute:
+
+        async def run() -> web.StreamResponse:
             try:
-                response = await handler(request)
+                return await handler(request)
             except e.BinanceError as err:
-                response = web.json_response(err.body(), status=err.status)
+                return web.json_response(err.body(), status=err.status)
+
+        return await self._faulted(
+            run, lambda err: web.json_response(err.body(), status=err.status))
+
+    async def _faulted(self, run: Callable[[], Awaitable[R]],
+                          fail: Callable[[e.BinanceError], R]) -> R:
+        """Answer a request hit by the fault in force, the same for REST and the WS-API.
+
+        `run` executes the request (when the fault says it executes) and returns its answer;
+        `fail` turns the fault's error into an answer.
+        """
+        fault = self.fault
+        response: R | None = None
+        if fault.execute:
+            response = await run()
         if fault.mode == "hang":
             await asyncio.sleep(max(0.0, fault.until - time.monotonic()))
             if response is not None:
                 return response
-            return web.json_response(e.error(e.BACKEND_TIMEOUT).body(), status=503)
+            return fail(e.error(e.BACKEND_TIMEOUT, 503))
         if fault.mode == "timeout":
-            return web.json_response(e.error(e.BACKEND_TIMEOUT).body(), status=408)
-        return web.json_response(e.error(e.SERVICE_UNAVAILABLE).body(), status=503)
+            return fail(e.error(e.BACKEND_TIMEOUT, 408))
+        return fail(e.error(e.SERVICE_UNAVAILABLE, 503))
 
     def _admin_refusal(self, request: web.Request) -> str | None:
         """Say why an admin request is refused, or None to let it through.
@@ -444,6 +464,12 @@ class PaperExchange:
     async def new_order(self, request: web.Request) -> web.Response:
         """POST /api/v3/order: MARKET, LIMIT, LIMIT_MAKER, STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT."""
         account, params = await self._signed(request)
+        req, resp_type = self._order_request(params)
+        request[ORDER_COUNTS] = self.limiter.order(request.remote or "", account.api_key)
+        return web.json_response(self._new_order(account, req, resp_type))
+
+    def _order_request(self, params: dict[str, str]) -> tuple[OrderRequest, str]:
+        """Read a new order's parameters (REST and WS-API alike) and its response type."""
         symbol = self._symbol(params)
         assert symbol is not None
         for name in ("side", "type"):
@@ -452,7 +478,7 @@ class PaperExchange:
         resp_type = params.get("newOrderRespType") or "FULL"
         if resp_type not in ("ACK", "RESULT", "FULL"):
             raise e.illegal("newOrderRespType", "ACK, RESULT, FULL")
-        req = OrderRequest(
+        return OrderRequest(
             symbol=symbol, side=params["side"].upper(), type=params["type"].upper(),
             time_in_force=params.get("timeInForce") or None,
             quantity=_decimal(params, "quantity"),
@@ -460,17 +486,19 @@ class PaperExchange:
             price=_decimal(params, "price"),
             client_order_id=params.get("newClientOrderId") or None,
             stop_price=_decimal(params, "stopPrice"),
-        )
-        request[ORDER_COUNTS] = self.limiter.order(request.remote or "", account.api_key)
+        ), resp_type
+
+    def _new_order(self, account: Account, req: OrderRequest, resp_type: str) -> Any:
+        """Execute a counted new order and return its answer (503 -1007 while `late`)."""
         if self.late.active:
             self._place_late(account, req, self.late.delay_ms / 1000)
-            return _error_response(e.error(e.BACKEND_TIMEOUT, 503))
+            raise e.error(e.BACKEND_TIMEOUT, 503)
         order, fills = self._place(account, req)
         if resp_type == "ACK":
-            return web.json_response(formats.order_ack(order))
+            return formats.order_ack(order)
         if resp_type == "RESULT":
-            return web.json_response(formats.order_result(order))
-        return web.json_response(formats.order_full(order, fills))
+            return formats.order_result(order)
+        return formats.order_full(order, fills)
 
     async def new_oco(self, request: web.Request) -> web.Response:
         """POST /api/v3/orderList/oco: a LIMIT_MAKER or TAKE_PROFIT_LIMIT leg and a
@@ -577,18 +605,23 @@ class PaperExchange:
     async def query_order(self, request: web.Request) -> web.Response:
         """GET /api/v3/order by orderId or origClientOrderId."""
         account, params = await self._signed(request)
+        return web.json_response(self._query_order(account, params))
+
+    def _query_order(self, account: Account, params: dict[str, str]) -> Any:
         symbol, order_id, client_id = self._order_ref(params)
-        order = self.engine.get_order(account, symbol, order_id, client_id)
-        return web.json_response(formats.order_status(order))
+        return formats.order_status(self.engine.get_order(account, symbol, order_id, client_id))
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         """DELETE /api/v3/order by orderId or origClientOrderId."""
         account, params = await self._signed(request)
+        return web.json_response(self._cancel_order(account, params))
+
+    def _cancel_order(self, account: Account, params: dict[str, str]) -> Any:
         symbol, order_id, client_id = self._order_ref(params)
         cancel_id = params.get("newClientOrderId") or None
         order = self.engine.cancel_order(account, symbol, order_id, client_id, cancel_id)
-        return web.json_response(formats.order_canceled(
-            order, order.client_order_id, cancel_id or order.client_order_id, now_ms()))
+        return formats.order_canceled(
+            order, order.client_order_id, cancel_id or order.client_order_id, now_ms())
 
     async def open_orders(self, request: web.Request) -> web.Response:
         """GET /api/v3/openOrders."""
@@ -696,10 +729,10 @@ class PaperExchange:
             return self.market.ticker_event(symbol.upper(), now)
         return self.market.kline_event(symbol.upper(), kind.removeprefix("kline_"), now)
 
-    # -- WS-API (user-data stream) --------------------------------------------------------
+    # -- WS-API (user-data stream and trading) --------------------------------------------
 
     async def ws_api(self, request: web.Request) -> web.StreamResponse:
-        """Serve the WS-API subset python-binance uses for the spot user-data stream."""
+        """Serve the WS-API's user-data stream methods and order.place / cancel / status."""
         # No permessage-deflate: on a local socket compressing every event costs both ends
         # CPU for nothing (Binance may offer it; clients must work either way).
         ws = web.WebSocketResponse(heartbeat=30, compress=False)
@@ -712,9 +745,13 @@ class PaperExchange:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 followed = set(session.subscriptions.values())
-                _put(session.queue, json.dumps(self._ws_api_call(msg.data, session)))
+                answer = self._ws_api_call(msg.data, session)
+                if answer is not None:  # None: a fault answers it later
+                    _put(session.queue, json.dumps(answer))
                 self._refollow(session, followed)
         finally:
+            for task in list(session.pending):
+                task.cancel()
             self._sessions.discard(session)
             followed = set(session.subscriptions.values())
             session.subscriptions.clear()
@@ -747,7 +784,7 @@ class PaperExchange:
                 if key == api_key:  # as json.dumps({"subscriptionId": sid, "event": event})
                     _put(session.queue, f'{{"subscriptionId": {sid}, "event": {data}}}')
 
-    def _ws_api_call(self, data: str, session: _UserSession) -> dict[str, Any]:
+    def _ws_api_call(self, data: str, session: _UserSession) -> dict[str, Any] | None:
         try:
             msg = json.loads(data)
             req_id, method = msg.get("id"), msg["method"]
@@ -760,13 +797,18 @@ class PaperExchange:
             used = self.limiter.weight(session.ip, WS_WEIGHTS.get(str(method), 1))
         except e.BinanceError as err:
             return _ws_error(req_id, err, self.limiter.used_weight(session.ip))
+        if method in WS_ORDER_METHODS:
+            if self.fault.applies("/api/v3/order"):
+                self._ws_order_faulted(req_id, str(method), params, session, used)
+                return None
+            return self._ws_order(req_id, str(method), params, session, used)
         try:
             if method == "ping":
                 result: Any = {}
             elif method == "time":
                 result = {"serverTime": now_ms()}
             elif method == "userDataStream.subscribe.signature":
-                account = self._ws_signed(params)
+                account, _ = self._ws_signed(params)
                 sid = session.next_id
                 session.next_id += 1
                 session.subscriptions[sid] = account.api_key
@@ -790,8 +832,54 @@ class PaperExchange:
         return {"id": req_id, "status": 200, "result": result,
                 "rateLimits": _ws_rate_limits(used, self.limiter.settings.weight_per_minute)}
 
-    def _ws_signed(self, params: dict[str, Any]) -> Account:
-        """Check a WS-API signature: HMAC over the other params sorted by name."""
+    def _ws_order(self, req_id: Any, method: str, params: dict[str, Any],
+                  session: _UserSession, used: int) -> dict[str, Any]:
+        """Answer order.place / order.cancel / order.status as REST's /api/v3/order.
+
+        The same checks, engine calls and errors; `rateLimits` carries the request weight
+        and, for order.place, the account's ORDERS counts (REST's X-MBX-* headers).
+        """
+        settings = self.limiter.settings
+        counts: tuple[int, int] | None = None
+        try:
+            account, fields = self._ws_signed(params)
+            if method == "order.place":
+                req, resp_type = self._order_request(fields)
+                counts = self.limiter.order(session.ip, account.api_key)
+                result = self._new_order(account, req, resp_type)
+            elif method == "order.cancel":
+                result = self._cancel_order(account, fields)
+            else:
+                result = self._query_order(account, fields)
+        except e.BinanceError as err:
+            answer = _ws_error(req_id, err, used, settings.weight_per_minute)
+            if counts is not None:
+                answer["rateLimits"] = _ws_rate_limits(used, settings.weight_per_minute,
+                                                       counts, settings)
+            return answer
+        return {"id": req_id, "status": 200, "result": result,
+                "rateLimits": _ws_rate_limits(used, settings.weight_per_minute, counts,
+                                              settings)}
+
+    def _ws_order_faulted(self, req_id: Any, method: str, params: dict[str, Any],
+                          session: _UserSession, used: int) -> None:
+        """Answer an order method hit by a fault as REST would (later, for a hang)."""
+        limit = self.limiter.settings.weight_per_minute
+
+        async def run() -> dict[str, Any]:
+            return self._ws_order(req_id, method, params, session, used)
+
+        async def answer() -> None:
+            reply = await self._faulted(run, lambda err: _ws_error(req_id, err, used, limit))
+            _put(session.queue, json.dumps(reply))
+
+        task = asyncio.get_running_loop().create_task(answer())
+        session.pending.add(task)
+        task.add_done_callback(session.pending.discard)
+
+    def _ws_signed(self, params: dict[str, Any]) -> tuple[Account, dict[str, str]]:
+        """Check a WS-API signature (HMAC over the other params sorted by name); return the
+        account and the params as strings."""
         key = str(params.get("apiKey", ""))
         account = self.engine.accounts.get(key)
         if account is None:
@@ -813,7 +901,7 @@ class PaperExchange:
             raise e.error(e.AHEAD_OF_SERVER)
         if now - timestamp > recv_window:
             raise e.error(e.OUTSIDE_RECV_WINDOW)
-        return account
+        return account, fields
 
     # -- admin ----------------------------------------------------------------------------
 
@@ -1000,9 +1088,18 @@ async def _drain(queue: asyncio.Queue[str], ws: web.WebSocketResponse) -> None:
             await ws.send_str(await queue.get())
 
 
-def _ws_rate_limits(used: int, limit: int) -> list[dict[str, Any]]:
-    return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-             "limit": limit, "count": used}]
+def _ws_rate_limits(used: int, limit: int, counts: tuple[int, int] | None = None,
+                    settings: LimitSettings | None = None) -> list[dict[str, Any]]:
+    """Return a WS-API answer's `rateLimits`: the weight, and the ORDERS counts if given."""
+    limits: list[dict[str, Any]] = [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+         "limit": limit, "count": used}]
+    if counts is not None and settings is not None:
+        limits.append({"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+                       "limit": settings.orders_per_10s, "count": counts[0]})
+        limits.append({"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
+                       "limit": settings.orders_per_day, "count": counts[1]})
+    return limits
 
 
 def _ws_error(req_id: Any, err: e.BinanceError, used: int = 0,

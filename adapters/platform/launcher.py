@@ -35,12 +35,17 @@ class RunningSystem:
 
 
 def start_system(data_dir: Path, *, with_dashboard: bool = True,
-                 timeout: float = 150.0) -> RunningSystem:
-    """Run `tradeledger up` and wait until the API says it is ready."""
+                 timeout: float = 150.0, settings: dict[str, str] | None = None) -> RunningSystem:
+    """Run `tradeledger up` and wait until the API says it is ready.
+
+    The caller's TRADELEDGER_* environment is not passed on; `settings` ({"ORDER_TRANSPORT":
+    "rest"}) sets TRADELEDGER_<NAME> for the system explicitly.
+    """
     api_port, dashboard_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADELEDGER_")}
     env["PYTHONPATH"] = str(ROOT)
     env["TRADELEDGER_DATA_DIR"] = str(data_dir)
+    env.update({f"TRADELEDGER_{name}": value for name, value in (settings or {}).items()})
     log_path = data_dir / "up.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "adapters.cli", "up", "--api-port", str(api_port),

@@ -31,7 +31,11 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     kafka_bootstrap_servers: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset = embedded Tansu broker.")
-    kafka_topic: str = "tradeledger.events"
+    kafka_topic: str = Field(
+        default="tradeledger.events.v2",
+        description="The topic carrying every event, keyed by account id (v2: the old "
+                    "`tradeledger.events` was keyed by aggregate id; docs/event-bus.md "
+                    "says how consumers move over).")
     kafka_partitions: int = Field(default=6, ge=1, le=1024)
     relay_linger_ms: float = Field(
         default=10.0, ge=0, le=1000,
@@ -42,6 +46,10 @@ class Settings(BaseSettings):
         default="paper", description="Which exchange the worker trades on.")
     allow_live_trading: bool = Field(
         default=False, description="Must be true as well as exchange=live to trade real money.")
+    order_transport: Literal["ws", "rest"] = Field(
+        default="ws",
+        description="How the worker places, cancels and queries orders: ws = one WS-API "
+                    "connection (REST while it is down), rest = REST only.")
     paper_exchange_url: str | None = Field(
         default=None, description="Base URL of a running paper exchange; unset = start one.")
     paper_exchange_port: int = 0

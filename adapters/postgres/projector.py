@@ -10,7 +10,10 @@ an event twice:
 - positions_view and position_history: a fill is applied exactly when position_history has
   a row at its notification id. Once per batch, the fills in trades_view without one fold
   from the history row before the oldest of them, over every fill since, in notification
-  order (events of different orders can arrive out of order across partitions);
+  order. Events are keyed by account, so an account's fills arrive in store order and
+  that is just the new fills; the refold of later ones stays for the fills that can still
+  come late: a retried dead letter, and the move from the aggregate-keyed topic (its
+  consumer may have applied a later fill of an account before an earlier one);
 - audit_chain: extended from the event store up to the batch's newest notification id.
 Change rows go to view_changes and a NOTIFY on CHANGES_CHANNEL, which Postgres delivers on
 commit only. Under the consumer framework the projector stages each event and flushes once
@@ -474,10 +477,11 @@ class Projector:
         if oldest is None:
             return  # every fill was applied before (a re-delivery)
         # Fold from the position after the fill before the oldest unapplied one, over every
-        # fill since: usually just the new fills; when an older fill arrives late (fills of
-        # different orders travel in different partitions) also the later ones it changes,
-        # never the account's whole history. Without such a row (the first fill, or fills
-        # from before position_history existed) fold every fill.
+        # fill since: usually just the new fills (an account's events share a partition);
+        # when an older fill arrives late (a retried dead letter, the move from the old
+        # topic) also the later ones it changes, never the account's whole history. Without
+        # such a row (the first fill, or fills from before position_history existed) fold
+        # every fill.
         cur.execute(sql["history_before"], (account_id, symbol, oldest))
         base = cur.fetchone()
         # Without a base, last_notification_id 0 takes every fill (ids start at 1).

@@ -36,6 +36,7 @@ from uuid import UUID
 import psycopg
 
 from adapters.binance.gateway import BinanceGateway
+from adapters.kafka.schema import account_partition, owns_partition
 from adapters.platform.bootstrap import Runtime
 from adapters.platform.settings import get_settings
 from adapters.postgres.backoff import PgSharedBackoff
@@ -453,6 +454,7 @@ class ExecutionWorker:
         lanes: int = DEFAULT_LANES,
         instance: int = 0,
         instances: int = 1,
+        partitions: int | None = None,
         follow_streams: bool = True,
         sweep_interval: float = 15.0,
         stuck_after: float = 10.0,
@@ -463,6 +465,9 @@ class ExecutionWorker:
         self.gateway = gateway
         self.instance, self.instances = instance, instances
         settings = runtime.settings
+        # The topic's partition count: an account belongs to the instance that consumes its
+        # partition (_owns).
+        self.partitions = partitions or settings.kafka_partitions
         self.paper_keys = (PaperKeys(self.app, settings.paper_exchange_url)
                            if gateway.environment == "paper" and settings.paper_exchange_url
                            else None)
@@ -560,8 +565,16 @@ class ExecutionWorker:
                 if left:
                     self._inflight[order_id] = left
 
-    def _owns(self, key: UUID) -> bool:
-        return key.int % self.instances == self.instance
+    def _owns(self, account_id: UUID) -> bool:
+        """Whether this instance owns the account, and with it the account's orders.
+
+        It is the instance whose consumer reads the account's partition (`p % N == i`, as
+        ConsumerRunner assigns them; every event is keyed by its account): the one that sees
+        the account's OrderPlaced also follows its user-data stream, so an exchange report
+        reaches the process that recorded the order (docs/scaling.md).
+        """
+        return owns_partition(account_partition(account_id, self.partitions), self.instance,
+                              self.instances)
 
     # ---- the EventHandler ---------------------------------------------------------------
     def handle(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None:
@@ -677,8 +690,8 @@ class ExecutionWorker:
     def reconcile_all(self, wait: bool = True, timeout: float = 120.0) -> list[DriveResult]:
         """Reconcile every open order of this instance's share with the exchange."""
         results: list[DriveResult] = []
-        for order_id in self.index.refresh():
-            if self._owns(order_id):
+        for order_id, account_id in self.index.refresh().items():
+            if self._owns(account_id):
                 self._submit(order_id, self._reconcile, order_id, results if wait else None)
         if wait:
             self.lanes.wait_idle(timeout)
@@ -693,7 +706,7 @@ class ExecutionWorker:
         count = 0
         now = time.time()
         for order_id, account_id in self.index.refresh().items():
-            if (not self._owns(order_id) or order_id in self._inflight
+            if (not self._owns(account_id) or order_id in self._inflight
                     or order_id in self.rechecks):
                 continue  # in hand, or due to be driven again by its own recheck
             try:
@@ -733,7 +746,8 @@ def run_worker(instance: int | None = None, instances: int | None = None,
         assert settings.kafka_bootstrap_servers is not None  # checked above
         gateway = BinanceGateway.from_settings(settings)
         with open_runtime(settings) as rt:
-            worker = ExecutionWorker(rt, gateway, lanes=lanes, instance=index, instances=count)
+            worker = ExecutionWorker(rt, gateway, lanes=lanes, instance=index, instances=count,
+                                     partitions=settings.kafka_partitions)
             runner = ConsumerRunner(
                 database_url=rt.database_url, schema=settings.database_schema,
                 bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -618,7 +618,7 @@ def kafka_messages(env: dict[str, str]) -> list[bytes]:
     """Every message of the events topic, read from the start with manual assignment."""
     from kafka import KafkaConsumer, TopicPartition
 
-    topic = env.get("TRADELEDGER_KAFKA_TOPIC", "tradeledger.events")
+    topic = env.get("TRADELEDGER_KAFKA_TOPIC", "tradeledger.events.v2")
     consumer = KafkaConsumer(bootstrap_servers=env["TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS"],
                              enable_auto_commit=False, group_id=None,
                              auto_offset_reset="earliest")

@@ -24,12 +24,16 @@ pytestmark = pytest.mark.integration
 D = Decimal
 
 
-@pytest.fixture
-def gateway(paper_exchange) -> Iterator[BinanceGateway]:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["ws", "rest"])
+def gateway(paper_exchange, request) -> Iterator[BinanceGateway]:  # type: ignore[no-untyped-def]
+    """The gateway with orders over the WS-API connection, and over REST only."""
     paper_exchange.clear_faults()
     gw = BinanceGateway("paper", paper_exchange.api_url, paper_exchange.ws_api_url,
-                        backoff=0.05, timeout=(1.0, 1.5))
+                        backoff=0.05, timeout=(1.0, 1.5), order_transport=request.param)
     yield gw
+    ws_api = gw.ws_api()
+    # The WS variant really went over the WS-API (no silent fall back to REST).
+    assert ws_api is None or ws_api.connections_opened <= 1
     gw.close()
     paper_exchange.clear_faults()
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
 
-from commands.execution import NOT_SENT_CODE, exchange_client_order_id
+from commands.execution import (
+    NOT_SENT_CODE,
+    exchange_client_order_id,
+    order_id_from_client_order_id,
+)
 from commands.messages import (
     ConnectExchangeKeys,
     RecordSubmission,
@@ -194,3 +199,96 @@ def test_balances_are_recorded_once_the_read_model_appears(stack: Stack) -> None
                                 (account,)).fetchone() is not None
 
     wait_for(recorded, 5, "balances after the table appeared")
+
+
+def test_two_instances_each_hear_the_reports_of_exactly_the_orders_they_drive(
+        stack: Stack) -> None:
+    """Partition by account: the instance whose consumer reads an account's partition
+    follows its user-data stream and drives its orders, so no report lands on an instance
+    that did not record the order (before, orders went by order id and streams by account
+    id, and about half the reports did)."""
+    from adapters.kafka.consumer import ConsumerRunner
+    from adapters.kafka.relay import Relay
+    from adapters.processes.worker import ExecutionWorker
+
+    workers = [stack.worker]
+    stack.worker.instance, stack.worker.instances = 0, 2
+    workers.append(ExecutionWorker(stack.rt, stack.gateway, lanes=4, instance=1, instances=2,
+                                   sweep_interval=1.0, stuck_after=3.0))
+    driven: list[set[uuid.UUID]] = [set(), set()]
+    heard: list[list[tuple[uuid.UUID, uuid.UUID]]] = [[], []]
+    for i, worker in enumerate(workers):
+        drive, report = worker._drive, worker._on_execution_report
+
+        def tracked_drive(order_id: uuid.UUID, i: int = i, drive: Any = drive) -> Any:
+            driven[i].add(order_id)
+            return drive(order_id)
+
+        def tracked_report(account_id: uuid.UUID, event: dict[str, Any], i: int = i,
+                           report: Any = report) -> None:
+            order_id = order_id_from_client_order_id(str(event.get("c")))
+            if order_id is not None:
+                heard[i].append((account_id, order_id))
+            report(account_id, event)
+
+        worker._drive = tracked_drive  # type: ignore[method-assign]
+        worker._on_execution_report = tracked_report  # type: ignore[method-assign]
+        if worker.streams is not None:
+            worker.streams._on_report = tracked_report
+    try:
+        workers[1].start()
+        stack.worker.start()
+        stack.run(Relay(app=stack.app, database_url=stack.rt.database_url,
+                        bootstrap_servers=stack.bootstrap, topic=stack.topic, partitions=6,
+                        poll_interval=0.05).run)
+        for i, worker in enumerate(workers):
+            stack.run(ConsumerRunner(
+                database_url=stack.rt.database_url, schema=stack.rt.settings.database_schema,
+                bootstrap_servers=stack.bootstrap, topic=stack.topic, handler=worker,
+                instance=i, instances=2, poll_timeout_ms=20).run)
+        owner: dict[uuid.UUID, int] = {}
+        while min(sum(1 for o in owner.values() if o == i) for i in (0, 1)) < 2:
+            account_id = stack.account()
+            owner[account_id] = next(i for i, w in enumerate(workers) if w._owns(account_id))
+        accounts = list(owner)
+        orders = {stack.place(a, quantity="0.01"): a for a in accounts for _ in range(2)}
+        for order_id in orders:
+            stack.wait_status(order_id, OrderStatus.FILLED, timeout=30)
+    finally:
+        stack.stop.set()
+        for thread in stack.threads:
+            thread.join(10)
+        workers[1].stop()
+    for order_id, account_id in orders.items():
+        assert order_id in driven[owner[account_id]]
+        assert order_id not in driven[1 - owner[account_id]]
+    assert heard[0] and heard[1]
+    for i in (0, 1):
+        for account_id, order_id in heard[i]:
+            assert owner[account_id] == i and order_id in driven[i], (i, account_id, order_id)
+
+
+def test_ws_api_dropped_mid_submission_is_an_unknown_outcome_resolved_without_resending(  # type: ignore[no-untyped-def]
+        stack: Stack, paper_exchange) -> None:
+    from adapters.paper_exchange.runner import admin_get
+    from adapters.platform.metrics import EXCHANGE_ERRORS
+
+    stack.start()
+    account_id = stack.account()
+    wait_for(lambda: stack.app.get_account(account_id).has_exchange_keys, 10, "paper keys")
+    ws_api = stack.gateway.ws_api()
+    assert ws_api is not None and stack.gateway.order_transport == "ws"
+    unknown = EXCHANGE_ERRORS.labels("submit order", "exchange_unavailable")
+    before = unknown._value.get()
+    # The exchange executes the order and holds its answer; the connection then drops.
+    paper_exchange.set_fault("hang", 8.0, execute=True)
+    order_id = stack.place(account_id)
+    coid = exchange_client_order_id(order_id)
+    wait_for(lambda: bool(admin_get(paper_exchange.url, "/admin/orders?clientOrderId=" + coid)),
+             10, "the order on the exchange")
+    ws_api.drop()
+    paper_exchange.clear_faults()
+    order = stack.wait_status(order_id, OrderStatus.FILLED, timeout=30)
+    assert unknown._value.get() == before + 1  # the send got no answer
+    assert order.send_attempts == 1  # and was never sent again
+    assert len(stack.exchange_orders(order_id)) == 1
