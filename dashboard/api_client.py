@@ -6,6 +6,7 @@ server keeps no session of its own.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -16,11 +17,14 @@ TIMEOUT_SECONDS = 10.0
 class ApiClientError(Exception):
     """The API answered with an error (or could not be reached)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        # The API's error details: which field ("field", or "fields" for several) and more.
+        self.details: dict[str, Any] = details or {}
 
 
 class ApiClient:
@@ -38,9 +42,10 @@ class ApiClient:
         """Return the decoded JSON body, or raise ApiClientError with the API's message."""
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    def post(self, path: str, body: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Any:
         """POST JSON; the decoded body (None when empty), or ApiClientError."""
-        return self.request("POST", path, body=body)
+        return self.request("POST", path, body=body, headers=headers)
 
     def put(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """PUT JSON; the decoded body (None when empty), or ApiClientError."""
@@ -51,12 +56,13 @@ class ApiClient:
         return self.request("DELETE", path)
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None) -> Any:
+                body: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> Any:
         """Send one request; the decoded JSON body (None when empty), or ApiClientError."""
         try:
-            with httpx.Client(base_url=self._base_url, headers=self._headers,
-                              timeout=TIMEOUT_SECONDS, transport=self._transport) as client:
-                response = client.request(method, path, params=params, json=body)
+            response = _shared_client(self._base_url, self._transport).request(
+                method, path, params=params, json=body,
+                headers={**self._headers, **(headers or {})})
         except httpx.HTTPError as exc:
             raise ApiClientError(0, "network", f"cannot reach the API ({type(exc).__name__})"
                                  ) from None
@@ -68,9 +74,28 @@ class ApiClient:
                 error = {}
             if not isinstance(error, dict):
                 error = {}
+            details = error.get("details")
             raise ApiClientError(response.status_code, str(error.get("code", "error")),
-                                 str(error.get("message") or response.reason_phrase))
+                                 str(error.get("message") or response.reason_phrase),
+                                 details if isinstance(details, dict) else None)
         return response.json() if response.content else None
+
+
+# One pooled client per API URL (and test transport) for the whole dashboard process: a new
+# httpx.Client per call built an SSL context and a TCP connection each time, which cost
+# more than the call itself on the order path. The token goes per request, never on it.
+_clients: dict[tuple[str, httpx.BaseTransport | None], httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared_client(base_url: str, transport: httpx.BaseTransport | None) -> httpx.Client:
+    key = (base_url, transport)  # the transport itself: an id could be reused
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None or client.is_closed:
+            client = _clients[key] = httpx.Client(base_url=base_url, timeout=TIMEOUT_SECONDS,
+                                                  transport=transport)
+        return client
 
 
 def token_of(auth: Any) -> str | None:

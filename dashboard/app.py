@@ -25,8 +25,10 @@ from dashboard import (
     grids,
     ids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
+    position_close,
     routing,  # noqa: F401 - imported for its @callbacks (pure routing, no API)
     summary,
+    ticket,
 )
 from dashboard.layout import TIMEFRAMES, serve_layout
 from dashboard.pages import PAGE_MODULES
@@ -82,6 +84,8 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     analytics_view.configure(api_url)
     audit_view.configure(api_url)
     summary.configure(api_url)
+    ticket.configure(api_url)
+    position_close.configure(api_url)
     _send_csp(app, browser_api)
     return app
 
@@ -160,38 +164,6 @@ def _register_clientside(app: dash.Dash) -> None:
         + [Output(f"tf-{v}", "className") for _, v in TIMEFRAMES],
         Input(ids.ROUTE, "data"), Input(ids.CHART_SETTINGS, "data"),
     )
-    cb(
-        _cs("ticketState"), Output("ticket-state", "data"),
-        Input("side-buy", "n_clicks"), Input("side-sell", "n_clicks"),
-        Input("type-market", "n_clicks"), Input("type-limit", "n_clicks"),
-        Input("qty-mode-amount", "n_clicks"), Input("qty-mode-pct", "n_clicks"),
-        State("ticket-state", "data"),
-    )
-    cb(
-        _cs("ticketView"),
-        Output("side-buy", "className"), Output("side-sell", "className"),
-        Output("type-market", "className"), Output("type-limit", "className"),
-        Output("qty-mode-amount", "className"), Output("qty-mode-pct", "className"),
-        Output("price-field", "style"), Output("pct-field", "style"),
-        Output("place-btn", "children"), Output("place-btn", "className"),
-        Input("ticket-state", "data"), Input(ids.ROUTE, "data"),
-    )
-    cb(_cs("pctToQty"), Output("ticket-qty", "value"),
-       Input("ticket-pct", "value"), Input("ticket-state", "data"),
-       State("ticket-price", "value"), State(ids.MARKET_STORE, "data"),
-       prevent_initial_call=True)
-    cb(_cs("ticketNumbers"), Output("ticket-available", "children"),
-       Output("ticket-total", "children"),
-       Input("ticket-qty", "value"), Input("ticket-price", "value"),
-       Input("ticket-state", "data"), Input(ids.MARKET_STORE, "data"))
-    cb(_cs("placeOrder"), Output("ticket-message", "children"),
-       Output("ticket-message", "className"), Output("qty-error", "children"),
-       Output("price-error", "children"), Output("confirm-box", "style"),
-       Output("confirm-text", "children"),
-       Input("place-btn", "n_clicks"), Input("confirm-yes", "n_clicks"),
-       Input("confirm-no", "n_clicks"), State("ticket-state", "data"),
-       State("ticket-qty", "value"), State("ticket-price", "value"), State(ids.ROUTE, "data"),
-       State(ids.MARKET_STORE, "data"), prevent_initial_call=True)
     cb(ClientsideFunction("session", "logout"), Output(ids.AUTH, "data", allow_duplicate=True),
        Input(ids.LOGOUT_BTN, "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))

@@ -15,7 +15,7 @@ from typing import Any
 import dash
 from dash import dcc, html
 
-from dashboard import ids, order_book, summary
+from dashboard import ids, order_book, position_close, summary, ticket
 from dashboard.grids import orders_grid, positions_grid, trades_grid
 
 DEFAULT_SYMBOL = "BTCUSDT"
@@ -33,7 +33,6 @@ def field(label: str, component: Any, hint: str | None = None) -> html.Label:
     return html.Label(children, className="field")
 
 
-_field = field  # the ticket's spelling, until it moves to its own module
 
 
 def header() -> html.Header:
@@ -72,74 +71,6 @@ def header() -> html.Header:
 
 
 
-def order_ticket() -> html.Div:
-    """Buy/Sell, Market/Limit, quantity by amount or % of balance, price, total, place."""
-    return html.Div(className="panel ticket", id="ticket", children=[
-        html.Div(className="seg side-seg", children=[
-            html.Button("Buy", id="side-buy", className="seg-btn buy active", n_clicks=0,
-                        title="Buy (B)"),
-            html.Button("Sell", id="side-sell", className="seg-btn sell", n_clicks=0,
-                        title="Sell (S)"),
-        ]),
-        html.Div(className="seg type-seg", children=[
-            html.Button("Market", id="type-market", className="seg-btn active", n_clicks=0,
-                        title="Market (M)"),
-            html.Button("Limit", id="type-limit", className="seg-btn", n_clicks=0,
-                        title="Limit (L)"),
-        ]),
-        _field("Symbol", dcc.Dropdown(id="symbol-select", options=[DEFAULT_SYMBOL],
-                                      value=DEFAULT_SYMBOL, clearable=False, searchable=True)),
-        html.Div(id="price-field", style={"display": "none"}, children=[
-            _field("Limit price", dcc.Input(id="ticket-price", type="text", inputMode="decimal",
-                                            placeholder="price", debounce=False)),
-            html.Div(id="price-error", className="field-error"),
-        ]),
-        html.Div(className="seg qty-mode", children=[
-            html.Button("Amount", id="qty-mode-amount", className="seg-btn small active",
-                        n_clicks=0),
-            html.Button("% of balance", id="qty-mode-pct", className="seg-btn small",
-                        n_clicks=0),
-        ]),
-        _field("Quantity", dcc.Input(id="ticket-qty", type="text", inputMode="decimal",
-                                     placeholder="quantity", debounce=False)),
-        html.Div(id="qty-error", className="field-error"),
-        html.Div(id="pct-field", style={"display": "none"}, children=[
-            dcc.Slider(id="ticket-pct", min=0, max=100, step=1, value=0,
-                       marks={0: "0%", 25: "25%", 50: "50%", 75: "75%", 100: "100%"},
-                       tooltip={"placement": "bottom", "always_visible": False}),
-            html.Div(className="pct-buttons", children=[
-                html.Button(f"{pct}%", id=f"pct-{pct}", className="btn tiny", n_clicks=0,
-                            **{"data-pct": str(pct)})
-                for pct in (10, 25, 50, 75, 100)
-            ]),
-        ]),
-        html.Div(className="ticket-row", children=[
-            html.Span("Available", className="muted"),
-            html.Span("—", id="ticket-available", className="mono"),
-        ]),
-        html.Div(className="ticket-row", children=[
-            html.Span("Total", className="muted"),
-            html.Span("—", id="ticket-total", className="mono"),
-        ]),
-        html.Button("Buy BTCUSDT", id="place-btn", className="btn buy wide", n_clicks=0,
-                    title="Place order (Shift+Enter)"),
-        # A fat-finger check: far from the market, or sent with Shift+Enter, asks first.
-        html.Div(id="confirm-box", className="confirm-box", style={"display": "none"},
-                 role="alertdialog", children=[
-            html.Div(id="confirm-text", className="confirm-text"),
-            html.Div(className="confirm-actions", children=[
-                html.Button("Place order", id="confirm-yes", className="btn small primary",
-                            n_clicks=0),
-                html.Button("Cancel", id="confirm-no", className="btn small", n_clicks=0),
-            ]),
-        ]),
-        html.Div(id="ticket-message", className="form-message", role="status"),
-        html.Div(id=ids.BALANCE_SOURCE, className="field-hint balance-source"),
-        html.P("Shortcuts: B buy · S sell · M market · L limit · Q quantity · "
-               "Shift+Enter place · 1-5 timeframe", className="field-hint shortcuts"),
-    ])
-
-
 def alerts_panel() -> html.Div:
     """Price alerts, stored on the server per account: "tell me when SYMBOL crosses PRICE"."""
     return html.Div(className="panel alerts", id=ids.ALERTS_PANEL, children=[
@@ -160,7 +91,8 @@ def trade_page() -> html.Div:
     return html.Div(id=ids.page("trade"), className="page trade-page", style={"display": "none"},
                     children=[
         html.Aside(className="left-col", children=[
-            order_ticket(),
+            ticket.layout(),
+            position_close.layout(),
             alerts_panel(),
             summary.layout(),
             order_book.layout(),
@@ -217,7 +149,6 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id=ids.ROUTE, data={"page": "login", "symbol": DEFAULT_SYMBOL}),
         # A sentence for the sign-in page from another page (the password changed).
         dcc.Store(id=ids.LOGIN_NOTICE),
-        dcc.Store(id="ticket-state", data={"side": "BUY", "type": "MARKET", "qtyMode": "amount"}),
         dcc.Store(id=ids.CHART_SETTINGS, storage_type="local",
                   data={"interval": "1m", "indicators": []}),
         dcc.Store(id=ids.ORDERS_STORE, data=[]),

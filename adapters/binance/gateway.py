@@ -489,11 +489,23 @@ class BinanceGateway:
 
     def account_balances(self, credentials: ExchangeCredentials) -> list[dict[str, Any]]:
         """Return the account's non-zero balances as [{asset, free, locked}]."""
+        return self.account_snapshot(credentials)[0]
+
+    def account_snapshot(self, credentials: ExchangeCredentials
+                         ) -> tuple[list[dict[str, Any]], dict[str, Decimal] | None]:
+        """Return the account's non-zero balances and its commission rates ({maker, taker}
+        as fractions, from `commissionRates`; None when the exchange sends none): one
+        GET /api/v3/account, as python-binance's `get_account`."""
         client = self.client(credentials)
         data = self._call(client, "account", lambda: client.get_account(
             omitZeroBalances="true"), safe=True)
-        return [{"asset": b["asset"], "free": _decimal(b["free"]),
-                 "locked": _decimal(b["locked"])} for b in data.get("balances", ())]
+        balances = [{"asset": b["asset"], "free": _decimal(b["free"]),
+                     "locked": _decimal(b["locked"])} for b in data.get("balances", ())]
+        rates = data.get("commissionRates")
+        commission = None
+        if isinstance(rates, dict) and "maker" in rates and "taker" in rates:
+            commission = {"maker": _decimal(rates["maker"]), "taker": _decimal(rates["taker"])}
+        return balances, commission
 
     def all_orders(self, credentials: ExchangeCredentials, symbol: str) -> list[dict[str, Any]]:
         """Return the exchange's raw order list for one symbol (diagnostics and tests)."""

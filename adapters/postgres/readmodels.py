@@ -172,6 +172,11 @@ def ddl(schema: str, tables: tuple[str, ...] | None = None, suffix: str = "") ->
             f"""CREATE TABLE IF NOT EXISTS {q}.balances_view (account_id uuid NOT NULL,
                 asset text NOT NULL, free numeric NOT NULL, locked numeric NOT NULL,
                 updated_at timestamptz NOT NULL, PRIMARY KEY (account_id, asset))""",
+            # The account's commission rates as the exchange last reported them (with a
+            # full balance snapshot): the ticket's expected fee.
+            f"""CREATE TABLE IF NOT EXISTS {q}.commission_view (account_id uuid PRIMARY KEY,
+                maker numeric NOT NULL, taker numeric NOT NULL,
+                updated_at timestamptz NOT NULL)""",
             f"""CREATE TABLE IF NOT EXISTS {q}.view_changes (seq bigserial PRIMARY KEY,
                 account_id uuid NOT NULL,
                 kind text NOT NULL CONSTRAINT view_changes_kind_check
@@ -274,12 +279,14 @@ def record_balances(
     balances: list[dict[str, Any]],
     schema: str | None = None,
     replace_all: bool = False,
+    commission: dict[str, Decimal] | None = None,
 ) -> None:
     """Record balances as the exchange reports them ({asset, free, locked[, updatedAt]}).
 
     Upserts the assets given; with `replace_all` (a full account snapshot) also removes
-    assets no longer reported. `schema` defaults to the settings' database schema. Runs in
-    the caller's transaction and emits no view change: balances are not an SSE kind.
+    assets no longer reported; `commission` ({maker, taker}) comes with such a snapshot.
+    `schema` defaults to the settings' database schema. Runs in the caller's transaction
+    and emits no view change: balances are not an SSE kind.
     """
     if schema is None:
         from adapters.platform.settings import get_settings
@@ -303,6 +310,13 @@ def record_balances(
             "free = excluded.free, locked = excluded.locked, updated_at = excluded.updated_at",
             rows,
         )
+        if commission is not None:
+            cur.execute(
+                f"INSERT INTO {q}.commission_view (account_id, maker, taker, updated_at) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (account_id) DO UPDATE SET "
+                "maker = excluded.maker, taker = excluded.taker, "
+                "updated_at = excluded.updated_at",
+                (str(account_id), commission["maker"], commission["taker"], now))
 
 
 # ---- the query side --------------------------------------------------------------------
@@ -522,6 +536,16 @@ class ReadModels:
             "WHERE account_id = %s ORDER BY asset", (str(account_id),))
         return [{"asset": a, "free": dec(f), "locked": dec(lk), "updatedAt": iso(u)}
                 for a, f, lk, u in rows]
+
+    def commission(self, account_id: UUID) -> dict[str, Any] | None:
+        """The account's commission rates as last reported, or None before the first."""
+        rows = self._fetch(
+            f"SELECT maker, taker, updated_at FROM {self._q}.commission_view "  # noqa: S608
+            "WHERE account_id = %s", (str(account_id),))
+        if not rows:
+            return None
+        maker, taker, updated = rows[0]
+        return {"maker": dec(maker), "taker": dec(taker), "updatedAt": iso(updated)}
 
     def analytics(self, account_id: UUID) -> dict:  # type: ignore[type-arg]
         """Dashboard analytics: the last 24 hours of minutes, all-time histograms."""

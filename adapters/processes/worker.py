@@ -29,6 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -410,14 +411,14 @@ class BalanceRecorder:
             for account_id in dirty:
                 try:
                     creds = self.credentials.credentials_for(account_id)
-                    self._write(account_id, self.gateway.account_balances(creds),
-                                replace_all=True)
+                    balances, commission = self.gateway.account_snapshot(creds)
+                    self._write(account_id, balances, replace_all=True, commission=commission)
                 except (ExchangeError, DomainError) as exc:
                     log.info("balances of account %s not refreshed: %s", account_id, exc)
             self._stop.wait(self.min_interval)
 
     def _write(self, account_id: UUID, balances: list[dict[str, Any]],
-               replace_all: bool) -> None:
+               replace_all: bool, commission: dict[str, Decimal] | None = None) -> None:
         if not self.enabled:
             return
         try:
@@ -425,7 +426,7 @@ class BalanceRecorder:
                 self._conn = psycopg.connect(self.database_url, autocommit=True)
             with self._conn.transaction():
                 record_balances(self._conn, account_id, balances, schema=self.schema,
-                                replace_all=replace_all)
+                                replace_all=replace_all, commission=commission)
         except psycopg.errors.UndefinedTable:
             # The read side owns its tables; until the projector has created balances_view,
             # balances are skipped (the next fill or stream connect records them again).

@@ -40,7 +40,6 @@
     } catch (e) {
       throw new ApiError(0, "network", "cannot reach the API");
     }
-    if (TL.onReachable) TL.onReachable();
     if (res.status === 401 && opts.auth !== false && opts.retry !== false) {
       if (await refreshSession()) return TL.api(path, Object.assign({}, opts, { retry: false }));
       TL.setSession(null);

@@ -143,7 +143,6 @@
     const titles = { live: "live", connecting: "reconnecting", down: "disconnected" };
     TL.setStore("live-status", { className: "live-dot " + status, title: titles[status] });
     TL.setStore("live-label", { children: status === "live" ? "live" : titles[status] });
-    if (status === "live" && TL.onLive) TL.onLive();
   }
 
   TL.userStream = new TL.LiveStream("user", {
@@ -164,7 +163,6 @@
       if (type === "ORDER_UPDATE" || (type === "message" && payload.orderId && payload.status)) {
         if (mergeOrder(payload)) {
           publishOrders();
-          if (TL.onOrderUpdate) TL.onOrderUpdate(orders.get(payload.orderId));
         }
         scheduleBalances();
       } else if (type === "TRADE") {

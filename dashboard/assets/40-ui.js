@@ -31,39 +31,6 @@
     return friendly(e.message);
   }
   TL.errorText = errorText;
-  // Which ticket field an API error is about ("quantity", "price"), if any.
-  function errorField(e) {
-    const d = (e && e.details) || {};
-    if (d.field) return d.field;
-    if (d.fields && d.fields.length === 1) return d.fields[0].field;
-    return null;
-  }
-
-  // ---------------------------------------------------------------- the ticket's message
-  /* The message follows the order it announced: sent -> on the book / filled / rejected
-   * (with the exchange's reason), so it never stays "sent" after the outcome. */
-  TL.ticketOrder = null;
-  function showTicket(text, kind) {
-    TL.setStore("ticket-message", { children: text, className: "form-message " + kind });
-  }
-  TL.onOrderUpdate = function (o) {
-    const t = TL.ticketOrder;
-    if (!t || !o || o.orderId !== t.orderId) return;
-    const what = o.side + " " + o.quantity + " " + o.symbol;
-    const st = String(o.status || "").toUpperCase();
-    const dp = TL.priceDp(o.symbol);
-    if (st === "FILLED") showTicket(what + " filled" + (o.averagePrice ? " at " + D.fixed(o.averagePrice, dp) : ""), "ok");
-    else if (st === "PARTIALLY_FILLED") showTicket(what + " partly filled", "ok");
-    else if (st === "NEW" || st === "ACCEPTED") showTicket(what + " is on the book at " + D.fixed(o.price, dp), "ok");
-    else if (st === "REJECTED") showTicket("Rejected: " + friendly(o.rejectReason || o.rejectCode || "the exchange refused the order"), "error");
-    else if (st === "CANCELED" || st === "EXPIRED") showTicket(what + " " + st.toLowerCase(), "pending");
-    else if (st === "SUBMITTED") showTicket(what + " sent to the exchange…", "pending");
-  };
-  // A "cannot reach the API" message goes once the API answers again (stream or request).
-  TL.onLive = TL.onReachable = function () {
-    if (TL.ticketNetworkError) { TL.ticketNetworkError = false; showTicket("", ""); }
-  };
-
   // ---------------------------------------------------------------- theme
   TL.applyTheme = function (theme) {
     document.body.classList.toggle("dark", theme === "dark");
@@ -81,14 +48,6 @@
     TL.setStore("alerts-refresh", { data: Date.now() });
   };
 
-  // ---------------------------------------------------------------- % buttons, keys
-  document.addEventListener("click", function (ev) {
-    const pct = ev.target.closest ? ev.target.closest("[data-pct]") : null;
-    if (pct) {
-      window.dash_clientside.set_props("ticket-pct", { value: Number(pct.getAttribute("data-pct")) });
-    }
-  });
-
   function typing(el) {
     if (!el) return false;
     const tag = (el.tagName || "").toUpperCase();
@@ -101,10 +60,10 @@
     if (page !== "trade" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     // Shift+Enter places the order even from the quantity field; nothing else fires while typing.
     if (ev.key === "Enter" && ev.shiftKey) {
-      // A keystroke is easy to hit by accident: it always asks before placing.
+      // A keystroke is easy to hit by accident: this button's callback (dashboard/ticket.py)
+      // always asks before placing.
       ev.preventDefault();
-      TL.confirmNext = true;
-      click("place-btn");
+      click("place-keyed");
       return;
     }
     if (typing(ev.target)) return;
@@ -204,139 +163,6 @@
         });
         settings.indicators = arguments[5] || [];
         return Object.assign({}, settings);
-      },
-
-      // The ticket's state lives in JS, not in the store's State: two quick shortcut presses
-      // would otherwise both start from the same stale state and the second would undo the first.
-      ticketState: function () {
-        const st = (TL.ticket = TL.ticket || { side: "BUY", type: "MARKET", qtyMode: "amount" });
-        const ctx = window.dash_clientside.callback_context;
-        ((ctx && ctx.triggered) || []).forEach(function (tr) {
-          const t = tr.prop_id.split(".")[0];
-          if (!tr.value) return;
-          if (t === "side-buy") st.side = "BUY";
-          if (t === "side-sell") st.side = "SELL";
-          if (t === "type-market") st.type = "MARKET";
-          if (t === "type-limit") st.type = "LIMIT";
-          if (t === "qty-mode-amount") st.qtyMode = "amount";
-          if (t === "qty-mode-pct") st.qtyMode = "percent";
-        });
-        return Object.assign({}, st);
-      },
-
-      ticketView: function (st, route) {
-        const sym = (route && route.symbol) || "";
-        const buy = st.side === "BUY";
-        return [
-          "seg-btn buy" + (buy ? " active" : ""), "seg-btn sell" + (!buy ? " active" : ""),
-          "seg-btn" + (st.type === "MARKET" ? " active" : ""), "seg-btn" + (st.type === "LIMIT" ? " active" : ""),
-          "seg-btn small" + (st.qtyMode === "amount" ? " active" : ""), "seg-btn small" + (st.qtyMode === "percent" ? " active" : ""),
-          { display: st.type === "LIMIT" ? "" : "none" }, { display: st.qtyMode === "percent" ? "" : "none" },
-          (buy ? "Buy " : "Sell ") + sym, "btn wide " + (buy ? "buy" : "sell"),
-        ];
-      },
-
-      // % of the available balance -> a quantity on the symbol's step (decimal maths).
-      pctToQty: function (pct, st, price, market) {
-        if (!st || st.qtyMode !== "percent" || pct === null || pct === undefined) return NO();
-        const m = market || {};
-        const rules = m.rules || {};
-        const bal = m.balances || {};
-        const px = D.parse(st.type === "LIMIT" && price ? price : m.price);
-        const step = D.parse(rules.stepSize || "0.00001");
-        let qty;
-        if (st.side === "BUY") {
-          const free = D.parse((bal[rules.quoteAsset || "USDT"] || {}).free || "0");
-          if (!px || px <= 0n) return NO();
-          qty = D.div(D.mul(free, D.parse(String(pct))) / 100n, px);
-        } else {
-          const free = D.parse((bal[rules.baseAsset] || {}).free || "0");
-          qty = D.mul(free, D.parse(String(pct))) / 100n;
-        }
-        qty = D.floorTo(qty, step);
-        return qty > 0n ? D.format(qty, D.decimals(rules.stepSize || "0.00001")) : "";
-      },
-
-      ticketNumbers: function (qty, price, st, market) {
-        const m = market || {};
-        const rules = m.rules || {};
-        const bal = m.balances || {};
-        const asset = st.side === "BUY" ? (rules.quoteAsset || "USDT") : rules.baseAsset;
-        let avail = "—";
-        if (m.balancesError) avail = "unavailable";
-        else if (bal[asset]) avail = D.fixed(bal[asset].free, st.side === "BUY" ? 2 : D.decimals(rules.stepSize || "0.00001")) + " " + asset;
-        else if (asset && Object.keys(bal).length) avail = "0 " + asset;
-        const q = D.parse(qty);
-        const p = D.parse(st.type === "LIMIT" ? price : m.price);
-        let total = "—";
-        if (q !== null && p !== null && q > 0n && p > 0n) {
-          total = (st.type === "MARKET" ? "≈ " : "") + D.fixed(D.format(D.mul(q, p)), 2) + " " + (rules.quoteAsset || "USDT");
-        }
-        return [avail, total];
-      },
-
-      // Outputs: message, its class, qty error, price error, confirm box style, its text.
-      placeOrder: async function (n, yes, no, st, qty, price, route, market) {
-        const trig = triggered();
-        const hide = { display: "none" };
-        if (!trig) return [NO(), NO(), NO(), NO(), NO(), NO()];
-        if (trig === "confirm-no") { TL.pendingOrder = null; return ["", "form-message", "", "", hide, ""]; }
-        let body;
-        if (trig === "confirm-yes") {
-          body = TL.pendingOrder;
-          TL.pendingOrder = null;
-          if (!body) return [NO(), NO(), NO(), NO(), hide, ""];
-        } else {
-          const confirmFirst = !!TL.confirmNext;
-          TL.confirmNext = false;
-          body = {
-            symbol: route.symbol, side: st.side, type: st.type, quantity: String(qty || "").trim(),
-            clientOrderId: "web-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8),
-          };
-          if (st.type === "LIMIT") { body.price = String(price || "").trim(); body.timeInForce = "GTC"; }
-          const q = D.parse(body.quantity);
-          if (!body.quantity) return ["", "form-message", "Enter a quantity.", "", hide, ""];
-          if (q === null || q <= 0n) return ["", "form-message", "Enter a quantity greater than zero, like 0.001.", "", hide, ""];
-          if (st.type === "LIMIT") {
-            const p = D.parse(body.price);
-            if (!body.price) return ["", "form-message", "", "Enter a limit price.", hide, ""];
-            if (p === null || p <= 0n) return ["", "form-message", "", "Enter a price greater than zero.", hide, ""];
-          }
-          /* Fat-finger check: a limit that would trade through the market by more than 5 %
-           * (buy above, sell below), or one more than 50 % away on the resting side (a digit
-           * too many or too few), asks first. */
-          const dp = TL.priceDp(body.symbol);
-          const mkt = D.parse((market || {}).price);
-          let warn = null;
-          if (st.type === "LIMIT" && mkt && mkt > 0n) {
-            const p = D.parse(body.price);
-            const off = D.div((p > mkt ? p - mkt : mkt - p) * 100n, mkt);
-            const crosses = (st.side === "BUY") === (p > mkt);
-            if (off > D.parse(crosses ? "5" : "50")) {
-              warn = "Your limit price " + D.fixed(body.price, dp) + " is " + D.fixed(D.format(off), 0) + "% " + (p > mkt ? "above" : "below") + " the market (" + D.fixed((market || {}).price, dp) + ").";
-            }
-          }
-          if (warn || confirmFirst) {
-            TL.pendingOrder = body;
-            const what = body.side + " " + body.quantity + " " + body.symbol + (body.price ? " at " + body.price : " at market");
-            return ["", "form-message", "", "", { display: "" }, (warn ? warn + " " : "") + "Place " + what + "?"];
-          }
-        }
-        try {
-          const res = await TL.api("/api/trading/orders", { method: "POST", body: body });
-          TL.loadBalances();
-          TL.ticketOrder = { orderId: res.orderId };
-          const known = TL.state.orders.get(res.orderId);
-          const msg = body.side + " " + body.quantity + " " + body.symbol + " sent (" + (res.status || "PENDING") + ")…";
-          if (known && known.status !== "PENDING") setTimeout(function () { TL.onOrderUpdate(known); }, 0);
-          return [msg, "form-message pending", "", "", hide, ""];
-        } catch (e) {
-          TL.ticketNetworkError = e.code === "network";
-          const field = errorField(e);
-          if (field === "quantity") return ["", "form-message", errorText(e), "", hide, ""];
-          if (field === "price") return ["", "form-message", "", errorText(e), hide, ""];
-          return [errorText(e), "form-message error", "", "", hide, ""];
-        }
       },
 
       theme: function (n) {

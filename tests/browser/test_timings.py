@@ -79,7 +79,8 @@ def test_time_two_tabs_agree(context: Any, page: Any, urls: Urls) -> None:
     record("two_tabs_agree", time.monotonic() - start)
 
 
-def _api_child(pid: int) -> Any:
+def api_child(pid: int) -> Any:
+    """The `tradeledger up` child process that runs the API."""
     psutil = pytest.importorskip("psutil")
     for child in psutil.Process(pid).children():
         argv = child.cmdline()
@@ -95,7 +96,7 @@ def test_time_api_kill_recovery(page: Any, urls: Urls, console: ConsoleLog,
     system = request.getfixturevalue("running_system")
     register(page, urls)
     wait_chart(page, "BTCUSDT")
-    child = _api_child(system.process.pid)
+    child = api_child(system.process.pid)
     assert child is not None, "no API child process"
     start = time.monotonic()
     os.kill(child.pid, signal.SIGKILL)

@@ -71,6 +71,11 @@ def test_order_book_ladder_spread_trades_and_price_click(page: Any, urls: Urls) 
     # The row shows the live best bid: it may have moved between the click and this read.
     assert Decimal(click["price"]) > 0 and click["side"] == "bid"
     assert click["symbol"] == "BTCUSDT" and click["n"] == 1
+    # The ticket turns LIMIT at the clicked price.
+    page.wait_for_function(
+        "(p) => document.querySelector('#ticket-price').value === p"
+        " && document.querySelector('#type-limit').classList.contains('active')",
+        arg=str(click["price"]))
     page.locator("#book-trades .book-row.trade[data-book-price]").first.click()
     second = store_data(page, "book-price-click")
     assert second["side"] == "trade" and second["n"] == 2

@@ -76,6 +76,19 @@ def test_orders_trades_positions_balances_analytics_and_audit(api: Any,
     assert api.get("/api/trading/balances", headers=h).json()[0]["free"] == "1000.5"
     assert api.get("/api/trading/balances", headers=bob.headers).json() == []
 
+    # Commission rates arrive with a full balance snapshot; before that the API says so.
+    unknown = api.get("/api/account/commission", headers=h)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "commission_unknown"
+    with psycopg.connect(runtime.database_url) as conn:
+        record_balances(conn, account_id=alice.id, schema=runtime.settings.database_schema,
+                        balances=[{"asset": "USDT", "free": "1000.5", "locked": "300"}],
+                        replace_all=True,
+                        commission={"maker": Decimal("0.00075"), "taker": Decimal("0.001")})
+    rates = api.get("/api/account/commission", headers=h).json()
+    assert (rates["maker"], rates["taker"]) == ("0.00075", "0.001") and rates["updatedAt"]
+    assert api.get("/api/account/commission", headers=bob.headers).status_code == 404
+
     analytics = api.get("/api/analytics", headers=h).json()
     assert {"ordersPerMinute", "fillLatencyHistogram", "rejectionReasons"} <= set(analytics)
 
@@ -91,6 +104,7 @@ def test_orders_trades_positions_balances_analytics_and_audit(api: Any,
     assert api.get("/api/audit/events", headers=h, params={"since": "nope"}).status_code == 422
     api.cookies.clear()
     for path in ("/api/trading/orders", "/api/trading/trades", "/api/trading/positions",
+                 "/api/account/commission",
                  "/api/trading/balances", "/api/analytics", "/api/audit/events"):
         assert api.get(path).status_code == 401, path
 

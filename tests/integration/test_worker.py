@@ -79,6 +79,28 @@ def test_a_new_account_shows_its_paper_balances_before_any_order(stack: Stack) -
     wait_for(lambda: (usdt_balance() or 0) > 0, 10, "the USDT balance of a new account")
 
 
+def test_a_new_account_gets_the_exchanges_commission_rates_with_its_balances(
+        stack: Stack, paper_exchange) -> None:  # type: ignore[no-untyped-def]
+    """The balance snapshot (python-binance's get_account on the paper exchange) also
+    records the account's commissionRates: the ticket's expected fee reads them."""
+    paper_exchange.set_commission("0.00075")
+    try:
+        stack.start()
+        account_id = stack.account()
+        schema = stack.rt.settings.database_schema
+
+        def rates() -> tuple[Decimal, Decimal] | None:
+            with psycopg.connect(stack.rt.database_url) as conn:
+                row = conn.execute(f'SELECT maker, taker FROM "{schema}".commission_view '
+                                   "WHERE account_id = %s", (account_id,)).fetchone()
+            return None if row is None else (Decimal(row[0]), Decimal(row[1]))
+
+        wait_for(lambda: rates() is not None, 10, "the commission rates")
+        assert rates() == (D("0.00075"), D("0.00075"))
+    finally:
+        paper_exchange.set_commission("0")
+
+
 def test_limit_order_partially_filled_then_canceled(stack: Stack, paper_exchange) -> None:  # type: ignore[no-untyped-def]
     paper_exchange.set_price("LINKUSDT", "20.000")
     stack.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
 from adapters.api.deps import ApiContext, Ctx, CurrentUser
@@ -77,3 +79,15 @@ def delete_keys(user: CurrentUser, ctx: Ctx) -> Response:
 def get_keys(user: CurrentUser, ctx: Ctx) -> ExchangeKeysOut:
     """Show whether keys are connected, a masked hint of the API key and the environment."""
     return keys_out(ctx.runtime.app.get_account(user.account_id), ctx.runtime.settings.exchange)
+
+
+@router.get("/commission", responses={404: {"description": "not reported by the exchange yet"}})
+def get_commission(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """The account's commission rates (maker, taker: fractions, "0.001" = 0.1 %) as the
+    exchange last reported them with the balances: what the ticket's expected fee uses."""
+    rates = ctx.require_read_models().commission(user.account_id)
+    if rates is None:
+        raise ApiError(404, "commission_unknown",
+                       "the exchange has not reported this account's commission rates yet; "
+                       "they arrive with its balances")
+    return rates
