@@ -232,9 +232,12 @@
     }
     if (seq !== chart.loadSeq) return;
     chart.stream = new TL.LiveStream("market", {
-      events: ["KLINE", "TICKER"],
+      // One market stream per tab (a browser allows six connections per host): it also
+      // carries the order book's DEPTH and MARKET_TRADE events (60-order-book.js).
+      events: ["KLINE", "TICKER", "DEPTH", "MARKET_TRADE"],
       url: async function () {
-        let url = TL.apiUrl + "/api/market/" + symbol + "/stream?interval=" + interval;
+        let url = TL.apiUrl + "/api/market/" + symbol + "/stream?interval=" + interval +
+          "&channels=kline,depth,trades";
         if (TL.getSession()) {
           try { url += "&token=" + encodeURIComponent(await TL.streamToken()); } catch (e) { /* public */ }
         }
@@ -242,7 +245,9 @@
       },
       onEvent: function (type, k) {
         if (seq !== chart.loadSeq) return;
-        if (type === "TICKER") TL.applyTicker(symbol, k);
+        if (type === "DEPTH" || type === "MARKET_TRADE") {
+          if (TL.onMarketBook) TL.onMarketBook(type, symbol, k);
+        } else if (type === "TICKER") TL.applyTicker(symbol, k);
         else applyKline(k.kline || k);
       },
       // After a gap, re-read history so missed candles appear.

@@ -3,14 +3,12 @@
  * One market stream per tab. A browser keeps at most six HTTP/1.1 connections per host, and
  * a tab already holds two SSE streams to the API (the user's, the chart's market stream); a
  * third for the book left two tabs with no connection to send an order on. So the book adds
- * no stream of its own: any EventSource opened on /api/market/{symbol}/stream (the chart's)
- * also asks for the depth and trades channels (unless it names its channels itself), and the
- * book listens to its DEPTH and MARKET_TRADE events. KLINE and TICKER reach the chart as
- * before. Without a market stream the book shows its REST snapshot. */
+ * no stream of its own: the chart's market stream asks for the depth and trades channels too
+ * and hands their DEPTH and MARKET_TRADE events to TL.onMarketBook (30-chart.js). Without a
+ * market stream the book shows its REST snapshot. It stays in JS because the ladder is
+ * refilled in place four times a second: a Dash re-render of 50 rows would lose clicks. */
 (function () {
   "use strict";
-  const Native = window.EventSource;
-  const MARKET = /\/api\/market\/([A-Za-z0-9]+)\/stream(\?|$)/;
   const ROWS = 30;
   const st = { symbol: null, book: null, trades: [], timer: null, clicks: 0, apiUrl: null };
 
@@ -30,36 +28,11 @@
     if (st.trades.length > 2 * ROWS) st.trades.splice(0, st.trades.length - ROWS);
     push();
   }
-  function attach(es, symbol) {
-    es.addEventListener("DEPTH", function (e) {
-      if (symbol !== st.symbol) return;
-      try { st.book = JSON.parse(e.data); } catch (err) { return; }
-      push();
-    });
-    es.addEventListener("MARKET_TRADE", function (e) {
-      if (symbol !== st.symbol) return;
-      try { addTrades([JSON.parse(e.data)]); } catch (err) { /* a torn event: skip it */ }
-    });
-  }
-
-  if (Native && !Native.tlBook) {
-    const Hooked = function (url, init) {
-      let target = String(url);
-      const m = MARKET.exec(target);
-      if (m && !/[?&]channels=/.test(target)) {
-        target += (target.indexOf("?") < 0 ? "?" : "&") + "channels=kline,depth,trades";
-      }
-      const es = init === undefined ? new Native(target) : new Native(target, init);
-      if (m) attach(es, m[1].toUpperCase());
-      return es;
-    };
-    Hooked.prototype = Native.prototype;
-    Hooked.CONNECTING = Native.CONNECTING;
-    Hooked.OPEN = Native.OPEN;
-    Hooked.CLOSED = Native.CLOSED;
-    Hooked.tlBook = true;
-    window.EventSource = Hooked;
-  }
+  window.TL = window.TL || {};
+  window.TL.onMarketBook = function (type, symbol, data) {
+    if (String(symbol).toUpperCase() !== st.symbol || !data) return;
+    if (type === "DEPTH") { st.book = data; push(); } else addTrades([data]);
+  };
 
   // One delegated listener: clicks on a level or a trade, whatever was redrawn meanwhile.
   document.addEventListener("click", function (ev) {
