@@ -55,10 +55,20 @@ class ApiClient:
         """DELETE; the decoded body (None when empty), or ApiClientError."""
         return self.request("DELETE", path)
 
+    def get_text(self, path: str, params: dict[str, Any] | None = None) -> str:
+        """GET a text body (a CSV export), or raise ApiClientError with the API's message."""
+        return self._send("GET", path, params=params, headers={"Accept": "text/csv"}).text
+
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
                 body: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None) -> Any:
         """Send one request; the decoded JSON body (None when empty), or ApiClientError."""
+        response = self._send(method, path, params=params, body=body, headers=headers)
+        return response.json() if response.content else None
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None = None,
+              body: dict[str, Any] | None = None,
+              headers: dict[str, str] | None = None) -> httpx.Response:
         try:
             response = _shared_client(self._base_url, self._transport).request(
                 method, path, params=params, json=body,
@@ -78,7 +88,7 @@ class ApiClient:
             raise ApiClientError(response.status_code, str(error.get("code", "error")),
                                  str(error.get("message") or response.reason_phrase),
                                  details if isinstance(details, dict) else None)
-        return response.json() if response.content else None
+        return response
 
 
 # One pooled client per API URL (and test transport) for the whole dashboard process: a new

@@ -89,6 +89,15 @@ def _grid(grid_id: str, columns: list[dict[str, Any]], row_id: str, empty: str,
 def trades_grid() -> html.Div:
     """The Trades grid (rows from the trades-store through `tl.tradeRows`)."""
     return html.Div(id=ids.TRADES_TABLE, className="grid-wrap", children=[
+        html.Div(className="grid-actions", children=[
+            html.Label(className="muted", title="empty: from the first trade", children=[
+                "from ", dcc.Input(id=ids.TRADES_CSV_FROM, type="date", className="date-input")]),
+            html.Label(className="muted", title="empty: up to now", children=[
+                "to ", dcc.Input(id=ids.TRADES_CSV_TO, type="date", className="date-input")]),
+            html.Button("All trades CSV", id=ids.TRADES_CSV_BTN, className="btn tiny",
+                        n_clicks=0, title="every trade with its fee, for taxes"),
+            dcc.Download(id=ids.TRADES_CSV_DOWNLOAD),
+        ]),
         _grid(ids.TRADES_GRID, TRADE_COLUMNS, "params.data.rowId", "No trades yet.",
               "trades.csv"),
     ])
@@ -182,3 +191,21 @@ def _route_symbol(route: dict[str, Any] | None) -> str | None:
     """The trade page's symbol, only when well formed (it goes into an API query)."""
     symbol = str((route or {}).get("symbol") or "").upper()
     return symbol if _SYMBOL.fullmatch(symbol) else None
+
+
+@callback(Output(ids.TRADES_CSV_DOWNLOAD, "data"),
+          Output(ids.TOASTS, "children", allow_duplicate=True),
+          Input(ids.TRADES_CSV_BTN, "n_clicks"), State(ids.TRADES_CSV_FROM, "value"),
+          State(ids.TRADES_CSV_TO, "value"), State(ids.AUTH, "data"), prevent_initial_call=True)
+def download_trades(_n: int, start: str | None, end: str | None, auth: Any) -> tuple[Any, Any]:
+    """Every trade of the account in the range (not only the grid's), from
+    `GET /api/trading/trades.csv`: the API streams it with each fee and its asset."""
+    params = {key: value for key, value in (("from", start), ("to", end)) if value}
+    try:
+        text = ApiClient(_api_url, token_of(auth), transport=_transport).get_text(
+            "/api/trading/trades.csv", params=params)
+    except ApiClientError as exc:
+        return dash.no_update, [html.Div(className="toast error", role="alert", children=[
+            html.Strong("Trades CSV refused"), html.Div(exc.message)])]
+    name = f"trades-{(start or 'start')[:10]}-{(end or 'now')[:10]}.csv"
+    return {"content": text, "filename": name, "type": "text/csv"}, dash.no_update

@@ -106,6 +106,11 @@ ORDERS_EXPORT: Final = "orders-export"
 # "Cancel all" of the symbol on screen, behind a confirmation.
 ORDERS_CANCEL_ALL: Final = "orders-cancel-all"
 ORDERS_CANCEL_ALL_CONFIRM: Final = "orders-cancel-all-confirm"
+# Every trade with its fee for a date range, as CSV (for taxes).
+TRADES_CSV_FROM: Final = "trades-csv-from"
+TRADES_CSV_TO: Final = "trades-csv-to"
+TRADES_CSV_BTN: Final = "trades-csv"
+TRADES_CSV_DOWNLOAD: Final = "trades-csv-download"
 TRADES_TABLE: Final = "trades-table"
 TRADES_GRID: Final = "trades-grid"
 POSITIONS_TABLE: Final = "positions-table"

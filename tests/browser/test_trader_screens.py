@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -144,3 +146,33 @@ def test_cancel_all_cancels_the_open_orders_of_the_symbol_on_screen(page: Any,
         timeout=FILL_TIMEOUT_MS)
     assert questions == ["Cancel every open BTCUSDT order?"]
     assert "Cancel requested" in page.inner_text("#toasts")
+
+
+def test_trades_csv_downloads_every_trade_with_its_fee(page: Any, urls: Urls) -> None:
+    register(page, urls)
+    wait_chart(page, "BTCUSDT")
+    for symbol in ("BTCUSDT", "ETHUSDT"):  # every trade, not only the symbol on screen
+        answer = api_post(page, urls, "/api/trading/orders", {
+            "symbol": symbol, "side": "BUY", "type": "MARKET", "quantity": "0.01"})
+        assert answer.status_code == 202, answer.text
+    page.click("#tab-trades")
+    page.wait_for_selector("#trades-csv")
+    token = json.loads(page.evaluate("() => localStorage.getItem('auth')"))["token"]
+    trades: list[Any] = []
+    for _ in range(60):  # both fills projected
+        trades = httpx.get(urls.api + "/api/trading/trades", timeout=10,
+                           headers={"Authorization": f"Bearer {token}"}).json()
+        if len(trades) >= 2:
+            break
+        page.wait_for_timeout(500)
+    today = datetime.now(UTC).date().isoformat()
+    page.fill("#trades-csv-from", today)
+    page.fill("#trades-csv-to", today)
+    with page.expect_download() as download:
+        page.click("#trades-csv")
+    assert download.value.suggested_filename == f"trades-{today}-{today}.csv"
+    with open(download.value.path(), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["symbol"] for row in rows} == {"BTCUSDT", "ETHUSDT"}
+    assert len(rows) == len(trades)
+    assert all(row["fee"] and row["feeAsset"] for row in rows)
