@@ -11,7 +11,7 @@ from typing import Any
 import dash
 import dash_ag_grid as dag
 import httpx
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, Patch, State, callback, dcc, html
 
 from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
@@ -82,6 +82,7 @@ def _grid(grid_id: str, columns: list[dict[str, Any]], row_id: str, empty: str,
         dashGridOptions={"animateRows": False, "localeText": {"noRowsToShow": empty},
                          "suppressCellFocus": True},
         csvExportParams={"fileName": file_name}, className="ag-theme-tl",
+        filterModel={},  # "Hide other pairs" patches its symbol key
         style={"height": "320px"},
     )
 
@@ -209,3 +210,18 @@ def download_trades(_n: int, start: str | None, end: str | None, auth: Any) -> t
             html.Strong("Trades CSV refused"), html.Div(exc.message)])]
     name = f"trades-{(start or 'start')[:10]}-{(end or 'now')[:10]}.csv"
     return {"content": text, "filename": name, "type": "text/csv"}, dash.no_update
+
+
+@callback(Output(ids.ORDERS_GRID, "filterModel"), Output(ids.TRADES_GRID, "filterModel"),
+          Output(ids.POSITIONS_GRID, "filterModel"),
+          Input(ids.HIDE_OTHER_PAIRS, "value"), Input(ids.ROUTE, "data"))
+def hide_other_pairs(hide: list[str] | None, route: dict[str, Any] | None) -> tuple[Any, ...]:
+    """"Hide other pairs": the grids' own symbol filter set to the symbol on screen (a
+    patch, so the trader's filters on other columns stay)."""
+    symbol = _route_symbol(route)
+    patch = Patch()
+    if hide and symbol:
+        patch["symbol"] = {"filterType": "text", "type": "equals", "filter": symbol}
+    else:
+        del patch["symbol"]
+    return patch, patch, patch

@@ -106,6 +106,8 @@ ORDERS_EXPORT: Final = "orders-export"
 # "Cancel all" of the symbol on screen, behind a confirmation.
 ORDERS_CANCEL_ALL: Final = "orders-cancel-all"
 ORDERS_CANCEL_ALL_CONFIRM: Final = "orders-cancel-all-confirm"
+# Orders, trades and positions of the symbol on screen only.
+HIDE_OTHER_PAIRS: Final = "hide-other-pairs"
 # Every trade with its fee for a date range, as CSV (for taxes).
 TRADES_CSV_FROM: Final = "trades-csv-from"
 TRADES_CSV_TO: Final = "trades-csv-to"

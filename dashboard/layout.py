@@ -121,6 +121,9 @@ def trade_page() -> html.Div:
                           figure={"data": [], "layout": {"height": 460}}),
             ]),
             html.Div(className="panel tables-panel", children=[
+                dcc.Checklist(id=ids.HIDE_OTHER_PAIRS, className="hide-other-pairs",
+                              options=[{"label": " Hide other pairs", "value": "hide"}],
+                              value=[], persistence=True, persistence_type="local"),
                 dcc.Tabs(id=ids.TABLE_TABS, value="orders", className="tabs", children=[
                     dcc.Tab(label="Positions", value="positions", id=ids.TAB_POSITIONS,
                             children=positions_grid()),

@@ -176,3 +176,24 @@ def test_trades_csv_downloads_every_trade_with_its_fee(page: Any, urls: Urls) ->
     assert {row["symbol"] for row in rows} == {"BTCUSDT", "ETHUSDT"}
     assert len(rows) == len(trades)
     assert all(row["fee"] and row["feeAsset"] for row in rows)
+
+
+def test_hide_other_pairs_keeps_only_the_symbol_on_screen(page: Any, urls: Urls) -> None:
+    register(page, urls)
+    wait_chart(page, "BTCUSDT")
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        answer = api_post(page, urls, "/api/trading/orders", {
+            "symbol": symbol, "side": "BUY", "type": "MARKET", "quantity": "0.01"})
+        assert answer.status_code == 202, answer.text
+    rows = "(n) => document.querySelectorAll('#orders-table .ag-row').length === n"
+    page.wait_for_function(rows, arg=2, timeout=FILL_TIMEOUT_MS)
+    page.click("#hide-other-pairs input")
+    page.wait_for_function(rows, arg=1)
+    assert "BTCUSDT" in page.inner_text("#orders-table .ag-row")
+    page.click("#tab-trades")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#trades-table .ag-row').length === 1",
+        timeout=FILL_TIMEOUT_MS)
+    page.click("#tab-orders")
+    page.click("#hide-other-pairs input")
+    page.wait_for_function(rows, arg=2)
