@@ -3,6 +3,7 @@ export, and Cancel as a cell action handled by a server callback on the API clie
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -10,13 +11,14 @@ from typing import Any
 import dash
 import dash_ag_grid as dag
 import httpx
-from dash import Input, Output, State, callback, html
+from dash import Input, Output, State, callback, dcc, html
 
 from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
 
 _api_url = ""
 _transport: httpx.BaseTransport | None = None
+_SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
 
 
 def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> None:
@@ -104,6 +106,13 @@ def positions_grid() -> html.Div:
 def orders_grid() -> html.Div:
     """The Orders grid (rows come from the orders-store through `tl.orderRows`)."""
     return html.Div(id=ids.ORDERS_TABLE, className="grid-wrap", children=[
+        html.Div(className="grid-actions", children=[
+            dcc.ConfirmDialogProvider(
+                id=ids.ORDERS_CANCEL_ALL_CONFIRM,
+                message="Cancel every open order of this symbol?",
+                children=html.Button("Cancel all", id=ids.ORDERS_CANCEL_ALL,
+                                     className="btn tiny", n_clicks=0)),
+        ]),
         _grid(ids.ORDERS_GRID, ORDER_COLUMNS, "params.data.orderId", "No orders yet.",
               "orders.csv"),
         html.Button("Export CSV", id=ids.ORDERS_EXPORT, className="btn tiny grid-export",
@@ -143,3 +152,38 @@ def cancel_order(data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
                          children=[html.Strong("Cancel refused"), html.Div(exc.message)])
         return [toast], {"orderId": order_id, "ok": False, "at": time.time()}
     return dash.no_update, {"orderId": order_id, "ok": True, "at": time.time()}
+
+
+@callback(Output(ids.ORDERS_CANCEL_ALL_CONFIRM, "message"),
+          Output(ids.ORDERS_CANCEL_ALL, "children"), Input(ids.ROUTE, "data"))
+def cancel_all_question(route: dict[str, Any] | None) -> tuple[str, str]:
+    """Name the symbol the button cancels, on the button and in its confirmation."""
+    symbol = _route_symbol(route)
+    return (f"Cancel every open {symbol} order?", f"Cancel all {symbol}") if symbol else (
+        "Cancel every open order?", "Cancel all")
+
+
+@callback(Output(ids.TOASTS, "children", allow_duplicate=True),
+          Input(ids.ORDERS_CANCEL_ALL_CONFIRM, "submit_n_clicks"),
+          State(ids.ROUTE, "data"), State(ids.AUTH, "data"), prevent_initial_call=True)
+def cancel_all(_n: int | None, route: dict[str, Any] | None, auth: Any) -> Any:
+    """Cancel every open order of the symbol on screen (one cancel per order, server-side);
+    the stream shows each order turn CANCELED."""
+    symbol = _route_symbol(route)
+    path = "/api/trading/orders" + (f"?symbol={symbol}" if symbol else "")
+    try:
+        answer = ApiClient(_api_url, token_of(auth), transport=_transport).delete(path)
+    except ApiClientError as exc:
+        return [html.Div(className="toast error", role="alert",
+                         children=[html.Strong("Cancel all refused"), html.Div(exc.message)])]
+    count = len((answer or {}).get("orderIds") or [])
+    what = f"{count} open {symbol + ' ' if symbol else ''}order{'s' if count != 1 else ''}"
+    return [html.Div(className="toast", role="status",
+                     children=[html.Strong("Cancel requested"),
+                               html.Div(f"for {what}" if count else "no open orders")])]
+
+
+def _route_symbol(route: dict[str, Any] | None) -> str | None:
+    """The trade page's symbol, only when well formed (it goes into an API query)."""
+    symbol = str((route or {}).get("symbol") or "").upper()
+    return symbol if _SYMBOL.fullmatch(symbol) else None

@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import Urls, register, screenshot
+from tests.browser.conftest import Urls, register, screenshot, wait_chart
 
 pytestmark = pytest.mark.browser
 
 FILL_TIMEOUT_MS = 30_000
+D = Decimal
 
 
 # The data of a dcc.Store as Dash holds it (null while the renderer is still starting).
@@ -114,3 +115,32 @@ def test_wallet_and_pnl_card_follows_fills(page: Any, urls: Urls) -> None:
     shown = page.inner_text("#summary-panel .summary-row:has-text('Realized PnL') .summary-total")
     assert Decimal(shown.replace(",", "").lstrip("+")) == realized
     screenshot(page, "trade-wallet-summary")
+
+
+def test_cancel_all_cancels_the_open_orders_of_the_symbol_on_screen(page: Any,
+                                                                     urls: Urls) -> None:
+    register(page, urls)
+    wait_chart(page, "BTCUSDT")
+    last = Decimal(page.evaluate("() => TL.market.price"))
+    for fraction in ("0.9", "0.85"):
+        answer = api_post(page, urls, "/api/trading/orders", {
+            "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",
+            "timeInForce": "GTC", "price": str((last * Decimal(fraction)).quantize(D("0.01")))})
+        assert answer.status_code == 202, answer.text
+    page.wait_for_function(
+        "() => document.querySelectorAll('#orders-table .status-new').length === 2",
+        timeout=FILL_TIMEOUT_MS)
+    assert page.inner_text("#orders-cancel-all") == "Cancel all BTCUSDT"
+    questions: list[str] = []
+
+    def answer_dialog(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", answer_dialog)
+    page.click("#orders-cancel-all")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#orders-table .status-canceled').length === 2",
+        timeout=FILL_TIMEOUT_MS)
+    assert questions == ["Cancel every open BTCUSDT order?"]
+    assert "Cancel requested" in page.inner_text("#toasts")

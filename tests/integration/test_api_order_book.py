@@ -9,21 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 
 from adapters.api.app import create_app
 from adapters.binance.marketdata import DEPTH_LEVELS, BinanceMarketData
 from adapters.binance.symbols import SymbolCatalogAdapter
 from adapters.platform.bootstrap import Runtime
 from tests.support.api import LiveServer, TestClient, next_event, sse_events
-from tests.support.paper_exchange import PaperExchangeHandle
+from tests.support.paper_exchange import PaperExchangeHandle, binance_module_marks
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:binance.*"),
-    pytest.mark.timeout(90),
-]
+pytestmark = binance_module_marks(timeout=90)
 
 D = Decimal
 

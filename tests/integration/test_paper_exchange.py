@@ -22,14 +22,9 @@ from binance.exceptions import BinanceAPIException
 
 from adapters.paper_exchange import BackgroundPaperExchange, request_keys, start_subprocess
 from adapters.paper_exchange.models import Order, Trade
-from tests.support.paper_exchange import PaperExchangeHandle
+from tests.support.paper_exchange import PaperExchangeHandle, binance_client, binance_module_marks
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:binance.*"),
-    pytest.mark.timeout(60),
-]
+pytestmark = binance_module_marks()
 
 D = Decimal
 FEE = D("0.001")
@@ -58,10 +53,8 @@ def exchange(binance_on_paper: PaperExchangeHandle) -> Iterator[PaperExchangeHan
 @pytest.fixture
 def client(exchange: PaperExchangeHandle) -> Iterator[Client]:
     """A python-binance Client with a fresh, default-funded key pair."""
-    keys = exchange.issue_keys()
-    c = Client(keys.api_key, keys.secret_key, ping=False)
-    yield c
-    c.close_connection()
+    with binance_client(exchange) as c:
+        yield c
 
 
 def balances(client: Client) -> dict[str, tuple[Decimal, Decimal]]:

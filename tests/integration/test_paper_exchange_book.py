@@ -15,14 +15,9 @@ import requests
 from binance import AsyncClient, BinanceSocketManager, Client
 
 from adapters.paper_exchange import BackgroundPaperExchange
-from tests.support.paper_exchange import PaperExchangeHandle
+from tests.support.paper_exchange import PaperExchangeHandle, binance_client, binance_module_marks
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:binance.*"),
-    pytest.mark.timeout(60),
-]
+pytestmark = binance_module_marks()
 
 D = Decimal
 
@@ -48,10 +43,9 @@ def exchange(binance_on_paper: PaperExchangeHandle) -> Iterator[PaperExchangeHan
 
 @pytest.fixture
 def client(exchange: PaperExchangeHandle) -> Iterator[Client]:
-    keys = exchange.issue_keys()
-    c = Client(keys.api_key, keys.secret_key, ping=False)
-    yield c
-    c.close_connection()
+    """A python-binance Client with a fresh, default-funded key pair."""
+    with binance_client(exchange) as c:
+        yield c
 
 
 def _levels(side: list[list[str]]) -> list[tuple[Decimal, Decimal]]:

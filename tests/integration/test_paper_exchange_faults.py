@@ -28,13 +28,9 @@ from binance.exceptions import BinanceAPIException
 
 from adapters.paper_exchange import BackgroundPaperExchange
 from adapters.paper_exchange.server import ADMIN_TOKEN_HEADER
+from tests.support.paper_exchange import binance_module_marks
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:binance.*"),
-    pytest.mark.timeout(90),
-]
+pytestmark = binance_module_marks(timeout=90)
 
 D = Decimal
 BINANCE_LIMITS = {"weightPerMinute": 6000, "ordersPer10s": 100, "ordersPerDay": 200000,

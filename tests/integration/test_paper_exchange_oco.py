@@ -10,18 +10,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 from binance import AsyncClient, BinanceSocketManager, Client
 from binance.exceptions import BinanceAPIException
 
-from tests.support.paper_exchange import PaperExchangeHandle
+from tests.support.paper_exchange import (
+    PaperExchangeHandle,
+    binance_client,
+    binance_module_marks,
+    pinned_price,
+)
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:binance.*"),
-    pytest.mark.timeout(60),
-]
+pytestmark = binance_module_marks()
 
 D = Decimal
 SYMBOL = "LINKUSDT"
@@ -30,19 +29,15 @@ SYMBOL = "LINKUSDT"
 @pytest.fixture
 def exchange(binance_on_paper: PaperExchangeHandle) -> Iterator[PaperExchangeHandle]:
     """The session's paper exchange with LINKUSDT pinned at 20, let go afterwards."""
-    binance_on_paper.set_price(SYMBOL, "20")
-    yield binance_on_paper
-    price = requests.get(f"{binance_on_paper.url}/api/v3/ticker/price",
-                         params={"symbol": SYMBOL}, timeout=5).json()["price"]
-    binance_on_paper.set_price(SYMBOL, price, freeze=False)
+    with pinned_price(binance_on_paper, SYMBOL, "20") as handle:
+        yield handle
 
 
 @pytest.fixture
 def client(exchange: PaperExchangeHandle) -> Iterator[Client]:
-    keys = exchange.issue_keys()
-    c = Client(keys.api_key, keys.secret_key, ping=False)
-    yield c
-    c.close_connection()
+    """A python-binance Client with a fresh, default-funded key pair."""
+    with binance_client(exchange) as c:
+        yield c
 
 
 def sell_oco(client: Client, **kw: Any) -> dict[str, Any]:

@@ -11,21 +11,20 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 from binance import AsyncClient, BinanceSocketManager, Client
 from binance.exceptions import BinanceAPIException
 
 from adapters.binance.gateway import BinanceGateway
 from adapters.paper_exchange.runner import admin_post
 from commands.ports import ExchangeCredentials, ExchangeOrderRequest, ExchangeOrderStatus
-from tests.support.paper_exchange import PaperExchangeHandle
+from tests.support.paper_exchange import (
+    PaperExchangeHandle,
+    binance_client,
+    binance_module_marks,
+    pinned_price,
+)
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:binance.*"),
-    pytest.mark.timeout(60),
-]
+pytestmark = binance_module_marks()
 
 D = Decimal
 SYMBOL = "SOLUSDT"
@@ -34,19 +33,15 @@ SYMBOL = "SOLUSDT"
 @pytest.fixture
 def exchange(binance_on_paper: PaperExchangeHandle) -> Iterator[PaperExchangeHandle]:
     """The session's paper exchange with SOLUSDT pinned at 150, let go afterwards."""
-    binance_on_paper.set_price(SYMBOL, "150")
-    yield binance_on_paper
-    price = requests.get(f"{binance_on_paper.url}/api/v3/ticker/price",
-                         params={"symbol": SYMBOL}, timeout=5).json()["price"]
-    binance_on_paper.set_price(SYMBOL, price, freeze=False)
+    with pinned_price(binance_on_paper, SYMBOL, "150") as handle:
+        yield handle
 
 
 @pytest.fixture
 def client(exchange: PaperExchangeHandle) -> Iterator[Client]:
-    keys = exchange.issue_keys()
-    c = Client(keys.api_key, keys.secret_key, ping=False)
-    yield c
-    c.close_connection()
+    """A python-binance Client with a fresh, default-funded key pair."""
+    with binance_client(exchange) as c:
+        yield c
 
 
 def stop_order(client: Client, order_type: str, side: str, stop: str, price: str,

@@ -35,13 +35,9 @@ from tests.integration.test_paper_exchange_faults import (
     ws_call,
     ws_signed,
 )
+from tests.support.paper_exchange import binance_module_marks
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets.*"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:binance.*"),
-    pytest.mark.timeout(90),
-]
+pytestmark = binance_module_marks(timeout=90)
 D = Decimal
 
 
