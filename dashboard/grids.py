@@ -37,6 +37,7 @@ ORDER_COLUMNS: list[dict[str, Any]] = [
         "params.value === 'BUY' ? 'up' : 'down'"}},
     {"field": "type", "headerName": "Type", "minWidth": 84},
     {"field": "price", "headerName": "Price", "minWidth": 90, **_NUMBER},
+    {"field": "stop", "headerName": "Stop", "minWidth": 90, **_NUMBER},
     {"field": "quantity", "headerName": "Qty", "minWidth": 70, **_NUMBER},
     {"field": "filled", "headerName": "Filled", "minWidth": 70, **_NUMBER},
     {"field": "average", "headerName": "Avg price", "minWidth": 90, **_NUMBER},
@@ -141,17 +142,21 @@ def export_orders(_n: int) -> bool:
           Input(ids.ORDERS_GRID, "cellRendererData"), State(ids.AUTH, "data"),
           prevent_initial_call=True)
 def cancel_order(data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
-    """Cancel the order whose Cancel cell was clicked; the stream shows the outcome."""
+    """Cancel the order whose Cancel cell was clicked (an OCO leg: its whole list); the
+    stream shows the outcome."""
     order_id = (data or {}).get("rowId")
-    if not order_id or (data or {}).get("value") != "cancel":
+    value = str((data or {}).get("value") or "")
+    if not order_id or not (value == "cancel" or value.startswith("cancel-list:")):
         raise dash.exceptions.PreventUpdate
-    try:  # API paths are built only from a well-formed order id
+    try:  # API paths are built only from well-formed ids
         order_id = str(uuid.UUID(str(order_id)))
+        path = f"/api/trading/orders/{order_id}"
+        if value != "cancel":
+            path = f"/api/trading/order-lists/{uuid.UUID(value.removeprefix('cancel-list:'))}"
     except ValueError:
         raise dash.exceptions.PreventUpdate from None
     try:
-        ApiClient(_api_url, token_of(auth), transport=_transport).delete(
-            f"/api/trading/orders/{order_id}")
+        ApiClient(_api_url, token_of(auth), transport=_transport).delete(path)
     except ApiClientError as exc:
         toast = html.Div(className="toast error", role="alert",
                          children=[html.Strong("Cancel refused"), html.Div(exc.message)])

@@ -106,7 +106,7 @@ def close(_n: int, _yes: int, _no: int, pathname: Any, positions: Any,
             headers={"Idempotency-Key": str(pending["key"])}) or {}
     except ApiClientError as exc:
         # A refused close has no field to show it at (dust below the minimum, no position).
-        message, kind, qty_error, _ = ticket.error_outcome(exc)
+        message, kind, qty_error, *_ = ticket.error_outcome(exc)
         if not message:
             message, kind = qty_error, "form-message error"
         return hide, "", None, message, kind, NO

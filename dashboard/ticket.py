@@ -27,11 +27,16 @@ from dashboard.order_book import PRICE_CLICK_STORE
 TICKET = "ticket"
 STATE = "ticket-state"
 SIDE_BUY, SIDE_SELL = "side-buy", "side-sell"
-TYPE_MARKET, TYPE_LIMIT = "type-market", "type-limit"
+TYPE_MARKET, TYPE_LIMIT, TYPE_STOP = "type-market", "type-limit", "type-stop"
 MODE_AMOUNT, MODE_QUOTE, MODE_PCT = "qty-mode-amount", "qty-mode-quote", "qty-mode-pct"
 SYMBOL_SELECT = "symbol-select"
 PRICE_FIELD, PRICE, PRICE_ERROR = "price-field", "ticket-price", "price-error"
 QTY_LABEL, QTY, QTY_ERROR = "qty-label", "ticket-qty", "qty-error"
+STOP_FIELD, STOP, STOP_ERROR = "stop-field", "ticket-stop", "stop-error"
+# "Attach exit": an OCO SELL (take profit above, stop-loss below) for a bought quantity.
+EXIT_TOGGLE, EXIT_BOX, EXIT_PLACE = "exit-toggle", "exit-box", "exit-place"
+EXIT_TP, EXIT_SL, EXIT_SL_LIMIT = "exit-tp", "exit-sl", "exit-sl-limit"
+EXIT_TP_ERROR, EXIT_SL_ERROR, EXIT_MESSAGE = "exit-tp-error", "exit-sl-error", "exit-message"
 PCT_FIELD, PCT = "pct-field", "ticket-pct"
 PCT_BUTTONS = (10, 25, 50, 75, 100)
 AVAILABLE, TOTAL, FEE = "ticket-available", "ticket-total", "ticket-fee"
@@ -48,6 +53,9 @@ TICKET_MARKET = "ticket-market"     # the market store, at most once a second (f
 BALANCE_SOURCE = ids.BALANCE_SOURCE
 URL, AUTH, MARKET, ORDERS, LIVE_STATUS = (ids.URL, ids.AUTH, ids.MARKET_STORE, ids.ORDERS_STORE,
                                           ids.LIVE_STATUS)
+POSITIONS = ids.POSITIONS_STORE
+# Ticket types that carry a limit price ("STOP" is the Stop-limit choice, see stop_type).
+PRICED = ("LIMIT", "STOP")
 
 DEFAULT_SYMBOL = "BTCUSDT"
 SYMBOL_RE = re.compile(r"[A-Z0-9]{2,20}")
@@ -132,7 +140,7 @@ def free_balance(market: dict[str, Any] | None, asset: str) -> Decimal:
 def reference_price(state: dict[str, Any], price_text: Any,
                     market: dict[str, Any] | None) -> Decimal | None:
     """The price the numbers are computed at: the limit price, else the last market price."""
-    if state.get("type") == "LIMIT":
+    if state.get("type") in PRICED:
         price = decimal_or_none(price_text)
         if price is not None and price > 0:
             return price
@@ -226,7 +234,7 @@ def friendly(message: Any) -> str:
     text = str(message or "")
     if re.search(r"decimal number|finite number", text):
         return "Enter a number, like 0.001."
-    text = re.sub(r"^(quantity|price|quoteOrderQty): ", "", text)
+    text = re.sub(r"^(quantity|price|quoteOrderQty|stopPrice|stopLimitPrice): ", "", text)
     text = re.sub(r"(\d+\.\d*?[1-9])0+\b", r"\1", text)
     text = re.sub(r"(\d+)\.0+\b", r"\1", text)
     text = re.sub(r"(\d+\.\d{2})\d+ (USDT|USDC|FDUSD|BUSD)", r"\1 \2", text)
@@ -238,7 +246,8 @@ def new_client_order_id() -> str:
     return f"web-{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
 
 
-def field_errors(state: dict[str, Any], amount: Any, price: Any) -> dict[str, str]:
+def field_errors(state: dict[str, Any], amount: Any, price: Any,
+                 stop: Any = None) -> dict[str, str]:
     """What is wrong with the ticket's fields, in plain words, by field."""
     errors: dict[str, str] = {}
     value = decimal_or_none(amount)
@@ -248,16 +257,37 @@ def field_errors(state: dict[str, Any], amount: Any, price: Any) -> dict[str, st
     elif value is None or value <= 0:
         errors["quantity"] = ("Enter an amount greater than zero, like 100." if spend else
                               "Enter a quantity greater than zero, like 0.001.")
-    if state.get("type") == "LIMIT":
-        limit = decimal_or_none(price)
-        if not str(price or "").strip():
-            errors["price"] = "Enter a limit price."
-        elif limit is None or limit <= 0:
-            errors["price"] = "Enter a price greater than zero."
+    if state.get("type") in PRICED:
+        _price_error(errors, "price", price, "Enter a limit price.")
+    if state.get("type") == "STOP":
+        _price_error(errors, "stopPrice", stop, "Enter a stop price.")
     return errors
 
 
-def order_body(state: dict[str, Any], symbol: str, amount: Any, price: Any) -> dict[str, Any]:
+def _price_error(errors: dict[str, str], key: str, text: Any, missing: str) -> None:
+    """A required positive price field: what is wrong with it, if anything."""
+    value = decimal_or_none(text)
+    if not str(text or "").strip():
+        errors[key] = missing
+    elif value is None or value <= 0:
+        errors[key] = "Enter a price greater than zero."
+
+
+def stop_type(side: str, stop: Decimal, market: dict[str, Any] | None) -> str:
+    """Which Binance type a Stop-limit ticket is, from where its stop sits against the
+    market, as Binance's own spot ticket decides: a SELL stop below the market (or a BUY
+    stop above, a breakout buy) is a STOP_LOSS_LIMIT; a SELL stop above (or a BUY stop
+    below) is a TAKE_PROFIT_LIMIT. The trader states one thing, the trigger price, and can
+    never pick the type whose stop is already reached. No live price yet: STOP_LOSS_LIMIT,
+    and the API answers for the side."""
+    last = decimal_or_none((market or {}).get("price"))
+    if last is None or last <= 0 or stop == last:
+        return "STOP_LOSS_LIMIT"
+    return "STOP_LOSS_LIMIT" if (stop > last) == (side == "BUY") else "TAKE_PROFIT_LIMIT"
+
+
+def order_body(state: dict[str, Any], symbol: str, amount: Any, price: Any, stop: Any = None,
+               market: dict[str, Any] | None = None) -> dict[str, Any]:
     """The POST /api/trading/orders body of a checked ticket."""
     body: dict[str, Any] = {"symbol": symbol, "side": state.get("side", "BUY"),
                             "type": state.get("type", "MARKET"),
@@ -267,9 +297,13 @@ def order_body(state: dict[str, Any], symbol: str, amount: Any, price: Any) -> d
         body["quoteOrderQty"] = value
     else:
         body["quantity"] = value
-    if body["type"] == "LIMIT":
+    if body["type"] in PRICED:
         body["price"] = str(decimal_or_none(price))
         body["timeInForce"] = "GTC"
+    stop_price = decimal_or_none(stop)
+    if body["type"] == "STOP" and stop_price is not None:
+        body["type"] = stop_type(body["side"], stop_price, market)
+        body["stopPrice"] = str(stop_price)
     return body
 
 
@@ -304,6 +338,8 @@ def fat_finger_warning(body: dict[str, Any], market: dict[str, Any] | None) -> s
 def confirm_question(body: dict[str, Any], warning: str | None) -> str:
     """The confirmation's text."""
     where = f" at {body['price']}" if body.get("price") else " at market"
+    if body.get("stopPrice"):
+        where = f", stop {body['stopPrice']}, limit {body['price']}"
     return (f"{warning} " if warning else "") + f"Place {describe(body)}{where}?"
 
 
@@ -320,6 +356,9 @@ def order_message(order: dict[str, Any] | None, what: str, tick: Any = "0.01") -
     if status == "PARTIALLY_FILLED":
         return f"{what} partly filled", "ok"
     if status in ("NEW", "ACCEPTED"):
+        if order.get("stopPrice") and not order.get("stopTriggered"):
+            return (f"{what} waits for its stop at {fixed(order['stopPrice'], dp)} "
+                    f"(then a limit at {fixed(order.get('price'), dp)})", "ok")
         return f"{what} is on the book at {fixed(order.get('price'), dp)}", "ok"
     if status == "REJECTED":
         reason = order.get("rejectReason") or order.get("rejectCode") or \
@@ -332,22 +371,111 @@ def order_message(order: dict[str, Any] | None, what: str, tick: Any = "0.01") -
     return "", ""
 
 
-def error_outcome(exc: ApiClientError) -> tuple[str, str, str, str]:
-    """(message, class, quantity error, price error) for a refused placement."""
+LEG_NAMES = {"LIMIT_MAKER": "take profit", "STOP_LOSS_LIMIT": "stop-loss"}
+
+
+def list_message(legs: list[dict[str, Any]], what: str, tick: Any = "0.01") -> tuple[str, str]:
+    """(text, kind) of the message that follows an OCO exit through its two legs: on the
+    book with both prices, the stop triggered, which leg filled, or refused."""
+    if not legs:
+        return "", ""
+    dp = decimals(tick)
+    by_status = {str(leg.get("status") or "").upper(): leg for leg in legs}
+    for status in ("FILLED", "PARTIALLY_FILLED"):
+        if status in by_status:
+            leg = by_status[status]
+            name = LEG_NAMES.get(str(leg.get("type")), "an exit leg")
+            at = f" at {fixed(leg['averagePrice'], dp)}" if leg.get("averagePrice") else ""
+            done = "filled" if status == "FILLED" else "partly filled"
+            return f"{what}: {name} {done}{at}", "ok"
+    if "REJECTED" in by_status:
+        leg = by_status["REJECTED"]
+        reason = leg.get("rejectReason") or leg.get("rejectCode") or \
+            "the exchange refused the order list"
+        return f"Exit rejected: {friendly(reason)}", "error"
+    if len(legs) == 2 and all(s in ("CANCELED", "EXPIRED") for s in by_status):
+        return f"{what} canceled", "pending"
+    stop_leg = next((leg for leg in legs if leg.get("type") == "STOP_LOSS_LIMIT"), {})
+    if stop_leg.get("stopTriggered") and str(stop_leg.get("status")).upper() == "NEW":
+        return (f"{what}: stop-loss triggered, selling at {fixed(stop_leg.get('price'), dp)}",
+                "ok")
+    if len(legs) == 2 and set(by_status) <= {"NEW", "ACCEPTED"}:
+        take = next((leg for leg in legs if leg.get("type") == "LIMIT_MAKER"), {})
+        return (f"{what} on the book: take profit {fixed(take.get('price'), dp)}, stop-loss "
+                f"{fixed(stop_leg.get('stopPrice'), dp)} (limit "
+                f"{fixed(stop_leg.get('price'), dp)})", "ok")
+    return f"{what} sent to the exchange…", "pending"
+
+
+def exit_quantity(state: dict[str, Any], amount: Any, positions: Any, symbol: str) -> Decimal:
+    """What an attached exit sells: the ticket's quantity (the BUY just placed), else the
+    open long position of the symbol; zero when there is neither."""
+    value = None if spends(state) else decimal_or_none(amount)
+    if value is not None and value > 0:
+        return value
+    for position in positions or []:
+        if isinstance(position, dict) and position.get("symbol") == symbol:
+            size = decimal_or_none(position.get("quantity")) or Decimal(0)
+            return size if size > 0 else Decimal(0)
+    return Decimal(0)
+
+
+def exit_errors(quantity: Decimal, take: Any, stop: Any, stop_limit: Any) -> dict[str, str]:
+    """What is wrong with an exit, by field (quantity, price, stopPrice), in plain words."""
+    errors: dict[str, str] = {}
+    if quantity <= 0:
+        errors["quantity"] = "Enter the quantity to protect, or open a position first."
+    _price_error(errors, "price", take, "Enter a take-profit price.")
+    _price_error(errors, "stopPrice", stop, "Enter a stop-loss price.")
+    if str(stop_limit or "").strip():
+        limit = decimal_or_none(stop_limit)
+        if limit is None or limit <= 0:
+            errors["stopPrice"] = "The stop-loss limit must be a price greater than zero."
+    tp, sl = decimal_or_none(take), decimal_or_none(stop)
+    if not errors and tp is not None and sl is not None and tp <= sl:
+        errors["price"] = "The take profit must be above the stop-loss."
+    return errors
+
+
+def exit_body(symbol: str, quantity: Decimal, take: Any, stop: Any,
+              stop_limit: Any) -> dict[str, Any]:
+    """The POST /api/trading/order-lists body of a checked exit: an OCO SELL whose
+    stop-loss sells at its own limit (the stop price itself when left empty)."""
+    limit = decimal_or_none(stop_limit) or decimal_or_none(stop)
+    return {"type": "OCO", "symbol": symbol, "side": "SELL", "quantity": plain(quantity),
+            "price": str(decimal_or_none(take)), "stopPrice": str(decimal_or_none(stop)),
+            "stopLimitPrice": str(limit), "clientOrderId": new_client_order_id()}
+
+
+def stop_error(exc: ApiClientError) -> str:
+    """A refused stop price in plain words: already reached, or not a valid price."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    if exc.code == "stop_would_trigger":
+        now = decimal_or_none(details.get("currentPrice"))
+        at = f" (the market is at {plain(now)})" if now is not None else ""
+        return (f"The market is already past this stop{at}, so it would trigger at once. "
+                "Move the stop further from the market.")
+    return friendly(exc.message)
+
+
+def error_outcome(exc: ApiClientError) -> tuple[str, str, str, str, str]:
+    """(message, class, quantity error, price error, stop error) for a refused placement."""
     if exc.code == "network":
-        return NETWORK_MESSAGE, "form-message error network", "", ""
+        return NETWORK_MESSAGE, "form-message error network", "", "", ""
     fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
     field = exc.details.get("field") if isinstance(exc.details, dict) else None
     if not field and isinstance(fields, list) and len(fields) == 1:
         field = fields[0].get("field")
     if isinstance(fields, list) and len(fields) > 1:
         text = "; ".join(f"{f.get('field')}: {friendly(f.get('message'))}" for f in fields)
-        return text, "form-message error", "", ""
+        return text, "form-message error", "", "", ""
+    if exc.code == "stop_would_trigger" or field == "stopPrice":
+        return "", "form-message", "", "", stop_error(exc)
     if field in ("quantity", "quoteOrderQty"):
-        return "", "form-message", friendly(exc.message), ""
+        return "", "form-message", friendly(exc.message), "", ""
     if field == "price":
-        return "", "form-message", "", friendly(exc.message)
-    return friendly(exc.message), "form-message error", "", ""
+        return "", "form-message", "", friendly(exc.message), ""
+    return friendly(exc.message), "form-message error", "", "", ""
 
 
 def symbol_of(pathname: Any) -> str:
@@ -383,9 +511,16 @@ def layout() -> html.Div:
         html.Div(className="seg type-seg", children=[
             _seg("Market", TYPE_MARKET, "seg-btn active", "Market (M)"),
             _seg("Limit", TYPE_LIMIT, "seg-btn", "Limit (L)"),
+            _seg("Stop-limit", TYPE_STOP, "seg-btn", "A limit order placed when the market "
+                 "reaches the stop price (stop-loss or take-profit, from where the stop sits)"),
         ]),
         _field("Symbol", dcc.Dropdown(id=SYMBOL_SELECT, options=[DEFAULT_SYMBOL],
                                       value=DEFAULT_SYMBOL, clearable=False, searchable=True)),
+        html.Div(id=STOP_FIELD, style=HIDE, children=[
+            _field("Stop price", dcc.Input(id=STOP, type="text", inputMode="decimal",
+                                           placeholder="triggers at", debounce=False)),
+            html.Div(id=STOP_ERROR, className="field-error"),
+        ]),
         html.Div(id=PRICE_FIELD, style=HIDE, children=[
             _field("Limit price", dcc.Input(id=PRICE, type="text", inputMode="decimal",
                                             placeholder="price", debounce=False)),
@@ -427,6 +562,22 @@ def layout() -> html.Div:
             ]),
         ]),
         html.Div(id=MESSAGE, className="form-message", role="status"),
+        html.Button("Attach exit", id=EXIT_TOGGLE, className="btn small wide", n_clicks=0,
+                    title="Sell the quantity above (or your open position) at a take profit "
+                          "or a stop-loss, whichever comes first (OCO)"),
+        html.Div(id=EXIT_BOX, className="exit-box", style=HIDE, children=[
+            _field("Take profit", dcc.Input(id=EXIT_TP, type="text", inputMode="decimal",
+                                            placeholder="sell above the market")),
+            html.Div(id=EXIT_TP_ERROR, className="field-error"),
+            _field("Stop-loss", dcc.Input(id=EXIT_SL, type="text", inputMode="decimal",
+                                          placeholder="stop below the market")),
+            _field("Stop-loss limit", dcc.Input(id=EXIT_SL_LIMIT, type="text",
+                                                inputMode="decimal",
+                                                placeholder="empty: the stop-loss price")),
+            html.Div(id=EXIT_SL_ERROR, className="field-error"),
+            html.Button("Place exit", id=EXIT_PLACE, className="btn small primary wide",
+                        n_clicks=0),
+        ]),
         html.Div(id=BALANCE_SOURCE, className="field-hint balance-source"),
         html.P("Shortcuts: B buy · S sell · M market · L limit · Q quantity · "
                "Shift+Enter place · 1-5 timeframe", className="field-hint shortcuts"),
@@ -448,7 +599,7 @@ def _choice(key: str, options: dict[str, str]) -> None:
 
 
 _choice("side", {SIDE_BUY: "BUY", SIDE_SELL: "SELL"})
-_choice("type", {TYPE_MARKET: "MARKET", TYPE_LIMIT: "LIMIT"})
+_choice("type", {TYPE_MARKET: "MARKET", TYPE_LIMIT: "LIMIT", TYPE_STOP: "STOP"})
 _choice("qtyMode", {MODE_AMOUNT: "amount", MODE_QUOTE: "quote", MODE_PCT: "percent"})
 
 
@@ -471,6 +622,7 @@ def price_from_book(click: dict[str, Any] | None, pathname: str | None,
 @callback(
     Output(SIDE_BUY, "className"), Output(SIDE_SELL, "className"),
     Output(TYPE_MARKET, "className"), Output(TYPE_LIMIT, "className"),
+    Output(TYPE_STOP, "className"), Output(STOP_FIELD, "style"),
     Output(MODE_AMOUNT, "className"), Output(MODE_QUOTE, "className"),
     Output(MODE_PCT, "className"), Output(MODE_QUOTE, "disabled"),
     Output(PRICE_FIELD, "style"), Output(PCT_FIELD, "style"),
@@ -483,7 +635,8 @@ def ticket_view(state: dict[str, Any] | None, pathname: str | None) -> tuple[Any
     state = state or {}
     symbol = symbol_of(pathname)
     buy = state.get("side") != "SELL"
-    limit = state.get("type") == "LIMIT"
+    order_type = state.get("type")
+    limit = order_type in PRICED
     mode = state.get("qtyMode", "amount")
     # Spend is a MARKET order's amount: on a LIMIT ticket the amount is a quantity.
     spend = spends(state)
@@ -493,7 +646,8 @@ def ticket_view(state: dict[str, Any] | None, pathname: str | None) -> tuple[Any
         return f"seg-btn{extra}" + (" active" if on else "")
     label = (f"{'Spend' if buy else 'Receive'} ({quote})" if spend else "Quantity")
     return (
-        seg(buy, " buy"), seg(not buy, " sell"), seg(not limit), seg(limit),
+        seg(buy, " buy"), seg(not buy, " sell"), seg(not limit), seg(order_type == "LIMIT"),
+        seg(order_type == "STOP"), SHOW if order_type == "STOP" else HIDE,
         seg(mode == "amount" or (mode == "quote" and limit), " small"), seg(spend, " small"),
         seg(mode == "percent", " small"), limit,
         SHOW if limit else HIDE, SHOW if mode == "percent" else HIDE,
@@ -565,7 +719,7 @@ def load_commission(auth: Any, pathname: Any, known: Any) -> Any:
 
 PLACE_OUTPUTS = (
     Output(MESSAGE, "children"), Output(MESSAGE, "className"), Output(QTY_ERROR, "children"),
-    Output(PRICE_ERROR, "children"), Output(CONFIRM_BOX, "style"),
+    Output(PRICE_ERROR, "children"), Output(STOP_ERROR, "children"), Output(CONFIRM_BOX, "style"),
     Output(CONFIRM_TEXT, "children"), Output(PENDING, "data"), Output(FOLLOWED, "data"),
 )
 
@@ -574,53 +728,101 @@ PLACE_OUTPUTS = (
     *PLACE_OUTPUTS,
     Input(PLACE, "n_clicks"), Input(PLACE_KEYED, "n_clicks"), Input(CONFIRM_YES, "n_clicks"),
     Input(CONFIRM_NO, "n_clicks"),
-    State(STATE, "data"), State(QTY, "value"), State(PRICE, "value"), State(URL, "pathname"),
-    State(MARKET, "data"), State(AUTH, "data"), State(PENDING, "data"),
+    State(STATE, "data"), State(QTY, "value"), State(PRICE, "value"), State(STOP, "value"),
+    State(URL, "pathname"), State(MARKET, "data"), State(AUTH, "data"), State(PENDING, "data"),
     prevent_initial_call=True,
 )
 def place(_n: int, _keyed: int, _yes: int, _no: int, state: dict[str, Any] | None,
-          amount: Any, price: Any, pathname: Any, market: dict[str, Any] | None, auth: Any,
-          pending: dict[str, Any] | None) -> tuple[Any, ...]:
+          amount: Any, price: Any, stop: Any, pathname: Any, market: dict[str, Any] | None,
+          auth: Any, pending: dict[str, Any] | None) -> tuple[Any, ...]:
     """Check the ticket, ask first when it looks like a slip, then place the order."""
     trigger = ctx.triggered_id
     if trigger == CONFIRM_NO:
-        return "", "form-message", "", "", HIDE, "", None, NO
+        return "", "form-message", "", "", "", HIDE, "", None, NO
     if trigger == CONFIRM_YES:
         if not pending:
-            return NO, NO, NO, NO, HIDE, "", None, NO
+            return NO, NO, NO, NO, NO, HIDE, "", None, NO
         body = pending
     else:
         state = state or {}
-        errors = field_errors(state, amount, price)
+        errors = field_errors(state, amount, price, stop)
         if errors:
             return ("", "form-message", errors.get("quantity", ""), errors.get("price", ""),
-                    HIDE, "", None, NO)
-        body = order_body(state, symbol_of(pathname), amount, price)
+                    errors.get("stopPrice", ""), HIDE, "", None, NO)
+        body = order_body(state, symbol_of(pathname), amount, price, stop, market)
         warning = fat_finger_warning(body, market)
         if warning or trigger == PLACE_KEYED:
-            return ("", "form-message", "", "", SHOW, confirm_question(body, warning), body,
+            return ("", "form-message", "", "", "", SHOW, confirm_question(body, warning), body,
                     NO)
     try:
         answer = ApiClient(_api_url, token_of(auth)).post("/api/trading/orders", body)
     except ApiClientError as exc:
-        message, kind, qty_error, price_error = error_outcome(exc)
-        return message, kind, qty_error, price_error, HIDE, "", None, NO
+        return (*error_outcome(exc), HIDE, "", None, NO)
     what = describe(body)
     status = (answer or {}).get("status") or "PENDING"
-    return (f"{what} sent ({status})…", "form-message pending", "", "", HIDE, "", None,
+    return (f"{what} sent ({status})…", "form-message pending", "", "", "", HIDE, "", None,
             {"orderId": (answer or {}).get("orderId"), "what": what,
              "tick": rules_of(market).get("tickSize") or "0.01"})
 
 
+@callback(Output(EXIT_BOX, "style"), Input(EXIT_TOGGLE, "n_clicks"), prevent_initial_call=True)
+def toggle_exit(clicks: int) -> Any:
+    """"Attach exit" opens and closes the exit's fields."""
+    return SHOW if clicks % 2 else HIDE
+
+
+@callback(
+    Output(MESSAGE, "children", allow_duplicate=True),
+    Output(MESSAGE, "className", allow_duplicate=True),
+    Output(QTY_ERROR, "children", allow_duplicate=True),
+    Output(EXIT_TP_ERROR, "children"), Output(EXIT_SL_ERROR, "children"),
+    Output(FOLLOWED, "data", allow_duplicate=True),
+    Input(EXIT_PLACE, "n_clicks"),
+    State(STATE, "data"), State(QTY, "value"), State(EXIT_TP, "value"), State(EXIT_SL, "value"),
+    State(EXIT_SL_LIMIT, "value"), State(URL, "pathname"), State(POSITIONS, "data"),
+    State(MARKET, "data"), State(AUTH, "data"),
+    prevent_initial_call=True,
+)
+def place_exit(_n: int, state: dict[str, Any] | None, amount: Any, take: Any, stop: Any,
+               stop_limit: Any, pathname: Any, positions: Any, market: dict[str, Any] | None,
+               auth: Any) -> tuple[Any, ...]:
+    """Attach an exit: an OCO SELL of the ticket's quantity (or the open position), take
+    profit above the market and stop-loss below; the message then follows both legs."""
+    symbol = symbol_of(pathname)
+    quantity = floor_to(exit_quantity(state or {}, amount, positions, symbol),
+                        rules_of(market).get("stepSize"))
+    errors = exit_errors(quantity, take, stop, stop_limit)
+    if errors:
+        return ("", "form-message", errors.get("quantity", ""), errors.get("price", ""),
+                errors.get("stopPrice", ""), NO)
+    body = exit_body(symbol, quantity, take, stop, stop_limit)
+    try:
+        answer = ApiClient(_api_url, token_of(auth)).post("/api/trading/order-lists", body)
+    except ApiClientError as exc:
+        message, kind, qty_error, price_error, stop_err = error_outcome(exc)
+        return message, kind, qty_error, price_error, stop_err, NO
+    what = f"Exit SELL {body['quantity']} {symbol}"
+    legs = [leg.get("orderId") for leg in (answer or {}).get("orders") or []]
+    return (f"{what} sent…", "form-message pending", "", "", "",
+            {"orderIds": legs, "orderListId": (answer or {}).get("orderListId"), "what": what,
+             "tick": rules_of(market).get("tickSize") or "0.01"})
+
+
 # The orders store holds up to 500 orders: only the followed one goes to the server.
+# An exit follows its two legs (orderIds) and goes to the server as {orderIds, legs}.
 clientside_callback(
     """function (orders, followed) {
-        const id = followed && followed.orderId;
-        const o = id && (orders || []).find(function (x) { return x.orderId === id; });
-        return o ? {orderId: o.orderId, status: o.status, version: o.version,
-                    averagePrice: o.averagePrice, price: o.price,
-                    rejectReason: o.rejectReason, rejectCode: o.rejectCode}
-                 : window.dash_clientside.no_update;
+        const want = !followed ? [] : (followed.orderIds || [followed.orderId]);
+        const found = (orders || []).filter(function (x) {
+            return x.orderId != null && want.indexOf(x.orderId) >= 0;
+        }).map(function (o) {
+            return {orderId: o.orderId, status: o.status, version: o.version, type: o.type,
+                    averagePrice: o.averagePrice, price: o.price, stopPrice: o.stopPrice,
+                    stopTriggered: o.stopTriggered, rejectReason: o.rejectReason,
+                    rejectCode: o.rejectCode};
+        });
+        if (!found.length) return window.dash_clientside.no_update;
+        return followed.orderIds ? {orderIds: followed.orderIds, legs: found} : found[0];
     }""",
     Output(FOLLOWED_STATE, "data"), Input(ORDERS, "data"), Input(FOLLOWED, "data"),
 )
@@ -631,10 +833,17 @@ clientside_callback(
           Input(FOLLOWED_STATE, "data"), State(FOLLOWED, "data"), prevent_initial_call=True)
 def follow(order: dict[str, Any] | None, followed: dict[str, Any] | None) -> tuple[Any, Any]:
     """The message follows the order it announced, so it never stays "sent"."""
-    if not order or not followed or order.get("orderId") != followed.get("orderId"):
+    if not order or not followed:
         return NO, NO
-    text, kind = order_message(order, str(followed.get("what") or ""),
-                               followed.get("tick") or "0.01")
+    what, tick = str(followed.get("what") or ""), followed.get("tick") or "0.01"
+    if followed.get("orderIds"):
+        if order.get("orderIds") != followed.get("orderIds"):
+            return NO, NO
+        text, kind = list_message(list(order.get("legs") or []), what, tick)
+    elif order.get("orderId") != followed.get("orderId"):
+        return NO, NO
+    else:
+        text, kind = order_message(order, what, tick)
     return (text, f"form-message {kind}") if text else (NO, NO)
 
 

@@ -118,7 +118,7 @@
         },
       });
     });
-    // Open limit orders as horizontal lines.
+    // Open limit and stop orders as horizontal lines.
     const shapes = [], annotations = [];
     // Lines far outside the candles would squash them (shapes count in autorange): those
     // orders get a marker on the chart's top or bottom edge instead.
@@ -127,18 +127,31 @@
     // Near the market (within 5 % of the last close) an order is always a line.
     const lastClose = c.length ? c[c.length - 1].c : 0;
     const pad = Math.max((hi - lo) * 0.15, lastClose * 0.05);
-    Array.from(TL.state.orders.values()).forEach(function (o) {
-      if (o.symbol !== chart.symbol || !TL.isOpen(o) || !o.price || String(o.type).toUpperCase() !== "LIMIT") return;
-      const color = String(o.side).toUpperCase() === "BUY" ? pal.up : pal.down;
-      const y = parseFloat(o.price);
-      const label = o.side + " " + o.quantity + " @ " + o.price;
+    function orderLine(y, color, label, dash) {
       if (isFinite(lo) && (y < lo - pad || y > hi + pad)) {
         const above = y > hi;
         annotations.push({ xref: "paper", x: 1, xanchor: "right", yref: "y domain", y: above ? 1 : 0, yanchor: above ? "top" : "bottom", text: label + (above ? " ↑" : " ↓"), showarrow: false, font: { size: 10, color: color }, bgcolor: pal.bg });
         return;
       }
-      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: y, y1: y, line: { color: color, width: 1, dash: "dash" } });
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: y, y1: y, line: { color: color, width: 1, dash: dash } });
       annotations.push({ xref: "paper", x: 1, xanchor: "right", yref: "y", y: y, yanchor: "bottom", text: label, showarrow: false, font: { size: 10, color: color } });
+    }
+    // A limit rests at its price; a stop order (STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT) is a
+    // "stop" line at its trigger until the market reaches it, then a limit line. The two
+    // legs of an OCO exit say TP (the LIMIT_MAKER take profit) and SL (the stop-loss).
+    const STOP_TYPES = { STOP_LOSS_LIMIT: true, TAKE_PROFIT_LIMIT: true };
+    Array.from(TL.state.orders.values()).forEach(function (o) {
+      const type = String(o.type).toUpperCase();
+      if (o.symbol !== chart.symbol || !TL.isOpen(o) || !o.price) return;
+      if (type !== "LIMIT" && type !== "LIMIT_MAKER" && !STOP_TYPES[type]) return;
+      const color = String(o.side).toUpperCase() === "BUY" ? pal.up : pal.down;
+      const leg = o.orderListId == null ? "" : (type === "LIMIT_MAKER" ? "TP " : "SL ");
+      const what = leg + o.side + " " + o.quantity;
+      if (STOP_TYPES[type] && o.stopPrice && !o.stopTriggered) {
+        orderLine(parseFloat(o.stopPrice), color, what + " stop " + o.stopPrice + " → " + o.price, "dashdot");
+        return;
+      }
+      orderLine(parseFloat(o.price), color, what + " @ " + o.price, "dash");
     });
     const layout = {
       uirevision: chart.symbol + ":" + chart.interval,

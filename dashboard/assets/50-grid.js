@@ -20,16 +20,20 @@
   };
 
   // Cancel as a cell action: setData fills the grid's cellRendererData, which a server
-  // callback (dashboard/grids.py) turns into DELETE /api/trading/orders/{id}.
+  // callback (dashboard/grids.py) turns into DELETE /api/trading/orders/{id}, or for an OCO
+  // leg DELETE /api/trading/order-lists/{orderListId}.
   funcs.CancelButton = function (props) {
     if (!props.value) return null;
     const pending = TL.canceling && TL.canceling[props.data.orderId];
     return e("button", {
       className: "btn tiny cancel-btn", disabled: !!pending,
+      title: props.data.orderListId == null ? "Cancel this order" : "Cancel both legs of this OCO exit",
       onClick: function () {
         TL.canceling = TL.canceling || {};
         TL.canceling[props.data.orderId] = true;
-        props.setData("cancel");
+        // An OCO leg cancels its whole list (both legs), as Binance's cancel of a leg would.
+        const list = props.data.orderListId;
+        props.setData(list == null ? "cancel" : "cancel-list:" + list);
         props.api.refreshCells({ rowNodes: [props.node], force: true });
       },
     }, pending ? "Canceling…" : "Cancel");
@@ -45,7 +49,10 @@
     const dp = TL.priceDp(o.symbol);
     const st = String(o.status || "").toUpperCase();
     return {
-      orderId: o.orderId, time: TL.fmtTime(o.createdAt), symbol: o.symbol, side: o.side, type: o.type,
+      orderId: o.orderId, time: TL.fmtTime(o.createdAt), symbol: o.symbol, side: o.side,
+      type: o.type + (o.orderListId == null ? "" : " (OCO)"), orderListId: o.orderListId,
+      // A stop order's trigger, with "triggered" once the market has reached it.
+      stop: o.stopPrice ? num(o.stopPrice, dp) + (o.stopTriggered ? " triggered" : "") : "—",
       price: o.price ? num(o.price, dp) : "market", quantity: num(o.quantity), filled: num(o.filledQuantity),
       average: o.averagePrice ? num(o.averagePrice, dp) : "—", status: st,
       reason: o.rejectReason ? TL.friendly(o.rejectReason) : "", latency: latency(o),

@@ -1,9 +1,10 @@
-"""Issue 19 on the desk: spend-amount MARKET orders and the expected fee in the ticket."""
+"""Issue 19 on the desk: spend-amount MARKET orders, the expected fee, stop-limit orders and
+an attached OCO exit in the ticket."""
 
 from __future__ import annotations
 
 import os
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import pytest
@@ -108,3 +109,107 @@ def test_one_click_close_asks_then_sells_the_position(page: Any, urls: Urls) -> 
     page.click("#tab-orders")
     page.wait_for_function(
         "() => document.querySelectorAll('#orders-table .status-filled').length === 2")
+
+
+def _at(page: Any, symbol: str, factor: str) -> str:
+    """The last price times `factor`, on the symbol's tick."""
+    last = Decimal(page.evaluate("() => TL.market.price"))
+    tick = Decimal(page.evaluate(f"() => TL.rules('{symbol}').tickSize || '0.01'"))
+    return str((last * Decimal(factor)).quantize(tick, rounding=ROUND_DOWN))
+
+
+def _wait_cleared(page: Any, selector: str) -> None:
+    page.wait_for_function("(s) => document.querySelector(s).textContent === ''", arg=selector)
+
+
+def test_a_stop_limit_waits_for_its_stop_then_triggers(page: Any, urls: Urls,
+                                                       request: pytest.FixtureRequest) -> None:
+    if os.environ.get("TRADELEDGER_BROWSER_DASHBOARD_URL"):
+        pytest.skip("moves the price on the test's own paper exchange")
+    exchange = paper_exchange_url(request.getfixturevalue("running_system"))
+    register(page, urls)
+    page.goto(urls.dashboard + "/trade/BNBUSDT")
+    wait_chart(page, "BNBUSDT")
+    last = _at(page, "BNBUSDT", "1")
+    admin_post(exchange, "/admin/price", {"symbol": "BNBUSDT", "price": last, "freeze": True})
+    try:
+        page.click("#type-stop")
+        page.wait_for_selector("#stop-field", state="visible")
+        page.fill("#ticket-qty", "0.05")
+        page.fill("#ticket-price", _at(page, "BNBUSDT", "1.02"))
+        page.click("#place-btn")
+        page.wait_for_selector("#stop-error:has-text('Enter a stop price.')")
+        # Off the tick: the API's refusal is shown at the stop field, not as a 500 or JSON.
+        page.fill("#ticket-stop", last + "1")
+        page.click("#place-btn")
+        page.wait_for_function("() => document.querySelector('#stop-error').textContent"
+                               " && !document.querySelector('#stop-error').textContent"
+                               ".includes('Enter a stop')")
+        assert "JSON" not in page.inner_text("#stop-error")
+        # A BUY stop above the market: a breakout buy (STOP_LOSS_LIMIT), resting NEW.
+        stop = _at(page, "BNBUSDT", "1.01")
+        page.fill("#ticket-stop", stop)
+        page.click("#place-btn")
+        _wait_cleared(page, "#stop-error")
+        page.wait_for_selector("#ticket-message:has-text('waits for its stop at')",
+                               timeout=FILL_TIMEOUT_MS)
+        row = page.locator("#orders-table .ag-row", has_text="STOP_LOSS_LIMIT").first
+        row.locator(".status-new").wait_for(timeout=FILL_TIMEOUT_MS)
+        assert Decimal(row.locator("[col-id=stop]").inner_text().replace(",", "")) == \
+            Decimal(stop)
+        # The chart draws the trigger as a "stop" line while it has not triggered.
+        page.wait_for_function(
+            "() => (document.querySelector('#price-chart .js-plotly-plot').layout.annotations"
+            " || []).some(a => a.text.includes(' stop '))")
+        screenshot(page, "trade-stop-limit")
+        # The exchange's price reaches the stop: the order becomes a limit above the market
+        # and fills.
+        admin_post(exchange, "/admin/price",
+                   {"symbol": "BNBUSDT", "price": _at(page, "BNBUSDT", "1.015"), "freeze": True})
+        page.wait_for_selector("#ticket-message.ok:has-text('filled')", timeout=FILL_TIMEOUT_MS)
+        row.locator(".status-filled").wait_for(timeout=FILL_TIMEOUT_MS)
+        assert "triggered" in row.locator("[col-id=stop]").inner_text()
+    finally:
+        admin_post(exchange, "/admin/price", {"symbol": "BNBUSDT", "price": last,
+                                              "freeze": False})
+
+
+def test_attach_exit_places_an_oco_whose_legs_show_and_cancel_together(page: Any,
+                                                                       urls: Urls) -> None:
+    register(page, urls)
+    wait_chart(page, "BTCUSDT")
+    page.click("#exit-toggle")
+    page.wait_for_selector("#exit-box", state="visible")
+    page.click("#exit-place")
+    page.wait_for_selector("#qty-error:has-text('open a position first')")
+    page.wait_for_selector("#exit-tp-error:has-text('Enter a take-profit price.')")
+    place(page, "0.002")
+    page.wait_for_selector("#ticket-message.ok:has-text('filled')", timeout=FILL_TIMEOUT_MS)
+    take, stop = _at(page, "BTCUSDT", "1.05"), _at(page, "BTCUSDT", "0.95")
+    page.fill("#exit-tp", stop)  # swapped: said at the field before anything is sent
+    page.fill("#exit-sl", take)
+    page.click("#exit-place")
+    page.wait_for_selector("#exit-tp-error:has-text('above the stop-loss')")
+    page.fill("#exit-tp", take)
+    page.fill("#exit-sl", stop)
+    page.click("#exit-place")
+    _wait_cleared(page, "#exit-tp-error")
+    # The message follows both legs of the list.
+    page.wait_for_selector("#ticket-message.ok:has-text('Exit SELL 0.002 BTCUSDT on the book')",
+                           timeout=FILL_TIMEOUT_MS)
+    assert "take profit" in page.inner_text("#ticket-message")
+    tp = page.locator("#orders-table .ag-row", has_text="LIMIT_MAKER (OCO)").first
+    sl = page.locator("#orders-table .ag-row", has_text="STOP_LOSS_LIMIT (OCO)").first
+    tp.locator(".status-new").wait_for(timeout=FILL_TIMEOUT_MS)
+    sl.locator(".status-new").wait_for(timeout=FILL_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => { const a = document.querySelector('#price-chart .js-plotly-plot').layout"
+        ".annotations || []; return a.some(x => x.text.startsWith('TP '))"
+        " && a.some(x => x.text.startsWith('SL ')); }")
+    screenshot(page, "trade-oco-exit")
+    # Cancel on one leg cancels the list: both legs end.
+    tp.locator(".cancel-btn").click()
+    page.wait_for_selector("#ticket-message:has-text('Exit SELL 0.002 BTCUSDT canceled')",
+                           timeout=FILL_TIMEOUT_MS)
+    for leg in (tp, sl):
+        leg.locator(".status-canceled, .status-expired").wait_for(timeout=FILL_TIMEOUT_MS)

@@ -136,7 +136,8 @@ def test_api_errors_land_at_their_field_in_plain_words() -> None:
     qty = ApiClientError(422, "validation_failed",
                          "quantity: must be a decimal number (a JSON number or a string)",
                          {"fields": [{"field": "quantity", "message": "x"}]})
-    assert ticket.error_outcome(qty) == ("", "form-message", "Enter a number, like 0.001.", "")
+    assert ticket.error_outcome(qty) == ("", "form-message", "Enter a number, like 0.001.", "",
+                                         "")
     price = ApiClientError(422, "filter_failed", "price: 1.000 is below 5.00",
                            {"field": "price"})
     assert ticket.error_outcome(price)[3] == "1 is below 5"
@@ -166,3 +167,109 @@ def test_close_reads_the_positions_size_and_asks_in_plain_words() -> None:
 def test_a_malformed_symbol_in_the_path_never_reaches_an_api_path() -> None:
     assert ticket.symbol_of("/trade/..%2Fadmin") == "BTCUSDT"
     assert ticket.symbol_of("/trade/BTC-USDT") == "BTCUSDT"
+
+
+STOP = {"side": "SELL", "type": "STOP", "qtyMode": "amount"}
+
+
+def test_a_stop_limit_needs_a_stop_and_a_limit_price() -> None:
+    assert ticket.field_errors(STOP, "0.01", "", "") == {
+        "price": "Enter a limit price.", "stopPrice": "Enter a stop price."}
+    assert ticket.field_errors(STOP, "0.01", "48900", "-1") == {
+        "stopPrice": "Enter a price greater than zero."}
+    assert ticket.field_errors(STOP, "0.01", "48900", "49000") == {}
+    # A LIMIT ticket does not ask for a stop.
+    assert ticket.field_errors({**STOP, "type": "LIMIT"}, "0.01", "48900", None) == {}
+
+
+def test_the_stop_side_of_the_market_picks_stop_loss_or_take_profit() -> None:
+    # SELL below the market: a stop-loss; above: a take profit. BUY the other way round.
+    assert ticket.stop_type("SELL", Decimal("49000"), MARKET) == "STOP_LOSS_LIMIT"
+    assert ticket.stop_type("SELL", Decimal("51000"), MARKET) == "TAKE_PROFIT_LIMIT"
+    assert ticket.stop_type("BUY", Decimal("51000"), MARKET) == "STOP_LOSS_LIMIT"
+    assert ticket.stop_type("BUY", Decimal("49000"), MARKET) == "TAKE_PROFIT_LIMIT"
+    # No live price yet: the API answers for the side.
+    assert ticket.stop_type("BUY", Decimal("49000"), {}) == "STOP_LOSS_LIMIT"
+    body = ticket.order_body(STOP, "BTCUSDT", "0.01", "48900", "49000", MARKET)
+    assert body["type"] == "STOP_LOSS_LIMIT"
+    assert (body["stopPrice"], body["price"], body["timeInForce"]) == ("49000", "48900", "GTC")
+    assert ticket.confirm_question(body, None) == (
+        "Place SELL 0.01 BTCUSDT, stop 49000, limit 48900?")
+    # Numbers are computed at the limit price, and a stop order is not fat-finger checked.
+    assert ticket.ticket_numbers("0.01", "48900", STOP, MARKET)[1] == "489.00 USDT"
+    assert ticket.fat_finger_warning(body, MARKET) is None
+    assert "stopPrice" not in ticket.order_body({**STOP, "type": "LIMIT"}, "BTCUSDT", "0.01",
+                                                "48900", "49000", MARKET)
+
+
+def test_a_stop_order_message_waits_for_its_stop_then_rests() -> None:
+    what = "SELL 0.01 BTCUSDT"
+    waiting = {"status": "NEW", "price": "48900", "stopPrice": "49000", "stopTriggered": False}
+    assert ticket.order_message(waiting, what) == (
+        "SELL 0.01 BTCUSDT waits for its stop at 49000.00 (then a limit at 48900.00)", "ok")
+    assert ticket.order_message({**waiting, "stopTriggered": True}, what) == (
+        "SELL 0.01 BTCUSDT is on the book at 48900.00", "ok")
+
+
+def test_a_refused_stop_lands_at_the_stop_field_in_plain_words() -> None:
+    reached = ApiClientError(
+        422, "stop_would_trigger", "a SELL STOP_LOSS_LIMIT order's stopPrice must be below the "
+        "current price 150 of SOLUSDT; 151 would trigger immediately",
+        {"currentPrice": "150.00000000", "field": "stopPrice"})
+    message, _, qty, price, stop = ticket.error_outcome(reached)
+    assert (message, qty, price) == ("", "", "")
+    assert stop == ("The market is already past this stop (the market is at 150), so it would "
+                    "trigger at once. Move the stop further from the market.")
+    tick = ApiClientError(422, "invalid_price", "stopPrice: 1.005 is not a multiple of 0.01",
+                          {"field": "stopPrice"})
+    assert ticket.error_outcome(tick)[4] == "1.005 is not a multiple of 0.01"
+
+
+def test_an_exit_sells_the_ticket_quantity_or_the_open_position() -> None:
+    amount = {"side": "BUY", "type": "MARKET", "qtyMode": "amount"}
+    positions = [{"symbol": "BTCUSDT", "quantity": "0.003"}, {"symbol": "ETHUSDT",
+                                                                "quantity": "-1"}]
+    assert ticket.exit_quantity(amount, "0.002", positions, "BTCUSDT") == Decimal("0.002")
+    assert ticket.exit_quantity(amount, "", positions, "BTCUSDT") == Decimal("0.003")
+    # A spend amount is quote, not a quantity; a short has no long to protect.
+    assert ticket.exit_quantity({**amount, "qtyMode": "quote"}, "100", positions,
+                                "BTCUSDT") == Decimal("0.003")
+    assert ticket.exit_quantity(amount, None, positions, "ETHUSDT") == 0
+    body = ticket.exit_body("BTCUSDT", Decimal("0.00200"), "55000", "45000", "")
+    assert {k: v for k, v in body.items() if k != "clientOrderId"} == {
+        "type": "OCO", "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.002",
+        "price": "55000", "stopPrice": "45000", "stopLimitPrice": "45000"}
+    assert len(body["clientOrderId"]) <= 33
+    assert ticket.exit_body("BTCUSDT", Decimal(1), "55000", "45000", "44900")[
+        "stopLimitPrice"] == "44900"
+
+
+def test_exit_checks_speak_plainly_per_field() -> None:
+    assert ticket.exit_errors(Decimal(0), "", "", "") == {
+        "quantity": "Enter the quantity to protect, or open a position first.",
+        "price": "Enter a take-profit price.", "stopPrice": "Enter a stop-loss price."}
+    assert ticket.exit_errors(Decimal(1), "45000", "55000", "") == {
+        "price": "The take profit must be above the stop-loss."}
+    assert ticket.exit_errors(Decimal(1), "55000", "45000", "x") == {
+        "stopPrice": "The stop-loss limit must be a price greater than zero."}
+    assert ticket.exit_errors(Decimal(1), "55000", "45000", "44900") == {}
+
+
+def test_the_exit_message_follows_both_legs() -> None:
+    what = "Exit SELL 0.002 BTCUSDT"
+    tp = {"orderId": "2", "type": "LIMIT_MAKER", "status": "NEW", "price": "55000"}
+    sl = {"orderId": "1", "type": "STOP_LOSS_LIMIT", "status": "NEW", "price": "44900",
+          "stopPrice": "45000", "stopTriggered": False}
+    assert ticket.list_message([tp], what) == ("Exit SELL 0.002 BTCUSDT sent to the exchange…",
+                                               "pending")
+    assert ticket.list_message([tp, sl], what) == (
+        "Exit SELL 0.002 BTCUSDT on the book: take profit 55000.00, stop-loss 45000.00 "
+        "(limit 44900.00)", "ok")
+    assert ticket.list_message([tp, {**sl, "stopTriggered": True}], what)[0] == (
+        "Exit SELL 0.002 BTCUSDT: stop-loss triggered, selling at 44900.00")
+    filled = ticket.list_message(
+        [{**tp, "status": "FILLED", "averagePrice": "55000"}, {**sl, "status": "EXPIRED"}], what)
+    assert filled == ("Exit SELL 0.002 BTCUSDT: take profit filled at 55000.00", "ok")
+    assert ticket.list_message([{**tp, "status": "CANCELED"}, {**sl, "status": "CANCELED"}],
+                               what) == ("Exit SELL 0.002 BTCUSDT canceled", "pending")
+    assert ticket.list_message([], what) == ("", "")
