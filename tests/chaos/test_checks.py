@@ -31,7 +31,8 @@ def clean() -> tuple[list[PlannedOrder], list[Trader], Snapshot]:
     snap = Snapshot(
         truth={ORDER_ID: {"status": "FILLED", "type": "MARKET", "time_in_force": None,
                           "filled_quantity": Decimal("0.3"), "exchange_order_id": "7",
-                          "version": 4, "trade_ids": ["11", "12"]}},
+                          "version": 4, "trade_ids": ["11", "12"],
+                          "stop_price": None, "triggered": False}},
         orders={ORDER_ID: {"status": "FILLED", "type": "MARKET", "time_in_force": None,
                            "filled_quantity": Decimal("0.3"), "exchange_order_id": "7",
                            "version": 4}},
@@ -144,3 +145,14 @@ def test_a_market_order_that_is_no_exchange_order_is_caught_unless_provably_neve
     cid = exchange_client_order_id(ORDER_ID)
     twice.exchange_orders[cid].append({**twice.exchange_orders[cid][0], "order_id": 8})
     assert any("is 2 exchange orders, not one" in p for p in check_orders(plan, twice)[0])
+
+
+def test_a_stop_order_traded_untriggered_or_with_another_stop_is_caught() -> None:
+    plan, traders, snap = clean()
+    snap.truth[ORDER_ID].update(stop_price=Decimal("100"), triggered=True)
+    snap.exchange_orders[exchange_client_order_id(ORDER_ID)][0]["stop_price"] = "100"
+    assert problems(plan, traders, snap) == []
+    snap.truth[ORDER_ID]["triggered"] = False
+    assert any("traded but is not triggered" in p for p in problems(plan, traders, snap))
+    snap.truth[ORDER_ID].update(triggered=True, stop_price=Decimal("101"))
+    assert any("has stop 101, the exchange 100" in p for p in problems(plan, traders, snap))
