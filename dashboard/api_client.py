@@ -55,6 +55,13 @@ class ApiClient:
         """DELETE; the decoded body (None when empty), or ApiClientError."""
         return self.request("DELETE", path)
 
+    def get_page(self, path: str, params: dict[str, Any] | None = None
+                 ) -> tuple[Any, str | None]:
+        """GET one page of a list: its rows and the cursor of the next page (None: last)."""
+        response = self._send("GET", path, params=params)
+        return (response.json() if response.content else [],
+                response.headers.get("X-Next-Cursor") or None)
+
     def get_text(self, path: str, params: dict[str, Any] | None = None) -> str:
         """GET a text body (a CSV export), or raise ApiClientError with the API's message."""
         return self._send("GET", path, params=params, headers={"Accept": "text/csv"}).text

@@ -23,6 +23,7 @@ from dashboard import (
     analytics_view,
     audit_view,
     grids,
+    history_view,
     ids,
     indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
     position_close,
@@ -82,6 +83,7 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     alerts_view.configure(api_url)
     grids.configure(api_url)
     analytics_view.configure(api_url)
+    history_view.configure(api_url)
     audit_view.configure(api_url)
     summary.configure(api_url)
     ticket.configure(api_url)

@@ -43,8 +43,8 @@ THEME_TOGGLE: Final = "theme-toggle"
 LOGOUT_BTN: Final = "logout-btn"
 
 # ---------------------------------------------------------------- pages
-PAGES: Final = ("login", "register", "trade", "analytics", "audit", "account")
-NAV_PAGES: Final = ("trade", "analytics", "audit", "account")
+PAGES: Final = ("login", "register", "trade", "history", "analytics", "audit", "account")
+NAV_PAGES: Final = ("trade", "history", "analytics", "audit", "account")
 
 
 def page(name: str) -> str:
@@ -188,3 +188,19 @@ def static_ids() -> dict[str, str]:
     """Every plain id above by its constant's name (what the tests check)."""
     return {name: value for name, value in globals().items()
             if name.isupper() and isinstance(value, str) and not name.endswith("_TYPE")}
+
+
+# ---------------------------------------------------- history (dashboard/history_view.py)
+HISTORY_KIND: Final = "history-kind"        # orders | trades
+HISTORY_SYMBOL: Final = "history-symbol"
+HISTORY_SIDE: Final = "history-side"
+HISTORY_STATUS: Final = "history-status"
+HISTORY_FROM: Final = "history-from"
+HISTORY_TO: Final = "history-to"
+HISTORY_SEARCH: Final = "history-search"
+HISTORY_PAGE_SIZE: Final = "history-page-size"
+HISTORY_MORE: Final = "history-more"
+HISTORY_GRID: Final = "history-grid"
+HISTORY_INFO: Final = "history-info"
+HISTORY_ERROR: Final = "history-error"
+HISTORY_CURSOR: Final = "history-cursor"    # {kind, params, cursor}: the next page's request

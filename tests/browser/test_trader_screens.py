@@ -197,3 +197,39 @@ def test_hide_other_pairs_keeps_only_the_symbol_on_screen(page: Any, urls: Urls)
     page.click("#tab-orders")
     page.click("#hide-other-pairs input")
     page.wait_for_function(rows, arg=2)
+
+
+def test_history_filters_and_pages_on_the_server(page: Any, urls: Urls) -> None:
+    register(page, urls)
+    wait_chart(page, "BTCUSDT")
+    for n in range(26):
+        answer = api_post(page, urls, "/api/trading/orders", {
+            "symbol": "ETHUSDT" if n == 0 else "BTCUSDT", "side": "BUY", "type": "MARKET",
+            "quantity": "0.01"})
+        assert answer.status_code == 202, answer.text
+    token = json.loads(page.evaluate("() => localStorage.getItem('auth')"))["token"]
+    for _ in range(60):  # all 26 on the read side
+        listed = httpx.get(urls.api + "/api/trading/orders", params={"limit": 100}, timeout=10,
+                           headers={"Authorization": f"Bearer {token}"}).json()
+        if len(listed) == 26:
+            break
+        page.wait_for_timeout(500)
+    page.click("#nav-history")
+    page.wait_for_selector("#history-grid")
+    page.click("#history-page-size")
+    page.get_by_role("option", name="25 a page").click()
+    page.click("#history-search")
+    page.wait_for_function("() => /^25 orders shown, more to load$/.test("
+                           "document.querySelector('#history-info').textContent)")
+    page.click("#history-more")
+    page.wait_for_function("() => /^26 orders shown, all shown$/.test("
+                           "document.querySelector('#history-info').textContent)")
+    assert page.is_disabled("#history-more")
+    page.fill("#history-symbol", "ethusdt")
+    page.click("#history-search")
+    page.wait_for_function("() => /^1 order shown, all shown$/.test("
+                           "document.querySelector('#history-info').textContent)")
+    assert "ETHUSDT" in page.inner_text("#history-grid .ag-row")
+    page.fill("#history-symbol", "ETH/USDT")
+    page.click("#history-search")
+    page.wait_for_selector("#history-error:has-text('letters and digits')")

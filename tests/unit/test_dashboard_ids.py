@@ -36,7 +36,9 @@ def all_layout_ids() -> set[str]:
     import dash
 
     create_dash_app("http://127.0.0.1:1")  # registers the pages
-    assert len(dash.page_registry) == 6
+    from dashboard.pages import PAGE_MODULES
+
+    assert len(dash.page_registry) == len(PAGE_MODULES)
     found = layout_ids(serve_layout("http://127.0.0.1:1"))
     for page in dash.page_registry.values():
         found |= layout_ids(page["layout"]())
