@@ -9,13 +9,12 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
 from adapters.postgres.readmodels import record_balances
 from commands.messages import RecordFill
 from domain.values import OrderStatus
-from tests.support.api import LIMIT_ORDER, TestClient, User, project, register
-from tests.support.worker import Stack, wait_for
+from tests.support.api import LIMIT_ORDER, User, place_order, project, register
+from tests.support.worker import Stack, api_over, user_with_paper_keys, wait_for
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -78,19 +77,14 @@ def test_summary_values_the_wallet_and_splits_pnl_into_today_and_total(
 def test_summary_after_a_round_trip_on_the_paper_exchange(
         stack: Stack, paper_exchange: Any) -> None:
     """Through the real worker, python-binance and the paper exchange (commission 0.001)."""
-    stack.rt.settings.cookie_secure = "never"
-    stack.start()
     paper_exchange.set_price("SOLUSDT", "200.00")
     try:
-        with TestClient(create_app(stack.rt)) as client:
-            user = register(client)
-            wait_for(lambda: stack.app.get_account(UUID(user.id)).has_exchange_keys, 15,
-                     "paper keys")
+        with api_over(stack) as client:
+            user = user_with_paper_keys(stack, client)
             for side, qty in (("BUY", "1"), ("SELL", "0.5")):
-                answer = client.post("/api/trading/orders", headers=user.headers, json={
-                    "symbol": "SOLUSDT", "side": side, "type": "MARKET", "quantity": qty})
-                assert answer.status_code == 202, answer.text
-                stack.wait_status(UUID(answer.json()["orderId"]), OrderStatus.FILLED)
+                stack.wait_status(place_order(client, user, {
+                    "symbol": "SOLUSDT", "side": side, "type": "MARKET", "quantity": qty}),
+                    OrderStatus.FILLED)
             project(stack.rt)
 
             def balances() -> dict[str, Decimal]:

@@ -11,10 +11,9 @@ from uuid import UUID
 
 import pytest
 
-from adapters.api.app import create_app
 from domain.values import OrderStatus
-from tests.support.api import TestClient, User, project, register
-from tests.support.worker import Stack, wait_for
+from tests.support.api import User, project, register
+from tests.support.worker import Stack, api_over, user_with_paper_keys, wait_for
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -28,20 +27,17 @@ OCO = {"type": "OCO", "symbol": SYMBOL, "side": "SELL", "quantity": "10", "price
 @pytest.fixture
 def desk(stack: Stack, paper_exchange: Any) -> Iterator[tuple[Stack, Any]]:
     """The API over the runtime the live worker serves, LINKUSDT pinned at 20."""
-    stack.rt.settings.cookie_secure = "never"
     paper_exchange.set_price(SYMBOL, "20")
     stack.rt.symbols.update_price(SYMBOL, D("20"))
-    stack.start()
     try:
-        with TestClient(create_app(stack.rt)) as client:
+        with api_over(stack) as client:
             yield stack, client
     finally:
         paper_exchange.set_price(SYMBOL, "20", freeze=False)
 
 
 def trader(s: Stack, client: Any) -> User:
-    user = register(client)
-    wait_for(lambda: s.app.get_account(UUID(user.id)).has_exchange_keys, 15, "paper keys")
+    user = user_with_paper_keys(s, client)
     assert s.worker.streams is not None
     wait_for(lambda: UUID(user.id) in s.worker.streams.connected, 10, "the user-data stream")
     return user

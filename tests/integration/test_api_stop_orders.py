@@ -10,10 +10,9 @@ from uuid import UUID
 
 import pytest
 
-from adapters.api.app import create_app
 from domain.values import OrderStatus
-from tests.support.api import TestClient, User, project, register
-from tests.support.worker import Stack, wait_for
+from tests.support.api import User, place_order, project, register
+from tests.support.worker import Stack, api_over, user_with_paper_keys, wait_for
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -24,26 +23,15 @@ SYMBOL = "SOLUSDT"
 @pytest.fixture
 def desk(stack: Stack, paper_exchange: Any) -> Iterator[tuple[Stack, Any]]:
     """The API over the runtime the live worker serves, SOLUSDT pinned at 150."""
-    stack.rt.settings.cookie_secure = "never"
     paper_exchange.set_price(SYMBOL, "150")
-    stack.start()
     try:
-        with TestClient(create_app(stack.rt)) as client:
+        with api_over(stack) as client:
             yield stack, client
     finally:
         paper_exchange.set_price(SYMBOL, "150", freeze=False)
 
 
-def trader(s: Stack, client: Any) -> User:
-    user = register(client)
-    wait_for(lambda: s.app.get_account(UUID(user.id)).has_exchange_keys, 15, "paper keys")
-    return user
 
-
-def place(client: Any, user: User, body: dict[str, Any]) -> UUID:
-    answer = client.post(ORDERS, json=body, headers=user.headers)
-    assert answer.status_code == 202, answer.text
-    return UUID(answer.json()["orderId"])
 
 
 def shown(s: Stack, client: Any, user: User, order_id: UUID) -> dict[str, Any]:
@@ -59,9 +47,10 @@ def shown(s: Stack, client: Any, user: User, order_id: UUID) -> dict[str, Any]:
 def test_a_stop_loss_waits_then_triggers_on_the_exchange_and_fills(
         desk: tuple[Stack, Any], paper_exchange: Any) -> None:
     s, client = desk
-    user = trader(s, client)
-    order_id = place(client, user, {"symbol": SYMBOL, "side": "SELL", "type": "STOP_LOSS_LIMIT",
-                                    "quantity": "1", "price": "139", "stopPrice": "140"})
+    user = user_with_paper_keys(s, client)
+    order_id = place_order(client, user, {
+        "symbol": SYMBOL, "side": "SELL", "type": "STOP_LOSS_LIMIT", "quantity": "1",
+        "price": "139", "stopPrice": "140"})
     s.wait_status(order_id, OrderStatus.NEW)
     [on_exchange] = s.exchange_orders(order_id)
     assert (on_exchange["type"], on_exchange["stopPrice"], on_exchange["isWorking"]) == (
@@ -83,10 +72,10 @@ def test_a_stop_loss_waits_then_triggers_on_the_exchange_and_fills(
 def test_a_take_profit_triggers_rests_as_a_limit_and_cancels(
         desk: tuple[Stack, Any], paper_exchange: Any) -> None:
     s, client = desk
-    user = trader(s, client)
-    order_id = place(client, user, {"symbol": SYMBOL, "side": "BUY", "type": "TAKE_PROFIT_LIMIT",
-                                    "quantity": "1", "price": "135", "stopPrice": "140",
-                                    "timeInForce": "GTC"})
+    user = user_with_paper_keys(s, client)
+    order_id = place_order(client, user, {
+        "symbol": SYMBOL, "side": "BUY", "type": "TAKE_PROFIT_LIMIT", "quantity": "1",
+        "price": "135", "stopPrice": "140", "timeInForce": "GTC"})
     s.wait_status(order_id, OrderStatus.NEW)
     assert s.worker.streams is not None
     wait_for(lambda: UUID(user.id) in s.worker.streams.connected, 10, "the user-data stream")

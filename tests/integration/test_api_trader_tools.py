@@ -14,12 +14,11 @@ from uuid import UUID
 
 import pytest
 
-from adapters.api.app import create_app
 from adapters.platform.bootstrap import Runtime
 from commands.messages import RecordFill
 from domain.values import OrderStatus
-from tests.support.api import LIMIT_ORDER, TestClient, User, project, register
-from tests.support.worker import Stack, wait_for
+from tests.support.api import LIMIT_ORDER, User, place_order, project, register
+from tests.support.worker import Stack, api_over, user_with_paper_keys
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -29,23 +28,9 @@ ORDERS = "/api/trading/orders"
 @pytest.fixture
 def desk(stack: Stack) -> Iterator[tuple[Stack, Any]]:
     """The API over the same runtime the live worker, relay and paper exchange serve."""
-    stack.rt.settings.cookie_secure = "never"
-    stack.start()
-    with TestClient(create_app(stack.rt)) as client:
+    with api_over(stack) as client:
         yield stack, client
 
-
-def with_keys(s: Stack, client: Any) -> User:
-    """A user whose paper keys the worker has issued (it does so on registration)."""
-    user = register(client)
-    wait_for(lambda: s.app.get_account(UUID(user.id)).has_exchange_keys, 15, "paper keys")
-    return user
-
-
-def place(client: Any, user: User, body: dict[str, Any]) -> UUID:
-    answer = client.post(ORDERS, json=body, headers=user.headers)
-    assert answer.status_code == 202, answer.text
-    return UUID(answer.json()["orderId"])
 
 
 def test_cancel_all_cancels_the_open_orders_of_a_symbol_then_of_every_symbol(
@@ -54,10 +39,10 @@ def test_cancel_all_cancels_the_open_orders_of_a_symbol_then_of_every_symbol(
     paper_exchange.set_price("ETHUSDT", "3450.00")
     paper_exchange.set_price("BTCUSDT", "96500.00")
     try:
-        user = with_keys(s, client)
-        eth = [place(client, user, {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
+        user = user_with_paper_keys(s, client)
+        eth = [place_order(client, user, {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT",
                                     "quantity": "0.01", "price": p}) for p in ("3300", "3310")]
-        btc = place(client, user, {**LIMIT_ORDER, "price": "95000"})
+        btc = place_order(client, user, {**LIMIT_ORDER, "price": "95000"})
         for order_id in (*eth, btc):
             s.wait_status(order_id, OrderStatus.NEW)
         project(s.rt)
@@ -95,11 +80,11 @@ def test_close_sells_the_position_rounded_down_and_the_csv_lists_every_trade(
     s, client = desk
     paper_exchange.set_price("ETHUSDT", "3450.00")
     try:
-        user = with_keys(s, client)
+        user = user_with_paper_keys(s, client)
         nothing = client.post("/api/trading/positions/ETHUSDT/close", headers=user.headers)
         assert nothing.status_code == 422 and nothing.json()["error"]["code"] == \
             "nothing_to_close"
-        bought = place(client, user, {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET",
+        bought = place_order(client, user, {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET",
                                       "quantity": "0.5"})
         s.wait_status(bought, OrderStatus.FILLED)
         project(s.rt)
@@ -142,7 +127,7 @@ def test_close_sells_the_position_rounded_down_and_the_csv_lists_every_trade(
 
 def fill(runtime: Runtime, api: Any, user: User, body: dict[str, Any], quantity: str,
          trade_id: str) -> None:
-    order_id = place(api, user, body)
+    order_id = place_order(api, user, body)
     runtime.app.handle(RecordFill(order_id=order_id, trade_id=trade_id, price=D(body["price"]),
                                   quantity=D(quantity), commission=D("0.01"),
                                   commission_asset="USDT"))
@@ -206,8 +191,8 @@ def test_a_spend_amount_market_order_buys_what_the_amount_buys(
     s, client = desk
     paper_exchange.set_price("ETHUSDT", "3450.00")
     try:
-        user = with_keys(s, client)
-        order_id = place(client, user, {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET",
+        user = user_with_paper_keys(s, client)
+        order_id = place_order(client, user, {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET",
                                         "quoteOrderQty": "100"})
         pending = client.get(f"{ORDERS}/{order_id}", headers=user.headers).json()
         assert pending["quoteOrderQty"] == "100" and D(pending["quantity"]) == 0

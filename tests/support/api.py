@@ -56,6 +56,13 @@ def register(client: Any, email: str | None = None, **extra: Any) -> User:
                 refresh_token=body["refreshToken"])
 
 
+def place_order(client: Any, user: User, body: dict[str, Any]) -> uuid.UUID:
+    """POST an order that must be accepted (202); its orderId."""
+    answer = client.post("/api/trading/orders", json=body, headers=user.headers)
+    assert answer.status_code == 202, answer.text
+    return uuid.UUID(answer.json()["orderId"])
+
+
 def project(runtime: Runtime, audit: bool = False) -> None:
     """Run the real projector over the whole notification log (it is idempotent)."""
     from adapters.postgres.projector import Projector

@@ -125,3 +125,26 @@ def worker_stack(pg_url: str, pg_schema: str, tmp_path: Path, kafka_bootstrap: s
         worker.stop()
         gateway.close()
         rt.close()
+
+
+@contextmanager
+def api_over(stack: Stack) -> Iterator[Any]:
+    """Start the stack and yield a TestClient of the API over the runtime its live worker,
+    relay and paper exchange serve."""
+    from adapters.api.app import create_app
+    from tests.support.api import TestClient
+
+    # The TestClient speaks plain HTTP to "testserver": a Secure cookie would never come back.
+    stack.rt.settings.cookie_secure = "never"
+    stack.start()
+    with TestClient(create_app(stack.rt)) as client:
+        yield client
+
+
+def user_with_paper_keys(stack: Stack, client: Any) -> Any:
+    """A registered user whose paper keys the worker has issued (it does so on registration)."""
+    from tests.support.api import register
+
+    user = register(client)
+    wait_for(lambda: stack.app.get_account(UUID(user.id)).has_exchange_keys, 15, "paper keys")
+    return user
