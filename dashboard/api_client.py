@@ -6,12 +6,17 @@ server keeps no session of its own.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
 import httpx
 
 TIMEOUT_SECONDS = 10.0
+
+
+# A symbol as it may go into an API path or query (BTCUSDT): the one check the views share.
+SYMBOL_RE = re.compile(r"[A-Z0-9]{2,20}")
 
 
 class ApiClientError(Exception):

@@ -3,7 +3,6 @@ export, and Cancel as a cell action handled by a server callback on the API clie
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import Any
@@ -14,11 +13,10 @@ import httpx
 from dash import Input, Output, Patch, State, callback, dcc, html
 
 from dashboard import ids
-from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError, token_of
 
 _api_url = ""
 _transport: httpx.BaseTransport | None = None
-_SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
 
 
 def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> None:
@@ -26,6 +24,12 @@ def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> Non
     global _api_url, _transport
     _api_url = api_url.rstrip("/")
     _transport = transport
+
+
+def error_toast(title: str, message: str) -> html.Div:
+    """A toast saying what the API refused and why."""
+    return html.Div(className="toast error", role="alert",
+                    children=[html.Strong(title), html.Div(message)])
 
 
 _NUMBER = {"cellClass": "mono", "filter": False}
@@ -158,9 +162,8 @@ def cancel_order(data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
     try:
         ApiClient(_api_url, token_of(auth), transport=_transport).delete(path)
     except ApiClientError as exc:
-        toast = html.Div(className="toast error", role="alert",
-                         children=[html.Strong("Cancel refused"), html.Div(exc.message)])
-        return [toast], {"orderId": order_id, "ok": False, "at": time.time()}
+        return ([error_toast("Cancel refused", exc.message)],
+                {"orderId": order_id, "ok": False, "at": time.time()})
     return dash.no_update, {"orderId": order_id, "ok": True, "at": time.time()}
 
 
@@ -184,8 +187,7 @@ def cancel_all(_n: int | None, route: dict[str, Any] | None, auth: Any) -> Any:
     try:
         answer = ApiClient(_api_url, token_of(auth), transport=_transport).delete(path)
     except ApiClientError as exc:
-        return [html.Div(className="toast error", role="alert",
-                         children=[html.Strong("Cancel all refused"), html.Div(exc.message)])]
+        return [error_toast("Cancel all refused", exc.message)]
     count = len((answer or {}).get("orderIds") or [])
     what = f"{count} open {symbol + ' ' if symbol else ''}order{'s' if count != 1 else ''}"
     return [html.Div(className="toast", role="status",
@@ -196,7 +198,7 @@ def cancel_all(_n: int | None, route: dict[str, Any] | None, auth: Any) -> Any:
 def _route_symbol(route: dict[str, Any] | None) -> str | None:
     """The trade page's symbol, only when well formed (it goes into an API query)."""
     symbol = str((route or {}).get("symbol") or "").upper()
-    return symbol if _SYMBOL.fullmatch(symbol) else None
+    return symbol if SYMBOL_RE.fullmatch(symbol) else None
 
 
 @callback(Output(ids.TRADES_CSV_DOWNLOAD, "data"),
@@ -211,8 +213,7 @@ def download_trades(_n: int, start: str | None, end: str | None, auth: Any) -> t
         text = ApiClient(_api_url, token_of(auth), transport=_transport).get_text(
             "/api/trading/trades.csv", params=params)
     except ApiClientError as exc:
-        return dash.no_update, [html.Div(className="toast error", role="alert", children=[
-            html.Strong("Trades CSV refused"), html.Div(exc.message)])]
+        return dash.no_update, [error_toast("Trades CSV refused", exc.message)]
     name = f"trades-{(start or 'start')[:10]}-{(end or 'now')[:10]}.csv"
     return {"content": text, "filename": name, "type": "text/csv"}, dash.no_update
 

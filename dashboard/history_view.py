@@ -4,7 +4,6 @@ more" appends the next page to the grid with a `Patch`, so any number of rows ca
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import dash_ag_grid as dag
@@ -13,11 +12,10 @@ from dash import Input, Output, Patch, State, callback
 from dash import no_update as NO
 
 from dashboard import ids
-from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError, token_of
 
 _api_url = ""
 _transport: httpx.BaseTransport | None = None
-_SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
 _NUMBER = {"cellClass": "mono"}
 COLUMNS: dict[str, list[dict[str, Any]]] = {
     "orders": [
@@ -118,7 +116,7 @@ def search(_n: int, _mounted: Any, kind: str, symbol: str | None, side: str | No
            auth: Any) -> tuple[Any, ...]:
     """The first page for the filters; the cursor of the next one is kept for Load more."""
     kind = "trades" if kind == "trades" else "orders"
-    if symbol and symbol.strip() and not _SYMBOL.fullmatch(symbol.strip().upper()):
+    if symbol and symbol.strip() and not SYMBOL_RE.fullmatch(symbol.strip().upper()):
         return (NO, NO, NO, NO, NO, "A symbol is letters and digits, like BTCUSDT.",
                 kind == "trades")
     params = query(kind, symbol, side, statuses, start, end, int(size or 100))

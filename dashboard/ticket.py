@@ -20,7 +20,7 @@ from dash import Input, Output, Patch, State, callback, clientside_callback, ctx
 from dash import no_update as NO
 
 from dashboard import ids
-from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError, token_of
 from dashboard.order_book import PRICE_CLICK_STORE
 
 # ---- ids --------------------------------------------------------------------------------
@@ -58,7 +58,6 @@ POSITIONS = ids.POSITIONS_STORE
 PRICED = ("LIMIT", "STOP")
 
 DEFAULT_SYMBOL = "BTCUSDT"
-SYMBOL_RE = re.compile(r"[A-Z0-9]{2,20}")
 DEFAULT_STEP = "0.00001"
 # The fat-finger thresholds: through the market (buy above, sell below) and resting away.
 THROUGH_PCT, RESTING_PCT = Decimal(5), Decimal(50)
