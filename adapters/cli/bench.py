@@ -209,6 +209,24 @@ def process_usage(roots: list[int] | None = None,
 
 
 Usage = Callable[[], list[tuple[str, float, float]]]
+Counters = Callable[[], dict[str, int]]
+
+# Postgres publishes a backend's statistics at most once a second, and a backend that goes
+# idle sooner waits for its idle timer (10 s) to publish the rest.
+STATS_SETTLE_S = 11.0
+
+
+def postgres_counters(database_url: str) -> dict[str, int]:
+    """The database's committed transactions and rows written so far (pg_stat_database):
+    read before and after a load, they say how many of each one order costs."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted"
+            " FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    assert row is not None
+    return {"commits": int(row[0]), "rowsWritten": int(row[1])}
 
 
 async def bench_users(session: aiohttp.ClientSession, api_url: str,
@@ -221,8 +239,10 @@ async def bench_users(session: aiohttp.ClientSession, api_url: str,
 
 async def run_load(api_url: str, users: int, rate: float, duration: float,
                    limit_share: float, usage: Usage | None = None,
-                   tokens: Callable[[], str] | None = None) -> dict[str, Any]:
-    """Drive the load and measure it; `tokens` mints bearer tokens instead of registering."""
+                   tokens: Callable[[], str] | None = None,
+                   counters: Counters | None = None) -> dict[str, Any]:
+    """Drive the load and measure it; `tokens` mints bearer tokens instead of registering;
+    `counters` (postgres_counters) adds Postgres transactions and rows written per order."""
     usage = usage or process_usage
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector,
@@ -238,6 +258,7 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
                    for u, r in zip(runs, readies, strict=True)]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
         cpu_before = {n: c for n, c, _ in usage()}
+        counted_before = counters() if counters else {}
         started = time.perf_counter()
         accepted, refused, post_latencies = await place_orders(
             session, api_url, runs, rate, duration, limit_share)
@@ -260,6 +281,11 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
     last_fill = max((u.filled[o] for u in runs for o in u.posted if o in u.filled),
                     default=started)
     done = max(1, len(latencies))
+    postgres: dict[str, float] = {}
+    if counters:
+        await asyncio.sleep(STATS_SETTLE_S)
+        counted = counters()
+        postgres = {k: round((counted[k] - counted_before[k]) / done, 1) for k in counted}
     spent = {n: c - cpu_before.get(n, 0.0) for n, c, _ in processes}
     rows: list[dict[str, Any]] = [
         {"name": n, "cpu_s": round(spent[n], 3), "cpu_pct": round(100 * spent[n] / elapsed, 1),
@@ -280,6 +306,9 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
         # FILLED: limit orders and cancels add to the cost, never to the count.
         "cpu_ms_per_order": round(1000 * sum(spent.values()) / done, 2),
         "processes": rows,
+        # Per order seen FILLED, like the CPU (so limit orders and cancels add to it); the
+        # counters include the STATS_SETTLE_S of quiet after the load.
+        "postgres_per_order": postgres,
     }
 
 
@@ -346,7 +375,8 @@ def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate
     paused = pause_tradeledger(system_roots)
     try:
         result = asyncio.run(run_load(bare.api_url, users, rate, duration, 0.0, usage=usage,
-                                      tokens=bare.token))
+                                      tokens=bare.token,
+                                      counters=lambda: postgres_counters(database_url)))
         if any(p.poll() is not None for p in bare.processes):
             print(f"a bare-pipeline process exited during the run: see {bare.log_path}",
                   file=sys.stderr)
@@ -463,6 +493,7 @@ def render(result: dict[str, Any], baselines: dict[str, float],
         "POST -> FILLED on SSE: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms".format(
             **result["fill_latency_ms"]),
         f"CPU per completed order, all processes: {result['cpu_ms_per_order']:.2f} ms",
+        *_postgres_line(result),
         "", f"{'process':<16}{'CPU s':>8}{'CPU %':>8}{'ms/order':>10}{'RSS MiB':>10}",
     ]
 
@@ -480,6 +511,7 @@ def render(result: dict[str, Any], baselines: dict[str, float],
             f"{bare['completed_per_s']:.0f} orders/s; POST -> FILLED on SSE: p50 "
             f"{bare['fill_latency_ms']['p50']:.1f} ms, p99 {bare['fill_latency_ms']['p99']:.1f} ms",
             f"CPU per completed order: {bare['cpu_ms_per_order']:.2f} ms",
+            *_postgres_line(bare),
             *rows(bare),
             "", f"{'':<22}{'TradeLedger':>12}{'bare':>10}{'ratio':>8}",
         ]
@@ -493,6 +525,14 @@ def render(result: dict[str, Any], baselines: dict[str, float],
         lines += ["", "bare baselines of single layers measured in this run:"]
         lines += [f"  {name:<34}{value:>10,.0f}/s" for name, value in baselines.items()]
     return "\n".join(lines)
+
+
+def _postgres_line(result: dict[str, Any]) -> list[str]:
+    pg = result.get("postgres_per_order") or {}
+    if not pg:
+        return []
+    return [f"Postgres per completed order: {pg['commits']:.1f} transactions, "
+            f"{pg['rowsWritten']:.1f} rows written"]
 
 
 def register(subparsers: Any) -> None:
@@ -537,10 +577,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         print(f"load: {args.users} users, {args.rate:.0f} orders/s for {args.duration:.0f} s "
               f"against {api_url}", file=sys.stderr)
+        db = os.environ.get("TRADELEDGER_DATABASE_URL") or _system_env(system, "DATABASE_URL")
         result = asyncio.run(run_load(
             api_url, args.users, args.rate, args.duration, args.limit_share,
-            usage=lambda: process_usage(roots, postgres_dir)))
-        db = os.environ.get("TRADELEDGER_DATABASE_URL") or _system_env(system, "DATABASE_URL")
+            usage=lambda: process_usage(roots, postgres_dir),
+            counters=(lambda: postgres_counters(db)) if db else None))
         broker = (os.environ.get("TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS")
                   or _system_env(system, "KAFKA_BOOTSTRAP_SERVERS"))
         paper = (os.environ.get("TRADELEDGER_PAPER_EXCHANGE_URL")

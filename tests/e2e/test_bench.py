@@ -10,7 +10,15 @@ import json
 import psutil
 import pytest
 
-from adapters.cli.bench import _system_env, process_usage, render, report, run_bare, run_load
+from adapters.cli.bench import (
+    _system_env,
+    postgres_counters,
+    process_usage,
+    render,
+    report,
+    run_bare,
+    run_load,
+)
 from tests.support.system import RunningSystem
 
 pytestmark = pytest.mark.e2e
@@ -34,13 +42,14 @@ def test_bench_json_carries_tradeledger_and_the_bare_pipeline(
         running_system: RunningSystem) -> None:
     roots = [running_system.process.pid]
     postgres_dir = str(running_system.data_dir / "postgres")
-    result = asyncio.run(run_load(
-        running_system.api_url, users=2, rate=10.0, duration=1.0, limit_share=0.0,
-        usage=lambda: process_usage(roots, postgres_dir)))
     database = _system_env(running_system, "DATABASE_URL")
     broker = _system_env(running_system, "KAFKA_BOOTSTRAP_SERVERS")
     paper = _system_env(running_system, "PAPER_EXCHANGE_URL")
     assert database and broker and paper
+    result = asyncio.run(run_load(
+        running_system.api_url, users=2, rate=10.0, duration=1.0, limit_share=0.0,
+        usage=lambda: process_usage(roots, postgres_dir),
+        counters=lambda: postgres_counters(database)))
     bare = run_bare(database, broker, paper, users=2, rate=10.0, duration=1.0,
                     system_roots=roots, postgres_dir=postgres_dir)
     # Every bare order went the whole way: POST, Kafka, exchange, Kafka, NOTIFY, SSE.
@@ -60,3 +69,10 @@ def test_bench_json_carries_tradeledger_and_the_bare_pipeline(
     assert doc["cpuMsPerOrder"] == result["cpu_ms_per_order"] > 0
     assert doc["bare"]["cpuMsPerOrder"] == bare["cpu_ms_per_order"] > 0
     assert "bare pipeline" in render(result, {}, bare)
+    # Each order commits at least its placement and the worker's record of the fill; the
+    # bare pipeline at least its three inserts (API, executor, projector).
+    assert result["postgres_per_order"]["commits"] >= 2
+    assert bare["postgres_per_order"]["commits"] >= 3
+    ours, theirs = result["postgres_per_order"], bare["postgres_per_order"]
+    assert ours["rowsWritten"] > theirs["rowsWritten"] > 0
+    assert "Postgres per completed order" in render(result, {}, bare)
