@@ -108,7 +108,7 @@ def latency_figure(analytics: dict[str, Any]) -> go.Figure:
         previous = bound
     fig = go.Figure(go.Bar(x=labels, y=[int(b["count"]) for b in buckets],
                            marker_color="#8b5cf6"))
-    return _base_layout(fig, yaxis_title="orders", xaxis_title="placed → filled")
+    return _base_layout(fig, yaxis_title="market orders", xaxis_title="placed → filled")
 
 
 def status_figure(orders: list[dict[str, Any]]) -> go.Figure:

@@ -89,7 +89,10 @@ def add_analytics(inc: Increments, envelope: EventEnvelope, order: OrderRow | No
         cur = inc.symbol_minute.setdefault((account, order.symbol, minute), [0, 0, Decimal(0)])
         cur[1] += 1
         cur[2] += Decimal(p["price"]) * Decimal(p["quantity"])
-        if p.get("status") == "FILLED":
+        # The histogram is the desk's fill latency: a MARKET order's placed -> filled. A
+        # limit order's time to its fill is mostly the time it rested on the book, the
+        # market's doing, not ours (the Orders grid shows its time to the book instead).
+        if p.get("status") == "FILLED" and order.type == "MARKET":
             ms = (time - order.created_at) // timedelta(milliseconds=1)
             lkey = (account, latency_bucket(ms))
             inc.latency[lkey] = inc.latency.get(lkey, 0) + 1

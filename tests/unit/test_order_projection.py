@@ -94,6 +94,17 @@ def test_state_folds_positions_and_analytics() -> None:
     assert len(state.trades) == 2 and state.count == 5
     sm = state.analytics.symbol_minute
     assert sum(v[0] for v in sm.values()) == 1 and sum(v[1] for v in sm.values()) == 2
+    # A limit order's time on the book is not fill latency: the histogram counts MARKET
+    # orders only.
+    assert state.analytics.latency == {}
+
+
+def test_the_latency_histogram_counts_a_market_order_placed_to_filled() -> None:
+    state = ReadModelState()
+    placed = env(1, "OrderPlaced", 0, client_order_id="c1", symbol="BTCUSDT", side="BUY",
+                 order_type="MARKET", quantity="0.01")
+    for e in [placed, *lifecycle()[1:]]:
+        state.apply(e)
     assert state.analytics.latency == {(ACCOUNT, latency_bucket(1250)): 1}
 
 
