@@ -37,7 +37,7 @@ from adapters.kafka.topics import ensure_topic  # noqa: E402
 from adapters.platform.bootstrap import Runtime, bootstrap  # noqa: E402
 from adapters.platform.settings import Settings, settings_env  # noqa: E402
 from adapters.postgres.projector import Projector  # noqa: E402
-from adapters.postgres.readmodels import CHANGES_CHANNEL, EVENTS_TABLE  # noqa: E402
+from adapters.postgres.readmodels import EVENTS_TABLE, changes_channel  # noqa: E402
 from domain.envelope import EventEnvelope  # noqa: E402
 from domain.order import Order  # noqa: E402
 
@@ -92,7 +92,7 @@ class ProjectorLag:
     def run(self, stop: threading.Event) -> None:
         q = f'"{self.schema}"'
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+            conn.execute(f'LISTEN "{changes_channel(self.schema)}"')
             last = 0
             while not stop.is_set():
                 try:

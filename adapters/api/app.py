@@ -47,7 +47,7 @@ from adapters.platform.aio import cancel_and_wait
 from adapters.platform.bootstrap import Runtime
 from adapters.platform.crypto import ConfigurationError
 from adapters.postgres.alerts import AlertStore
-from adapters.postgres.readmodels import ReadModels, create_read_models
+from adapters.postgres.readmodels import ReadModels, changes_channel, create_read_models
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ def create_app(
                 _open_read_models, pool, settings.database_schema)
             if ctx.read_models is not None:
                 hub = ChangeHub(runtime.database_url, ctx.read_models,
+                                channel=changes_channel(settings.database_schema),
                                 poll_seconds=hub_poll_seconds)
                 await hub.start()
                 stack.push_async_callback(hub.stop)

@@ -25,12 +25,12 @@ from typing import Any, Protocol
 
 import anyio
 import psycopg
+from psycopg import sql
 
 from adapters.platform.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-CHANGES_CHANNEL = "tradeledger_changes"
 BATCH = 500
 MAX_REPLAY = 2_000  # changes one reconnect may replay; past it the client reloads instead
 
@@ -108,11 +108,13 @@ class _Feed:
 
 
 class ChangeHub:
-    """Listen on CHANGES_CHANNEL and serve per-account change streams."""
+    """Listen on the schema's changes channel (adapters.postgres.readmodels.changes_channel)
+    and serve per-account change streams."""
 
-    def __init__(self, database_url: str, source: ChangeSource, *, poll_seconds: float = 15.0,
-                 queue_limit: int = 10_000) -> None:
+    def __init__(self, database_url: str, source: ChangeSource, *, channel: str,
+                 poll_seconds: float = 15.0, queue_limit: int = 10_000) -> None:
         self._url = database_url
+        self._channel = channel
         self._source = source
         self._poll = poll_seconds
         self._queue_limit = queue_limit
@@ -140,7 +142,7 @@ class ChangeHub:
             try:
                 conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
                 async with conn:
-                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     self.listening = True
                     backoff = 0.5
                     for account_id in self._feeds:  # catch up on what we may have missed

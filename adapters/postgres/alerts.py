@@ -19,7 +19,12 @@ import psycopg
 import psycopg_pool
 from psycopg.types.json import Jsonb
 
-from adapters.postgres.readmodels import CHANGE_KINDS, CHANGES_CHANNEL, lock_key, notify_payload
+from adapters.postgres.readmodels import (
+    CHANGE_KINDS,
+    changes_channel,
+    lock_key,
+    notify_payload,
+)
 from adapters.postgres.store import check_schema_name
 from projections.orders import dec, iso
 
@@ -93,6 +98,7 @@ class AlertStore:
         self._pool = pool
         self._schema = schema
         self._q = f'"{check_schema_name(schema)}"'
+        self._channel = changes_channel(schema)
 
     def create_tables(self) -> None:
         with self._pool.connection() as conn, conn.transaction():
@@ -165,7 +171,7 @@ class AlertStore:
                     fired.append(FiredAlert(str(r[1]), alert, int(seq)))
             for item in fired:
                 conn.execute("SELECT pg_notify(%s, %s)",
-                             (CHANGES_CHANNEL, notify_payload(item.seq, item.account_id)))
+                             (self._channel, notify_payload(item.seq, item.account_id)))
         return fired
 
 

@@ -15,7 +15,7 @@ an event twice:
   come late: a retried dead letter, and the move from the aggregate-keyed topic (its
   consumer may have applied a later fill of an account before an earlier one);
 - audit_chain: extended from the event store up to the batch's newest notification id.
-Change rows go to view_changes and a NOTIFY on CHANGES_CHANNEL, which Postgres delivers on
+Change rows go to view_changes and a NOTIFY on changes_channel(schema), which Postgres delivers on
 commit only. Under the consumer framework the projector stages each event and flushes once
 per batch (adapters/kafka/consumer.py, StagingHandler): the chain is extended and each
 account notified once per transaction instead of once per event.
@@ -33,13 +33,13 @@ from psycopg.types.json import Jsonb
 
 from adapters.platform.metrics import PROJECTED_EVENTS
 from adapters.postgres.readmodels import (
-    CHANGES_CHANNEL,
     EVENT_LOG_COLS,
     EVENTS_TABLE,
     ORDER_COLS,
     POSITION_COLS,
     TRADE_COLS,
     audit_values,
+    changes_channel,
     column_types,
     create_read_models,
     event_log_values,
@@ -306,7 +306,7 @@ class Projector:
             self.audit.extend(conn, upto)
         for account_id, seq in notices.items():
             conn.execute("SELECT pg_notify(%s, %s)",
-                         (CHANGES_CHANNEL, notify_payload(seq, account_id)))
+                         (changes_channel(self.schema), notify_payload(seq, account_id)))
 
     def discard(self) -> None:
         """Forget what was staged: the batch's transaction is being rolled back."""

@@ -28,9 +28,17 @@ from projections.audit import ChainEntry
 from projections.orders import OrderRow, TradeRow, dec, iso
 from projections.positions import Position
 
-CHANGES_CHANNEL = "tradeledger_changes"  # NOTIFY payload: '{"seq": 123, "accountId": "..."}'
 EVENTS_TABLE = "tradeledger_events"  # eventsourcing's "<application name>_events"
 CHANGE_KINDS = ("ORDER_UPDATE", "TRADE", "POSITION", "ALERT")  # ALERT: adapters/postgres/alerts.py
+
+
+
+def changes_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of `schema`'s view changes (payload '{"seq": 123,
+    "accountId": "..."}'). One per schema: deployments that share a database (staging and
+    production, two test runs) must not wake each other's SSE hubs with foreign accounts."""
+    return f"{check_schema_name(schema)}_changes"[:63]
+
 
 # projection name -> the tables it owns (rebuilt and swapped together)
 PROJECTIONS: dict[str, tuple[str, ...]] = {

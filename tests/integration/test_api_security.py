@@ -258,7 +258,8 @@ def test_a_replay_from_zero_is_bounded() -> None:
             return 10_000
 
     async def scenario() -> list[Any]:
-        hub = ChangeHub("postgresql://unused.invalid/x", Source(), poll_seconds=60)
+        hub = ChangeHub("postgresql://unused.invalid/x", Source(), channel="x_changes",
+                        poll_seconds=60)
         out: list[Any] = []
         async for item in hub.changes("a", 0, max_replay=700):
             out.append(item)

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.platform.bootstrap import Runtime
 from adapters.postgres.projector import Projector
-from adapters.postgres.readmodels import CHANGES_CHANNEL, ReadModels, record_balances
+from adapters.postgres.readmodels import ReadModels, changes_channel, record_balances
 from commands.messages import (
     PlaceOrder,
     RecordAcceptance,
@@ -99,11 +99,14 @@ def test_projector_builds_every_view_and_announces_changes(runtime: Runtime,
                                                            models: ReadModels) -> None:
     account = make_activity(runtime.app)
     with psycopg.connect(runtime.database_url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {CHANGES_CHANNEL}")
+        listener.execute(
+            f'LISTEN "{changes_channel(runtime.settings.database_schema)}"')
         project(runtime, envelopes(runtime.app))
         notes = list(listener.notifies(timeout=1.0, stop_after=3))
     payload = json.loads(notes[0].payload)
     assert set(payload) == {"seq", "accountId"} and payload["accountId"] == str(account)
+    # The channel is the schema's own: another deployment in the same database hears nothing.
+    assert changes_channel(runtime.settings.database_schema) != changes_channel("other")
 
     orders = models.list_orders(account)
     assert len(orders) == 8

@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from adapters.platform.bootstrap import Runtime
-from adapters.postgres.readmodels import CHANGES_CHANNEL
+from adapters.postgres.readmodels import changes_channel
 from domain.envelope import EventEnvelope
 
 with warnings.catch_warnings():
@@ -89,8 +89,8 @@ def insert_change(runtime: Runtime, account_id: str, kind: str, data: dict[str, 
             (account_id, kind, entity_id, json.dumps(data)),
         ).fetchone()
         assert row is not None
-        conn.execute("SELECT pg_notify(%s, %s)",
-                     (CHANGES_CHANNEL, json.dumps({"seq": row[0], "accountId": account_id})))
+        payload = json.dumps({"seq": row[0], "accountId": account_id})
+        conn.execute("SELECT pg_notify(%s, %s)", (changes_channel(schema), payload))
     return int(row[0])
 
 

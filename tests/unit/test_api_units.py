@@ -159,7 +159,7 @@ class FakeSource:
 def test_hub_resume_has_no_gap_and_no_duplicate_at_the_seam() -> None:
     async def scenario() -> list[Any]:
         source = FakeSource()
-        hub = ChangeHub("postgresql://unused", source, poll_seconds=0.05)
+        hub = ChangeHub("postgresql://unused", source, channel="x_changes", poll_seconds=0.05)
         for _ in range(3):
             source.add("alice")
         source.add("bob")
@@ -200,7 +200,7 @@ def test_hub_reads_a_burst_of_notifications_with_one_query() -> None:
     async def scenario() -> tuple[list[Any], list[Any], list[dict[str, int]]]:
         source = BatchingSource()
         source.add("alice")
-        hub = ChangeHub("postgresql://unused", source, poll_seconds=30)
+        hub = ChangeHub("postgresql://unused", source, channel="x_changes", poll_seconds=30)
         alice, bob = hub.changes("alice", None), hub.changes("bob", None)
         assert await anext(alice) == 1 and await anext(bob) == 0  # the seams
         await asyncio.sleep(0.05)  # each new feed reads once on its own; not the burst's
