@@ -74,6 +74,9 @@ DEFAULT_RECV_WINDOW_MS = 5000
 EXCHANGE_BACKEND_TIMEOUT = 10.0
 # Pages of 1000 read at most when listing a symbol's orders or trades as evidence.
 HISTORY_PAGES = 5
+# Orders placed before a history's start time that traded after it, looked up one by one
+# (query order, weight 4 each) before the history counts as lagging.
+HISTORY_LOOKUPS = 10
 TESTNET_WS_API_URL = "wss://ws-api.testnet.binance.vision/ws-api/v3"
 LIVE_WS_API_URL = "wss://ws-api.binance.com/ws-api/v3"
 
@@ -531,11 +534,38 @@ class BinanceGateway:
                                               symbol, start, "id")
         # From an order id on, allOrders lists that order and later ones, and myTrades that
         # order's trades: a trade of an order that is not listed shows a lagging list.
+        order_ids = frozenset(str(o["orderId"]) for o in orders)
+        trade_order_ids = frozenset(str(t["orderId"]) for t in trades)
+        if "startTime" in start:
+            # From a time on, allOrders lists the orders *placed* since and myTrades the
+            # trades *made* since: an order placed before that trades after (a resting limit,
+            # a stop that triggers) is not listed, and is no sign of lag. Left in, it made
+            # every later check "disagree", so an order of unknown outcome was never proven
+            # absent (chaos seed 841144: an OCO stuck in CANCEL_REQUESTED).
+            trade_order_ids -= self._placed_before(
+                client, symbol, trade_order_ids - order_ids, start["startTime"])
         return ExchangeOrderHistory(
             client_order_ids=frozenset(str(o["clientOrderId"]) for o in orders),
-            order_ids=frozenset(str(o["orderId"]) for o in orders),
-            trade_order_ids=frozenset(str(t["orderId"]) for t in trades),
+            order_ids=order_ids, trade_order_ids=trade_order_ids,
             complete=complete and trades_complete)
+
+    def _placed_before(self, client: Client, symbol: str, order_ids: frozenset[str],
+                       start_ms: int) -> frozenset[str]:
+        """Of these orders (traded, not listed from `start_ms` on), the ones the exchange
+        shows placed before `start_ms`. One query each, a few at most: past that, the rest
+        still count as lag and the caller asks again later."""
+        earlier = set()
+        for order_id in sorted(order_ids)[:HISTORY_LOOKUPS]:
+            try:
+                data = self._call(client, "query order", functools.partial(
+                    client.get_order, symbol=symbol, orderId=int(order_id)), safe=True)
+            except ExchangeRejected as exc:
+                if exc.exchange_code == BinanceErrorCode.NO_SUCH_ORDER:
+                    continue  # traded but not found: the lists lag
+                raise
+            if int(data.get("time", start_ms)) < start_ms:
+                earlier.add(order_id)
+        return frozenset(earlier)
 
     def _pages(self, client: Client, what: str, fn: Callable[..., Any], symbol: str,
                start: dict[str, Any], id_field: str) -> tuple[list[dict[str, Any]], bool]:
