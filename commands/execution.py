@@ -73,6 +73,8 @@ from domain.values import TERMINAL_STATUSES, OrderStatus
 log = logging.getLogger(__name__)
 
 SAVE_RETRIES = 8
+# An absence proof still blocked after this long is logged (then once per this long).
+UNPROVEN_LOG_AFTER = 60.0
 KNOWN_ORDERS = 50_000
 # Below this many events an order has no snapshot (TradingApplication snapshots Orders every
 # 25 events), so loading it by its events alone is one query instead of two.
@@ -255,6 +257,8 @@ class ExecutionManager:
         # When the exchange first said it has no such order (evidence gathered per order
         # until the order is resolved; lost on restart, which only costs a few seconds).
         self._absent_since: dict[UUID, float] = {}
+        # When each order's slow proof was last logged (see _still_unproven).
+        self._unproven_logged: dict[UUID, float] = {}
 
     # ---- entry points --------------------------------------------------------------
     def drive(self, order_id: UUID) -> DriveResult:
@@ -578,19 +582,38 @@ class ExecutionManager:
                 creds, order.symbol, since=since,
                 from_order_id=order.exchange_order_id if since is None else None)
         except (ExchangeUnavailable, ExchangeRejected) as exc:
-            return f"could not list the symbol's orders ({exc.message})"
+            return self._still_unproven(
+                order, now - first, f"could not list the symbol's orders ({exc.message})")
         if (exchange_client_order_id(order.id) in history.client_order_ids
                 or (order.exchange_order_id or "") in history.order_ids):
             with self._known_lock:
                 self._absent_since.pop(order.id, None)
             return "the order list shows it while its query does not (lag); asking again"
         if not history.complete or not history.consistent:
-            return "the exchange's order and trade lists disagree (lag); asking again"
+            return self._still_unproven(
+                order, now - first,
+                "the exchange's order and trade lists disagree (lag); asking again")
         return None
+
+    def _still_unproven(self, order: Order, waited: float, why: str) -> str:
+        """Return `why`; past a minute of trying, also say so in the log once a minute, so
+        an order whose proof never completes is seen (rechecks are otherwise silent)."""
+        now = self.clock()
+        if waited >= UNPROVEN_LOG_AFTER:
+            with self._known_lock:
+                due = now - self._unproven_logged.get(order.id, 0.0) >= UNPROVEN_LOG_AFTER
+                if due:
+                    self._unproven_logged[order.id] = now
+            if due:
+                log.warning("order %s (%s): the exchange says it has no such order, but "
+                            "%.0f s of trying have not proven it: %s", order.id,
+                            order.status.value, waited, why)
+        return why
 
     def _forget_absence(self, order_id: UUID) -> None:
         with self._known_lock:
             self._absent_since.pop(order_id, None)
+            self._unproven_logged.pop(order_id, None)
 
     def _mark_unknown(self, order: Order, sent_at: float, reason: str) -> None:
         """Record once that the send's outcome is unknown (the API shows "checking")."""

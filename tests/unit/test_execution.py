@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from decimal import Decimal
 from uuid import UUID
@@ -222,6 +223,22 @@ def test_does_not_exist_is_not_final_while_the_lists_disagree(world: World) -> N
     assert result.after is OrderStatus.SUBMITTED and result.recheck_after
     world.exchange.stray_trade = False
     assert world.settle(result).after is OrderStatus.REJECTED
+
+
+def test_a_proof_blocked_for_a_minute_is_logged_once_a_minute(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    # Rechecks are silent: an order whose absence can never be proven used to leave no
+    # trace in the log (how the chaos suite's stuck OCO of seed 841144 went unexplained).
+    world.exchange.down_for = 1
+    world.exchange.stray_trade = True
+    order_id = world.place()
+    result = world.manager.drive(order_id)
+    with caplog.at_level(logging.WARNING, logger="commands.execution"):
+        for _ in range(60):  # 3 s apart: about two minutes past the window
+            world.time.sleep(result.recheck_after or 0)
+            result = world.manager.recheck(order_id)
+    unproven = [r.getMessage() for r in caplog.records if "have not proven it" in r.getMessage()]
+    assert 1 <= len(unproven) <= 3 and all("disagree" in m for m in unproven)
 
 
 def test_one_does_not_exist_answer_after_the_window_is_not_enough(world: World) -> None:
