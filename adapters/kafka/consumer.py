@@ -269,24 +269,25 @@ class ConsumerRunner:
         self._store_positions({partition: pos})
 
     def _store_positions(self, positions: dict[int, Position]) -> None:
-        """Upsert the positions of several partitions (one round trip: executemany), with
-        any that idle batches left unstored."""
+        """Upsert the positions of several partitions in one statement, with any that idle
+        batches left unstored."""
         assert self._conn is not None
         if self._unstored:
             positions = {**self._unstored, **positions}
             self._unstored.clear()
         self._positions_stored_at = time.monotonic()
-        with self._conn.cursor() as cur:
-            cur.executemany(
-                sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, "
-                        "notification_id, epoch) VALUES (%s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
-                        "kafka_offset = EXCLUDED.kafka_offset, "
-                        "notification_id = EXCLUDED.notification_id, epoch = EXCLUDED.epoch, "
-                        "updated_at = now()").format(self._t_positions),
-                [(self.name, self.topic, partition, pos.kafka_offset, pos.notification_id,
-                  pos.epoch) for partition, pos in positions.items()],
-            )
+        parts = sorted(positions)
+        self._conn.execute(
+            sql.SQL("INSERT INTO {} (consumer, topic, partition, kafka_offset, "
+                    "notification_id, epoch) SELECT %s, %s, p, o, n, e FROM "
+                    "unnest(%s::int[], %s::bigint[], %s::bigint[], %s::int[]) AS u(p, o, n, e) "
+                    "ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
+                    "kafka_offset = EXCLUDED.kafka_offset, "
+                    "notification_id = EXCLUDED.notification_id, epoch = EXCLUDED.epoch, "
+                    "updated_at = now()").format(self._t_positions),
+            (self.name, self.topic, parts, [positions[p].kafka_offset for p in parts],
+             [positions[p].notification_id for p in parts], [positions[p].epoch for p in parts]),
+        )
 
     def _rewind(self, tp: TopicPartition, reason: str, epoch: int | None = None,
                 pos: Position | None = None) -> Position:

@@ -33,10 +33,12 @@ from psycopg.types.json import Jsonb
 
 from adapters.platform.metrics import PROJECTED_EVENTS
 from adapters.postgres.readmodels import (
+    AUDIT_COLS,
     EVENT_LOG_COLS,
     EVENTS_TABLE,
     ORDER_COLS,
     POSITION_COLS,
+    PRIMARY_KEYS,
     TRADE_COLS,
     audit_values,
     changes_channel,
@@ -83,6 +85,18 @@ def _unnest(columns: dict[str, str]) -> str:
     return f"unnest({arrays}) WITH ORDINALITY AS u({', '.join(columns)}, ord)"
 
 
+def _add_counts(table: str, name: str, counts: tuple[str, ...]) -> str:
+    """One multi-row upsert (an `_unnest` source) that adds `counts` to a counter table's
+    rows, keyed by its primary key."""
+    types = column_types(name)
+    key = PRIMARY_KEYS[name]
+    cols = (*key, *counts)
+    adds = ", ".join(f"{c} = a.{c} + excluded.{c}" for c in counts)
+    return (f"INSERT INTO {table} AS a ({', '.join(cols)}) "  # noqa: S608
+            f"SELECT {', '.join(cols)} FROM {_unnest({c: types[c] for c in cols})} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adds}")
+
+
 def _multi_row(conn: psycopg.Connection[Any], statement: str,
                rows: list[tuple[Any, ...]]) -> psycopg.Cursor[Any]:
     """Run `statement` (one `_unnest` source) over `rows`, one array per column; return the
@@ -116,6 +130,10 @@ class AuditChainProjector:
         self.schema = schema
         self._chain = f"{q}.audit_chain"
         self._events = f"{q}.{EVENTS_TABLE}"
+        types = column_types("audit_chain")
+        self._insert = (f"INSERT INTO {self._chain} ({', '.join(AUDIT_COLS)}) "  # noqa: S608
+                        f"SELECT {', '.join(AUDIT_COLS)} FROM "
+                        f"{_unnest({c: types[c] for c in AUDIT_COLS})} ORDER BY ord")
         self._ready = False
 
     def handle(self, conn: psycopg.Connection[Any], envelope: EventEnvelope) -> None:
@@ -146,11 +164,8 @@ class AuditChainProjector:
             "ORDER BY notification_id", (start, upto)).fetchall()
         entries = [audit_values(e) for e in build_chain(
             (StoredRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows), prev)]
-        with conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO {self._chain} (notification_id, originator_id, "  # noqa: S608
-                "originator_version, event_hash, chain_hash) VALUES (%s, %s, %s, %s, %s)",
-                entries)
+        if entries:  # one statement for the whole stretch
+            _multi_row(conn, self._insert, entries).close()
         return len(entries)
 
 
@@ -227,22 +242,14 @@ class Projector:
                             "ORDER BY notification_id",
             # Counters: added once per batch and key, for the events new to the log (see
             # flush); adding per event made a busy account's row a long chain of versions.
-            "sym_min": f"INSERT INTO {t['analytics_symbol_minute']} AS a "  # noqa: S608
-                       "(account_id, symbol, minute, orders, fills, volume) "
-                       "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account_id, symbol, minute) "
-                       "DO UPDATE SET orders = a.orders + excluded.orders, "
-                       "fills = a.fills + excluded.fills, volume = a.volume + excluded.volume",
-            "ev_min": f"INSERT INTO {t['analytics_events_minute']} AS a "  # noqa: S608
-                      "(account_id, minute, events) VALUES (%s, %s, %s) "
-                      "ON CONFLICT (account_id, minute) DO UPDATE SET "
-                      "events = a.events + excluded.events",
-            "latency": f"INSERT INTO {t['analytics_latency']} AS a (account_id, bucket, count) "  # noqa: S608
-                       "VALUES (%s, %s, %s) ON CONFLICT (account_id, bucket) DO UPDATE SET "
-                       "count = a.count + excluded.count",
-            "reject": f"INSERT INTO {t['analytics_rejections']} AS a "  # noqa: S608
-                      "(account_id, code, reason, count) VALUES (%s, %s, %s, %s) "
-                      "ON CONFLICT (account_id, code, reason) DO UPDATE SET "
-                      "count = a.count + excluded.count",
+            # One statement per table and batch (the batch's keys are distinct).
+            "sym_min": _add_counts(t["analytics_symbol_minute"], "analytics_symbol_minute",
+                                   ("orders", "fills", "volume")),
+            "ev_min": _add_counts(t["analytics_events_minute"], "analytics_events_minute",
+                                  ("events",)),
+            "latency": _add_counts(t["analytics_latency"], "analytics_latency", ("count",)),
+            "reject": _add_counts(t["analytics_rejections"], "analytics_rejections",
+                                  ("count",)),
             # A TRADE change only for a trade new to trades_view.
             "trade_put_change": f"WITH new_trade AS (INSERT INTO {t['trades_view']} "  # noqa: S608
                                 f"({', '.join(TRADE_COLS)}) "
@@ -425,15 +432,14 @@ class Projector:
     def _add_analytics(self, conn: psycopg.Connection[Any], inc: Increments) -> None:
         """Add a batch's counters, one upsert per key."""
         sql = self._sql
-        with conn.cursor() as cur:
-            for name, rows in (
-                ("sym_min", [(*k, *v) for k, v in inc.symbol_minute.items()]),
-                ("ev_min", [(*k, n) for k, n in inc.events_minute.items()]),
-                ("latency", [(*k, n) for k, n in inc.latency.items()]),
-                ("reject", [(*k, n) for k, n in inc.rejections.items()]),
-            ):
-                if rows:
-                    cur.executemany(sql[name], rows)
+        for name, rows in (
+            ("sym_min", [(*k, *v) for k, v in inc.symbol_minute.items()]),
+            ("ev_min", [(*k, n) for k, n in inc.events_minute.items()]),
+            ("latency", [(*k, n) for k, n in inc.latency.items()]),
+            ("reject", [(*k, n) for k, n in inc.rejections.items()]),
+        ):
+            if rows:
+                _multi_row(conn, sql[name], rows).close()
 
     def _change(self, conn: psycopg.Connection[Any], account_id: str, time: str, kind: str,
                 entity_id: str, data: dict[str, Any]) -> psycopg.Cursor[Any]:
