@@ -209,24 +209,41 @@ def process_usage(roots: list[int] | None = None,
 
 
 Usage = Callable[[], list[tuple[str, float, float]]]
-Counters = Callable[[], dict[str, int]]
-
 # Postgres publishes a backend's statistics at most once a second, and a backend that goes
 # idle sooner waits for its idle timer (10 s) to publish the rest.
 STATS_SETTLE_S = 11.0
 
 
-def postgres_counters(database_url: str) -> dict[str, int]:
+class PostgresCounters:
     """The database's committed transactions and rows written so far (pg_stat_database):
-    read before and after a load, they say how many of each one order costs."""
-    import psycopg
+    read before and after a load, they say how many of each one order costs.
 
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted"
-            " FROM pg_stat_database WHERE datname = current_database()").fetchone()
-    assert row is not None
-    return {"commits": int(row[0]), "rowsWritten": int(row[1])}
+    It keeps one connection from the first read on: after a load the server may have none
+    to spare (the bare pipeline's pools beside TradeLedger's paused ones). A read that
+    fails returns {} and the figures are left out; the benchmark goes on."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._conn: Any = None
+
+    def read(self) -> dict[str, int]:
+        import psycopg
+
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self.database_url, autocommit=True)
+            row = self._conn.execute(
+                "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted"
+                " FROM pg_stat_database WHERE datname = current_database()").fetchone()
+        except psycopg.Error as exc:
+            print(f"Postgres counters left out: {exc}".strip(), file=sys.stderr)
+            return {}
+        return {"commits": int(row[0]), "rowsWritten": int(row[1])}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 async def bench_users(session: aiohttp.ClientSession, api_url: str,
@@ -240,9 +257,9 @@ async def bench_users(session: aiohttp.ClientSession, api_url: str,
 async def run_load(api_url: str, users: int, rate: float, duration: float,
                    limit_share: float, usage: Usage | None = None,
                    tokens: Callable[[], str] | None = None,
-                   counters: Counters | None = None) -> dict[str, Any]:
+                   counters: PostgresCounters | None = None) -> dict[str, Any]:
     """Drive the load and measure it; `tokens` mints bearer tokens instead of registering;
-    `counters` (postgres_counters) adds Postgres transactions and rows written per order."""
+    `counters` adds Postgres transactions and rows written per order."""
     usage = usage or process_usage
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector,
@@ -258,7 +275,7 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
                    for u, r in zip(runs, readies, strict=True)]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
         cpu_before = {n: c for n, c, _ in usage()}
-        counted_before = counters() if counters else {}
+        counted_before = counters.read() if counters else {}
         started = time.perf_counter()
         accepted, refused, post_latencies = await place_orders(
             session, api_url, runs, rate, duration, limit_share)
@@ -284,8 +301,10 @@ async def run_load(api_url: str, users: int, rate: float, duration: float,
     postgres: dict[str, float] = {}
     if counters:
         await asyncio.sleep(STATS_SETTLE_S)
-        counted = counters()
-        postgres = {k: round((counted[k] - counted_before[k]) / done, 1) for k in counted}
+        counted = counters.read()
+        counters.close()
+        if counted and counted_before:
+            postgres = {k: round((counted[k] - counted_before[k]) / done, 1) for k in counted}
     spent = {n: c - cpu_before.get(n, 0.0) for n, c, _ in processes}
     rows: list[dict[str, Any]] = [
         {"name": n, "cpu_s": round(spent[n], 3), "cpu_pct": round(100 * spent[n] / elapsed, 1),
@@ -376,7 +395,7 @@ def run_bare(database_url: str, bootstrap: str, paper_url: str, users: int, rate
     try:
         result = asyncio.run(run_load(bare.api_url, users, rate, duration, 0.0, usage=usage,
                                       tokens=bare.token,
-                                      counters=lambda: postgres_counters(database_url)))
+                                      counters=PostgresCounters(database_url)))
         if any(p.poll() is not None for p in bare.processes):
             print(f"a bare-pipeline process exited during the run: see {bare.log_path}",
                   file=sys.stderr)
@@ -581,7 +600,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = asyncio.run(run_load(
             api_url, args.users, args.rate, args.duration, args.limit_share,
             usage=lambda: process_usage(roots, postgres_dir),
-            counters=(lambda: postgres_counters(db)) if db else None))
+            counters=PostgresCounters(db) if db else None))
         broker = (os.environ.get("TRADELEDGER_KAFKA_BOOTSTRAP_SERVERS")
                   or _system_env(system, "KAFKA_BOOTSTRAP_SERVERS"))
         paper = (os.environ.get("TRADELEDGER_PAPER_EXCHANGE_URL")

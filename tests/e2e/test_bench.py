@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 from adapters.cli.bench import (
+    PostgresCounters,
     _system_env,
-    postgres_counters,
     process_usage,
     render,
     report,
@@ -49,7 +49,7 @@ def test_bench_json_carries_tradeledger_and_the_bare_pipeline(
     result = asyncio.run(run_load(
         running_system.api_url, users=2, rate=10.0, duration=1.0, limit_share=0.0,
         usage=lambda: process_usage(roots, postgres_dir),
-        counters=lambda: postgres_counters(database)))
+        counters=PostgresCounters(database)))
     bare = run_bare(database, broker, paper, users=2, rate=10.0, duration=1.0,
                     system_roots=roots, postgres_dir=postgres_dir)
     # Every bare order went the whole way: POST, Kafka, exchange, Kafka, NOTIFY, SSE.
@@ -76,3 +76,11 @@ def test_bench_json_carries_tradeledger_and_the_bare_pipeline(
     ours, theirs = result["postgres_per_order"], bare["postgres_per_order"]
     assert ours["rowsWritten"] > theirs["rowsWritten"] > 0
     assert "Postgres per completed order" in render(result, {}, bare)
+
+
+def test_postgres_counters_that_cannot_connect_leave_the_figures_out() -> None:
+    # After a load the server may have no connection to spare: the bench goes on without
+    # the counters instead of failing (as it once did, "too many clients already").
+    counters = PostgresCounters("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    assert counters.read() == {}
+    counters.close()
