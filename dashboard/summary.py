@@ -21,6 +21,7 @@ BODY = "summary-body"
 ERROR = "summary-error"
 REFRESH = "summary-refresh"
 TICK = "summary-tick"
+PAGE = "summary-page"  # the page on screen, set only when it changes (not per symbol switch)
 REFRESH_MS = 5_000
 NONE = "—"
 
@@ -111,16 +112,17 @@ def layout() -> html.Div:
                  children=html.Span("sign in to see your wallet", className="muted")),
         html.Div(id=ERROR, className="form-error"),
         dcc.Interval(id=TICK, interval=REFRESH_MS),
+        dcc.Store(id=PAGE),
     ])
 
 
 @callback(Output(BODY, "children"), Output(ERROR, "children"),
           Input(ids.AUTH, "data"), Input(REFRESH, "n_clicks"), Input(TICK, "n_intervals"),
-          Input(ids.ROUTE, "data"), State(ids.AUTH, "data"))
-def show_summary(_auth: Any, _clicks: Any, _ticks: Any, route: Any,
+          Input(PAGE, "data"), State(ids.AUTH, "data"))
+def show_summary(_auth: Any, _clicks: Any, _ticks: Any, page: Any,
                  auth: Any) -> tuple[Any, Any]:
     """Read the summary from the API while the trade page is open."""
-    if (route or {}).get("page") != "trade":
+    if page != "trade":
         raise dash.exceptions.PreventUpdate
     token = token_of(auth)
     if not token:
@@ -132,8 +134,17 @@ def show_summary(_auth: Any, _clicks: Any, _ticks: Any, route: Any,
     return card(summary), ""
 
 
+# A symbol switch (or a token refresh) rewrites `route` but not the page: the card is about
+# the account, not the symbol, so it is not read again then (each read held a server thread
+# and an API call during the switch).
+clientside_callback(
+    """function (route, last) {
+        const page = (route && route.page) || null;
+        return page === last ? window.dash_clientside.no_update : page;
+    }""",
+    Output(PAGE, "data"), Input(ids.ROUTE, "data"), State(PAGE, "data"),
+)
 # The timer runs only while the trade page is open: elsewhere the card is hidden anyway.
 clientside_callback(
-    "function (route) { return !route || route.page !== 'trade'; }",
-    Output(TICK, "disabled"), Input(ids.ROUTE, "data"),
+    "function (page) { return page !== 'trade'; }", Output(TICK, "disabled"), Input(PAGE, "data"),
 )
