@@ -110,6 +110,10 @@ CHART_TICKS: Final = "chart-ticks"
 CHART_RELOAD: Final = "chart-reload"
 # {key, klines}: the live candles, at most once a second, for the indicators.
 CHART_INDICATOR_REQUEST: Final = "chart-indicator-request"
+# The page on screen (`route`'s page), set only when it changes: a symbol switch or a token
+# refresh rewrites `route` but not the page, so what is about the page, not the symbol (the
+# wallet card, /api/me, the commission rates), is not read again on every switch.
+PAGE_SHOWN: Final = "page-shown"
 # {key, traces, t, series}: the indicator series computed with the live candles.
 CHART_INDICATORS: Final = "chart-indicators"
 # {key, orders, fills}: the symbol's open priced orders and fills, slimmed in the browser.

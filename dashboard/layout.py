@@ -128,6 +128,7 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id=ids.CONFIG, data={"apiUrl": public_api_url.rstrip("/")}),
         dcc.Store(id=ids.BOOT),
         dcc.Store(id=ids.ROUTE, data={"page": "login", "symbol": DEFAULT_SYMBOL}),
+        dcc.Store(id=ids.PAGE_SHOWN),
         # A sentence for the sign-in page from another page (the password changed).
         dcc.Store(id=ids.LOGIN_NOTICE),
         dcc.Store(id=ids.CHART_SETTINGS, storage_type="local",

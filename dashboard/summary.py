@@ -21,7 +21,6 @@ BODY = "summary-body"
 ERROR = "summary-error"
 REFRESH = "summary-refresh"
 TICK = "summary-tick"
-PAGE = "summary-page"  # the page on screen, set only when it changes (not per symbol switch)
 REFRESH_MS = 5_000
 NONE = "—"
 
@@ -112,13 +111,12 @@ def layout() -> html.Div:
                  children=html.Span("sign in to see your wallet", className="muted")),
         html.Div(id=ERROR, className="form-error"),
         dcc.Interval(id=TICK, interval=REFRESH_MS),
-        dcc.Store(id=PAGE),
     ])
 
 
 @callback(Output(BODY, "children"), Output(ERROR, "children"),
           Input(ids.AUTH, "data"), Input(REFRESH, "n_clicks"), Input(TICK, "n_intervals"),
-          Input(PAGE, "data"), State(ids.AUTH, "data"))
+          Input(ids.PAGE_SHOWN, "data"), State(ids.AUTH, "data"))
 def show_summary(_auth: Any, _clicks: Any, _ticks: Any, page: Any,
                  auth: Any) -> tuple[Any, Any]:
     """Read the summary from the API while the trade page is open."""
@@ -134,17 +132,10 @@ def show_summary(_auth: Any, _clicks: Any, _ticks: Any, page: Any,
     return card(summary), ""
 
 
-# A symbol switch (or a token refresh) rewrites `route` but not the page: the card is about
-# the account, not the symbol, so it is not read again then (each read held a server thread
-# and an API call during the switch).
-clientside_callback(
-    """function (route, last) {
-        const page = (route && route.page) || null;
-        return page === last ? window.dash_clientside.no_update : page;
-    }""",
-    Output(PAGE, "data"), Input(ids.ROUTE, "data"), State(PAGE, "data"),
-)
+# The card is about the account, not the symbol: it follows the page shown, not `route`, so
+# a symbol switch does not read it again (each read held a server thread and an API call).
 # The timer runs only while the trade page is open: elsewhere the card is hidden anyway.
 clientside_callback(
-    "function (page) { return page !== 'trade'; }", Output(TICK, "disabled"), Input(PAGE, "data"),
+    "function (page) { return page !== 'trade'; }", Output(TICK, "disabled"),
+    Input(ids.PAGE_SHOWN, "data"),
 )

@@ -699,16 +699,17 @@ def numbers(amount: Any, price: Any, state: dict[str, Any] | None,
     return ticket_numbers(amount, price, state or {}, market, commission)
 
 
-@callback(Output(COMMISSION, "data"), Input(AUTH, "data"), Input(URL, "pathname"),
+@callback(Output(COMMISSION, "data"), Input(AUTH, "data"), Input(ids.PAGE_SHOWN, "data"),
           State(COMMISSION, "data"))
-def load_commission(auth: Any, pathname: Any, known: Any) -> Any:
+def load_commission(auth: Any, page: Any, known: Any) -> Any:
     """The account's commission rates (fees before placing): once per sign-in, and again on
     a trade page visit while still unknown (a new account's rates arrive with its first
-    balance snapshot). A symbol switch then costs no API call."""
+    balance snapshot). It follows the page shown, not the path, so a symbol switch costs no
+    server call at all."""
     token = token_of(auth)
-    if not token or not str(pathname or "").startswith("/trade"):
+    if not token or page != "trade":
         return NO
-    if ctx.triggered_id == URL and known:
+    if ctx.triggered_id == ids.PAGE_SHOWN and known:
         return NO
     try:
         return ApiClient(_api_url, token).get("/api/account/commission")
