@@ -95,12 +95,13 @@ def balance_source(me: dict[str, Any] | None) -> str:
 
 
 @callback(Output(ids.ME_STORE, "data"),
-          Input(ids.AUTH, "data"), Input(ids.ME_REFRESH, "data"), Input(ids.ROUTE, "data"))
-def load_me(auth: Any, _refresh: Any, route: Any) -> Any:
-    """Read /api/me when the session starts, when asked, and on the Account page."""
+          Input(ids.AUTH, "data"), Input(ids.ME_REFRESH, "data"), Input(ids.PAGE_SHOWN, "data"))
+def load_me(auth: Any, _refresh: Any, page: Any) -> Any:
+    """Read /api/me when the session starts, when asked, and on the Account page (the page
+    shown, not `route`: a symbol switch costs no server call here)."""
     if not token_of(auth):
         return None
-    if ctx.triggered_id == "route" and (route or {}).get("page") != "account":
+    if ctx.triggered_id == ids.PAGE_SHOWN and page != "account":
         raise dash.exceptions.PreventUpdate
     try:
         return client(auth).get("/api/me")

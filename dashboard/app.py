@@ -22,10 +22,10 @@ from dashboard import (
     alerts_view,
     analytics_view,
     audit_view,
+    chart,
     grids,
     history_view,
     ids,
-    indicators,  # noqa: F401 - imported for its @callback (pure computation, no API)
     position_close,
     routing,  # noqa: F401 - imported for its @callbacks (pure routing, no API)
     summary,
@@ -85,6 +85,7 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     analytics_view.configure(api_url)
     history_view.configure(api_url)
     audit_view.configure(api_url)
+    chart.configure(api_url)
     summary.configure(api_url)
     ticket.configure(api_url)
     position_close.configure(api_url)
@@ -157,12 +158,12 @@ def _register_clientside(app: dash.Dash) -> None:
     cb(
         _cs("chartSettings"), Output(ids.CHART_SETTINGS, "data"),
         [Input(f"tf-{v}", "n_clicks") for _, v in TIMEFRAMES]
-        + [Input("indicator-toggles", "value")],
+        + [Input(ids.INDICATOR_TOGGLES, "value")],
         State(ids.CHART_SETTINGS, "data"),
     )
     cb(
         _cs("tradeView"),
-        [Output("symbol-select", "value"), Output("pair-name", "children")]
+        [Output("symbol-select", "value"), Output(ids.PAIR_NAME, "children")]
         + [Output(f"tf-{v}", "className") for _, v in TIMEFRAMES],
         Input(ids.ROUTE, "data"), Input(ids.CHART_SETTINGS, "data"),
     )
@@ -170,8 +171,6 @@ def _register_clientside(app: dash.Dash) -> None:
        Input(ids.LOGOUT_BTN, "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))
     cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"))
-    cb(_cs("indicatorsIn"), Output("indicator-applied", "data"),
-       Input("indicator-store", "data"), prevent_initial_call=True)
     cb(_cs("tradeRows"), Output(ids.TRADES_GRID, "rowData"), Input(ids.TRADES_STORE, "data"))
     cb(_cs("positionRows"), Output(ids.POSITIONS_GRID, "rowData"),
        Input(ids.POSITIONS_STORE, "data"))

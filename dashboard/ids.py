@@ -4,9 +4,9 @@ Layout and callbacks import these names instead of spelling ids, so a typo is an
 and "who writes this store?" is a search for one name. The JS in `assets/` cannot import
 Python: tests/unit/test_dashboard_ids.py checks that every id it names is laid out.
 
-The order ticket and the chart keep their ids at the top of their own modules (issue 18,
-All-in-One style); the stores they share with the shell (`AUTH`, `MARKET_STORE`,
-`CHART_SETTINGS`, `ROUTE`) are here, with their data shapes.
+The order ticket keeps its ids at the top of its own module (issue 18, All-in-One style);
+the stores it shares with the shell (`AUTH`, `MARKET_STORE`, `CHART_SETTINGS`, `ROUTE`) are
+here, with their data shapes, and so are the chart's (`dashboard/chart.py`).
 """
 
 from __future__ import annotations
@@ -91,6 +91,42 @@ POSITIONS_STORE: Final = "positions-store"
 MARKET_STORE: Final = "market-store"
 # {interval, indicators}: the chart's timeframe and indicators, in localStorage.
 CHART_SETTINGS: Final = "chart-settings"
+# ---------------------------------------------------------------- chart (dashboard/chart.py)
+PAIR_NAME: Final = "pair-name"
+PAIR_PRICE: Final = "pair-price"
+PAIR_CHANGE: Final = "pair-change"
+TF_GROUP: Final = "tf-group"
+INDICATOR_TOGGLES: Final = "indicator-toggles"
+CHART_ERROR: Final = "chart-error"
+CHART_NOTE: Final = "chart-note"
+PRICE_CHART: Final = "price-chart"
+# {symbol, interval, indicators, dark}: what the chart shows; set only when it changes.
+CHART_VIEW: Final = "chart-view"
+# {key, symbol, interval, indicators, traces, palette, t0, n, lo, hi, last}: what was drawn.
+CHART_META: Final = "chart-meta"
+# {key, klines: [{t, o, h, l, c, v}], ticker, n}: the market stream's news (assets/30-market.js).
+CHART_TICKS: Final = "chart-ticks"
+# Set when the market stream reopens after a gap: draw again from history.
+CHART_RELOAD: Final = "chart-reload"
+# {key, klines}: the live candles, at most once a second, for the indicators.
+CHART_INDICATOR_REQUEST: Final = "chart-indicator-request"
+# The page on screen (`route`'s page), set only when it changes: a symbol switch or a token
+# refresh rewrites `route` but not the page, so what is about the page, not the symbol (the
+# wallet card, /api/me, the commission rates), is not read again on every switch.
+PAGE_SHOWN: Final = "page-shown"
+# {key, traces, t, series}: the indicator series computed with the live candles.
+CHART_INDICATORS: Final = "chart-indicators"
+# {key, orders, fills}: the symbol's open priced orders and fills, slimmed in the browser.
+CHART_OVERLAY_ROWS: Final = "chart-overlay-rows"
+# {SYMBOL: rules}: /api/market/symbols, read once.
+SYMBOLS_STORE: Final = "symbols-store"
+
+
+def timeframe(interval: str) -> str:
+    """The id of a timeframe button (`tf-1h`)."""
+    return f"tf-{interval}"
+
+
 ME_STORE: Final = "me-store"
 ME_REFRESH: Final = "me-refresh"
 CANCEL_RESULT: Final = "cancel-result"

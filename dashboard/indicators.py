@@ -1,17 +1,14 @@
 """Chart indicators computed on the Dash server: SMA 20, EMA 20, Bollinger (20, 2), RSI 14.
 
-The browser sends the candles' times and closes of the chart on screen (`chart-closes`,
-at most once a second while ticks arrive); `indicators` answers the series the user turned
-on, keyed by candle time, into `indicator-store`, which the chart draws. Closes are display
-floats like the candles Plotly draws; no money is computed here.
+`dashboard/chart.py` computes the series the user turned on from the history it reads from
+the API (and the live candles, at most once a second), keyed by candle time. Closes are
+display floats like the candles Plotly draws; no money is computed here.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-from dash import Input, Output, callback
 
 Series = list[float | None]
 PERIOD = 20
@@ -98,8 +95,3 @@ def compute(data: dict[str, Any] | None) -> dict[str, Any]:
         out["rsi"] = rsi(closes)
     return out
 
-
-@callback(Output("indicator-store", "data"), Input("chart-closes", "data"))
-def indicators(data: dict[str, Any] | None) -> dict[str, Any]:
-    """Compute the indicators the chart shows."""
-    return compute(data)

@@ -15,12 +15,11 @@ from typing import Any
 import dash
 from dash import dcc, html
 
-from dashboard import ids, order_book, position_close, summary, ticket
+from dashboard import chart, ids, order_book, position_close, summary, ticket
+from dashboard.chart import TIMEFRAMES  # noqa: F401 - app.py reads it here
 from dashboard.grids import orders_grid, positions_grid, trades_grid
 
 DEFAULT_SYMBOL = "BTCUSDT"
-TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
-INDICATORS = (("SMA 20", "sma"), ("EMA 20", "ema"), ("Bollinger", "bb"), ("RSI 14", "rsi"))
 # The server requires this many characters (commands/application.py MIN_PASSWORD_LENGTH).
 MIN_PASSWORD_LENGTH = 10
 
@@ -98,28 +97,7 @@ def trade_page() -> html.Div:
             order_book.layout(),
         ]),
         html.Section(className="right-col", children=[
-            html.Div(className="panel chart-panel", children=[
-                html.Div(className="pair-bar", children=[
-                    html.Span(DEFAULT_SYMBOL, id="pair-name", className="pair-name"),
-                    html.Span("—", id="pair-price", className="pair-price mono"),
-                    html.Span("—", id="pair-change", className="pair-change mono"),
-                    html.Div(className="tf-group", id="tf-group", children=[
-                        html.Button(label, id=f"tf-{value}", className="tf-btn", n_clicks=0,
-                                    **{"data-interval": value})
-                        for label, value in TIMEFRAMES
-                    ]),
-                    dcc.Checklist(id="indicator-toggles", className="indicator-toggles",
-                                  persistence=True, persistence_type="local",
-                                  options=[{"label": lab, "value": v} for lab, v in INDICATORS],
-                                  value=[], inline=True),
-                ]),
-                html.Div(id="chart-error", className="form-error"),
-                html.Div(id="chart-note", className="field-hint chart-note"),
-                dcc.Graph(id="price-chart", className="price-chart",
-                          config={"displaylogo": False, "scrollZoom": True,
-                                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
-                          figure={"data": [], "layout": {"height": 460}}),
-            ]),
+            chart.layout(),
             html.Div(className="panel tables-panel", children=[
                 dcc.Checklist(id=ids.HIDE_OTHER_PAIRS, className="hide-other-pairs",
                               options=[{"label": " Hide other pairs", "value": "hide"}],
@@ -150,6 +128,7 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id=ids.CONFIG, data={"apiUrl": public_api_url.rstrip("/")}),
         dcc.Store(id=ids.BOOT),
         dcc.Store(id=ids.ROUTE, data={"page": "login", "symbol": DEFAULT_SYMBOL}),
+        dcc.Store(id=ids.PAGE_SHOWN),
         # A sentence for the sign-in page from another page (the password changed).
         dcc.Store(id=ids.LOGIN_NOTICE),
         dcc.Store(id=ids.CHART_SETTINGS, storage_type="local",
@@ -164,10 +143,6 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id=ids.ME_STORE),
         dcc.Store(id=ids.ME_REFRESH, data=0),
         dcc.Store(id=ids.CANCEL_RESULT),
-        # The chart's closes out, its indicators back (dashboard/indicators.py).
-        dcc.Store(id="chart-closes"),
-        dcc.Store(id="indicator-store"),
-        dcc.Store(id="indicator-applied"),
         header(),
         html.Main(className="app-main", children=[trade_page(), dash.page_container]),
         html.Div(id=ids.TOASTS, className="toasts", **{"aria-live": "polite"}),

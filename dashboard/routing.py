@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback
+from dash import Input, Output, State, callback, clientside_callback
 
 from dashboard import ids
 from dashboard.api_client import token_of
@@ -75,6 +75,16 @@ def follow_url(pathname: str | None, auth: Any, last: dict[str, Any] | None) -> 
     return (route.store(), route.redirect or dash.no_update,
             _SHOWN if route.page == "trade" else _HIDDEN, *nav_classes,
             signed_in_only, "nav", signed_in_only, signed_in_only)
+
+
+# The page alone, set only when it changes (ids.PAGE_SHOWN says who reads it and why).
+clientside_callback(
+    """function (route, last) {
+        const page = (route && route.page) || null;
+        return page === last ? window.dash_clientside.no_update : page;
+    }""",
+    Output(ids.PAGE_SHOWN, "data"), Input(ids.ROUTE, "data"), State(ids.PAGE_SHOWN, "data"),
+)
 
 
 @callback(Output(ids.NAV, "className", allow_duplicate=True),

@@ -116,11 +116,11 @@ def layout() -> html.Div:
 
 @callback(Output(BODY, "children"), Output(ERROR, "children"),
           Input(ids.AUTH, "data"), Input(REFRESH, "n_clicks"), Input(TICK, "n_intervals"),
-          Input(ids.ROUTE, "data"), State(ids.AUTH, "data"))
-def show_summary(_auth: Any, _clicks: Any, _ticks: Any, route: Any,
+          Input(ids.PAGE_SHOWN, "data"), State(ids.AUTH, "data"))
+def show_summary(_auth: Any, _clicks: Any, _ticks: Any, page: Any,
                  auth: Any) -> tuple[Any, Any]:
     """Read the summary from the API while the trade page is open."""
-    if (route or {}).get("page") != "trade":
+    if page != "trade":
         raise dash.exceptions.PreventUpdate
     token = token_of(auth)
     if not token:
@@ -132,8 +132,10 @@ def show_summary(_auth: Any, _clicks: Any, _ticks: Any, route: Any,
     return card(summary), ""
 
 
+# The card is about the account, not the symbol: it follows the page shown, not `route`, so
+# a symbol switch does not read it again (each read held a server thread and an API call).
 # The timer runs only while the trade page is open: elsewhere the card is hidden anyway.
 clientside_callback(
-    "function (route) { return !route || route.page !== 'trade'; }",
-    Output(TICK, "disabled"), Input(ids.ROUTE, "data"),
+    "function (page) { return page !== 'trade'; }", Output(TICK, "disabled"),
+    Input(ids.PAGE_SHOWN, "data"),
 )

@@ -48,6 +48,7 @@ PENDING = "ticket-pending"          # the order body waiting for a confirmation
 FOLLOWED = "ticket-order"           # {orderId, what}: the order the message follows
 FOLLOWED_STATE = "ticket-order-update"  # that order as the orders store last had it
 COMMISSION = "commission-store"     # the account's commission rates (GET /api/account/commission)
+COMMISSION_RETRY = "commission-retry"  # asks again every 2 s (30 s at most) while unknown
 TICKET_MARKET = "ticket-market"     # the market store, at most once a second (for the numbers)
 # Shared stores and components owned by the shell (dashboard/ids.py).
 BALANCE_SOURCE = ids.BALANCE_SOURCE
@@ -503,6 +504,7 @@ def layout() -> html.Div:
         dcc.Store(id=STATE, data={"side": "BUY", "type": "MARKET", "qtyMode": "amount"}),
         dcc.Store(id=PENDING), dcc.Store(id=FOLLOWED), dcc.Store(id=FOLLOWED_STATE),
         dcc.Store(id=COMMISSION), dcc.Store(id=TICKET_MARKET),
+        dcc.Interval(id=COMMISSION_RETRY, interval=2_000, max_intervals=15, disabled=True),
         html.Div(className="seg side-seg", children=[
             _seg("Buy", SIDE_BUY, "seg-btn buy active", "Buy (B)"),
             _seg("Sell", SIDE_SELL, "seg-btn sell", "Sell (S)"),
@@ -699,21 +701,23 @@ def numbers(amount: Any, price: Any, state: dict[str, Any] | None,
     return ticket_numbers(amount, price, state or {}, market, commission)
 
 
-@callback(Output(COMMISSION, "data"), Input(AUTH, "data"), Input(URL, "pathname"),
-          State(COMMISSION, "data"))
-def load_commission(auth: Any, pathname: Any, known: Any) -> Any:
-    """The account's commission rates (fees before placing): once per sign-in, and again on
-    a trade page visit while still unknown (a new account's rates arrive with its first
-    balance snapshot). A symbol switch then costs no API call."""
+@callback(Output(COMMISSION, "data"), Output(COMMISSION_RETRY, "disabled"),
+          Input(AUTH, "data"), Input(ids.PAGE_SHOWN, "data"),
+          Input(COMMISSION_RETRY, "n_intervals"), State(COMMISSION, "data"))
+def load_commission(auth: Any, page: Any, _retry: Any, known: Any) -> tuple[Any, bool]:
+    """The account's commission rates (fees before placing): once per sign-in, and on a
+    trade page visit while still unknown; a new account's rates arrive with its first
+    balance snapshot, so while the API has none yet it asks again every 2 s for 30 s. It
+    follows the page shown, not the path, so a symbol switch costs no server call."""
     token = token_of(auth)
-    if not token or not str(pathname or "").startswith("/trade"):
-        return NO
-    if ctx.triggered_id == URL and known:
-        return NO
+    if not token or page != "trade":
+        return NO, True
+    if ctx.triggered_id in (ids.PAGE_SHOWN, COMMISSION_RETRY) and known:
+        return NO, True
     try:
-        return ApiClient(_api_url, token).get("/api/account/commission")
+        return ApiClient(_api_url, token).get("/api/account/commission"), True
     except ApiClientError:
-        return None  # the fee then shows "—"; placing does not depend on it
+        return None, False  # the fee shows "—" meanwhile; placing does not depend on it
 
 
 PLACE_OUTPUTS = (

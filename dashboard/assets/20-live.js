@@ -1,5 +1,5 @@
-/* Live account state (orders, trades, positions, balances) and market state (symbols, ticker,
- * candles) fed by REST snapshots plus SSE, merged idempotently. */
+/* Live account state (orders, trades, positions, balances) fed by REST snapshots plus SSE,
+ * merged idempotently, and the market state the ticket reads (symbol, price, rules). */
 (function () {
   "use strict";
   const TL = window.TL;
@@ -70,14 +70,12 @@
   function publishOrders() {
     const list = Array.from(orders.values()).sort(byTimeDesc("createdAt")).slice(0, 500);
     TL.setStore("orders-store", { data: list });
-    if (TL.chart) TL.chart.overlaysChanged();
   }
   function publishTrades() {
     const list = Array.from(trades.values()).sort(function (a, b) {
       return Number(b.time || 0) - Number(a.time || 0) || String(b.time).localeCompare(a.time);
     }).slice(0, 500);
     TL.setStore("trades-store", { data: list });
-    if (TL.chart) TL.chart.overlaysChanged();
   }
   function publishPositions() {
     TL.setStore("positions-store", { data: Array.from(positions.values()) });
@@ -187,78 +185,35 @@
   };
 
   // ---------------------------------------------------------------- market state
-  function normaliseSymbol(s) {
-    if (typeof s === "string") return { symbol: s };
-    const out = Object.assign({}, s);
-    (s.filters || []).forEach(function (f) {
-      if (f.filterType === "LOT_SIZE") { out.stepSize = out.stepSize || f.stepSize; out.minQty = out.minQty || f.minQty; }
-      if (f.filterType === "PRICE_FILTER") out.tickSize = out.tickSize || f.tickSize;
-      if (f.filterType === "NOTIONAL" || f.filterType === "MIN_NOTIONAL") out.minNotional = out.minNotional || f.minNotional;
-    });
-    out.stepSize = out.stepSize || out.step_size;
-    out.tickSize = out.tickSize || out.tick_size;
-    out.baseAsset = out.baseAsset || out.base_asset || (out.symbol || "").replace(/USDT$/, "");
-    out.quoteAsset = out.quoteAsset || out.quote_asset || "USDT";
-    return out;
-  }
-  TL.loadSymbols = async function () {
-    try {
-      const data = await TL.api("/api/market/symbols", { auth: false });
-      const list = TL.asList(data, "symbols").map(normaliseSymbol);
-      TL.state.symbols = {};
-      list.forEach(function (s) { TL.state.symbols[s.symbol] = s; });
-      TL.state.symbolList = list.map(function (s) { return s.symbol; }).sort();
-      TL.setStore("symbol-select", { options: TL.state.symbolList });
-      TL.publishMarket();
-    } catch (e) { /* retried on next navigation */ }
-  };
+  /* Symbols and their rules are read by the server (dashboard/chart.py) and put here by the
+   * `market.rules` callback; the price and the 24 h change come with the market stream
+   * (30-market.js). `market-store` carries them, with the balances, to the ticket. */
   TL.rules = function (symbol) {
-    return TL.state.symbols[symbol] || normaliseSymbol(symbol || "BTCUSDT");
+    const s = String(symbol || "BTCUSDT");
+    return TL.state.symbols[s] || { symbol: s, baseAsset: s.replace(/USDT$/, ""), quoteAsset: "USDT" };
   };
-
-  TL.market = { symbol: null, price: null, change: null, ticker: null };
-  TL.publishMarket = function () {
-    TL.setStore("market-store", {
-      data: {
-        symbol: TL.market.symbol,
-        price: TL.market.price,
-        change: TL.market.change,
-        balances: TL.state.balances,
-        balancesError: TL.state.balancesError || null,
-        rules: TL.rules(TL.market.symbol),
-        t: Date.now(),
-      },
-    });
+  TL.market = { symbol: null, price: null, change: null };
+  TL.marketData = function () {
+    return {
+      symbol: TL.market.symbol, price: TL.market.price, change: TL.market.change,
+      balances: TL.state.balances, balancesError: TL.state.balancesError || null,
+      rules: TL.rules(TL.market.symbol), t: Date.now(),
+    };
   };
-  function priceDp(symbol) {
+  TL.publishMarket = function () { TL.setStore("market-store", { data: TL.marketData() }); };
+  TL.priceDp = function (symbol) {
     const r = TL.rules(symbol);
     return r.tickSize ? D.decimals(r.tickSize) : 2;
-  }
-  TL.priceDp = priceDp;
+  };
   TL.setPrice = function (price) {
     TL.market.price = String(price);
-    TL.setStore("pair-price", { children: D.fixed(price, priceDp(TL.market.symbol)) });
     TL.remark(TL.market.symbol, TL.market.price);
     TL.publishMarket();
   };
   TL.applyTicker = function (symbol, t) {
     if (symbol !== TL.market.symbol || !t) return;
-    TL.market.ticker = t;
     const change = t.change24h !== undefined ? t.change24h : t.priceChangePercent;
-    if (change !== undefined && change !== null) {
-      TL.market.change = String(change);
-      const up = D.parse(String(change)) >= 0n;
-      TL.setStore("pair-change", {
-        children: (up ? "+" : "") + D.fixed(change, 2) + "%",
-        className: "pair-change mono " + (up ? "up" : "down"),
-      });
-    }
+    if (change !== undefined && change !== null) TL.market.change = String(change);
     if (t.price || t.lastPrice) TL.setPrice(t.price || t.lastPrice);
-  };
-  TL.loadTicker = async function (symbol) {
-    try {
-      const t = await TL.api("/api/market/" + symbol + "/ticker", { auth: false });
-      TL.applyTicker(symbol, t);
-    } catch (e) { /* shown as "—" */ }
   };
 })();

@@ -118,7 +118,6 @@
     tl: {
       init: function (config) {
         if (config && config.apiUrl) TL.apiUrl = config.apiUrl;
-        TL.loadSymbols();
         return NO();
       },
 
@@ -128,7 +127,6 @@
           TL.session = auth;
           TL.scheduleRefresh();
           TL.startAccount();
-          TL.loadSymbols();
           return [auth.user && auth.user.email ? auth.user.email : "", { display: "" }];
         }
         TL.session = null;
@@ -145,9 +143,8 @@
       // The trade page's symbol and chart settings drive the chart and the ticket labels.
       tradeView: function (route, settings) {
         TL.route = route; // the route store (dashboard/routing.py), for the keys and the dropdown
-        if (!route || route.page !== "trade") { TL.chart.stop(); return [NO(), NO(), NO(), NO(), NO(), NO(), NO()]; }
+        if (!route || route.page !== "trade") return [NO(), NO(), NO(), NO(), NO(), NO(), NO()];
         const s = settings || { interval: "1m", indicators: [] };
-        TL.chart.configure(route.symbol, s.interval || "1m", s.indicators || []);
         const tfCls = ["1m", "5m", "1h", "1d", "1w"].map(function (tf) { return "tf-btn" + (tf === s.interval ? " active" : ""); });
         return [route.symbol, route.symbol].concat(tfCls);
       },
@@ -169,19 +166,12 @@
         const dark = document.body.classList.contains("dark");
         if (n) TL.applyTheme(dark ? "light" : "dark");
         const nowDark = document.body.classList.contains("dark");
-        if (n && TL.chart.symbol) TL.chart.render();
         return nowDark ? "☀" : "☾";
       },
 
       // Orders into the grid's rows; AG Grid keys them by orderId and updates in place.
       orderRows: function (list) {
         return (list || []).map(function (o) { return TL.orderRow(o, latency); });
-      },
-
-      // The server's indicator series into the chart (drawn with the next frame).
-      indicatorsIn: function (data) {
-        TL.chart.setIndicators(data);
-        return Date.now();
       },
 
       // Trades and positions into their grids' rows (keyed by trade and by symbol).

@@ -4,7 +4,7 @@
  * a tab already holds two SSE streams to the API (the user's, the chart's market stream); a
  * third for the book left two tabs with no connection to send an order on. So the book adds
  * no stream of its own: the chart's market stream asks for the depth and trades channels too
- * and hands their DEPTH and MARKET_TRADE events to TL.onMarketBook (30-chart.js). Without a
+ * and hands their DEPTH and MARKET_TRADE events to TL.onMarketBook (30-market.js). Without a
  * market stream the book shows its REST snapshot. It stays in JS because the ladder is
  * refilled in place four times a second: a Dash re-render of 50 rows would lose clicks. */
 (function () {

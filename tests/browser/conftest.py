@@ -155,6 +155,8 @@ def wait_chart(page: Any, symbol: str, interval_ms: int | None = None) -> dict[s
             if (!gd || !gd.data || !gd.data.length) return false;
             const t = gd.data[0];
             if (t.type !== 'candlestick' || t.name !== symbol || t.x.length < 3) return false;
+            // The price the ticket works with is known once the chart shows (30-market.js).
+            if (!window.TL || !TL.market || TL.market.price === null) return false;
             return step === null || (t.x[t.x.length - 1] - t.x[t.x.length - 2]) === step;
         }""",
         arg=[symbol, interval_ms], timeout=20_000)

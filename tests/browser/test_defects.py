@@ -351,7 +351,8 @@ def test_11_smaller_defects(page: Any, urls: Urls) -> None:
     page.wait_for_function(
         "() => { const d = document.querySelector('#price-chart .js-plotly-plot').data;"
         " const c = d[0], b = d.find(t => t.name === 'Buys');"
-        " return b && Math.max(...b.x) <= c.x[c.x.length - 1]; }", timeout=FILL_TIMEOUT_MS)
+        " return b && b.x.length > 0 && Math.max(...b.x) <= c.x[c.x.length - 1]; }",
+        timeout=FILL_TIMEOUT_MS)
     # 1W has too few candles for SMA 20: the chart says so.
     page.check("#indicator-toggles input[value=sma]")
     page.click("#tf-1w")
