@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from dash import Input, Output, Patch, State, callback, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.alerts_view import plain
@@ -38,7 +39,7 @@ def stores() -> list[Any]:
 def toast(item: dict[str, Any]) -> html.Div:
     """One toast; an error one is an alert for screen readers, the others a status."""
     kind = str(item.get("kind") or "")
-    return html.Div(className=f"toast {kind}".strip(),
+    return html.Div(key=str(item.get("id") or ""), className=f"toast {kind}".strip(),
                     role="alert" if kind == "error" else "status",
                     children=[html.Strong(str(item.get("title") or "")),
                               html.Div(str(item.get("body") or ""))])
@@ -57,11 +58,14 @@ def show_toasts(items: list[dict[str, Any]] | None) -> tuple[list[html.Div], boo
           prevent_initial_call=True)
 def retire_toasts(_n: int | None, items: list[dict[str, Any]] | None) -> Patch:
     """Take away the toasts older than TOAST_SECONDS (by value: one pushed meanwhile stays)."""
-    patch = Patch()
     now = time.time()
-    for item in items or []:
-        if not isinstance(item, dict) or now - float(item.get("at") or 0) >= TOAST_SECONDS:
-            patch.remove(item)
+    old = [item for item in items or []
+           if not isinstance(item, dict) or now - float(item.get("at") or 0) >= TOAST_SECONDS]
+    if not old:  # nothing to retire: the toasts on screen are not drawn again
+        raise PreventUpdate
+    patch = Patch()
+    for item in old:
+        patch.remove(item)
     return patch
 
 

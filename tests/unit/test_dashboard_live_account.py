@@ -148,6 +148,8 @@ def test_a_toast_is_appended_and_retired_after_its_time() -> None:
     fresh = {**item, "id": "new", "at": time.time()}
     [remove] = operations(toasts.retire_toasts(1, [old, fresh]))
     assert remove["operation"] == "Remove" and remove["params"]["value"] == old
+    with pytest.raises(dash.exceptions.PreventUpdate):  # nothing to retire: no redraw
+        toasts.retire_toasts(2, [fresh])
     drawn, idle = toasts.show_toasts([fresh])
     assert len(drawn) == 1 and drawn[0].role == "alert" and not idle
     assert toasts.show_toasts([]) == ([], True)
