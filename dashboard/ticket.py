@@ -710,15 +710,15 @@ def numbers(amount: Any, price: Any, state: dict[str, Any] | None,
 
 
 @callback(Output(COMMISSION, "data"), Input(AUTH, "data"), Input(URL, "pathname"),
-          State(COMMISSION, "data"))
-def load_commission(auth: Any, pathname: Any, known: Any) -> Any:
+          Input(BALANCES, "data"), State(COMMISSION, "data"))
+def load_commission(auth: Any, pathname: Any, _balances: Any, known: Any) -> Any:
     """The account's commission rates (fees before placing): once per sign-in, and again on
-    a trade page visit while still unknown (a new account's rates arrive with its first
-    balance snapshot). A symbol switch then costs no API call."""
+    a trade page visit or a balances read while still unknown (a new account's rates arrive
+    with its first balance snapshot). A symbol switch then costs no API call."""
     token = token_of(auth)
     if not token or not str(pathname or "").startswith("/trade"):
         return NO
-    if ctx.triggered_id == URL and known:
+    if ctx.triggered_id in (URL, BALANCES) and known:
         return NO
     try:
         return ApiClient(_api_url, token).get("/api/account/commission")
