@@ -1,7 +1,8 @@
 """Price alerts as server callbacks on the API client: list, add, remove.
 
 The alerts live on the server per account (`/api/alerts`); when one fires the user stream
-carries an ALERT event, and the browser bumps `alerts-refresh` so the list is read again.
+carries an ALERT event, which dashboard/toasts.py turns into a toast and a bump of
+`alerts-refresh`, so the list is read again.
 """
 
 from __future__ import annotations

@@ -26,10 +26,12 @@ from dashboard import (
     grids,
     history_view,
     ids,
+    live_account,
     position_close,
     routing,  # noqa: F401 - imported for its @callbacks (pure routing, no API)
     summary,
     ticket,
+    toasts,  # noqa: F401 - imported for its @callbacks (toasts, the alert toast; no API)
 )
 from dashboard.layout import TIMEFRAMES, serve_layout
 from dashboard.pages import PAGE_MODULES
@@ -89,6 +91,7 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     summary.configure(api_url)
     ticket.configure(api_url)
     position_close.configure(api_url)
+    live_account.configure(api_url)
     _send_csp(app, browser_api)
     return app
 
@@ -151,8 +154,7 @@ def _register_clientside(app: dash.Dash) -> None:
     wire their own."""
     cb = app.clientside_callback
     cb(_cs("init"), Output(ids.BOOT, "data"), Input(ids.CONFIG, "data"))
-    cb(_cs("session"), Output(ids.USER_EMAIL, "children"), Output(ids.LOGOUT_BTN, "style"),
-       Input(ids.AUTH, "data"))
+    cb(_cs("session"), Output(ids.LIVE_STORE, "data"), Input(ids.AUTH, "data"))
     cb(_cs("symbolPicked"), Output(ids.URL, "pathname", allow_duplicate=True),
        Input("symbol-select", "value"), prevent_initial_call=True)
     cb(
@@ -171,6 +173,3 @@ def _register_clientside(app: dash.Dash) -> None:
        Input(ids.LOGOUT_BTN, "n_clicks"), prevent_initial_call=True)
     cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))
     cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"))
-    cb(_cs("tradeRows"), Output(ids.TRADES_GRID, "rowData"), Input(ids.TRADES_STORE, "data"))
-    cb(_cs("positionRows"), Output(ids.POSITIONS_GRID, "rowData"),
-       Input(ids.POSITIONS_STORE, "data"))

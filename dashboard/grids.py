@@ -12,7 +12,7 @@ import dash_ag_grid as dag
 import httpx
 from dash import Input, Output, Patch, State, callback, dcc, html
 
-from dashboard import ids
+from dashboard import ids, toasts
 from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError, token_of
 
 _api_url = ""
@@ -26,16 +26,14 @@ def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> Non
     _transport = transport
 
 
-def error_toast(title: str, message: str) -> html.Div:
-    """A toast saying what the API refused and why."""
-    return html.Div(className="toast error", role="alert",
-                    children=[html.Strong(title), html.Div(message)])
-
-
 _NUMBER = {"cellClass": "mono", "filter": False}
+# Rows keep the API's time (so they sort by it and export it); the browser shows it in the
+# reader's zone and locale (assets/50-grid.js `fmtTime`).
+_TIME = {"field": "time", "headerName": "Time", "minWidth": 140, "filter": False,
+         "valueFormatter": {"function": "fmtTime(params.value)"}}
 # Filters on the columns one filters by (symbol, side, type, status); every column sorts.
 ORDER_COLUMNS: list[dict[str, Any]] = [
-    {"field": "time", "headerName": "Time", "minWidth": 140, "filter": False},
+    _TIME,
     {"field": "symbol", "headerName": "Symbol", "minWidth": 96},
     {"field": "side", "headerName": "Side", "minWidth": 76, "cellClass": {"function":
         "params.value === 'BUY' ? 'up' : 'down'"}},
@@ -54,7 +52,7 @@ ORDER_COLUMNS: list[dict[str, Any]] = [
 
 
 TRADE_COLUMNS: list[dict[str, Any]] = [
-    {"field": "time", "headerName": "Time", "minWidth": 140, "filter": False},
+    _TIME,
     {"field": "symbol", "headerName": "Symbol", "minWidth": 96},
     {"field": "side", "headerName": "Side", "minWidth": 76, "cellClass": {"function":
         "params.value === 'BUY' ? 'up' : 'down'"}},
@@ -93,7 +91,7 @@ def _grid(grid_id: str, columns: list[dict[str, Any]], row_id: str, empty: str,
 
 
 def trades_grid() -> html.Div:
-    """The Trades grid (rows from the trades-store through `tl.tradeRows`)."""
+    """The Trades grid (rows from the trades-store through dashboard/live_account.py)."""
     return html.Div(id=ids.TRADES_TABLE, className="grid-wrap", children=[
         html.Div(className="grid-actions", children=[
             html.Label(className="muted", title="empty: from the first trade", children=[
@@ -110,7 +108,7 @@ def trades_grid() -> html.Div:
 
 
 def positions_grid() -> html.Div:
-    """The Positions grid (rows from the positions-store through `tl.positionRows`)."""
+    """The Positions grid (rows from the positions-store through dashboard/live_account.py)."""
     return html.Div(id=ids.POSITIONS_TABLE, className="grid-wrap", children=[
         _grid(ids.POSITIONS_GRID, POSITION_COLUMNS, "params.data.symbol", "No positions yet.",
               "positions.csv"),
@@ -141,7 +139,7 @@ def export_orders(_n: int) -> bool:
     return True
 
 
-@callback(Output(ids.TOASTS, "children", allow_duplicate=True),
+@callback(Output(ids.TOAST_STORE, "data", allow_duplicate=True),
           Output(ids.CANCEL_RESULT, "data"),
           Input(ids.ORDERS_GRID, "cellRendererData"), State(ids.AUTH, "data"),
           prevent_initial_call=True)
@@ -162,7 +160,7 @@ def cancel_order(data: dict[str, Any] | None, auth: Any) -> tuple[Any, Any]:
     try:
         ApiClient(_api_url, token_of(auth), transport=_transport).delete(path)
     except ApiClientError as exc:
-        return ([error_toast("Cancel refused", exc.message)],
+        return (toasts.push("Cancel refused", exc.message, "error"),
                 {"orderId": order_id, "ok": False, "at": time.time()})
     return dash.no_update, {"orderId": order_id, "ok": True, "at": time.time()}
 
@@ -176,7 +174,7 @@ def cancel_all_question(route: dict[str, Any] | None) -> tuple[str, str]:
         "Cancel every open order?", "Cancel all")
 
 
-@callback(Output(ids.TOASTS, "children", allow_duplicate=True),
+@callback(Output(ids.TOAST_STORE, "data", allow_duplicate=True),
           Input(ids.ORDERS_CANCEL_ALL_CONFIRM, "submit_n_clicks"),
           State(ids.ROUTE, "data"), State(ids.AUTH, "data"), prevent_initial_call=True)
 def cancel_all(_n: int | None, route: dict[str, Any] | None, auth: Any) -> Any:
@@ -187,12 +185,10 @@ def cancel_all(_n: int | None, route: dict[str, Any] | None, auth: Any) -> Any:
     try:
         answer = ApiClient(_api_url, token_of(auth), transport=_transport).delete(path)
     except ApiClientError as exc:
-        return [error_toast("Cancel all refused", exc.message)]
+        return toasts.push("Cancel all refused", exc.message, "error")
     count = len((answer or {}).get("orderIds") or [])
     what = f"{count} open {symbol + ' ' if symbol else ''}order{'s' if count != 1 else ''}"
-    return [html.Div(className="toast", role="status",
-                     children=[html.Strong("Cancel requested"),
-                               html.Div(f"for {what}" if count else "no open orders")])]
+    return toasts.push("Cancel requested", f"for {what}" if count else "no open orders")
 
 
 def _route_symbol(route: dict[str, Any] | None) -> str | None:
@@ -202,7 +198,7 @@ def _route_symbol(route: dict[str, Any] | None) -> str | None:
 
 
 @callback(Output(ids.TRADES_CSV_DOWNLOAD, "data"),
-          Output(ids.TOASTS, "children", allow_duplicate=True),
+          Output(ids.TOAST_STORE, "data", allow_duplicate=True),
           Input(ids.TRADES_CSV_BTN, "n_clicks"), State(ids.TRADES_CSV_FROM, "value"),
           State(ids.TRADES_CSV_TO, "value"), State(ids.AUTH, "data"), prevent_initial_call=True)
 def download_trades(_n: int, start: str | None, end: str | None, auth: Any) -> tuple[Any, Any]:
@@ -213,7 +209,7 @@ def download_trades(_n: int, start: str | None, end: str | None, auth: Any) -> t
         text = ApiClient(_api_url, token_of(auth), transport=_transport).get_text(
             "/api/trading/trades.csv", params=params)
     except ApiClientError as exc:
-        return dash.no_update, [error_toast("Trades CSV refused", exc.message)]
+        return dash.no_update, toasts.push("Trades CSV refused", exc.message, "error")
     name = f"trades-{(start or 'start')[:10]}-{(end or 'now')[:10]}.csv"
     return {"content": text, "filename": name, "type": "text/csv"}, dash.no_update
 

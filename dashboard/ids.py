@@ -130,6 +130,26 @@ def timeframe(interval: str) -> str:
 ME_STORE: Final = "me-store"
 ME_REFRESH: Final = "me-refresh"
 CANCEL_RESULT: Final = "cancel-result"
+# {status: live | connecting | down}: the user stream's state (assets/20-live.js writes it,
+# dashboard/live_account.py draws the dot and its label from it).
+LIVE_STORE: Final = "live-store"
+# {balances: {ASSET: {free, locked}}, balancesError}: GET /api/trading/balances, read by a
+# server callback every 15 s, on (re)connect and 400 ms after an order or trade event
+# (`balances-due`, bumped by the stream).
+BALANCES_STORE: Final = "balances-store"
+BALANCES_DUE: Final = "balances-due"
+BALANCES_TICK: Final = "balances-tick"
+# {SYMBOL: markPrice}: the API's marks (GET /api/trading/positions) every 5 s, for the
+# symbols not on screen; the one on screen follows the live price.
+MARKS_STORE: Final = "marks-store"
+MARKS_TICK: Final = "marks-tick"
+# [{id, title, body, kind, at}]: the toasts on screen (dashboard/toasts.py); each goes after
+# TOAST_SECONDS, checked by `toast-tick`.
+TOAST_STORE: Final = "toast-store"
+TOAST_TICK: Final = "toast-tick"
+# The ALERT events of the user stream, a list per batch: a toast each, and the alert list
+# read again (dashboard/toasts.py).
+ALERT_FIRED: Final = "alert-fired"
 
 # ---------------------------------------------------------------- trade page: grids, alerts
 TABLE_TABS: Final = "table-tabs"

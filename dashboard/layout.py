@@ -15,7 +15,7 @@ from typing import Any
 import dash
 from dash import dcc, html
 
-from dashboard import chart, ids, order_book, position_close, summary, ticket
+from dashboard import chart, ids, live_account, order_book, position_close, summary, ticket, toasts
 from dashboard.chart import TIMEFRAMES  # noqa: F401 - app.py reads it here
 from dashboard.grids import orders_grid, positions_grid, trades_grid
 
@@ -137,6 +137,7 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Store(id=ids.TRADES_STORE, data=[]),
         dcc.Store(id=ids.POSITIONS_STORE, data=[]),
         dcc.Store(id=ids.MARKET_STORE, data={}),
+        *live_account.stores(), *toasts.stores(),
         dcc.Store(id=ids.AUDIT_DATA),
         # /api/me as last read (keys, their environment and status): the header badge, the
         # balance source and the Account page read it.

@@ -55,6 +55,7 @@ BALANCE_SOURCE = ids.BALANCE_SOURCE
 URL, AUTH, MARKET, ORDERS, LIVE_STATUS = (ids.URL, ids.AUTH, ids.MARKET_STORE, ids.ORDERS_STORE,
                                           ids.LIVE_STATUS)
 POSITIONS = ids.POSITIONS_STORE
+BALANCES = ids.BALANCES_STORE  # {balances, balancesError} (dashboard/live_account.py)
 # Ticket types that carry a limit price ("STOP" is the Stop-limit choice, see stop_type).
 PRICED = ("LIMIT", "STOP")
 
@@ -129,6 +130,12 @@ def rules_of(market: dict[str, Any] | None) -> dict[str, Any]:
         rules["baseAsset"] = symbol.removesuffix(rules["quoteAsset"])
     rules["stepSize"] = rules.get("stepSize") or DEFAULT_STEP
     return rules
+
+
+def with_balances(market: dict[str, Any] | None, balances: dict[str, Any] | None
+                  ) -> dict[str, Any]:
+    """The market store with the balances store's `balances` and `balancesError` in it."""
+    return {**(market or {}), **(balances or {})}
 
 
 def free_balance(market: dict[str, Any] | None, asset: str) -> Decimal:
@@ -665,26 +672,25 @@ def pct_button(*_clicks: int) -> Any:
 
 
 @callback(Output(QTY, "value"), Input(PCT, "value"), Input(STATE, "data"),
-          State(PRICE, "value"), State(MARKET, "data"), prevent_initial_call=True)
+          State(PRICE, "value"), State(MARKET, "data"), State(BALANCES, "data"),
+          prevent_initial_call=True)
 def percent_to_qty(pct: Any, state: dict[str, Any] | None, price: Any,
-                   market: dict[str, Any] | None) -> Any:
+                   market: dict[str, Any] | None, balances: dict[str, Any] | None) -> Any:
     """% of the available balance -> the amount field, floored to the symbol's step."""
     state = state or {}
     if state.get("qtyMode") != "percent" or pct is None:
         return NO
-    out = percent_to_quantity(pct, state, price, market)
+    out = percent_to_quantity(pct, state, price, with_balances(market, balances))
     return NO if out is None else out
 
 
 # The market store changes with every tick (~4/s); the ticket's numbers need a new price
-# about once a second, but new balances or another symbol at once. This gate keeps the
-# server hops of an idle ticket to one a second per tab.
+# about once a second, but another symbol or its rules at once (balances come from their
+# own store). This gate keeps the server hops of an idle ticket to one a second per tab.
 clientside_callback(
     """function (market, last) {
         const m = market || {}, l = last || {};
-        const same = m.symbol === l.symbol && JSON.stringify(m.balances) === JSON.stringify(
-            l.balances) && m.balancesError === l.balancesError && JSON.stringify(m.rules)
-            === JSON.stringify(l.rules);
+        const same = m.symbol === l.symbol && JSON.stringify(m.rules) === JSON.stringify(l.rules);
         if (same && (m.t || 0) - (l.t || 0) < 1000) return window.dash_clientside.no_update;
         return m;
     }""",
@@ -694,11 +700,13 @@ clientside_callback(
 
 @callback(Output(AVAILABLE, "children"), Output(TOTAL, "children"), Output(FEE, "children"),
           Input(QTY, "value"), Input(PRICE, "value"), Input(STATE, "data"),
-          Input(TICKET_MARKET, "data"), Input(COMMISSION, "data"))
+          Input(TICKET_MARKET, "data"), Input(COMMISSION, "data"), Input(BALANCES, "data"))
 def numbers(amount: Any, price: Any, state: dict[str, Any] | None,
-            market: dict[str, Any] | None, commission: dict[str, Any] | None) -> tuple[str, ...]:
+            market: dict[str, Any] | None, commission: dict[str, Any] | None,
+            balances: dict[str, Any] | None = None) -> tuple[str, ...]:
     """Available balance, total and expected fee for what the ticket holds now."""
-    return ticket_numbers(amount, price, state or {}, market, commission)
+    return ticket_numbers(amount, price, state or {}, with_balances(market, balances),
+                          commission)
 
 
 @callback(Output(COMMISSION, "data"), Output(COMMISSION_RETRY, "disabled"),

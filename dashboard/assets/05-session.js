@@ -115,6 +115,15 @@
   }
   TL.normaliseAuth = normaliseAuth;
 
+  // A refused sign-in in plain words (the API's field messages joined when there are several).
+  function errorText(e) {
+    if (!(e instanceof TL.ApiError)) return String(e && e.message ? e.message : e);
+    if (e.code === "network") return "Cannot reach the API; try again in a moment.";
+    const fields = (e.details && e.details.fields) || [];
+    if (fields.length < 2) return TL.friendly(e.message);
+    return fields.map(function (f) { return (f.field ? f.field + ": " : "") + TL.friendly(f.message); }).join("; ");
+  }
+
   // Clientside callbacks (namespace "session", wired in dashboard/app.py).
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     session: {
@@ -125,7 +134,7 @@
           const data = await TL.api("/auth/login", { method: "POST", body: { email: email, password: password }, auth: false, credentials: "include" });
           return [TL.normaliseAuth(data), ""];
         } catch (e) {
-          return [NO(), TL.errorText(e)];
+          return [NO(), errorText(e)];
         }
       },
 
@@ -138,7 +147,7 @@
           const data = await TL.api("/auth/register", { method: "POST", body: body, auth: false, credentials: "include" });
           return [TL.normaliseAuth(data), ""];
         } catch (e) {
-          return [NO(), TL.errorText(e)];
+          return [NO(), errorText(e)];
         }
       },
 

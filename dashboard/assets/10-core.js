@@ -1,8 +1,10 @@
-/* TradeLedger dashboard core: API client, session, decimal helpers, live streams.
+/* TradeLedger dashboard core: the API client the browser still needs (the session, the stream
+ * token, the REST resync of the streams), decimal display helpers for the rows still mapped
+ * here, batching into dcc.Stores, and the resumable SSE client.
  *
- * The browser talks to the API directly (CORS). Live data arrives over SSE and is pushed into
- * dcc.Store components with dash_clientside.set_props, batched every ~100 ms, so an update
- * re-renders only the component that shows it, never the page.
+ * Live data arrives over SSE and is pushed into dcc.Store components with
+ * dash_clientside.set_props, batched every ~100 ms, so an update re-renders only the
+ * component that shows it, never the page.
  */
 (function () {
   "use strict";
@@ -67,7 +69,7 @@
   };
 
   // ---------------------------------------------------------------- decimals (BigInt, 18 dp)
-  // Money never goes through floats: quantities and totals are computed on scaled integers.
+  // Prices and quantities are shown exactly: never through floats.
   const SCALE = 18;
   const ONE = 10n ** 18n;
   const D = (TL.D = {});
@@ -93,17 +95,10 @@
     else f = f.replace(/0+$/, "");
     return (neg ? "-" : "") + i.toString() + (f ? "." + f : "");
   };
-  D.mul = function (a, b) { return (a * b) / ONE; };
-  D.div = function (a, b) { return b === 0n ? 0n : (a * ONE) / b; };
   D.decimals = function (step) {
     const s = String(step || "");
     if (s.indexOf(".") < 0) return 0;
     return s.split(".")[1].replace(/0+$/, "").length;
-  };
-  // floor(value / step) * step
-  D.floorTo = function (v, step) {
-    if (!step || step <= 0n) return v;
-    return (v / step) * step;
   };
   // Display a decimal string with a fixed number of places (display only).
   D.fixed = function (value, dp) {
@@ -119,8 +114,9 @@
   // ---------------------------------------------------------------- batching into stores
   const pending = {};
   let flushTimer = null;
+  // `props` may be a function of what is pending, to add to it (events that must not be lost).
   TL.setStore = function (id, props) {
-    pending[id] = Object.assign(pending[id] || {}, props);
+    pending[id] = Object.assign(pending[id] || {}, typeof props === "function" ? props(pending[id] || {}) : props);
     if (!flushTimer) flushTimer = setTimeout(TL.flush, 100);
   };
   TL.flush = function () {
@@ -221,37 +217,4 @@
     return data.token;
   };
 
-  // ---------------------------------------------------------------- small DOM/Dash helpers
-  TL.h = function (type, props, children) {
-    const p = Object.assign({}, props || {});
-    if (children !== undefined) p.children = children;
-    return { type: type, namespace: "dash_html_components", props: p };
-  };
-  TL.fmtTime = function (value) {
-    if (!value) return "—";
-    const d = typeof value === "number" ? new Date(value) : new Date(value);
-    if (isNaN(d.getTime())) return String(value);
-    return d.toLocaleString(undefined, {
-      month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-    });
-  };
-  TL.toast = function (title, body, kind) {
-    TL.toasts = (TL.toasts || []).concat([{ id: Date.now() + Math.random(), title, body, kind }]);
-    TL.renderToasts();
-    const id = TL.toasts[TL.toasts.length - 1].id;
-    setTimeout(function () {
-      TL.toasts = TL.toasts.filter(function (t) { return t.id !== id; });
-      TL.renderToasts();
-    }, 8000);
-  };
-  TL.renderToasts = function () {
-    const h = TL.h;
-    TL.setStore("toasts", {
-      children: (TL.toasts || []).map(function (t) {
-        return h("Div", { className: "toast " + (t.kind || ""), role: "alert" }, [
-          h("Strong", {}, t.title), h("Div", {}, t.body),
-        ]);
-      }),
-    });
-  };
 })();

@@ -84,6 +84,37 @@ def test_every_id_the_callbacks_and_the_js_use_is_in_the_layout() -> None:
     assert {i for i in js_ids() - present if i not in dynamic} == set()
 
 
+def store_ids(component: Any) -> set[str]:
+    """The ids of the dcc.Store components in a component tree."""
+    found: set[str] = set()
+    stack = [component]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+        elif hasattr(node, "to_plotly_json"):
+            if type(node).__name__ == "Store" and isinstance(getattr(node, "id", None), str):
+                found.add(node.id)
+            if getattr(node, "children", None) is not None:
+                stack.append(node.children)
+    return found
+
+
+def js_writes() -> set[str]:
+    """Ids the JS assets write outside the callback graph (set_props, TL.setStore)."""
+    pattern = re.compile(r"""(?:set_props|setStore)\(\s*"([a-z0-9-]+)\"""")
+    return {i for path in Path(ASSETS).glob("*.js") for i in pattern.findall(path.read_text())}
+
+
+def test_the_js_writes_only_into_stores_outside_the_callback_graph() -> None:
+    create_dash_app("http://127.0.0.1:1")
+    stores = store_ids(serve_layout("http://127.0.0.1:1"))
+    written = js_writes()
+    assert {"orders-store", "live-store", "alert-fired", "balances-due"} <= written
+    # Every write of the JS goes into a dcc.Store: the rest of the page is drawn by callbacks.
+    assert written - stores == set()
+
+
 def spelled_ids(source: str) -> set[str]:
     """Ids written as string literals: `id="..."` and the first argument of Input, Output,
     State."""

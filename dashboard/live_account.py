@@ -1,0 +1,249 @@
+"""The account side of the live desk as server callbacks: the stream's status dot, balances,
+the API's marks, and the rows of the Trades and Positions grids.
+
+The user stream stays in the browser (`assets/20-live.js`: named events, token renewal,
+Last-Event-ID resume; docs/dashboard.md says why) and merges what it receives into
+`orders-store`, `trades-store` and `positions-store`, as the API sends them. Everything off
+the click -> FILLED path is here: the rows are formatted with `Decimal` (never floats), and
+unrealized PnL is re-marked with the latest price (issue 18, defect 1): the live price of the
+symbol on screen (at most once a second, through the ticket's gated market store), the API's
+marks (every MARKS_MS) for the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import dash
+import httpx
+from dash import Input, Output, Patch, State, callback, dcc
+
+from dashboard import ids
+from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.ticket import TICKET_MARKET, decimal_or_none, decimals, plain, rules_of
+
+BALANCES_MS = 15_000
+MARKS_MS = 5_000
+RULES_SECONDS = 300.0  # symbols and their tick sizes, read again this often
+NONE = "—"
+# The symbols' rules as last read (tick size, base and quote asset), and when.
+_rules: dict[str, dict[str, Any]] = {}
+_rules_read = [float("-inf")]
+_rules_lock = threading.Lock()
+# The dot's class and its words, by the stream's state.
+STATUS = {"live": "live", "connecting": "reconnecting", "down": "disconnected"}
+
+_api_url = ""
+_transport: httpx.BaseTransport | None = None
+
+
+def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> None:
+    """Tell the callbacks where the server reaches the API (and forget the symbols read)."""
+    global _api_url, _transport
+    _api_url, _transport = api_url.rstrip("/"), transport
+    with _rules_lock:
+        _rules.clear()
+        _rules_read[0] = float("-inf")
+
+
+def _client(token: str | None) -> ApiClient:
+    return ApiClient(_api_url, token, transport=_transport)
+
+
+def stores() -> list[Any]:
+    """The account stores and timers of the shell's layout."""
+    return [
+        dcc.Store(id=ids.LIVE_STORE, data={"status": "down"}),
+        dcc.Store(id=ids.BALANCES_STORE, data={}),
+        dcc.Store(id=ids.BALANCES_DUE),
+        dcc.Interval(id=ids.BALANCES_TICK, interval=BALANCES_MS, disabled=True),
+        dcc.Store(id=ids.MARKS_STORE, data={}),
+        dcc.Interval(id=ids.MARKS_TICK, interval=MARKS_MS, disabled=True),
+    ]
+
+
+# ---- pure parts -------------------------------------------------------------------------
+def number(value: Any, dp: int | None = None) -> str:
+    """A decimal for a grid cell: `dp` places (half up, never "-0.00"), or without `dp` the
+    exact value with trailing zeros dropped ("0.00100000" -> "0.001"); "—" when unknown."""
+    if value is None or value == "":
+        return NONE
+    amount = decimal_or_none(value)
+    if amount is None:
+        return str(value)
+    if dp is not None:
+        amount = amount.quantize(Decimal(1).scaleb(-dp), ROUND_HALF_UP)
+        return format(abs(amount) if amount == 0 else amount, "f")
+    return plain(abs(amount) if amount == 0 else amount)
+
+
+def balances_of(data: Any) -> dict[str, dict[str, str]]:
+    """{ASSET: {free, locked}} from `[{asset, free, locked}]`, `{balances: [...]}` or
+    `{ASSET: {free, locked}}`."""
+    rows: Any = data.get("balances", data) if isinstance(data, dict) else data
+    if isinstance(rows, dict):
+        rows = [{"asset": k, **v} for k, v in rows.items() if isinstance(v, dict)]
+    return {str(b["asset"]): {"free": str(b.get("free")), "locked": str(b.get("locked") or "0")}
+            for b in rows or [] if isinstance(b, dict) and b.get("asset")}
+
+
+def price_dp(rules: dict[str, Any]) -> int:
+    """How many decimals a symbol's prices show (its tick size; 2 when unknown)."""
+    return decimals(rules["tickSize"]) if rules.get("tickSize") else 2
+
+
+def fee_text(trade: dict[str, Any], rules: dict[str, Any]) -> str:
+    """A fee in its own asset, and its value in the quote asset when paid in the base."""
+    asset = str(trade.get("commissionAsset") or "")
+    out = f"{number(trade.get('commission'))} {asset}".rstrip()
+    fee, price = decimal_or_none(trade.get("commission")), decimal_or_none(trade.get("price"))
+    if asset and asset == rules["baseAsset"] and fee and price is not None:
+        out += f" (≈ {number(fee * price, 2)} {rules['quoteAsset']})"
+    return out
+
+
+def trade_row(trade: dict[str, Any], rules: dict[str, Any]) -> dict[str, Any]:
+    """One row of the Trades grid (keyed by order id and trade id)."""
+    return {
+        "rowId": f"{trade.get('orderId')}:{trade.get('tradeId')}", "time": trade.get("time"),
+        "symbol": trade.get("symbol"), "side": trade.get("side"),
+        "price": number(trade.get("price"), price_dp(rules)),
+        "quantity": number(trade.get("quantity")), "total": number(trade.get("quoteQuantity"), 2),
+        "fee": fee_text(trade, rules), "role": "maker" if trade.get("isMaker") else "taker",
+    }
+
+
+def mark_of(position: dict[str, Any], marks: dict[str, Any], market: dict[str, Any]) -> Any:
+    """The newest price known for a position: the live price of the symbol on screen, else
+    the API's last mark."""
+    symbol = position.get("symbol")
+    if market.get("symbol") == symbol and decimal_or_none(market.get("price")):
+        return market["price"]
+    return marks.get(str(symbol)) or position.get("markPrice")
+
+
+def position_row(position: dict[str, Any], marks: dict[str, Any], market: dict[str, Any],
+                 rules: dict[str, Any]) -> dict[str, Any]:
+    """One row of the Positions grid: unrealized PnL = (mark - entry) * size at the newest
+    mark; fees in the quote asset plus those paid in other assets."""
+    dp = price_dp(rules)
+    mark = mark_of(position, marks, market)
+    size = decimal_or_none(position.get("quantity"))
+    entry = decimal_or_none(position.get("averageEntryPrice"))
+    last = decimal_or_none(mark)
+    unrealized: Any = position.get("unrealizedPnl")
+    if last is not None and size is not None and entry is not None:
+        unrealized = (last - entry) * size
+    fees = f"{number(position.get('fees'), 2)} {rules['quoteAsset']}"
+    for asset, amount in (position.get("otherFees") or {}).items():
+        fees += f" + {number(amount)} {asset}"
+    return {"symbol": position.get("symbol"), "size": number(position.get("quantity")),
+            "entry": number(position.get("averageEntryPrice"), dp),
+            "mark": number(mark, dp) if mark else NONE, "unrealized": number(unrealized, 2),
+            "realized": number(position.get("realizedPnl"), 2), "fees": fees}
+
+
+def shown(position: dict[str, Any]) -> bool:
+    """A position is listed while open or once it has realized something."""
+    return any(decimal_or_none(position.get(k)) != 0 for k in ("quantity", "realizedPnl"))
+
+
+# ---- symbols' rules (tick size, base and quote asset) ------------------------------------
+
+
+def symbol_rules(symbol: Any) -> dict[str, Any]:
+    """A symbol's rules from `GET /api/market/symbols`, read once per RULES_SECONDS for the
+    whole process (a failed read is retried on the next round); defaults when unknown."""
+    with _rules_lock:
+        if time.monotonic() - _rules_read[0] > RULES_SECONDS:
+            _rules_read[0] = time.monotonic()
+            try:
+                listed = _client(None).get("/api/market/symbols")
+                _rules.clear()
+                _rules.update({str(s["symbol"]): s for s in listed or []
+                               if isinstance(s, dict) and s.get("symbol")})
+            except ApiClientError:
+                _rules_read[0] -= RULES_SECONDS - 10  # try again in 10 s
+        known = _rules.get(str(symbol)) or {}
+    return rules_of({"symbol": str(symbol or ""), "rules": known})
+
+
+# ---- callbacks --------------------------------------------------------------------------
+@callback(Output(ids.LIVE_STATUS, "className"), Output(ids.LIVE_STATUS, "title"),
+          Output(ids.LIVE_LABEL, "children"), Input(ids.LIVE_STORE, "data"))
+def show_status(live: dict[str, Any] | None) -> tuple[str, str, str]:
+    """The dot in the header: green live, amber reconnecting, red down."""
+    status = str((live or {}).get("status") or "down")
+    status = status if status in STATUS else "down"
+    return f"live-dot {status}", STATUS[status], STATUS[status]
+
+
+@callback(Output(ids.USER_EMAIL, "children"), Output(ids.LOGOUT_BTN, "style"),
+          Input(ids.AUTH, "data"))
+def show_user(auth: Any) -> tuple[str, dict[str, str]]:
+    """Who is signed in, and "Log out" only then."""
+    if token_of(auth) is None:
+        return "", {"display": "none"}
+    return str(((auth or {}).get("user") or {}).get("email") or ""), {"display": ""}
+
+
+@callback(Output(ids.BALANCES_TICK, "disabled"), Output(ids.MARKS_TICK, "disabled"),
+          Input(ids.AUTH, "data"), Input(ids.ROUTE, "data"))
+def timers(auth: Any, route: dict[str, Any] | None) -> tuple[bool, bool]:
+    """Balances are polled while signed in; marks only on the trade page, where they show."""
+    signed_in = token_of(auth) is not None
+    return not signed_in, not (signed_in and (route or {}).get("page") == "trade")
+
+
+@callback(Output(ids.BALANCES_STORE, "data"),
+          Input(ids.AUTH, "data"), Input(ids.LIVE_STORE, "data"), Input(ids.BALANCES_DUE, "data"),
+          Input(ids.BALANCES_TICK, "n_intervals"))
+def load_balances(auth: Any, live: dict[str, Any] | None, _due: Any, _tick: Any) -> Any:
+    """Balances are exchange snapshots the worker stores as they arrive: read on sign-in,
+    on every (re)connect, after an order or trade event and every BALANCES_MS."""
+    token = token_of(auth)
+    if not token:
+        return {}
+    if (live or {}).get("status") != "live":  # read again once the stream is back
+        raise dash.exceptions.PreventUpdate
+    try:
+        data = _client(token).get("/api/trading/balances")
+    except ApiClientError as exc:
+        patch = Patch()  # the last balances stay, with what went wrong
+        patch["balancesError"] = exc.message
+        return patch
+    return {"balances": balances_of(data), "balancesError": None}
+
+
+@callback(Output(ids.MARKS_STORE, "data"), Input(ids.MARKS_TICK, "n_intervals"),
+          State(ids.AUTH, "data"), prevent_initial_call=True)
+def load_marks(_n: Any, auth: Any) -> dict[str, Any]:
+    """The API's mark of every position (GET /api/trading/positions)."""
+    token = token_of(auth)
+    if not token:
+        return {}
+    try:
+        positions = _client(token).get("/api/trading/positions")
+    except ApiClientError:
+        raise dash.exceptions.PreventUpdate from None  # the next round
+    return {str(p["symbol"]): p["markPrice"] for p in positions or []
+            if isinstance(p, dict) and p.get("symbol") and p.get("markPrice")}
+
+
+@callback(Output(ids.TRADES_GRID, "rowData"), Input(ids.TRADES_STORE, "data"))
+def trade_rows(trades: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The trades store into the Trades grid (AG Grid keys rows by `rowId`)."""
+    return [trade_row(t, symbol_rules(t.get("symbol"))) for t in trades or []
+            if isinstance(t, dict)]
+
+
+@callback(Output(ids.POSITIONS_GRID, "rowData"), Input(ids.POSITIONS_STORE, "data"),
+          Input(ids.MARKS_STORE, "data"), Input(TICKET_MARKET, "data"))
+def position_rows(positions: list[dict[str, Any]] | None, marks: dict[str, Any] | None,
+                  market: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The positions store into the Positions grid, re-marked with the newest prices."""
+    return [position_row(p, marks or {}, market or {}, symbol_rules(p.get("symbol")))
+            for p in positions or [] if isinstance(p, dict) and shown(p)]
