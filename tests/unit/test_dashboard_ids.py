@@ -4,6 +4,7 @@ them would otherwise fail silently in the browser."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +12,23 @@ from dashboard.app import ASSETS, create_dash_app
 from dashboard.layout import serve_layout
 
 
-def layout_ids(component: Any) -> set[str]:
-    """Every string id in a component tree."""
-    found: set[str] = set()
-    stack = [component]
+def components(tree: Any) -> Iterator[Any]:
+    """Every Dash component in a component tree (lists and children followed)."""
+    stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, list | tuple):
             stack.extend(node)
-            continue
-        if not hasattr(node, "to_plotly_json"):
-            continue
-        cid = getattr(node, "id", None)
-        if isinstance(cid, str):
-            found.add(cid)
-        children = getattr(node, "children", None)
-        if children is not None:
-            stack.append(children)
-    return found
+        elif hasattr(node, "to_plotly_json"):
+            yield node
+            if getattr(node, "children", None) is not None:
+                stack.append(node.children)
+
+
+def layout_ids(component: Any) -> set[str]:
+    """Every string id in a component tree."""
+    return {node.id for node in components(component)
+            if isinstance(getattr(node, "id", None), str)}
 
 
 def all_layout_ids() -> set[str]:
@@ -86,18 +86,8 @@ def test_every_id_the_callbacks_and_the_js_use_is_in_the_layout() -> None:
 
 def store_ids(component: Any) -> set[str]:
     """The ids of the dcc.Store components in a component tree."""
-    found: set[str] = set()
-    stack = [component]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list | tuple):
-            stack.extend(node)
-        elif hasattr(node, "to_plotly_json"):
-            if type(node).__name__ == "Store" and isinstance(getattr(node, "id", None), str):
-                found.add(node.id)
-            if getattr(node, "children", None) is not None:
-                stack.append(node.children)
-    return found
+    return {node.id for node in components(component)
+            if type(node).__name__ == "Store" and isinstance(getattr(node, "id", None), str)}
 
 
 def js_writes() -> set[str]:
