@@ -19,7 +19,6 @@ from dashboard.live_account import (
     number,
     position_row,
     position_rows,
-    show_status,
     shown,
     trade_row,
     trade_rows,
@@ -126,12 +125,6 @@ def test_balances_and_marks_are_read_with_the_browsers_token(api: list[str]) -> 
         live_account.load_balances(auth, {"status": "connecting"}, None, None)
     refused = live_account.load_balances({"token": "x"}, live, None, None)
     assert refused.to_plotly_json()["operations"][0]["params"]["value"] == "sign in"
-
-
-def test_the_status_dot_says_live_reconnecting_or_disconnected() -> None:
-    assert show_status({"status": "live"}) == ("live-dot live", "live", "live")
-    assert show_status({"status": "connecting"})[0] == "live-dot connecting"
-    assert show_status(None)[2] == show_status({"status": "??"})[2] == "disconnected"
 
 
 def operations(patch: Any) -> list[dict[str, Any]]:
