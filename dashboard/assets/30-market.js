@@ -8,9 +8,13 @@
   "use strict";
   const TL = window.TL;
   const NO = function () { return window.dash_clientside.no_update; };
+  /* Each tick re-renders the dcc.Graph (Patch -> Plotly); at four a second the main thread
+   * ran long tasks often enough that a dropped stream was noticed ~0.1 s later
+   * (docs/dashboard.md, 2026-12-06 timings). Binance itself sends a kline every 1-2 s. */
+  const TICK_MS = 500;
   const feed = (TL.marketFeed = { key: null, stream: null, klines: {}, timer: null, n: 0, indAt: 0, labels: null });
 
-  // Stream news into CHART_TICKS, the latest update of each candle, at most 4 times a second.
+  // Stream news into CHART_TICKS, the latest update of each candle, at most twice a second.
   function push() {
     if (feed.timer) return;
     feed.timer = setTimeout(function () {
@@ -21,7 +25,7 @@
       try {
         window.dash_clientside.set_props("chart-ticks", { data: { key: feed.key, klines: klines, n: ++feed.n } });
       } catch (e) { /* not mounted yet: the next tick carries fresh state */ }
-    }, 250);
+    }, TICK_MS);
   }
 
   function open(symbol, interval, key) {
