@@ -13,8 +13,6 @@ marks (every MARKS_MS) for the others.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -28,12 +26,7 @@ from dashboard.ticket import TICKET_MARKET, decimal_or_none, decimals, plain, ru
 
 BALANCES_MS = 15_000
 MARKS_MS = 5_000
-RULES_SECONDS = 300.0  # symbols and their tick sizes, read again this often
 NONE = "—"
-# The symbols' rules as last read (tick size, base and quote asset), and when.
-_rules: dict[str, dict[str, Any]] = {}
-_rules_read = [float("-inf")]
-_rules_lock = threading.Lock()
 # The dot's class and its words, by the stream's state.
 STATUS = {"live": "live", "connecting": "reconnecting", "down": "disconnected"}
 
@@ -42,12 +35,9 @@ _transport: httpx.BaseTransport | None = None
 
 
 def configure(api_url: str, transport: httpx.BaseTransport | None = None) -> None:
-    """Tell the callbacks where the server reaches the API (and forget the symbols read)."""
+    """Tell the callbacks where the server reaches the API."""
     global _api_url, _transport
     _api_url, _transport = api_url.rstrip("/"), transport
-    with _rules_lock:
-        _rules.clear()
-        _rules_read[0] = float("-inf")
 
 
 def _client(token: str | None) -> ApiClient:
@@ -152,23 +142,10 @@ def shown(position: dict[str, Any]) -> bool:
     return any(decimal_or_none(position.get(k)) != 0 for k in ("quantity", "realizedPnl"))
 
 
-# ---- symbols' rules (tick size, base and quote asset) ------------------------------------
-
-
-def symbol_rules(symbol: Any) -> dict[str, Any]:
-    """A symbol's rules from `GET /api/market/symbols`, read once per RULES_SECONDS for the
-    whole process (a failed read is retried on the next round); defaults when unknown."""
-    with _rules_lock:
-        if time.monotonic() - _rules_read[0] > RULES_SECONDS:
-            _rules_read[0] = time.monotonic()
-            try:
-                listed = _client(None).get("/api/market/symbols")
-                _rules.clear()
-                _rules.update({str(s["symbol"]): s for s in listed or []
-                               if isinstance(s, dict) and s.get("symbol")})
-            except ApiClientError:
-                _rules_read[0] -= RULES_SECONDS - 10  # try again in 10 s
-        known = _rules.get(str(symbol)) or {}
+def symbol_rules(symbols: dict[str, Any] | None, symbol: Any) -> dict[str, Any]:
+    """A symbol's rules (tick size, base and quote asset) from the symbols store, which
+    dashboard/chart.py reads from the API; defaults while it is unknown."""
+    known = (symbols or {}).get(str(symbol)) or {}
     return rules_of({"symbol": str(symbol or ""), "rules": known})
 
 
@@ -239,17 +216,21 @@ def load_marks(_n: Any, auth: Any) -> dict[str, Any]:
             if isinstance(p, dict) and p.get("symbol") and p.get("markPrice")}
 
 
-@callback(Output(ids.TRADES_GRID, "rowData"), Input(ids.TRADES_STORE, "data"))
-def trade_rows(trades: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+@callback(Output(ids.TRADES_GRID, "rowData"), Input(ids.TRADES_STORE, "data"),
+          Input(ids.SYMBOLS_STORE, "data"))
+def trade_rows(trades: list[dict[str, Any]] | None,
+               symbols: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The trades store into the Trades grid (AG Grid keys rows by `rowId`)."""
-    return [trade_row(t, symbol_rules(t.get("symbol"))) for t in trades or []
+    return [trade_row(t, symbol_rules(symbols, t.get("symbol"))) for t in trades or []
             if isinstance(t, dict)]
 
 
 @callback(Output(ids.POSITIONS_GRID, "rowData"), Input(ids.POSITIONS_STORE, "data"),
-          Input(ids.MARKS_STORE, "data"), Input(TICKET_MARKET, "data"))
+          Input(ids.MARKS_STORE, "data"), Input(TICKET_MARKET, "data"),
+          Input(ids.SYMBOLS_STORE, "data"))
 def position_rows(positions: list[dict[str, Any]] | None, marks: dict[str, Any] | None,
-                  market: dict[str, Any] | None) -> list[dict[str, Any]]:
+                  market: dict[str, Any] | None,
+                  symbols: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The positions store into the Positions grid, re-marked with the newest prices."""
-    return [position_row(p, marks or {}, market or {}, symbol_rules(p.get("symbol")))
+    return [position_row(p, marks or {}, market or {}, symbol_rules(symbols, p.get("symbol")))
             for p in positions or [] if isinstance(p, dict) and shown(p)]

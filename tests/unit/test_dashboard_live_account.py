@@ -108,11 +108,13 @@ def test_a_closed_position_is_listed_once_it_realized_something() -> None:
     assert not shown({**POSITION, "quantity": "0E-8", "realizedPnl": "0.00"})
 
 
-def test_rows_use_each_symbols_tick_read_once_from_the_api(api: list[str]) -> None:
+def test_rows_use_each_symbols_tick_from_the_symbols_store(api: list[str]) -> None:
     trade = {"orderId": "o", "tradeId": "1", "symbol": "BTCUSDT", "price": "1.23456"}
-    assert trade_rows([trade, trade])[0]["price"] == "1.23"
-    assert position_rows([POSITION], None, None)[0]["symbol"] == "BTCUSDT"
-    assert api.count("/api/market/symbols") == 1
+    symbols = {"BTCUSDT": BTC}
+    assert trade_rows([trade, trade], symbols)[0]["price"] == "1.23"
+    assert position_rows([POSITION], None, None, symbols)[0]["symbol"] == "BTCUSDT"
+    # The store is dashboard/chart.py's one read of the symbols: none of their own here.
+    assert api.count("/api/market/symbols") == 0
 
 
 def test_balances_and_marks_are_read_with_the_browsers_token(api: list[str]) -> None:
