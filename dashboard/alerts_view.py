@@ -16,6 +16,7 @@ from dash import ALL, Input, Output, State, callback, ctx, html
 
 from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.ticket import plain as decimal_text
 
 _api_url = ""
 
@@ -32,8 +33,7 @@ def plain(value: Any) -> str:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
-    text = format(number.normalize(), "f")
-    return text
+    return decimal_text(number)
 
 
 def alert_item(a: dict[str, Any]) -> html.Li:

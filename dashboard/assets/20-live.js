@@ -13,7 +13,7 @@
   const orders = new Map(); // orderId -> order (highest version wins)
   const trades = new Map(); // orderId:tradeId -> trade
   const positions = new Map(); // symbol -> position
-  TL.state = { orders, trades, positions, symbols: {}, symbolList: [] };
+  TL.state = { orders, trades, positions, symbols: {} };
 
   const OPEN = new Set(["PENDING", "SUBMITTED", "NEW", "ACCEPTED", "PARTIALLY_FILLED",
     "CANCEL_REQUESTED"]);
