@@ -27,6 +27,7 @@ from dashboard import (
     history_view,
     ids,
     live_account,
+    order_book,
     position_close,
     routing,  # noqa: F401 - imported for its @callbacks (pure routing, no API)
     summary,
@@ -91,6 +92,7 @@ def create_dash_app(api_url: str, public_api_url: str | None = None) -> dash.Das
     summary.configure(api_url)
     ticket.configure(api_url)
     position_close.configure(api_url)
+    order_book.configure(api_url)
     live_account.configure(api_url)
     _send_csp(app, browser_api)
     return app
@@ -150,13 +152,12 @@ def _cs(name: str) -> ClientsideFunction:
 
 
 def _register_clientside(app: dash.Dash) -> None:
-    """Wire the shell's clientside callbacks (assets/05-session.js, 40-ui.js); the pages
-    wire their own."""
+    """Wire the shell's clientside callbacks (assets/05-session.js, 40-ui.js); the pages and
+    the views wire their own."""
     cb = app.clientside_callback
     cb(_cs("init"), Output(ids.BOOT, "data"), Input(ids.CONFIG, "data"))
-    cb(_cs("session"), Output(ids.LIVE_STORE, "data"), Input(ids.AUTH, "data"))
     cb(_cs("symbolPicked"), Output(ids.URL, "pathname", allow_duplicate=True),
-       Input("symbol-select", "value"), prevent_initial_call=True)
+       Input("symbol-select", "value"), State(ids.ROUTE, "data"), prevent_initial_call=True)
     cb(
         _cs("chartSettings"), Output(ids.CHART_SETTINGS, "data"),
         [Input(f"tf-{v}", "n_clicks") for _, v in TIMEFRAMES]
@@ -170,6 +171,9 @@ def _register_clientside(app: dash.Dash) -> None:
         Input(ids.ROUTE, "data"), Input(ids.CHART_SETTINGS, "data"),
     )
     cb(ClientsideFunction("session", "logout"), Output(ids.AUTH, "data", allow_duplicate=True),
-       Input(ids.LOGOUT_BTN, "n_clicks"), prevent_initial_call=True)
+       Input(ids.LOGOUT_BTN, "n_clicks"), State(ids.AUTH, "data"), prevent_initial_call=True)
+    cb(ClientsideFunction("session", "keep"), Output(ids.AUTH, "data", allow_duplicate=True),
+       Input(ids.SESSION_TICK, "n_intervals"), State(ids.AUTH, "data"), prevent_initial_call=True)
     cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))
-    cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"))
+    cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"),
+       Input(ids.SYMBOLS_STORE, "data"))

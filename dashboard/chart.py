@@ -4,15 +4,17 @@ Data flow (ids in `dashboard/ids.py`):
 
 - `CHART_VIEW` ({symbol, interval, indicators, dark}) is set by a clientside gate
   (`assets/30-market.js`) from `route`, `chart-settings` and the theme, only when one of
-  them really changes (a token refresh rewrites `route` with the same value); the same gate
-  opens the tab's market stream for that symbol and interval.
+  them really changes (a token refresh rewrites `route` with the same value).
+- `market_stream_url` (server) gives the tab's market stream (`MARKET_STREAM`, an
+  EventStream component) the URL of that symbol and interval, with a one-use stream token.
 - `draw` (server): the view -> the whole figure. History from the API's klines route through
   `api_client` (cached here for a few seconds, so a switch back and forth or many tabs on one
   symbol cost the API one call), indicators from `dashboard/indicators.py`, theme palette,
   the "needs N candles" note; `CHART_META` says what was drawn (symbol, interval, trace
   indices, price range, palette) for the callbacks below.
-- Live ticks: the market stream's KLINE and TICKER events go into `CHART_TICKS` (JS bridge);
-  a clientside callback patches the last candle in place or appends one
+- Live ticks: a clientside callback (`receive`) turns the stream's batches into
+  `MARKET_STORE` (price, 24 h change, rules: what the ticket reads) and `CHART_TICKS`; another
+  (`tick`) patches the last candle in place or appends one
   (`dash_clientside.Patch`), so a tick never takes a server round trip. At most once a second
   it also asks `refresh_indicators` (server) for the indicator series with the live candle
   (`CHART_INDICATOR_REQUEST`: the live candles only, never the closes of the chart); they
@@ -22,8 +24,8 @@ Data flow (ids in `dashboard/ids.py`):
   one line); `overlays` (server) patches the fill markers, the order lines and the edge
   labels into the figure.
 - Symbols: `load_symbols` (server) reads `/api/market/symbols` once into `SYMBOLS_STORE`
-  (rules by symbol) and the ticket's dropdown; the JS keeps them for `market-store`'s
-  `rules`, which the ticket reads.
+  (rules by symbol) and the ticket's dropdown; `receive` puts the symbol's into
+  `MARKET_STORE`.
 
 Prices here are display floats, as Plotly draws them; no money is computed in this module.
 """
@@ -35,6 +37,7 @@ import threading
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import dash
 from dash import (
@@ -45,6 +48,7 @@ from dash import (
     State,
     callback,
     clientside_callback,
+    ctx,
     dcc,
     html,
 )
@@ -52,10 +56,15 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids, indicators
 from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError, token_of
+from dashboard.components import EventStream
 from dashboard.ticket import SYMBOL_SELECT
 
 DEFAULT_SYMBOL = "BTCUSDT"
 TIMEFRAMES = (("1m", "1m"), ("5m", "5m"), ("1h", "1h"), ("1D", "1d"), ("1W", "1w"))
+# The market stream's batches, at most twice a second: each re-renders the dcc.Graph, and at
+# four a second the main thread ran long tasks often enough that a dropped stream was noticed
+# ~0.1 s later (docs/dashboard.md, 2026-12-06). Binance itself sends a kline every 1-2 s.
+MARKET_BATCH_MS = 500
 INDICATORS = (("SMA 20", "sma"), ("EMA 20", "ema"), ("Bollinger", "bb"), ("RSI 14", "rsi"))
 INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000,
                "1w": 604_800_000}
@@ -362,6 +371,8 @@ def layout() -> html.Div:
                           "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
                   figure={"data": [], "layout": {"height": 460}}),
         dcc.Store(id=ids.CHART_VIEW), dcc.Store(id=ids.CHART_META),
+        EventStream(id=ids.MARKET_STREAM, batchMs=MARKET_BATCH_MS,
+                    events=["KLINE", "TICKER", "DEPTH", "MARKET_TRADE"]),
         dcc.Store(id=ids.CHART_TICKS), dcc.Store(id=ids.CHART_RELOAD),
         dcc.Store(id=ids.CHART_INDICATOR_REQUEST), dcc.Store(id=ids.CHART_INDICATORS),
         dcc.Store(id=ids.CHART_OVERLAY_ROWS),
@@ -480,12 +491,20 @@ clientside_callback(
     Input(ids.THEME_TOGGLE, "children"), State(ids.CHART_VIEW, "data"),
 )
 clientside_callback(
+    _market("receive"),
+    Output(ids.MARKET_STORE, "data"), Output(ids.CHART_TICKS, "data"),
+    Input(ids.MARKET_STREAM, "message"), Input(ids.SYMBOLS_STORE, "data"),
+    Input(ids.CHART_VIEW, "data"), Input(ids.CHART_META, "data"),
+    State(ids.MARKET_STORE, "data"),
+)
+clientside_callback(
     _market("tick"),
     Output(ids.PRICE_CHART, "figure", allow_duplicate=True),
     Output(ids.PAIR_PRICE, "children"), Output(ids.PAIR_CHANGE, "children"),
     Output(ids.PAIR_CHANGE, "className"), Output(ids.CHART_INDICATOR_REQUEST, "data"),
-    Input(ids.CHART_TICKS, "data"), Input(ids.CHART_META, "data"),
-    State(ids.PRICE_CHART, "figure"), prevent_initial_call=True,
+    Input(ids.CHART_TICKS, "data"), Input(ids.CHART_META, "data"), Input(ids.MARKET_STORE, "data"),
+    State(ids.PRICE_CHART, "figure"), State(ids.PAIR_PRICE, "children"),
+    State(ids.PAIR_CHANGE, "children"), prevent_initial_call=True,
 )
 clientside_callback(
     _market("indicators"), Output(ids.PRICE_CHART, "figure", allow_duplicate=True),
@@ -498,7 +517,43 @@ clientside_callback(
     Input(ids.CHART_META, "data"), State(ids.CHART_OVERLAY_ROWS, "data"),
     prevent_initial_call=True,
 )
+# The market stream back after a gap (its second or later open): draw again from history,
+# so the candles it missed appear.
 clientside_callback(
-    _market("rules"), Output(ids.MARKET_STORE, "data"),
-    Input(ids.SYMBOLS_STORE, "data"), prevent_initial_call=True,
+    """function (opened) {
+        return opened && opened.n > 1 ? Date.now() : window.dash_clientside.no_update;
+    }""",
+    Output(ids.CHART_RELOAD, "data"), Input(ids.MARKET_STREAM, "opened"),
+    prevent_initial_call=True,
 )
+
+
+@callback(
+    Output(ids.MARKET_STREAM, "url"), Output(ids.MARKET_STREAM, "stream"),
+    Input(ids.ROUTE, "data"), Input(ids.CHART_VIEW, "data"), Input(ids.MARKET_STREAM, "expired"),
+    State(ids.AUTH, "data"), State(ids.CONFIG, "data"),
+    State(ids.MARKET_STREAM, "stream"), State(ids.MARKET_STREAM, "url"),
+)
+def market_stream_url(route: Any, view: Any, _expired: Any, auth: Any, config: Any,
+                      stream: Any, url: Any) -> tuple[str | None, str | None]:
+    """The desk's one market stream (klines and the ticker for the chart, depth and trades
+    for the order book: a browser allows six connections per host, and a tab already holds
+    the user stream). Open while the trade page shows; a new symbol or timeframe is another
+    stream. Signed in, it carries a one-use stream token (the user's own market budget),
+    minted again whenever the component reports the source closed for good."""
+    if (route or {}).get("page") != "trade" or not view:
+        return None, None
+    symbol, interval, _wanted, _dark = _view(view)
+    key = f"{symbol}:{interval}"
+    if ctx.triggered_id != ids.MARKET_STREAM and key == stream and url:
+        raise PreventUpdate  # the theme, the indicators or a refreshed token: same stream
+    api = str((config or {}).get("apiUrl") or "").rstrip("/")
+    url = f"{api}/api/market/{symbol}/stream?interval={interval}&channels=kline,depth,trades"
+    token = token_of(auth)
+    if token:
+        try:
+            url += "&token=" + quote(str(ApiClient(_api_url, token).post(
+                "/api/stream-token", {})["token"]))
+        except ApiClientError:
+            pass  # the public stream, with the address's budget
+    return url, key

@@ -22,6 +22,9 @@ URL_QUIET: Final = "url-quiet"
 # {token, user: {id, email}} in localStorage, shared by every tab; the refresh token is an
 # HttpOnly cookie no script reads (docs/security.md).
 AUTH: Final = "auth"
+# Every few seconds a clientside callback refreshes an access token about to expire
+# (assets/05-session.js `keep`).
+SESSION_TICK: Final = "session-tick"
 CONFIG: Final = "config"
 BOOT: Final = "boot"
 # {page, symbol[, orderId]}: which page shows and the trade page's symbol, from the URL
@@ -83,6 +86,15 @@ REGISTER_ERROR: Final = "register-error"
 TO_LOGIN: Final = "to-login"
 
 # ---------------------------------------------------------------- account stream and stores
+# The user's SSE stream (dashboard/components EventStream): `url` and `stream` from a server
+# callback that mints a stream token (dashboard/live_account.py), `message` merged into the
+# three row stores by a clientside callback (assets/20-live.js), `status` drawn as the dot.
+USER_STREAM: Final = "user-stream"
+# {orders, trades, positions} read from REST on every (re)open of the stream (what a replay
+# cannot send), or {clear: true} on sign-out; merged like the stream's events.
+USER_SNAPSHOT: Final = "user-snapshot"
+# Set when the stream says RESET (more was missed than it replays): read a snapshot again.
+SNAPSHOT_DUE: Final = "snapshot-due"
 # Rows as the API sends them, merged by id/version (docs/dashboard.md "Live account data").
 ORDERS_STORE: Final = "orders-store"
 TRADES_STORE: Final = "trades-store"
@@ -104,7 +116,11 @@ PRICE_CHART: Final = "price-chart"
 CHART_VIEW: Final = "chart-view"
 # {key, symbol, interval, indicators, traces, palette, t0, n, lo, hi, last}: what was drawn.
 CHART_META: Final = "chart-meta"
-# {key, klines: [{t, o, h, l, c, v}], ticker, n}: the market stream's news (assets/30-market.js).
+# The trade page's market SSE stream (EventStream): its URL from a server callback
+# (dashboard/chart.py), its KLINE/TICKER events into the chart and the market store, its
+# DEPTH/MARKET_TRADE events into the order book (assets/30-market.js, 60-order-book.js).
+MARKET_STREAM: Final = "market-stream"
+# {key, klines: [{t, o, h, l, c, v}], n}: the market stream's candles (assets/30-market.js).
 CHART_TICKS: Final = "chart-ticks"
 # Set when the market stream reopens after a gap: draw again from history.
 CHART_RELOAD: Final = "chart-reload"
@@ -130,12 +146,9 @@ def timeframe(interval: str) -> str:
 ME_STORE: Final = "me-store"
 ME_REFRESH: Final = "me-refresh"
 CANCEL_RESULT: Final = "cancel-result"
-# {status: live | connecting | down}: the user stream's state (assets/20-live.js writes it,
-# dashboard/live_account.py draws the dot and its label from it).
-LIVE_STORE: Final = "live-store"
 # {balances: {ASSET: {free, locked}}, balancesError}: GET /api/trading/balances, read by a
 # server callback every 15 s, on (re)connect and 400 ms after an order or trade event
-# (`balances-due`, bumped by the stream).
+# (`balances-due`, set by a clientside callback on the user stream's messages).
 BALANCES_STORE: Final = "balances-store"
 BALANCES_DUE: Final = "balances-due"
 BALANCES_TICK: Final = "balances-tick"

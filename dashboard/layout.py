@@ -20,6 +20,8 @@ from dashboard.chart import TIMEFRAMES  # noqa: F401 - app.py reads it here
 from dashboard.grids import orders_grid, positions_grid, trades_grid
 
 DEFAULT_SYMBOL = "BTCUSDT"
+# How often the session checks its access token (it refreshes one with under a minute left).
+SESSION_TICK_MS = 5_000
 # The server requires this many characters (commands/application.py MIN_PASSWORD_LENGTH).
 MIN_PASSWORD_LENGTH = 10
 
@@ -125,6 +127,7 @@ def serve_layout(public_api_url: str) -> html.Div:
         dcc.Location(id=ids.URL_QUIET, refresh=False),
         # The session lives in localStorage so every tab of the browser shares it.
         dcc.Store(id=ids.AUTH, storage_type="local"),
+        dcc.Interval(id=ids.SESSION_TICK, interval=SESSION_TICK_MS),
         dcc.Store(id=ids.CONFIG, data={"apiUrl": public_api_url.rstrip("/")}),
         dcc.Store(id=ids.BOOT),
         dcc.Store(id=ids.ROUTE, data={"page": "login", "symbol": DEFAULT_SYMBOL}),

@@ -1,11 +1,13 @@
-"""The account side of the live desk as server callbacks: the stream's status dot, balances,
-the API's marks, and the rows of the Trades and Positions grids.
+"""The account side of the live desk: the user stream, the stream's status dot, balances, the
+API's marks, and the rows of the Trades and Positions grids.
 
-The user stream stays in the browser (`assets/20-live.js`: named events, token renewal,
-Last-Event-ID resume; docs/dashboard.md says why) and merges what it receives into
-`orders-store`, `trades-store` and `positions-store`, as the API sends them. Everything off
-the click -> FILLED path is here: the rows are formatted with `Decimal` (never floats), and
-unrealized PnL is re-marked with the latest price (issue 18, defect 1): the live price of the
+The user stream is an `EventStream` component (dashboard/components): its URL, with a
+one-use stream token, comes from `user_stream_url` here, again whenever the component says
+the source closed for good; every (re)open reads a REST snapshot (`user_snapshot`). A
+clientside callback (`assets/20-live.js`, on the click -> FILLED path) merges the stream's
+events and the snapshots into `orders-store`, `trades-store` and `positions-store`, as the
+API sends them. Everything off that path is here: the rows are formatted with `Decimal`
+(never floats), and unrealized PnL is re-marked with the latest price (issue 18, defect 1): the live price of the
 symbol on screen (at most once a second, through the ticket's gated market store), the API's
 marks (every MARKS_MS) for the others.
 """
@@ -15,18 +17,37 @@ from __future__ import annotations
 import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import quote
 
 import dash
 import httpx
-from dash import Input, Output, Patch, State, callback, clientside_callback, dcc
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    Patch,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+)
+from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.components import EventStream
 from dashboard.ticket import TICKET_MARKET, decimal_or_none, decimals, plain, rules_of
 
 BALANCES_MS = 15_000
 MARKS_MS = 5_000
 NONE = "—"
+# The user stream's named events (adapters/api: the SSE route of /api/stream).
+USER_EVENTS = ("ORDER_UPDATE", "TRADE", "POSITION", "RESET", "ALERT")
+# What a (re)open reads from REST: the rows a replay of the stream cannot send.
+SNAPSHOT_READS = (("orders", "/api/trading/orders?limit=500"),
+                  ("trades", "/api/trading/trades?limit=500"),
+                  ("positions", "/api/trading/positions"))
 # The dot's class and its words, by the stream's state.
 STATUS = {"live": "live", "connecting": "reconnecting", "down": "disconnected"}
 
@@ -47,7 +68,8 @@ def _client(token: str | None) -> ApiClient:
 def stores() -> list[Any]:
     """The account stores and timers of the shell's layout."""
     return [
-        dcc.Store(id=ids.LIVE_STORE, data={"status": "down"}),
+        EventStream(id=ids.USER_STREAM, events=list(USER_EVENTS), batchMs=100),
+        dcc.Store(id=ids.USER_SNAPSHOT), dcc.Store(id=ids.SNAPSHOT_DUE),
         dcc.Store(id=ids.BALANCES_STORE, data={}),
         dcc.Store(id=ids.BALANCES_DUE),
         dcc.Interval(id=ids.BALANCES_TICK, interval=BALANCES_MS, disabled=True),
@@ -156,12 +178,84 @@ def symbol_rules(symbols: dict[str, Any] | None, symbol: Any) -> dict[str, Any]:
 clientside_callback(
     f"""function (live) {{
         const names = {json.dumps(STATUS)};
-        let status = String((live || {{}}).status || "down");
+        let status = String(live || "down");
         if (!(status in names)) status = "down";
         return ["live-dot " + status, names[status], names[status]];
     }}""",
     Output(ids.LIVE_STATUS, "className"), Output(ids.LIVE_STATUS, "title"),
-    Output(ids.LIVE_LABEL, "children"), Input(ids.LIVE_STORE, "data"))
+    Output(ids.LIVE_LABEL, "children"), Input(ids.USER_STREAM, "status"))
+
+
+def _rows(data: Any, key: str) -> list[Any]:
+    """A list the API sent bare or wrapped ({items: [...]}, {orders: [...]})."""
+    if isinstance(data, dict):
+        data = data.get(key) or data.get("items") or []
+    return list(data) if isinstance(data, list) else []
+
+
+@callback(Output(ids.USER_STREAM, "url"), Output(ids.USER_STREAM, "stream"),
+          Input(ids.AUTH, "data"), Input(ids.USER_STREAM, "expired"),
+          State(ids.CONFIG, "data"), State(ids.USER_STREAM, "stream"),
+          State(ids.USER_STREAM, "url"))
+def user_stream_url(auth: Any, _expired: Any, config: Any, stream: Any,
+                    url: Any) -> tuple[str | None, str | None]:
+    """The user stream's URL with a fresh stream token (good for one connection): on sign-in,
+    and again each time the component reports the source closed for good. A refreshed
+    access token leaves an open stream alone; another user is another stream (no resume)."""
+    token = token_of(auth)
+    if token is None:
+        return None, None
+    user = (auth.get("user") or {}) if isinstance(auth, dict) else {}
+    key = f"user:{user.get('id') or user.get('email') or 'me'}"
+    if ctx.triggered_id == ids.AUTH and key == stream and url:
+        raise PreventUpdate
+    try:
+        minted = _client(token).post("/api/stream-token", {})
+    except ApiClientError:
+        # The component tries its last URL again and asks once more after a while.
+        raise PreventUpdate from None
+    api = str((config or {}).get("apiUrl") or "").rstrip("/")
+    return f"{api}/api/stream?token={quote(str(minted['token']))}", key
+
+
+@callback(Output(ids.USER_SNAPSHOT, "data"),
+          Input(ids.USER_STREAM, "opened"), Input(ids.SNAPSHOT_DUE, "data"),
+          Input(ids.AUTH, "data"))
+def user_snapshot(_opened: Any, _due: Any, auth: Any) -> dict[str, Any]:
+    """The account's rows from REST on every (re)open of the user stream and on its RESET
+    (what it could not replay); merged like the stream's events, so a row seen twice is a
+    no-op. Signed out: clear the rows."""
+    token = token_of(auth)
+    if token is None:
+        return {"clear": True}
+    if ctx.triggered_id not in (ids.USER_STREAM, ids.SNAPSHOT_DUE):
+        raise PreventUpdate  # signed in: the stream's first open reads it
+    client, out = _client(token), {}
+    for key, path in SNAPSHOT_READS:
+        try:
+            out[key] = _rows(client.get(path), key)
+        except ApiClientError:
+            continue  # what could be read; the next (re)open reads again
+    return out
+
+
+def _live(name: str) -> ClientsideFunction:
+    return ClientsideFunction(namespace="live", function_name=name)
+
+
+clientside_callback(
+    _live("merge"),
+    Output(ids.ORDERS_STORE, "data"), Output(ids.TRADES_STORE, "data"),
+    Output(ids.POSITIONS_STORE, "data"), Output(ids.ALERT_FIRED, "data"),
+    Output(ids.SNAPSHOT_DUE, "data"),
+    Input(ids.USER_STREAM, "message"), Input(ids.USER_SNAPSHOT, "data"),
+    State(ids.ORDERS_STORE, "data"), State(ids.TRADES_STORE, "data"),
+    State(ids.POSITIONS_STORE, "data"), prevent_initial_call=True,
+)
+clientside_callback(
+    _live("balancesDue"), Output(ids.BALANCES_DUE, "data"),
+    Input(ids.USER_STREAM, "message"), prevent_initial_call=True,
+)
 
 
 @callback(Output(ids.USER_EMAIL, "children"), Output(ids.LOGOUT_BTN, "style"),
@@ -182,15 +276,15 @@ def timers(auth: Any, route: dict[str, Any] | None) -> tuple[bool, bool]:
 
 
 @callback(Output(ids.BALANCES_STORE, "data"),
-          Input(ids.AUTH, "data"), Input(ids.LIVE_STORE, "data"), Input(ids.BALANCES_DUE, "data"),
-          Input(ids.BALANCES_TICK, "n_intervals"))
-def load_balances(auth: Any, live: dict[str, Any] | None, _due: Any, _tick: Any) -> Any:
+          Input(ids.AUTH, "data"), Input(ids.USER_STREAM, "status"),
+          Input(ids.BALANCES_DUE, "data"), Input(ids.BALANCES_TICK, "n_intervals"))
+def load_balances(auth: Any, live: str | None, _due: Any, _tick: Any) -> Any:
     """Balances are exchange snapshots the worker stores as they arrive: read on sign-in,
     on every (re)connect, after an order or trade event and every BALANCES_MS."""
     token = token_of(auth)
     if not token:
         return {}
-    if (live or {}).get("status") != "live":  # read again once the stream is back
+    if live != "live":  # read again once the stream is back
         raise dash.exceptions.PreventUpdate
     try:
         data = _client(token).get("/api/trading/balances")

@@ -1,13 +1,13 @@
 """The order book screen: a depth ladder with the spread, and the recent market trades.
 
-Data flow (in the browser, assets/60-order-book.js; the book is a hot path at up to 10
-updates a second): `route` (the trade page's symbol) -> `follow` takes a REST snapshot
-(`/depth`, `/trades`). Live updates ride on the tab's market stream: every EventSource opened
-on `/api/market/{symbol}/stream` (the chart's) also asks for `channels=depth,trades`, and the
-book listens to its DEPTH and MARKET_TRADE events (a stream of its own would be a third
-long-lived connection per tab to the API host, and browsers allow six per host). The API
-subscribes to the exchange's book and tape only while such a stream is open. Events update
-JS state pushed into BOOK_STORE at most four times a second; `render` fills the rows in place.
+Data flow: `route` (the trade page's symbol) -> `snapshot` (server) reads `/depth` and
+`/trades` into SNAPSHOT_STORE. Live updates ride on the tab's market stream
+(`MARKET_STREAM`, dashboard/chart.py), which asks for `channels=depth,trades` too (a stream
+of its own would be a third long-lived connection per tab to the API host, and browsers
+allow six per host); the API subscribes to the exchange's book and tape only while such a
+stream is open. A clientside callback (`receive`, assets/60-order-book.js) merges the
+snapshot and the stream's DEPTH and MARKET_TRADE events into BOOK_STORE; `render` fills the
+rows in place.
 
 A click on a price (a ladder level or a trade) sets PRICE_CLICK_STORE to
 `{price, side ("bid" | "ask" | "trade"), symbol, n}` (`n` grows with each click, so clicking
@@ -16,13 +16,17 @@ the same price twice still changes the store). The order ticket reads it to fill
 
 from __future__ import annotations
 
-from dash import ClientsideFunction, Input, Output, clientside_callback, dcc, html
+from typing import Any
+
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
+from dash.exceptions import PreventUpdate
 
 from dashboard import ids
+from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError
 
 PANEL = "order-book-panel"
 BOOK_STORE = "book-store"  # {symbol, book: {bids, asks, lastUpdateId}, trades: [...]}
-CONNECTION_STORE = "book-connection"  # {symbol}: the symbol the book follows
+SNAPSHOT_STORE = "book-snapshot"  # {symbol, book, trades}: REST, when the symbol changes
 PRICE_CLICK_STORE = "book-price-click"  # {price, side, symbol, n}: read by the ticket
 LADDER = "book-ladder"
 SPREAD = "book-spread"
@@ -62,15 +66,43 @@ def layout() -> html.Div:
         html.Div(id=TRADES, className="book-trades mono",
                  children=[_row("trade") for _ in range(TRADE_ROWS)]),
         dcc.Store(id=BOOK_STORE),
-        dcc.Store(id=CONNECTION_STORE),
+        dcc.Store(id=SNAPSHOT_STORE),
         dcc.Store(id=PRICE_CLICK_STORE),
     ])
 
 
+_api_url = ""
+
+
+def configure(api_url: str) -> None:
+    """Tell the callbacks where the server reaches the API."""
+    global _api_url
+    _api_url = api_url.rstrip("/")
+
+
+@callback(Output(SNAPSHOT_STORE, "data"), Input(ids.ROUTE, "data"),
+          State(SNAPSHOT_STORE, "data"))
+def snapshot(route: Any, shown: Any) -> dict[str, Any]:
+    """The book and the tape of the trade page's symbol from REST (public), read when the
+    symbol changes; the market stream keeps them current."""
+    symbol = str((route or {}).get("symbol") or "") if (route or {}).get("page") == "trade" else ""
+    if not SYMBOL_RE.fullmatch(symbol):
+        return {"symbol": None}
+    if (shown or {}).get("symbol") == symbol:
+        raise PreventUpdate  # a token refresh rewrote the route: same symbol
+    client, out = ApiClient(_api_url, None), {"symbol": symbol, "book": None, "trades": []}
+    try:
+        out["book"] = client.get(f"/api/market/{symbol}/depth", {"limit": 20})
+        out["trades"] = client.get(f"/api/market/{symbol}/trades", {"limit": TRADE_ROWS})
+    except ApiClientError:
+        pass  # the stream fills it
+    return out
+
+
 clientside_callback(
-    ClientsideFunction(namespace="book", function_name="follow"),
-    Output(CONNECTION_STORE, "data"),
-    Input(ids.ROUTE, "data"), Input(ids.CONFIG, "data"),
+    ClientsideFunction(namespace="book", function_name="receive"),
+    Output(BOOK_STORE, "data"),
+    Input(ids.MARKET_STREAM, "message"), Input(SNAPSHOT_STORE, "data"), State(BOOK_STORE, "data"),
 )
 clientside_callback(
     ClientsideFunction(namespace="book", function_name="render"),

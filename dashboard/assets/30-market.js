@@ -1,107 +1,78 @@
-/* The trade page's market stream and the chart's hot path (dashboard/chart.py draws the rest).
- * Why JS: the stream is an EventSource with a one-minute token to renew and a Last-Event-ID
- * to resume from (TL.LiveStream, 10-core.js), which no Dash component offers; and a tick must
- * reach the chart without a server round trip, so a clientside callback patches the figure.
- * One market stream per tab (browsers allow six connections per host): it also carries the
- * order book's DEPTH and MARKET_TRADE events (60-order-book.js). */
+/* The chart's hot path (dashboard/chart.py draws the rest, and gives the market stream its
+ * URL). Why JS: a tick must reach the chart and the price without a server round trip, so
+ * clientside callbacks turn the market stream's batches (an EventStream component, at most
+ * two a second: Binance itself sends a kline every 1-2 s) into the market store and a
+ * figure Patch. */
 (function () {
   "use strict";
   const TL = window.TL;
   const NO = function () { return window.dash_clientside.no_update; };
-  /* Each tick re-renders the dcc.Graph (Patch -> Plotly); at four a second the main thread
-   * ran long tasks often enough that a dropped stream was noticed ~0.1 s later
-   * (docs/dashboard.md, 2026-12-06 timings). Binance itself sends a kline every 1-2 s. */
-  const TICK_MS = 500;
-  const feed = (TL.marketFeed = { key: null, stream: null, klines: {}, timer: null, n: 0, indAt: 0, labels: null });
-
-  // Stream news into CHART_TICKS, the latest update of each candle, at most twice a second.
-  function push() {
-    if (feed.timer) return;
-    feed.timer = setTimeout(function () {
-      feed.timer = null;
-      const klines = Object.keys(feed.klines).map(function (t) { return feed.klines[t]; });
-      klines.sort(function (a, b) { return a.t - b.t; });
-      feed.klines = {};
-      try {
-        window.dash_clientside.set_props("chart-ticks", { data: { key: feed.key, klines: klines, n: ++feed.n } });
-      } catch (e) { /* not mounted yet: the next tick carries fresh state */ }
-    }, TICK_MS);
-  }
-
-  function open(symbol, interval, key) {
-    let opened = false;
-    const stream = (TL.marketStream = new TL.LiveStream("market", {
-      events: ["KLINE", "TICKER", "DEPTH", "MARKET_TRADE"],
-      url: async function () {
-        let url = TL.apiUrl + "/api/market/" + symbol + "/stream?interval=" + interval + "&channels=kline,depth,trades";
-        if (TL.getSession()) {
-          try { url += "&token=" + encodeURIComponent(await TL.streamToken()); } catch (e) { /* public */ }
-        }
-        return url;
-      },
-      onEvent: function (type, d) {
-        if (feed.key !== key) return;
-        if (type === "DEPTH" || type === "MARKET_TRADE") { if (TL.onMarketBook) TL.onMarketBook(type, symbol, d); return; }
-        if (type === "TICKER") { TL.applyTicker(symbol, d); push(); return; }
-        if (type !== "KLINE") return;
-        const k = d.kline || d, t = Number(k.time !== undefined ? k.time : k.openTime);
-        feed.klines[t] = { t: t, o: +k.open, h: +k.high, l: +k.low, c: +k.close, v: +k.volume };
-        TL.setPrice(k.close);
-        push();
-      },
-      // Back after a gap: the server draws again from history, so missed candles appear.
-      onOpen: function () {
-        if (opened) window.dash_clientside.set_props("chart-reload", { data: Date.now() });
-        opened = true;
-      },
-    }));
-    feed.stream = stream;
-    stream.open();
-  }
+  let shownKey = null, indicatorsAt = 0;
+  const triggered = function (id) {
+    return window.dash_clientside.callback_context.triggered.some(function (t) { return t.prop_id.indexOf(id + ".") === 0; });
+  };
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     market: {
-      /* route, settings, theme -> CHART_VIEW, only when it changes; (re)opens the stream. */
+      /* route, settings, theme -> CHART_VIEW, only when it changes, or when the desk shows
+       * again (its stream was closed meanwhile: candles were missed). */
       view: function (route, settings, _theme, prev) {
         const symbol = route && route.page === "trade" ? route.symbol : null;
         const s = settings || {};
         const view = symbol ? { symbol: symbol, interval: s.interval || "1m", indicators: s.indicators || [],
           dark: document.body.classList.contains("dark") } : null;
-        const key = view ? symbol + ":" + view.interval : null, changed = key !== feed.key;
-        if (changed) {
-          if (feed.stream) feed.stream.close();
-          feed.stream = null; feed.key = key; feed.klines = {};
-          if (symbol && symbol !== TL.market.symbol) {
-            TL.market.symbol = symbol; TL.market.price = null; TL.market.change = null;
-            TL.publishMarket();
-          }
-          if (view) open(symbol, view.interval, key);
-        }
-        // Back on the desk (the stream was closed meanwhile) draws again too: candles were missed.
+        const key = view ? symbol + ":" + view.interval : null, changed = key !== shownKey;
+        shownKey = key;
         if (!view || (!changed && JSON.stringify(view) === JSON.stringify(prev))) return NO();
         return view;
       },
 
-      /* Ticks -> the figure, patched in place (last candle updated, or one appended); the
-       * pair's price and change; the live candles for the indicators at most once a second.
-       * A new drawing (CHART_META) brings its last close as the price until the first tick. */
-      tick: function (ticks, meta, fig) {
-        const D = TL.D, out = [NO(), NO(), NO(), NO(), NO()];
-        if (!meta || meta.symbol !== TL.market.symbol) {
-          feed.labels = null;
-          return [NO(), "—", "—", "pair-change mono", NO()];
+      /* The stream's batch -> the market store (symbol, price, 24 h change, rules: what the
+       * ticket reads) and CHART_TICKS (the newest state of each candle of the batch). A new
+       * drawing (CHART_META) brings its last close as the price until the first tick. */
+      receive: function (message, symbols, view, meta, market) {
+        const symbol = view ? view.symbol : null, key = view ? symbol + ":" + view.interval : null;
+        const m = Object.assign({}, market && market.symbol === symbol ? market : { symbol: symbol, price: null, change: null });
+        m.rules = TL.rules(symbols, symbol);
+        const klines = {};
+        if (triggered("market-stream") && message && message.stream === key) {
+          message.events.forEach(function (ev) {
+            const d = ev.data || {};
+            if (ev.type === "TICKER") {
+              const change = d.change24h !== undefined ? d.change24h : d.priceChangePercent;
+              if (change !== undefined && change !== null) m.change = String(change);
+              if (d.price || d.lastPrice) m.price = String(d.price || d.lastPrice);
+            } else if (ev.type === "KLINE") {
+              const k = d.kline || d, t = Number(k.time !== undefined ? k.time : k.openTime);
+              klines[t] = { t: t, o: +k.open, h: +k.high, l: +k.low, c: +k.close, v: +k.volume };
+              m.price = String(k.close);
+            }
+          });
         }
-        const ctx = window.dash_clientside.callback_context;
-        const byMeta = ctx.triggered.some(function (t) { return t.prop_id.indexOf("chart-meta") === 0; });
-        if (byMeta && meta.last !== null && TL.market.price === null) TL.setPrice(String(meta.last));
-        out[1] = TL.market.price === null ? "—" : D.fixed(TL.market.price, TL.priceDp(meta.symbol));
-        const ch = TL.market.change, up = ch !== null && D.parse(ch) >= 0n;
-        out[2] = ch === null ? "—" : (up ? "+" : "") + D.fixed(ch, 2) + "%";
-        out[3] = "pair-change mono" + (ch === null ? "" : up ? " up" : " down");
-        const labels = out.slice(1, 4).join("|"); // unchanged labels: no re-render
-        if (labels === feed.labels) { out[1] = out[2] = out[3] = NO(); } else feed.labels = labels;
+        if (m.price === null && meta && meta.symbol === symbol && meta.last !== null) m.price = String(meta.last);
+        const list = Object.keys(klines).map(function (t) { return klines[t]; }).sort(function (a, b) { return a.t - b.t; });
+        const same = market && ["symbol", "price", "change"].every(function (f) { return market[f] === m[f]; })
+          && JSON.stringify(market.rules) === JSON.stringify(m.rules);
+        m.t = Date.now();
+        return [same ? NO() : m, list.length ? { key: key, klines: list, n: message.n } : NO()];
+      },
+
+      /* Ticks -> the figure, patched in place (last candle updated, or one appended); the
+       * pair's price and change labels; the live candles for the indicators at most once a
+       * second. */
+      tick: function (ticks, meta, market, fig, priceLabel, changeLabel) {
+        const D = TL.D, out = [NO(), NO(), NO(), NO(), NO()];
+        const m = market || {};
+        if (!meta || meta.symbol !== m.symbol) return [NO(), "—", "—", "pair-change mono", NO()];
+        const ch = m.change === undefined ? null : m.change, up = ch !== null && D.parse(ch) >= 0n;
+        const price = m.price === null || m.price === undefined ? "—" : D.fixed(m.price, TL.priceDp(m.rules));
+        const change = ch === null ? "—" : (up ? "+" : "") + D.fixed(ch, 2) + "%";
+        if (price !== priceLabel || change !== changeLabel) { // unchanged labels: no re-render
+          out[1] = price; out[2] = change;
+          out[3] = "pair-change mono" + (ch === null ? "" : up ? " up" : " down");
+        }
         const c = fig && fig.data && fig.data[0];
-        if (byMeta || !ticks || ticks.key !== meta.key || !c || c.name !== meta.symbol || !ticks.klines.length) return out;
+        if (!triggered("chart-ticks") || !ticks || ticks.key !== meta.key || !c || c.name !== meta.symbol) return out;
         const p = new window.dash_clientside.Patch();
         let last = c.x.length ? c.x[c.x.length - 1] : -Infinity;
         ticks.klines.forEach(function (k) {
@@ -117,8 +88,8 @@
           }
         });
         if (p.operations.length) out[0] = p.build();
-        if (meta.indicators.length && Date.now() - feed.indAt >= 1000) {
-          feed.indAt = Date.now();
+        if (meta.indicators.length && Date.now() - indicatorsAt >= 1000) {
+          indicatorsAt = Date.now();
           out[4] = { key: meta.key, klines: ticks.klines };
         }
         return out;
@@ -150,15 +121,7 @@
           fills: (trades || []).filter(function (t) { return t.symbol === meta.symbol && time(t) >= (meta.t0 || 0); })
             .map(function (t) { return { side: t.side, quantity: t.quantity, price: t.price, time: time(t) }; }),
         };
-        const ctx = window.dash_clientside.callback_context;
-        const redrawn = ctx.triggered.some(function (t) { return t.prop_id.indexOf("chart-meta") === 0; });
-        return redrawn || JSON.stringify(rows) !== JSON.stringify(prev) ? rows : NO();
-      },
-
-      /* The symbols' rules (read by the server) into the JS state the market store carries. */
-      rules: function (symbols) {
-        TL.state.symbols = symbols || {};
-        return TL.marketData();
+        return triggered("chart-meta") || JSON.stringify(rows) !== JSON.stringify(prev) ? rows : NO();
       },
     },
   });

@@ -44,16 +44,10 @@
         return NO();
       },
 
-      // Signed in or out (the auth store): the user stream opens or closes (20-live.js).
-      session: function (auth) {
-        TL.account(auth);
-        return auth && auth.token ? NO() : { status: "down" };
-      },
-
       // Symbol chosen in the dropdown: a history push to /trade/SYMBOL (no reload). Clientside:
       // it starts the symbol switch, a measured path.
-      symbolPicked: function (value) {
-        if (!value || !TL.route || TL.route.page !== "trade" || value === TL.route.symbol) return NO();
+      symbolPicked: function (value, route) {
+        if (!value || !route || route.page !== "trade" || value === route.symbol) return NO();
         return "/trade/" + value;
       },
 
@@ -86,8 +80,8 @@
       },
 
       // Orders into the grid's rows (50-grid.js); AG Grid keys them by orderId.
-      orderRows: function (list) {
-        return (list || []).map(TL.orderRow);
+      orderRows: function (list, symbols) {
+        return (list || []).map(function (o) { return TL.orderRow(o, TL.rules(symbols, o.symbol)); });
       },
     },
   });

@@ -74,8 +74,8 @@
     }
     return o.fillLatencyMs !== null && o.fillLatencyMs !== undefined ? o.fillLatencyMs + " ms" : "—";
   }
-  TL.orderRow = function (o) {
-    const dp = TL.priceDp(o.symbol);
+  TL.orderRow = function (o, rules) {
+    const dp = TL.priceDp(rules);
     const st = String(o.status || "").toUpperCase();
     return {
       orderId: o.orderId, time: o.createdAt, symbol: o.symbol, side: o.side,

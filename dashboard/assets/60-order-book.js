@@ -1,47 +1,19 @@
-/* The order book's browser side (dashboard/order_book.py): its live feed and its rows.
- *
- * One market stream per tab. A browser keeps at most six HTTP/1.1 connections per host, and
- * a tab already holds two SSE streams to the API (the user's, the chart's market stream); a
- * third for the book left two tabs with no connection to send an order on. So the book adds
- * no stream of its own: the chart's market stream asks for the depth and trades channels too
- * and hands their DEPTH and MARKET_TRADE events to TL.onMarketBook (30-market.js). Without a
- * market stream the book shows its REST snapshot. It stays in JS because the ladder is
- * refilled in place four times a second: a Dash re-render of 50 rows would lose clicks. */
+/* The order book's browser side (dashboard/order_book.py): its live merge, its clicks and
+ * its rows. Why JS: the ladder is refilled in place up to twice a second (with the market
+ * stream's batches), and a Dash re-render of its rows would replace them under the pointer
+ * and lose clicks; the click itself is a document listener for the same reason. */
 (function () {
   "use strict";
   const ROWS = 30;
-  const st = { symbol: null, book: null, trades: [], timer: null, clicks: 0, apiUrl: null };
-
-  function push() {
-    if (st.timer) return;
-    st.timer = setTimeout(function () {
-      st.timer = null;
-      if (!st.symbol || !window.dash_clientside || !window.dash_clientside.set_props) return;
-      window.dash_clientside.set_props("book-store", { data: {
-        symbol: st.symbol, book: st.book, trades: st.trades.slice(-ROWS) } });
-    }, 250); // at most four renders a second
-  }
-  function addTrades(list) {
-    const last = st.trades.length ? st.trades[st.trades.length - 1].id : -1;
-    list.forEach(function (t) { if (t && t.id > last) st.trades.push(t); });
-    st.trades.sort(function (a, b) { return a.id - b.id; });
-    if (st.trades.length > 2 * ROWS) st.trades.splice(0, st.trades.length - ROWS);
-    push();
-  }
-  window.TL = window.TL || {};
-  window.TL.onMarketBook = function (type, symbol, data) {
-    if (String(symbol).toUpperCase() !== st.symbol || !data) return;
-    if (type === "DEPTH") { st.book = data; push(); } else addTrades([data]);
-  };
+  let clicks = 0, shown = null; // the clicks so far; the symbol of the book on screen
 
   // One delegated listener: clicks on a level or a trade, whatever was redrawn meanwhile.
   document.addEventListener("click", function (ev) {
     const row = ev.target && ev.target.closest ? ev.target.closest("[data-book-price]") : null;
     if (!row || !window.dash_clientside) return;
-    st.clicks += 1;
     window.dash_clientside.set_props("book-price-click", { data: {
       price: row.getAttribute("data-book-price"), side: row.getAttribute("data-book-side"),
-      symbol: st.symbol, n: st.clicks } });
+      symbol: shown, n: ++clicks } });
   });
 
   function plain(s, keep) { // "50005.00000000" -> "50005.00": Binance pads to 8 decimals
@@ -79,25 +51,35 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.book = {
-      /* route -> the symbol the book follows; a REST snapshot of it at once. */
-      follow: function (route, config) {
-        const symbol = route && route.page === "trade" ? route.symbol : null;
-        if (symbol === st.symbol) return window.dash_clientside.no_update;
-        st.symbol = symbol; st.book = null; st.trades = [];
-        if (!symbol || !config || !config.apiUrl) return { symbol: null };
-        const base = config.apiUrl + "/api/market/" + encodeURIComponent(symbol);
-        const json = function (r) { return r.ok ? r.json() : null; };
-        fetch(base + "/depth?limit=20").then(json).then(function (b) {
-          if (b && st.symbol === symbol && !st.book) { st.book = b; push(); }
-        }).catch(function () { /* the stream fills it */ });
-        fetch(base + "/trades?limit=" + ROWS).then(json).then(function (ts) {
-          if (ts && st.symbol === symbol) addTrades(ts);
-        }).catch(function () { /* the stream fills it */ });
-        push();
-        return { symbol: symbol };
+      /* The REST snapshot (a new symbol) and the market stream's DEPTH and MARKET_TRADE
+       * events -> the book store: the newest book, the last trades by id. */
+      receive: function (message, snapshot, book) {
+        const trig = window.dash_clientside.callback_context.triggered.map(function (t) { return t.prop_id; });
+        const symbol = snapshot ? snapshot.symbol : null;
+        const cur = book && book.symbol === symbol ? book : { symbol: symbol, book: null, trades: [] };
+        const next = { symbol: symbol, book: cur.book, trades: cur.trades.slice() };
+        const addTrades = function (list) {
+          const last = next.trades.length ? next.trades[next.trades.length - 1].id : -1;
+          (list || []).forEach(function (t) { if (t && t.id > last) next.trades.push(t); });
+          next.trades.sort(function (a, b) { return a.id - b.id; });
+          next.trades = next.trades.slice(-ROWS);
+        };
+        if (trig.indexOf("book-snapshot.data") >= 0 && snapshot) {
+          if (!next.book) next.book = snapshot.book;
+          addTrades(snapshot.trades);
+        }
+        if (trig.indexOf("market-stream.message") >= 0 && message && symbol
+            && String(message.stream).split(":")[0] === symbol) {
+          message.events.forEach(function (ev) {
+            if (ev.type === "DEPTH" && ev.data) next.book = ev.data;
+            else if (ev.type === "MARKET_TRADE") addTrades([ev.data]);
+          });
+        }
+        return next;
       },
       /* book-store -> the pre-drawn rows, filled in place; returns the spread line. */
       render: function (data) {
+        shown = data ? data.symbol : null;
         const book = data && data.book;
         side("ask", book ? book.asks || [] : [], false);
         side("bid", book ? book.bids || [] : [], true);

@@ -142,6 +142,24 @@ def register(page: Any, urls: Urls, email: str | None = None) -> str:
     return email
 
 
+# A component's props as the Dash renderer holds them (a store's data, a stream's status).
+PROPS = """(id) => { try { const c = window.dash_component_api.getLayout(id);
+    return c && c.props ? c.props : null; } catch (e) { return null; } }"""
+
+
+def market_price(page: Any) -> str:
+    """The price of the symbol on screen, as the ticket reads it (the market store)."""
+    price: str = page.evaluate(f"() => (({PROPS})('market-store') || {{}}).data.price")
+    return price
+
+
+def tick_size(page: Any, symbol: str) -> str:
+    """A symbol's tick size from the symbols store (the API's rules)."""
+    tick: str | None = page.evaluate(
+        f"(s) => ((({PROPS})('symbols-store') || {{}}).data || {{}})[s]?.tickSize", symbol)
+    return tick or "0.01"
+
+
 def wait_live(page: Any) -> None:
     """Wait for the user stream's status dot to turn green."""
     page.wait_for_selector("#live-status.live", timeout=20_000)
@@ -156,7 +174,8 @@ def wait_chart(page: Any, symbol: str, interval_ms: int | None = None) -> dict[s
             const t = gd.data[0];
             if (t.type !== 'candlestick' || t.name !== symbol || t.x.length < 3) return false;
             // The price the ticket works with is known once the chart shows (30-market.js).
-            if (!window.TL || !TL.market || TL.market.price === null) return false;
+            const market = window.dash_component_api.getLayout('market-store');
+            if (!market || !market.props.data || !market.props.data.price) return false;
             return step === null || (t.x[t.x.length - 1] - t.x[t.x.length - 2]) === step;
         }""",
         arg=[symbol, interval_ms], timeout=20_000)

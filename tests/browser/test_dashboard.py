@@ -11,10 +11,13 @@ import httpx
 import pytest
 
 from tests.browser.conftest import (
+    PROPS,
     ConsoleLog,
     Urls,
+    market_price,
     register,
     screenshot,
+    tick_size,
     wait_chart,
     wait_live,
 )
@@ -59,8 +62,8 @@ def place(page: Any, qty: str, price: str | None = None, side: str = "buy") -> s
 
 
 def price_below_market(page: Any, fraction: str = "0.8") -> str:
-    last = Decimal(page.evaluate("() => TL.market.price"))
-    tick = Decimal(page.evaluate("() => TL.rules('BTCUSDT').tickSize || '0.01'"))
+    last = Decimal(market_price(page))
+    tick = Decimal(tick_size(page, "BTCUSDT"))
     return str((last * Decimal(fraction)).quantize(tick, rounding=ROUND_DOWN))
 
 
@@ -163,7 +166,8 @@ def test_symbol_and_timeframe_switching_without_reload(page: Any, urls: Urls) ->
 
     # Live ticks reach the chart through the market stream (patched in place, 30-market.js).
     page.wait_for_function(
-        "() => TL.marketStream && TL.marketStream.status === 'live' && TL.marketFeed.n > 0")
+        f"() => {{ const p = ({PROPS})('market-stream');"
+        " return p && p.status === 'live' && (p.message || {}).n > 0; }")
     # Back to the first symbol without a reload...
     page.go_back()
     page.wait_for_url(re.compile(r".*/trade/BTCUSDT$"))
@@ -272,7 +276,7 @@ def test_price_alert_is_stored_on_the_server_and_fires_once_as_a_toast(
         page: Any, urls: Urls) -> None:
     register(page, urls)
     wait_chart(page, "BTCUSDT")
-    market = Decimal(page.evaluate("() => TL.market.price"))
+    market = Decimal(market_price(page))
     page.fill("#alert-price", str((market * 2).quantize(Decimal("0.01"))))
     page.click("#alert-add")
     page.wait_for_selector("#alert-list li:has-text('BTCUSDT')")
@@ -305,7 +309,7 @@ def test_tables_catch_up_after_a_lost_stream_without_duplicates(page: Any, urls:
     page.locator("#orders-table .ag-row", has_text=first[:5]).first.wait_for()
 
     # The connection drops; meanwhile another client places an order.
-    page.evaluate("() => TL.userStream.close()")
+    page.evaluate("() => dash_clientside.set_props('user-stream', {url: null})")
     page.wait_for_selector("#live-status.down")
     token = json.loads(page.evaluate("() => localStorage.getItem('auth')"))["token"]
     second = price_below_market(page, "0.6")
@@ -315,7 +319,8 @@ def test_tables_catch_up_after_a_lost_stream_without_duplicates(page: Any, urls:
                                 "quantity": "0.001", "price": second, "timeInForce": "GTC"})
     assert response.status_code == 202, response.text
 
-    page.evaluate("() => TL.userStream.open()")
+    # Back: the component asks for a new URL (a new one-use token) and resumes.
+    page.evaluate("() => dash_clientside.set_props('user-stream', {expired: 1000})")
     wait_live(page)
     page.locator("#orders-table .ag-row", has_text=second[:5]).first.wait_for()
     page.wait_for_timeout(1500)  # let any replayed event arrive
@@ -330,15 +335,18 @@ def test_two_tabs_refreshing_at_once_keep_the_login(context: Any, page: Any, url
     other = context.new_page()
     other.goto(urls.dashboard + "/trade/BTCUSDT")
     wait_live(other)
-    before = page.evaluate("() => TL.getSession().token")
+    token = "() => JSON.parse(localStorage.getItem('auth')).token"
+    before = page.evaluate(token)
     for tab in (page, other):  # both start before either finishes
-        tab.evaluate("() => { window.__refreshed = TL.refreshSession(); }")
+        tab.evaluate("(t) => { window.__refreshed = TL.refreshSession(t).then(s => !!s); }",
+                     before)
     assert [tab.evaluate("() => window.__refreshed") for tab in (page, other)] == [True, True]
     for tab in (page, other):
-        assert tab.evaluate("() => TL.api('/api/me').then(me => me.email)").endswith(
-            "@example.com")
-    assert page.evaluate("() => TL.getSession().token") != before
+        me = httpx.get(urls.api + "/api/me", timeout=10,
+                       headers={"Authorization": f"Bearer {tab.evaluate(token)}"})
+        assert me.status_code == 200 and me.json()["email"].endswith("@example.com")
+    assert page.evaluate(token) != before
     # The login still works after another rotation (no reuse was detected).
-    assert other.evaluate("() => TL.refreshSession()") is True
+    assert other.evaluate(f"() => TL.refreshSession(({token})()).then(s => !!s)") is True
     page.reload()
     wait_live(page)

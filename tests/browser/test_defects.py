@@ -16,6 +16,7 @@ from tests.browser.conftest import (
     PASSWORD,
     ConsoleLog,
     Urls,
+    market_price,
     new_email,
     register,
     screenshot,
@@ -242,7 +243,7 @@ def test_6_far_from_the_market_or_by_keystroke_an_order_asks_first(page: Any,
                                                                    urls: Urls) -> None:
     register(page, urls)
     wait_chart(page, "BTCUSDT")
-    market = Decimal(page.evaluate("() => TL.market.price"))
+    market = Decimal(market_price(page))
     fill_ticket(page, "0.001", price=str((market * 10).quantize(Decimal("0.01"))))
     page.click("#place-btn")
     page.wait_for_selector("#confirm-box:has-text('above the market')")

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from adapters.paper_exchange.runner import admin_post
-from tests.browser.conftest import Urls, register, screenshot, wait_chart
+from tests.browser.conftest import (
+    Urls,
+    market_price,
+    register,
+    screenshot,
+    tick_size,
+    wait_chart,
+)
 from tests.browser.test_dashboard import FILL_TIMEOUT_MS, place
 from tests.e2e.test_security import paper_exchange_url
 
@@ -113,8 +120,8 @@ def test_one_click_close_asks_then_sells_the_position(page: Any, urls: Urls) -> 
 
 def _at(page: Any, symbol: str, factor: str) -> str:
     """The last price times `factor`, on the symbol's tick."""
-    last = Decimal(page.evaluate("() => TL.market.price"))
-    tick = Decimal(page.evaluate(f"() => TL.rules('{symbol}').tickSize || '0.01'"))
+    last = Decimal(market_price(page))
+    tick = Decimal(tick_size(page, symbol))
     return str((last * Decimal(factor)).quantize(tick, rounding=ROUND_DOWN))
 
 

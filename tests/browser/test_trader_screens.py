@@ -12,7 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import Urls, register, screenshot, wait_chart
+from tests.browser.conftest import (
+    Urls,
+    market_price,
+    register,
+    screenshot,
+    wait_chart,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -123,7 +129,7 @@ def test_cancel_all_cancels_the_open_orders_of_the_symbol_on_screen(page: Any,
                                                                      urls: Urls) -> None:
     register(page, urls)
     wait_chart(page, "BTCUSDT")
-    last = Decimal(page.evaluate("() => TL.market.price"))
+    last = Decimal(market_price(page))
     for fraction in ("0.9", "0.85"):
         answer = api_post(page, urls, "/api/trading/orders", {
             "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001",

@@ -118,13 +118,13 @@ def test_rows_use_each_symbols_tick_from_the_symbols_store(api: list[str]) -> No
 
 
 def test_balances_and_marks_are_read_with_the_browsers_token(api: list[str]) -> None:
-    auth, live = {"token": "t"}, {"status": "live"}
+    auth, live = {"token": "t"}, "live"
     assert live_account.load_balances(auth, live, None, None) == {
         "balances": {"USDT": {"free": "990.5", "locked": "0"}}, "balancesError": None}
     assert live_account.load_marks(1, auth) == {"BTCUSDT": "101"}
     assert live_account.load_balances(None, live, None, None) == {}
     with pytest.raises(dash.exceptions.PreventUpdate):  # read again once the stream is back
-        live_account.load_balances(auth, {"status": "connecting"}, None, None)
+        live_account.load_balances(auth, "connecting", None, None)
     refused = live_account.load_balances({"token": "x"}, live, None, None)
     assert refused.to_plotly_json()["operations"][0]["params"]["value"] == "sign in"
 
