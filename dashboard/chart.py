@@ -545,7 +545,7 @@ def market_stream_url(route: Any, view: Any, _expired: Any, auth: Any, config: A
         return None, None
     symbol, interval, _wanted, _dark = _view(view)
     key = f"{symbol}:{interval}"
-    if ctx.triggered_id != ids.MARKET_STREAM and key == stream and url:
+    if f"{ids.MARKET_STREAM}.expired" not in ctx.triggered_prop_ids and key == stream and url:
         raise PreventUpdate  # the theme, the indicators or a refreshed token: same stream
     api = str((config or {}).get("apiUrl") or "").rstrip("/")
     url = f"{api}/api/market/{symbol}/stream?interval={interval}&channels=kline,depth,trades"

@@ -7,9 +7,9 @@ the source closed for good; every (re)open reads a REST snapshot (`user_snapshot
 clientside callback (`assets/20-live.js`, on the click -> FILLED path) merges the stream's
 events and the snapshots into `orders-store`, `trades-store` and `positions-store`, as the
 API sends them. Everything off that path is here: the rows are formatted with `Decimal`
-(never floats), and unrealized PnL is re-marked with the latest price (issue 18, defect 1): the live price of the
-symbol on screen (at most once a second, through the ticket's gated market store), the API's
-marks (every MARKS_MS) for the others.
+(never floats), and unrealized PnL is re-marked with the latest price (issue 18, defect 1):
+the live price of the symbol on screen (at most once a second, through the ticket's gated
+market store), the API's marks (every MARKS_MS) for the others.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ MARKS_MS = 5_000
 NONE = "—"
 # The user stream's named events (adapters/api: the SSE route of /api/stream).
 USER_EVENTS = ("ORDER_UPDATE", "TRADE", "POSITION", "RESET", "ALERT")
+# Each batch of the user stream repeats its last USER_KEEP events, so none is lost when Dash
+# runs the merge once for two batches; the merge skips what it has seen.
+USER_KEEP = 200
 # What a (re)open reads from REST: the rows a replay of the stream cannot send.
 SNAPSHOT_READS = (("orders", "/api/trading/orders?limit=500"),
                   ("trades", "/api/trading/trades?limit=500"),
@@ -68,7 +71,7 @@ def _client(token: str | None) -> ApiClient:
 def stores() -> list[Any]:
     """The account stores and timers of the shell's layout."""
     return [
-        EventStream(id=ids.USER_STREAM, events=list(USER_EVENTS), batchMs=100),
+        EventStream(id=ids.USER_STREAM, events=list(USER_EVENTS), batchMs=100, keep=USER_KEEP),
         dcc.Store(id=ids.USER_SNAPSHOT), dcc.Store(id=ids.SNAPSHOT_DUE),
         dcc.Store(id=ids.BALANCES_STORE, data={}),
         dcc.Store(id=ids.BALANCES_DUE),
@@ -207,7 +210,7 @@ def user_stream_url(auth: Any, _expired: Any, config: Any, stream: Any,
         return None, None
     user = (auth.get("user") or {}) if isinstance(auth, dict) else {}
     key = f"user:{user.get('id') or user.get('email') or 'me'}"
-    if ctx.triggered_id == ids.AUTH and key == stream and url:
+    if f"{ids.USER_STREAM}.expired" not in ctx.triggered_prop_ids and key == stream and url:
         raise PreventUpdate
     try:
         minted = _client(token).post("/api/stream-token", {})
@@ -228,7 +231,9 @@ def user_snapshot(_opened: Any, _due: Any, auth: Any) -> dict[str, Any]:
     token = token_of(auth)
     if token is None:
         return {"clear": True}
-    if ctx.triggered_id not in (ids.USER_STREAM, ids.SNAPSHOT_DUE):
+    # Dash may bring several triggers in one call (the auth store loading with the first
+    # open): read when the stream opened or asked, whatever else changed.
+    if not {f"{ids.USER_STREAM}.opened", f"{ids.SNAPSHOT_DUE}.data"} & set(ctx.triggered_prop_ids):
         raise PreventUpdate  # signed in: the stream's first open reads it
     client, out = _client(token), {}
     for key, path in SNAPSHOT_READS:

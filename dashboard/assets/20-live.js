@@ -6,6 +6,13 @@
   "use strict";
   const NO = function () { return window.dash_clientside.no_update; };
   const KINDS = { ORDER_UPDATE: "order", TRADE: "trade", POSITION: "position" };
+  // The newest event each callback has seen: a message repeats the last ones (EventStream `keep`).
+  const seen = { merge: 0, balances: 0 };
+  function fresh(message, who) {
+    const events = ((message && message.events) || []).filter(function (ev) { return ev.seq > seen[who]; });
+    events.forEach(function (ev) { seen[who] = Math.max(seen[who], ev.seq); });
+    return events;
+  }
 
   // Each kind: its key, and whether a row replaces the one held (by version, by time).
   const rules = {
@@ -53,8 +60,8 @@
         if (trig.indexOf("user-snapshot.data") >= 0 && snapshot) {
           ["order", "trade", "position"].forEach(function (k) { (snapshot[k + "s"] || []).forEach(function (r) { put(k, r); }); });
         }
-        if (trig.indexOf("user-stream.message") >= 0 && message) {
-          message.events.forEach(function (ev) {
+        if (trig.indexOf("user-stream.message") >= 0) {
+          fresh(message, "merge").forEach(function (ev) {
             const d = ev.data, payload = (d && (d.order || d.trade || d.position)) || d;
             if (ev.type === "RESET") reset = true; // more was missed than a replay sends
             else if (ev.type === "ALERT") alerts.push(payload);
@@ -70,7 +77,7 @@
       /* Balances follow fills: read them 400 ms after a batch with an order or trade event,
        * once the exchange's new balance has reached the API. */
       balancesDue: function (message) {
-        const due = message && message.events.some(function (ev) { return ev.type === "ORDER_UPDATE" || ev.type === "TRADE"; });
+        const due = fresh(message, "balances").some(function (ev) { return ev.type === "ORDER_UPDATE" || ev.type === "TRADE"; });
         if (!due) return NO();
         return new Promise(function (resolve) { setTimeout(function () { resolve(Date.now()); }, 400); });
       },

@@ -15,8 +15,11 @@ class EventStream(Component):
 
     In: `url` (None closes it), `stream` (names the logical stream; a new `url` with the same
     `stream` resumes from the last event id, sent as the `resumeParam` query parameter),
-    `events` (the named event types to receive), `batchMs`, `maxRetryMs`.
-    Out: `message` ({stream, n, events: [{type, data, id}]}, at most every `batchMs`),
+    `events` (the named event types to receive), `batchMs`, `maxRetryMs`, `keep`.
+    Out: `message` ({stream, n, events: [{type, data, id, seq}]}, at most every `batchMs`;
+    with `keep` > 0 it repeats the last `keep` events, since Dash runs a callback once for
+    several changes made before it ran: a consumer that must see every event skips the
+    `seq`s it has seen, which never restart),
     `status` (one of STREAM_STATUSES), `opened` ({stream, n}, n > 1 on a reopen, when events
     may have been missed) and `expired` (a count: the source closed for good and wants a
     new URL, for example a fresh stream token)."""
@@ -25,14 +28,15 @@ class EventStream(Component):
     _base_nodes = ["children"]
     _namespace = "tradeledger"
     _type = "EventStream"
-    _PROPS = ["id", "url", "stream", "events", "batchMs", "maxRetryMs", "resumeParam",
+    _PROPS = ["id", "url", "stream", "events", "batchMs", "maxRetryMs", "resumeParam", "keep",
               "message", "status", "opened", "expired"]
 
     @_explicitize_args
     def __init__(self, id: str | None = None, url: str | None = None,
                  stream: str | None = None, events: list[str] | None = None,
                  batchMs: int | None = None, maxRetryMs: int | None = None,
-                 resumeParam: str | None = None, message: Any = None,
+                 resumeParam: str | None = None, keep: int | None = None,
+                 message: Any = None,
                  status: str | None = None, opened: Any = None, expired: int | None = None,
                  **kwargs: Any) -> None:
         self._prop_names = list(self._PROPS)

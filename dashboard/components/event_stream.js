@@ -7,7 +7,10 @@
  * receives goes into Dash props, so every flow from a stream is in the callback graph:
  *   url, stream (in)    the URL to open (null: closed); `stream` names the logical stream,
  *                       and a new URL with the same `stream` resumes it (lastEventId)
- *   message (out)       {stream, n, events: [{type, data, id}]}, at most every batchMs
+ *   message (out)       {stream, n, events: [{type, data, id, seq}]}, at most every batchMs;
+ *                       with `keep` > 0 it repeats the last `keep` events: Dash runs a
+ *                       callback once for several changes made before it ran, so a consumer
+ *                       that must not miss one skips what it saw by `seq` (never reset)
  *   status (out)        "connecting" | "live" | "down"
  *   opened (out)        {stream, n}: n-th open of this stream (n > 1: events may be missed)
  *   expired (out)       counts the times the source closed for good: give it a new URL
@@ -21,6 +24,7 @@
       super(props);
       this.es = null; this.stream = undefined; this.lastId = null; this.opens = 0;
       this.retry = 0; this.n = 0; this.queue = []; this.flushTimer = null; this.retryTimer = null;
+      this.seq = 0; this.recent = [];
     }
     componentDidMount() { this.sync(); }
     componentDidUpdate(prev) {
@@ -32,7 +36,7 @@
     sync() {
       if (this.props.stream !== this.stream) { // another stream: nothing of the old one carries over
         this.stream = this.props.stream; this.lastId = null; this.opens = 0; this.retry = 0;
-        this.queue = [];
+        this.queue = []; this.recent = [];
       }
       this.close();
       if (this.props.url) this.open(this.props.url); else this.setStatus("down");
@@ -76,18 +80,20 @@
         if (ev.lastEventId) this.lastId = ev.lastEventId;
         let data;
         try { data = JSON.parse(ev.data); } catch (e) { return; }
-        this.queue.push({ type: type, data: data, id: ev.lastEventId || null });
+        this.queue.push({ type: type, data: data, id: ev.lastEventId || null, seq: ++this.seq });
         if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.props.batchMs);
       }));
     }
     flush() {
       this.flushTimer = null;
-      const events = this.queue;
+      if (!this.queue.length) return;
+      let events = this.queue;
       this.queue = [];
-      if (events.length) this.props.setProps({ message: { stream: this.stream, n: ++this.n, events: events } });
+      if (this.props.keep > 0) events = this.recent = this.recent.concat(events).slice(-this.props.keep);
+      this.props.setProps({ message: { stream: this.stream, n: ++this.n, events: events } });
     }
   }
-  EventStream.defaultProps = { events: [], batchMs: 100, maxRetryMs: 10000, resumeParam: "lastEventId" };
+  EventStream.defaultProps = { events: [], batchMs: 100, maxRetryMs: 10000, resumeParam: "lastEventId", keep: 0 };
 
   window.tradeledger = Object.assign(window.tradeledger || {}, { EventStream: EventStream });
 })();
