@@ -553,7 +553,7 @@ def market_stream_url(route: Any, view: Any, _expired: Any, auth: Any, config: A
     if token:
         try:
             url += "&token=" + quote(str(ApiClient(_api_url, token).post(
-                "/api/stream-token", {})["token"]))
+                "/api/stream-token", {})["token"]), safe="")
         except ApiClientError:
             pass  # the public stream, with the address's budget
     return url, key

@@ -218,7 +218,7 @@ def user_stream_url(auth: Any, _expired: Any, config: Any, stream: Any,
         # The component tries its last URL again and asks once more after a while.
         raise PreventUpdate from None
     api = str((config or {}).get("apiUrl") or "").rstrip("/")
-    return f"{api}/api/stream?token={quote(str(minted['token']))}", key
+    return f"{api}/api/stream?token={quote(str(minted['token']), safe='')}", key
 
 
 @callback(Output(ids.USER_SNAPSHOT, "data"),

@@ -174,3 +174,66 @@ def test_the_ticket_reads_balances_from_their_own_store() -> None:
     assert ticket.numbers("0.1", None, state, market, None, balances)[0] == "50.00 USDT"
     assert ticket.percent_to_quantity(
         "100", state, None, ticket.with_balances(market, balances)) == "0.50000"
+
+
+def triggered_by(*prop_ids: str) -> Any:
+    """Run what follows as a Dash callback that these inputs triggered (several at once, as
+    Dash sends them when they changed before the callback ran)."""
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    return context_value.set(AttributeDict(
+        triggered_inputs=[{"prop_id": p, "value": None} for p in prop_ids]))
+
+
+@pytest.fixture
+def streams() -> Iterator[list[str]]:
+    """The API minting stream tokens and listing the account's rows."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.headers.get("Authorization") != "Bearer t":
+            return httpx.Response(401, json={"error": {"code": "unauthorized", "message": "no"}})
+        if request.url.path == "/api/stream-token":
+            return httpx.Response(200, json={"token": f"s{len(seen)}/+"})
+        if request.url.path == "/api/trading/orders":
+            return httpx.Response(200, json=[{"orderId": "o1", "version": 2}])
+        if request.url.path == "/api/trading/trades":
+            return httpx.Response(500, json={"error": {"code": "boom", "message": "down"}})
+        return httpx.Response(200, json=[POSITION])
+
+    live_account.configure("http://api.test", httpx.MockTransport(answer))
+    yield seen
+    live_account.configure("")
+
+
+AUTH = {"token": "t", "user": {"id": "u1", "email": "a@example.com"}}
+CONFIG = {"apiUrl": "http://browser.test/"}
+
+
+def test_the_user_stream_gets_a_fresh_one_use_token_on_sign_in_and_when_it_expired(
+        streams: list[str]) -> None:
+    triggered_by("auth.data")
+    url, key = live_account.user_stream_url(AUTH, None, CONFIG, None, None)
+    assert url == "http://browser.test/api/stream?token=s1%2F%2B" and key == "user:u1"
+    # A refreshed access token leaves the open stream alone...
+    with pytest.raises(dash.exceptions.PreventUpdate):
+        live_account.user_stream_url(AUTH, None, CONFIG, key, url)
+    # ... but an expiry brought in the same call as the auth store still gets a new token.
+    triggered_by("auth.data", "user-stream.expired")
+    again, same = live_account.user_stream_url(AUTH, 1, CONFIG, key, url)
+    assert again != url and same == key and streams.count("POST /api/stream-token") == 2
+    assert live_account.user_stream_url(None, 1, CONFIG, key, url) == (None, None)
+
+
+def test_the_snapshot_is_read_on_every_open_whatever_else_triggered_it(
+        streams: list[str]) -> None:
+    triggered_by("auth.data")  # signed in: the stream's first open will read it
+    with pytest.raises(dash.exceptions.PreventUpdate):
+        live_account.user_snapshot(None, None, AUTH)
+    triggered_by("auth.data", "user-stream.opened")  # a reload: both in one call
+    snapshot = live_account.user_snapshot({"n": 1}, None, AUTH)
+    # What could be read (trades failed: the next open reads them again).
+    assert snapshot == {"orders": [{"orderId": "o1", "version": 2}], "positions": [POSITION]}
+    assert live_account.user_snapshot({"n": 1}, None, None) == {"clear": True}
