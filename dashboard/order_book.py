@@ -18,7 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
+from dash import (
+    ALL,
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    dcc,
+    html,
+)
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -35,8 +45,12 @@ LEVELS = 10  # rows per side on screen (the stream carries 20; the JS fills as m
 TRADE_ROWS = 30
 
 
-def _row(side: str) -> html.Div:
-    return html.Div(className=f"book-row {side}", style={"visibility": "hidden"},
+ROW = "book-row"  # the rows' pattern-matching ids: {"type": ROW, "slot": "ask-3"}
+
+
+def _row(side: str, i: int) -> html.Div:
+    return html.Div(id={"type": ROW, "slot": f"{side}-{i}"}, n_clicks=0,
+                    className=f"book-row {side}", style={"visibility": "hidden"},
                     **{"data-book-side": side}, children=[
         html.Span(className="book-price"), html.Span(className="book-qty"),
         html.Span(className="book-total" + (" muted" if side == "trade" else "")),
@@ -55,16 +69,16 @@ def layout() -> html.Div:
             html.Span("Price"), html.Span("Amount"), html.Span("Total"),
         ]),
         html.Div(id=LADDER, className="book-ladder mono", children=[
-            *[_row("ask") for _ in range(LEVELS)],
+            *[_row("ask", i) for i in range(LEVELS)],
             html.Div("connecting…", id=SPREAD, className="book-spread"),
-            *[_row("bid") for _ in range(LEVELS)],
+            *[_row("bid", i) for i in range(LEVELS)],
         ]),
         html.H4("Market trades", className="book-trades-title"),
         html.Div(className="book-head muted", children=[
             html.Span("Price"), html.Span("Amount"), html.Span("Time"),
         ]),
         html.Div(id=TRADES, className="book-trades mono",
-                 children=[_row("trade") for _ in range(TRADE_ROWS)]),
+                 children=[_row("trade", i) for i in range(TRADE_ROWS)]),
         dcc.Store(id=BOOK_STORE),
         dcc.Store(id=SNAPSHOT_STORE),
         dcc.Store(id=PRICE_CLICK_STORE),
@@ -108,4 +122,10 @@ clientside_callback(
     ClientsideFunction(namespace="book", function_name="render"),
     Output(SPREAD, "children"),
     Input(BOOK_STORE, "data"),
+)
+clientside_callback(
+    ClientsideFunction(namespace="book", function_name="click"),
+    Output(PRICE_CLICK_STORE, "data"),
+    Input({"type": ROW, "slot": ALL}, "n_clicks"),
+    State(BOOK_STORE, "data"), State(PRICE_CLICK_STORE, "data"), prevent_initial_call=True,
 )

@@ -1,20 +1,10 @@
-/* The order book's browser side (dashboard/order_book.py): its live merge, its clicks and
- * its rows. Why JS: the ladder is refilled in place up to twice a second (with the market
- * stream's batches), and a Dash re-render of its rows would replace them under the pointer
- * and lose clicks; the click itself is a document listener for the same reason. */
+/* The order book's browser side (dashboard/order_book.py): its live merge, its rows and a
+ * click on them. Why JS: the ladder is refilled in place up to twice a second (with the
+ * market stream's batches); a Dash re-render of its rows would replace them under the
+ * pointer and lose clicks, so the rows are drawn once and `render` writes their text. */
 (function () {
   "use strict";
   const ROWS = 30;
-  let clicks = 0, shown = null; // the clicks so far; the symbol of the book on screen
-
-  // One delegated listener: clicks on a level or a trade, whatever was redrawn meanwhile.
-  document.addEventListener("click", function (ev) {
-    const row = ev.target && ev.target.closest ? ev.target.closest("[data-book-price]") : null;
-    if (!row || !window.dash_clientside) return;
-    window.dash_clientside.set_props("book-price-click", { data: {
-      price: row.getAttribute("data-book-price"), side: row.getAttribute("data-book-side"),
-      symbol: shown, n: ++clicks } });
-  });
 
   function plain(s, keep) { // "50005.00000000" -> "50005.00": Binance pads to 8 decimals
     const text = String(s);
@@ -77,9 +67,19 @@
         }
         return next;
       },
+      /* A click on a row (its n_clicks) -> the price `render` wrote there, for the ticket;
+       * `n` counts clicks, so the same price twice still changes the store. */
+      click: function (_clicks, book, prev) {
+        const t = window.dash_clientside.callback_context.triggered[0];
+        if (!t || !t.value) return window.dash_clientside.no_update;
+        const row = document.getElementById(t.prop_id.slice(0, t.prop_id.lastIndexOf(".")));
+        const price = row && row.getAttribute("data-book-price");
+        if (!price) return window.dash_clientside.no_update; // an empty row
+        return { price: price, side: row.getAttribute("data-book-side"), symbol: book ? book.symbol : null,
+          n: ((prev && prev.n) || 0) + 1 };
+      },
       /* book-store -> the pre-drawn rows, filled in place; returns the spread line. */
       render: function (data) {
-        shown = data ? data.symbol : null;
         const book = data && data.book;
         side("ask", book ? book.asks || [] : [], false);
         side("bid", book ? book.bids || [] : [], true);

@@ -87,24 +87,16 @@ def test_every_id_the_callbacks_and_the_js_use_is_in_the_layout() -> None:
     assert {i for i in js_ids() - present if i not in dynamic} == set()
 
 
-def store_ids(component: Any) -> set[str]:
-    """The ids of the dcc.Store components in a component tree."""
-    return {node.id for node in components(component)
-            if type(node).__name__ == "Store" and isinstance(getattr(node, "id", None), str)}
-
-
 def js_writes() -> set[str]:
     """Ids the JS assets write outside the callback graph (set_props)."""
     pattern = re.compile(r"""set_props\(\s*"([a-z0-9-]+)\"""")
     return {i for path in Path(ASSETS).glob("*.js") for i in pattern.findall(path.read_text())}
 
 
-def test_the_js_writes_outside_the_callback_graph_only_a_click_on_the_order_book() -> None:
-    # The streams are EventStream components and their data flows through callbacks; the
-    # one write left is the order book's click listener (assets/60-order-book.js says why).
-    assert js_writes() == {"book-price-click"}
-    create_dash_app("http://127.0.0.1:1")
-    assert "book-price-click" in store_ids(serve_layout("http://127.0.0.1:1"))
+def test_the_js_writes_nothing_outside_the_callback_graph() -> None:
+    # The streams are EventStream components and every flow from them is a callback; so are
+    # the session's refresh and a click on the order book.
+    assert js_writes() == set()
 
 
 def spelled_ids(source: str) -> set[str]:
