@@ -252,10 +252,17 @@ clientside_callback(
     _live("merge"),
     Output(ids.ORDERS_STORE, "data"), Output(ids.TRADES_STORE, "data"),
     Output(ids.POSITIONS_STORE, "data"), Output(ids.ALERT_FIRED, "data"),
-    Output(ids.SNAPSHOT_DUE, "data"),
     Input(ids.USER_STREAM, "message"), Input(ids.USER_SNAPSHOT, "data"),
     State(ids.ORDERS_STORE, "data"), State(ids.TRADES_STORE, "data"),
     State(ids.POSITIONS_STORE, "data"), prevent_initial_call=True,
+)
+# RESET (more was missed than a replay sends): read a snapshot again. A callback of its own:
+# as an output of the merge, it closed a loop (merge -> snapshot-due -> user_snapshot ->
+# user-snapshot -> merge) that made Dash hold every merge for a server round trip, which
+# doubled click -> FILLED (docs/dashboard.md, timings of 2026-12-06 06:25).
+clientside_callback(
+    _live("resetDue"), Output(ids.SNAPSHOT_DUE, "data"),
+    Input(ids.USER_STREAM, "message"), prevent_initial_call=True,
 )
 clientside_callback(
     _live("balancesDue"), Output(ids.BALANCES_DUE, "data"),

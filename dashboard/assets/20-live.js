@@ -7,7 +7,7 @@
   const NO = function () { return window.dash_clientside.no_update; };
   const KINDS = { ORDER_UPDATE: "order", TRADE: "trade", POSITION: "position" };
   // The newest event each callback has seen: a message repeats the last ones (EventStream `keep`).
-  const seen = { merge: 0, balances: 0 };
+  const seen = { merge: 0, balances: 0, reset: 0 };
   function fresh(message, who) {
     const events = ((message && message.events) || []).filter(function (ev) { return ev.seq > seen[who]; });
     events.forEach(function (ev) { seen[who] = Math.max(seen[who], ev.seq); });
@@ -49,13 +49,12 @@
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     live: {
       /* message (the stream's batch) or snapshot (REST) -> orders, trades, positions stores,
-       * the batch's ALERT events, and a snapshot asked for again on RESET. */
+       * and the batch's ALERT events. */
       merge: function (message, snapshot, orders, trades, positions) {
         const trig = window.dash_clientside.callback_context.triggered.map(function (t) { return t.prop_id; });
-        if (trig.indexOf("user-snapshot.data") >= 0 && snapshot && snapshot.clear) return [[], [], [], NO(), NO()];
+        if (trig.indexOf("user-snapshot.data") >= 0 && snapshot && snapshot.clear) return [[], [], [], NO()];
         const maps = { order: keyed("order", orders), trade: keyed("trade", trades), position: keyed("position", positions) };
         const changed = {}, alerts = [];
-        let reset = false;
         const put = function (kind, row) { if (add(kind, maps[kind], row)) changed[kind] = true; };
         if (trig.indexOf("user-snapshot.data") >= 0 && snapshot) {
           ["order", "trade", "position"].forEach(function (k) { (snapshot[k + "s"] || []).forEach(function (r) { put(k, r); }); });
@@ -63,15 +62,19 @@
         if (trig.indexOf("user-stream.message") >= 0) {
           fresh(message, "merge").forEach(function (ev) {
             const d = ev.data, payload = (d && (d.order || d.trade || d.position)) || d;
-            if (ev.type === "RESET") reset = true; // more was missed than a replay sends
-            else if (ev.type === "ALERT") alerts.push(payload);
+            if (ev.type === "ALERT") alerts.push(payload);
             else if (KINDS[ev.type]) put(KINDS[ev.type], payload);
           });
         }
         return [changed.order ? newest(maps.order, "createdAt") : NO(),
           changed.trade ? newest(maps.trade, "time") : NO(),
           changed.position ? Array.from(maps.position.values()) : NO(),
-          alerts.length ? alerts : NO(), reset ? Date.now() : NO()];
+          alerts.length ? alerts : NO()];
+      },
+
+      // RESET in a batch: the server reads a snapshot again (live_account.py says why apart).
+      resetDue: function (message) {
+        return fresh(message, "reset").some(function (ev) { return ev.type === "RESET"; }) ? Date.now() : NO();
       },
 
       /* Balances follow fills: read them 400 ms after a batch with an order or trade event,
