@@ -7,8 +7,7 @@
  * receives goes into Dash props, so every flow from a stream is in the callback graph:
  *   url, stream (in)    the URL to open (null: closed); `stream` names the logical stream,
  *                       and a new URL with the same `stream` resumes it (lastEventId)
- *   message (out)       {stream, n, events: [{type, data, id, seq}]}, at most one per batchMs
- *                       (at once after a quiet spell);
+ *   message (out)       {stream, n, events: [{type, data, id, seq}]}, at most every batchMs;
  *                       with `keep` > 0 it repeats the last `keep` events: Dash runs a
  *                       callback once for several changes made before it ran, so a consumer
  *                       that must not miss one skips what it saw by `seq` (never reset)
@@ -82,17 +81,11 @@
         let data;
         try { data = JSON.parse(ev.data); } catch (e) { return; }
         this.queue.push({ type: type, data: data, id: ev.lastEventId || null, seq: ++this.seq });
-        // At most one message per batchMs, the first of a quiet spell at once (a fill waits
-        // for no timer), the rest of a burst together.
-        if (!this.flushTimer) {
-          const wait = Math.max(0, (this.flushedAt || 0) + this.props.batchMs - Date.now());
-          this.flushTimer = setTimeout(() => this.flush(), wait);
-        }
+        if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.props.batchMs);
       }));
     }
     flush() {
       this.flushTimer = null;
-      this.flushedAt = Date.now();
       if (!this.queue.length) return;
       let events = this.queue;
       this.queue = [];
