@@ -175,5 +175,5 @@ def _register_clientside(app: dash.Dash) -> None:
     cb(ClientsideFunction("session", "keep"), Output(ids.AUTH, "data", allow_duplicate=True),
        Input(ids.SESSION_TICK, "n_intervals"), State(ids.AUTH, "data"), prevent_initial_call=True)
     cb(_cs("theme"), Output(ids.THEME_TOGGLE, "children"), Input(ids.THEME_TOGGLE, "n_clicks"))
-    cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.ORDERS_STORE, "data"),
-       Input(ids.SYMBOLS_STORE, "data"))
+    cb(_cs("orderRows"), Output(ids.ORDERS_GRID, "rowData"), Input(ids.SYMBOLS_STORE, "data"),
+       State(ids.ORDERS_STORE, "data"))

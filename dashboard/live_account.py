@@ -252,9 +252,13 @@ clientside_callback(
     _live("merge"),
     Output(ids.ORDERS_STORE, "data"), Output(ids.TRADES_STORE, "data"),
     Output(ids.POSITIONS_STORE, "data"), Output(ids.ALERT_FIRED, "data"),
+    # The Orders grid's rows too, on the click -> FILLED path: one renderer hop fewer than
+    # through orders-store (app.py draws them again when the symbols' rules arrive).
+    Output(ids.ORDERS_GRID, "rowData", allow_duplicate=True),
     Input(ids.USER_STREAM, "message"), Input(ids.USER_SNAPSHOT, "data"),
     State(ids.ORDERS_STORE, "data"), State(ids.TRADES_STORE, "data"),
-    State(ids.POSITIONS_STORE, "data"), prevent_initial_call=True,
+    State(ids.POSITIONS_STORE, "data"), State(ids.SYMBOLS_STORE, "data"),
+    prevent_initial_call=True,
 )
 # RESET (more was missed than a replay sends): read a snapshot again. A callback of its own:
 # as an output of the merge, it closed a loop (merge -> snapshot-due -> user_snapshot ->

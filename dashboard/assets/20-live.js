@@ -49,10 +49,10 @@
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     live: {
       /* message (the stream's batch) or snapshot (REST) -> orders, trades, positions stores,
-       * and the batch's ALERT events. */
-      merge: function (message, snapshot, orders, trades, positions) {
+       * the batch's ALERT events, and the Orders grid's rows. */
+      merge: function (message, snapshot, orders, trades, positions, symbols) {
         const trig = window.dash_clientside.callback_context.triggered.map(function (t) { return t.prop_id; });
-        if (trig.indexOf("user-snapshot.data") >= 0 && snapshot && snapshot.clear) return [[], [], [], NO()];
+        if (trig.indexOf("user-snapshot.data") >= 0 && snapshot && snapshot.clear) return [[], [], [], NO(), []];
         const maps = { order: keyed("order", orders), trade: keyed("trade", trades), position: keyed("position", positions) };
         const changed = {}, alerts = [];
         const put = function (kind, row) { if (add(kind, maps[kind], row)) changed[kind] = true; };
@@ -66,10 +66,10 @@
             else if (KINDS[ev.type]) put(KINDS[ev.type], payload);
           });
         }
-        return [changed.order ? newest(maps.order, "createdAt") : NO(),
-          changed.trade ? newest(maps.trade, "time") : NO(),
+        const rows = changed.order ? newest(maps.order, "createdAt") : null;
+        return [rows || NO(), changed.trade ? newest(maps.trade, "time") : NO(),
           changed.position ? Array.from(maps.position.values()) : NO(),
-          alerts.length ? alerts : NO()];
+          alerts.length ? alerts : NO(), rows ? TL.orderRows(rows, symbols) : NO()];
       },
 
       // RESET in a batch: the server reads a snapshot again (live_account.py says why apart).

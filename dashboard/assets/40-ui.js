@@ -79,10 +79,9 @@
         return document.body.classList.contains("dark") ? "☀" : "☾";
       },
 
-      // Orders into the grid's rows (50-grid.js); AG Grid keys them by orderId.
-      orderRows: function (list, symbols) {
-        return (list || []).map(function (o) { return TL.orderRow(o, TL.rules(symbols, o.symbol)); });
-      },
+      // The symbols' rules arrived: the Orders rows again, with their tick sizes (the live
+      // account's merge, 20-live.js, writes them on every order update).
+      orderRows: function (symbols, list) { return TL.orderRows(list, symbols); },
     },
   });
 })();

@@ -74,6 +74,9 @@
     }
     return o.fillLatencyMs !== null && o.fillLatencyMs !== undefined ? o.fillLatencyMs + " ms" : "—";
   }
+  TL.orderRows = function (orders, symbols) {
+    return (orders || []).map(function (o) { return TL.orderRow(o, TL.rules(symbols, o.symbol)); });
+  };
   TL.orderRow = function (o, rules) {
     const dp = TL.priceDp(rules);
     const st = String(o.status || "").toUpperCase();
