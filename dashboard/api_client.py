@@ -125,3 +125,10 @@ def token_of(auth: Any) -> str | None:
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
         return auth["token"]
     return None
+
+
+def rows_of(data: Any, key: str) -> list[Any]:
+    """A list the API sent bare or wrapped (`{key: [...]}` or `{items: [...]}`); [] else."""
+    if isinstance(data, dict):
+        data = data.get(key) or data.get("items") or []
+    return list(data) if isinstance(data, list) else []

@@ -55,7 +55,7 @@ from dash import (
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids, indicators
-from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError, token_of
+from dashboard.api_client import SYMBOL_RE, ApiClient, ApiClientError, rows_of, token_of
 from dashboard.components import EventStream
 from dashboard.ticket import SYMBOL_SELECT
 
@@ -333,11 +333,10 @@ def history(symbol: str, interval: str, token: str | None,
         hit = _history.get(key)
     if hit is not None and time.monotonic() - hit[0] < max_age:
         return hit[1]
-    rows = ApiClient(_api_url, token).get(f"/api/market/{symbol}/klines",
-                                          {"interval": interval, "limit": HISTORY})
-    if isinstance(rows, dict):
-        rows = rows.get("klines") or rows.get("items") or []
-    candles = sorted((candle(k) for k in rows or []), key=lambda k: k["t"])
+    rows = rows_of(ApiClient(_api_url, token).get(f"/api/market/{symbol}/klines",
+                                                  {"interval": interval, "limit": HISTORY}),
+                   "klines")
+    candles = sorted((candle(k) for k in rows), key=lambda k: k["t"])
     with _history_lock:
         if len(_history) > 200:
             _history.clear()
@@ -470,12 +469,10 @@ def load_symbols(_config: Any, _auth: Any, known: Any) -> tuple[Any, Any]:
     if known:
         raise PreventUpdate
     try:
-        rows = ApiClient(_api_url, None).get("/api/market/symbols")
+        rows = rows_of(ApiClient(_api_url, None).get("/api/market/symbols"), "symbols")
     except ApiClientError:
         raise PreventUpdate from None
-    if isinstance(rows, dict):
-        rows = rows.get("symbols") or rows.get("items") or []
-    rules = {str(r["symbol"]): normalise_symbol(r) for r in rows or []
+    rules = {str(r["symbol"]): normalise_symbol(r) for r in rows
              if isinstance(r, dict) and r.get("symbol")}
     return rules, sorted(rules)
 

@@ -35,7 +35,7 @@ from dash import (
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
-from dashboard.api_client import ApiClient, ApiClientError, token_of
+from dashboard.api_client import ApiClient, ApiClientError, rows_of, token_of
 from dashboard.components import EventStream
 from dashboard.ticket import TICKET_MARKET, decimal_or_none, decimals, plain, rules_of
 
@@ -189,13 +189,6 @@ clientside_callback(
     Output(ids.LIVE_LABEL, "children"), Input(ids.USER_STREAM, "status"))
 
 
-def _rows(data: Any, key: str) -> list[Any]:
-    """A list the API sent bare or wrapped ({items: [...]}, {orders: [...]})."""
-    if isinstance(data, dict):
-        data = data.get(key) or data.get("items") or []
-    return list(data) if isinstance(data, list) else []
-
-
 @callback(Output(ids.USER_STREAM, "url"), Output(ids.USER_STREAM, "stream"),
           Input(ids.AUTH, "data"), Input(ids.USER_STREAM, "expired"),
           State(ids.CONFIG, "data"), State(ids.USER_STREAM, "stream"),
@@ -238,7 +231,7 @@ def user_snapshot(_opened: Any, _due: Any, auth: Any) -> dict[str, Any]:
     client, out = _client(token), {}
     for key, path in SNAPSHOT_READS:
         try:
-            out[key] = _rows(client.get(path), key)
+            out[key] = rows_of(client.get(path), key)
         except ApiClientError:
             continue  # what could be read; the next (re)open reads again
     return out
