@@ -53,6 +53,10 @@
     const step = String((rules && rules.tickSize) || "");
     return step.indexOf(".") < 0 ? 2 : step.split(".")[1].replace(/0+$/, "").length;
   };
+  // Whether an input of the running clientside callback, by component id, triggered it.
+  TL.triggered = function (id) {
+    return window.dash_clientside.callback_context.triggered.some(function (t) { return t.prop_id.indexOf(id + ".") === 0; });
+  };
   const OPEN = new Set(["PENDING", "SUBMITTED", "NEW", "ACCEPTED", "PARTIALLY_FILLED", "CANCEL_REQUESTED"]);
   TL.isOpen = function (o) { return OPEN.has(String(o.status || "").toUpperCase()); };
 })();

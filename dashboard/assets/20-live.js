@@ -51,15 +51,15 @@
       /* message (the stream's batch) or snapshot (REST) -> orders, trades, positions stores,
        * the batch's ALERT events, and the Orders grid's rows. */
       merge: function (message, snapshot, orders, trades, positions, symbols) {
-        const trig = window.dash_clientside.callback_context.triggered.map(function (t) { return t.prop_id; });
-        if (trig.indexOf("user-snapshot.data") >= 0 && snapshot && snapshot.clear) return [[], [], [], NO(), []];
+        const bySnapshot = TL.triggered("user-snapshot");
+        if (bySnapshot && snapshot && snapshot.clear) return [[], [], [], NO(), []];
         const maps = { order: keyed("order", orders), trade: keyed("trade", trades), position: keyed("position", positions) };
         const changed = {}, alerts = [];
         const put = function (kind, row) { if (add(kind, maps[kind], row)) changed[kind] = true; };
-        if (trig.indexOf("user-snapshot.data") >= 0 && snapshot) {
+        if (bySnapshot && snapshot) {
           ["order", "trade", "position"].forEach(function (k) { (snapshot[k + "s"] || []).forEach(function (r) { put(k, r); }); });
         }
-        if (trig.indexOf("user-stream.message") >= 0) {
+        if (TL.triggered("user-stream")) {
           fresh(message, "merge").forEach(function (ev) {
             const d = ev.data, payload = (d && (d.order || d.trade || d.position)) || d;
             if (ev.type === "ALERT") alerts.push(payload);

@@ -8,9 +8,6 @@
   const TL = window.TL;
   const NO = function () { return window.dash_clientside.no_update; };
   let shownKey = null, indicatorsAt = 0;
-  const triggered = function (id) {
-    return window.dash_clientside.callback_context.triggered.some(function (t) { return t.prop_id.indexOf(id + ".") === 0; });
-  };
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     market: {
@@ -35,7 +32,7 @@
         const m = Object.assign({}, market && market.symbol === symbol ? market : { symbol: symbol, price: null, change: null });
         m.rules = TL.rules(symbols, symbol);
         const klines = {};
-        if (triggered("market-stream") && message && message.stream === key) {
+        if (TL.triggered("market-stream") && message && message.stream === key) {
           message.events.forEach(function (ev) {
             const d = ev.data || {};
             if (ev.type === "TICKER") {
@@ -72,7 +69,7 @@
           out[3] = "pair-change mono" + (ch === null ? "" : up ? " up" : " down");
         }
         const c = fig && fig.data && fig.data[0];
-        if (!triggered("chart-ticks") || !ticks || ticks.key !== meta.key || !c || c.name !== meta.symbol) return out;
+        if (!TL.triggered("chart-ticks") || !ticks || ticks.key !== meta.key || !c || c.name !== meta.symbol) return out;
         const p = new window.dash_clientside.Patch();
         let last = c.x.length ? c.x[c.x.length - 1] : -Infinity;
         ticks.klines.forEach(function (k) {
@@ -121,7 +118,7 @@
           fills: (trades || []).filter(function (t) { return t.symbol === meta.symbol && time(t) >= (meta.t0 || 0); })
             .map(function (t) { return { side: t.side, quantity: t.quantity, price: t.price, time: time(t) }; }),
         };
-        return triggered("chart-meta") || JSON.stringify(rows) !== JSON.stringify(prev) ? rows : NO();
+        return TL.triggered("chart-meta") || JSON.stringify(rows) !== JSON.stringify(prev) ? rows : NO();
       },
     },
   });

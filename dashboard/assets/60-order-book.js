@@ -44,7 +44,6 @@
       /* The REST snapshot (a new symbol) and the market stream's DEPTH and MARKET_TRADE
        * events -> the book store: the newest book, the last trades by id. */
       receive: function (message, snapshot, book) {
-        const trig = window.dash_clientside.callback_context.triggered.map(function (t) { return t.prop_id; });
         const symbol = snapshot ? snapshot.symbol : null;
         const cur = book && book.symbol === symbol ? book : { symbol: symbol, book: null, trades: [] };
         const next = { symbol: symbol, book: cur.book, trades: cur.trades.slice() };
@@ -54,11 +53,11 @@
           next.trades.sort(function (a, b) { return a.id - b.id; });
           next.trades = next.trades.slice(-ROWS);
         };
-        if (trig.indexOf("book-snapshot.data") >= 0 && snapshot) {
+        if (TL.triggered("book-snapshot") && snapshot) {
           if (!next.book) next.book = snapshot.book;
           addTrades(snapshot.trades);
         }
-        if (trig.indexOf("market-stream.message") >= 0 && message && symbol
+        if (TL.triggered("market-stream") && message && symbol
             && String(message.stream).split(":")[0] === symbol) {
           message.events.forEach(function (ev) {
             if (ev.type === "DEPTH" && ev.data) next.book = ev.data;
