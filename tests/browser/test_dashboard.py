@@ -337,6 +337,9 @@ def test_two_tabs_refreshing_at_once_keep_the_login(context: Any, page: Any, url
     wait_live(other)
     token = "() => JSON.parse(localStorage.getItem('auth')).token"
     before = page.evaluate(token)
+    # Tokens carry times in whole seconds: one issued in the sign-in's second could be
+    # byte-equal to it, and the check below could not see the refresh.
+    page.wait_for_timeout(1100)
     for tab in (page, other):  # both start before either finishes
         tab.evaluate("(t) => { window.__refreshed = TL.refreshSession(t).then(s => !!s); }",
                      before)
